@@ -1,0 +1,563 @@
+//! Arrow schemas and `RecordBatch` conversion for every record type.
+//!
+//! Prices and sizes are `Decimal128(38, 9)`, the exact raw fixed-point value (no float
+//! rounding on the way to Parquet or SQL). Times are `Timestamp(Nanosecond, "UTC")`. Each
+//! batch carries `instrument_id` and the instrument's `symbol` so files are readable alone.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Decimal128Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+    UInt64Builder,
+};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Decimal128Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::fixed::{Price, Quantity};
+use crate::instrument::{InstrumentId, InstrumentRegistry};
+use crate::records::{
+    Bar, BarKind, BookAction, BookEvent, Quote, Reject, RejectReason, SeqNo, Side, Trade,
+};
+use crate::time::{Duration, Timestamp};
+
+/// Decimal precision used for every fixed-point column.
+pub const DECIMAL_PRECISION: u8 = 38;
+
+/// A record type with an Arrow schema.
+pub trait ArrowRecord: Sized {
+    /// The stream name of this record type (`trades`, `bars`, ...).
+    const NAME: &'static str;
+    /// The Arrow schema.
+    fn schema() -> SchemaRef;
+    /// Converts rows into one batch; symbols come from the registry.
+    fn to_record_batch(rows: &[Self], registry: &InstrumentRegistry) -> Result<RecordBatch>;
+    /// Converts a batch of this schema back into rows.
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>>;
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+fn dec_type() -> DataType {
+    DataType::Decimal128(DECIMAL_PRECISION, crate::fixed::FIXED_DECIMALS as i8)
+}
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+/// Column builders for the shapes used here.
+struct Cols {
+    out: Vec<ArrayRef>,
+}
+
+impl Cols {
+    fn new() -> Self {
+        Self { out: Vec::new() }
+    }
+    fn u32(&mut self, it: impl Iterator<Item = Option<u32>>) {
+        let mut b = UInt32Builder::new();
+        it.for_each(|v| b.append_option(v));
+        self.out.push(Arc::new(b.finish()));
+    }
+    fn u64(&mut self, it: impl Iterator<Item = Option<u64>>) {
+        let mut b = UInt64Builder::new();
+        it.for_each(|v| b.append_option(v));
+        self.out.push(Arc::new(b.finish()));
+    }
+    fn ts(&mut self, it: impl Iterator<Item = Option<Timestamp>>) {
+        let mut b = TimestampNanosecondBuilder::new().with_timezone("UTC");
+        it.for_each(|v| b.append_option(v.map(|t| t.0)));
+        self.out.push(Arc::new(b.finish()));
+    }
+    fn dec(&mut self, it: impl Iterator<Item = Option<i64>>) -> Result<()> {
+        let mut b = Decimal128Builder::new()
+            .with_precision_and_scale(DECIMAL_PRECISION, crate::fixed::FIXED_DECIMALS as i8)?;
+        it.for_each(|v| b.append_option(v.map(i128::from)));
+        self.out.push(Arc::new(b.finish()));
+        Ok(())
+    }
+    fn str<'a>(&mut self, it: impl Iterator<Item = Option<&'a str>>) {
+        let mut b = StringBuilder::new();
+        it.for_each(|v| b.append_option(v));
+        self.out.push(Arc::new(b.finish()));
+    }
+    fn bool(&mut self, it: impl Iterator<Item = bool>) {
+        let mut b = BooleanBuilder::new();
+        it.for_each(|v| b.append_value(v));
+        self.out.push(Arc::new(b.finish()));
+    }
+    fn finish(self, schema: SchemaRef) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(schema, self.out)?)
+    }
+}
+
+/// Typed, named column access with schema errors that name the column.
+struct Reader<'a> {
+    batch: &'a RecordBatch,
+    record: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks every column of `schema` is present with its type, before any row is read.
+    fn new(batch: &'a RecordBatch, record: &'static str, schema: SchemaRef) -> Result<Self> {
+        for field in schema.fields() {
+            match batch.schema().field_with_name(field.name()) {
+                Err(_) => return Err(Error::Schema { record, reason: format!("missing column {:?}", field.name()) }),
+                Ok(have) if have.data_type() != field.data_type() => {
+                    return Err(Error::Schema {
+                        record,
+                        reason: format!("column {:?} has type {}, expected {}", field.name(), have.data_type(), field.data_type()),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(Self { batch, record })
+    }
+
+    fn col<T: Array + 'static>(&self, name: &str) -> Result<&'a T> {
+        let idx = self.batch.schema().index_of(name).map_err(|_| Error::Schema {
+            record: self.record,
+            reason: format!("missing column {name:?}"),
+        })?;
+        self.batch.column(idx).as_any().downcast_ref::<T>().ok_or_else(|| Error::Schema {
+            record: self.record,
+            reason: format!("column {name:?} has type {}", self.batch.column(idx).data_type()),
+        })
+    }
+    fn ts(&self, name: &str, i: usize) -> Result<Option<Timestamp>> {
+        let c = self.col::<TimestampNanosecondArray>(name)?;
+        Ok(c.is_valid(i).then(|| Timestamp(c.value(i))))
+    }
+    fn req_ts(&self, name: &str, i: usize) -> Result<Timestamp> {
+        self.ts(name, i)?.ok_or_else(|| self.null(name, i))
+    }
+    fn dec(&self, name: &str, i: usize) -> Result<Option<i64>> {
+        let c = self.col::<Decimal128Array>(name)?;
+        if !c.is_valid(i) {
+            return Ok(None);
+        }
+        if c.scale() != crate::fixed::FIXED_DECIMALS as i8 {
+            return Err(Error::Schema { record: self.record, reason: format!("column {name:?} has scale {}, expected 9", c.scale()) });
+        }
+        i64::try_from(c.value(i)).map(Some).map_err(|_| Error::OutOfRange { what: "decimal" })
+    }
+    fn req_dec(&self, name: &str, i: usize) -> Result<i64> {
+        self.dec(name, i)?.ok_or_else(|| self.null(name, i))
+    }
+    fn u32(&self, name: &str, i: usize) -> Result<Option<u32>> {
+        let c = self.col::<UInt32Array>(name)?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
+    fn u64(&self, name: &str, i: usize) -> Result<Option<u64>> {
+        let c = self.col::<UInt64Array>(name)?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
+    fn req_u64(&self, name: &str, i: usize) -> Result<u64> {
+        self.u64(name, i)?.ok_or_else(|| self.null(name, i))
+    }
+    fn str(&self, name: &str, i: usize) -> Result<Option<&'a str>> {
+        let c = self.col::<StringArray>(name)?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
+    fn req_str(&self, name: &str, i: usize) -> Result<&'a str> {
+        self.str(name, i)?.ok_or_else(|| self.null(name, i))
+    }
+    fn bool(&self, name: &str, i: usize) -> Result<bool> {
+        let c = self.col::<BooleanArray>(name)?;
+        Ok(c.is_valid(i) && c.value(i))
+    }
+    fn instrument(&self, i: usize) -> Result<InstrumentId> {
+        self.u32("instrument_id", i)?.map(InstrumentId).ok_or_else(|| self.null("instrument_id", i))
+    }
+    fn null(&self, name: &str, i: usize) -> Error {
+        Error::Schema { record: self.record, reason: format!("null in required column {name:?} at row {i}") }
+    }
+    fn bad(&self, name: &str, value: &str) -> Error {
+        Error::Schema { record: self.record, reason: format!("column {name:?} has unknown value {value:?}") }
+    }
+}
+
+fn head_fields() -> Vec<Field> {
+    vec![f("instrument_id", DataType::UInt32, false), f("symbol", DataType::Utf8, false)]
+}
+
+fn symbols<'r, T>(rows: &'r [T], reg: &'r InstrumentRegistry, id: impl Fn(&T) -> InstrumentId + 'r) -> impl Iterator<Item = Option<&'r str>> + 'r {
+    rows.iter().map(move |r| Some(reg.symbol(id(r))))
+}
+
+impl ArrowRecord for Trade {
+    const NAME: &'static str = "trades";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("ts_event", ts_type(), false),
+            f("ts_recv", ts_type(), false),
+            f("price", dec_type(), false),
+            f("size", dec_type(), false),
+            f("aggressor", DataType::Utf8, false),
+            f("trade_id", DataType::UInt64, true),
+            f("suspicious", DataType::Boolean, false),
+            f("seq", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.ts(rows.iter().map(|r| Some(r.ts_recv)));
+        c.dec(rows.iter().map(|r| Some(r.price.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.size.raw())))?;
+        c.str(rows.iter().map(|r| Some(r.aggressor.as_str())));
+        c.u64(rows.iter().map(|r| r.trade_id));
+        c.bool(rows.iter().map(|r| r.suspicious));
+        c.u64(rows.iter().map(|r| Some(r.seq.0)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let side = r.req_str("aggressor", i)?;
+                Ok(Trade {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    ts_recv: r.req_ts("ts_recv", i)?,
+                    price: Price::from_raw(r.req_dec("price", i)?),
+                    size: Quantity::from_raw(r.req_dec("size", i)?),
+                    aggressor: Side::from_name(side).ok_or_else(|| r.bad("aggressor", side))?,
+                    trade_id: r.u64("trade_id", i)?,
+                    suspicious: r.bool("suspicious", i)?,
+                    seq: SeqNo(r.req_u64("seq", i)?),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for Quote {
+    const NAME: &'static str = "quotes";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("ts_event", ts_type(), false),
+            f("ts_recv", ts_type(), false),
+            f("bid", dec_type(), true),
+            f("bid_size", dec_type(), false),
+            f("ask", dec_type(), true),
+            f("ask_size", dec_type(), false),
+            f("update_id", DataType::UInt64, true),
+            f("suspicious", DataType::Boolean, false),
+            f("seq", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.ts(rows.iter().map(|r| Some(r.ts_recv)));
+        c.dec(rows.iter().map(|r| r.bid.map(Price::raw)))?;
+        c.dec(rows.iter().map(|r| Some(r.bid_size.raw())))?;
+        c.dec(rows.iter().map(|r| r.ask.map(Price::raw)))?;
+        c.dec(rows.iter().map(|r| Some(r.ask_size.raw())))?;
+        c.u64(rows.iter().map(|r| r.update_id));
+        c.bool(rows.iter().map(|r| r.suspicious));
+        c.u64(rows.iter().map(|r| Some(r.seq.0)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                Ok(Quote {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    ts_recv: r.req_ts("ts_recv", i)?,
+                    bid: r.dec("bid", i)?.map(Price::from_raw),
+                    bid_size: Quantity::from_raw(r.req_dec("bid_size", i)?),
+                    ask: r.dec("ask", i)?.map(Price::from_raw),
+                    ask_size: Quantity::from_raw(r.req_dec("ask_size", i)?),
+                    update_id: r.u64("update_id", i)?,
+                    suspicious: r.bool("suspicious", i)?,
+                    seq: SeqNo(r.req_u64("seq", i)?),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for BookEvent {
+    const NAME: &'static str = "book";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("ts_event", ts_type(), false),
+            f("ts_recv", ts_type(), false),
+            f("action", DataType::Utf8, false),
+            f("side", DataType::Utf8, false),
+            f("price", dec_type(), false),
+            f("size", dec_type(), false),
+            f("order_id", DataType::UInt64, true),
+            f("suspicious", DataType::Boolean, false),
+            f("seq", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.ts(rows.iter().map(|r| Some(r.ts_recv)));
+        c.str(rows.iter().map(|r| Some(r.action.as_str())));
+        c.str(rows.iter().map(|r| Some(r.side.as_str())));
+        c.dec(rows.iter().map(|r| Some(r.price.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.size.raw())))?;
+        c.u64(rows.iter().map(|r| r.order_id));
+        c.bool(rows.iter().map(|r| r.suspicious));
+        c.u64(rows.iter().map(|r| Some(r.seq.0)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let action = r.req_str("action", i)?;
+                let side = r.req_str("side", i)?;
+                Ok(BookEvent {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    ts_recv: r.req_ts("ts_recv", i)?,
+                    action: BookAction::from_name(action).ok_or_else(|| r.bad("action", action))?,
+                    side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
+                    price: Price::from_raw(r.req_dec("price", i)?),
+                    size: Quantity::from_raw(r.req_dec("size", i)?),
+                    order_id: r.u64("order_id", i)?,
+                    suspicious: r.bool("suspicious", i)?,
+                    seq: SeqNo(r.req_u64("seq", i)?),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for Bar {
+    const NAME: &'static str = "bars";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("bar_type", DataType::Utf8, false),
+            f("start", ts_type(), false),
+            f("end", ts_type(), false),
+            f("open", dec_type(), false),
+            f("high", dec_type(), false),
+            f("low", dec_type(), false),
+            f("close", dec_type(), false),
+            f("volume", dec_type(), false),
+            f("vwap", dec_type(), false),
+            f("trade_count", DataType::UInt64, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        let kinds: Vec<String> = rows.iter().map(|r| r.kind.to_string()).collect();
+        c.str(kinds.iter().map(|k| Some(k.as_str())));
+        c.ts(rows.iter().map(|r| Some(r.start)));
+        c.ts(rows.iter().map(|r| Some(r.end)));
+        c.dec(rows.iter().map(|r| Some(r.open.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.high.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.low.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.close.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.volume.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.vwap.raw())))?;
+        c.u64(rows.iter().map(|r| Some(r.trade_count)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let kind_text = r.req_str("bar_type", i)?;
+                let kind = parse_bar_kind(kind_text).ok_or_else(|| r.bad("bar_type", kind_text))?;
+                Ok(Bar {
+                    instrument: r.instrument(i)?,
+                    kind,
+                    start: r.req_ts("start", i)?,
+                    end: r.req_ts("end", i)?,
+                    open: Price::from_raw(r.req_dec("open", i)?),
+                    high: Price::from_raw(r.req_dec("high", i)?),
+                    low: Price::from_raw(r.req_dec("low", i)?),
+                    close: Price::from_raw(r.req_dec("close", i)?),
+                    volume: Quantity::from_raw(r.req_dec("volume", i)?),
+                    vwap: Price::from_raw(r.req_dec("vwap", i)?),
+                    trade_count: r.req_u64("trade_count", i)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Parses the `Display` form of a [`BarKind`] (`time:1m`, `volume:10000`).
+pub fn parse_bar_kind(text: &str) -> Option<BarKind> {
+    let (kind, size) = text.split_once(':')?;
+    match kind {
+        "time" => Duration::parse(size).ok().map(BarKind::Time),
+        "volume" => Quantity::parse(size).ok().map(BarKind::Volume),
+        _ => None,
+    }
+}
+
+impl ArrowRecord for Reject {
+    const NAME: &'static str = "rejects";
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            f("instrument_id", DataType::UInt32, true),
+            f("symbol", DataType::Utf8, true),
+            f("ts_event", ts_type(), true),
+            f("reason", DataType::Utf8, false),
+            f("detail", DataType::Utf8, false),
+            f("origin", DataType::Utf8, false),
+            f("line", DataType::UInt64, false),
+            f("seq", DataType::UInt64, false),
+        ]))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| r.instrument.map(|i| i.0)));
+        c.str(rows.iter().map(|r| r.instrument.map(|i| reg.symbol(i))));
+        c.ts(rows.iter().map(|r| r.ts_event));
+        c.str(rows.iter().map(|r| Some(r.reason.as_str())));
+        c.str(rows.iter().map(|r| Some(r.detail.as_str())));
+        c.str(rows.iter().map(|r| Some(r.origin.as_str())));
+        c.u64(rows.iter().map(|r| Some(r.line)));
+        c.u64(rows.iter().map(|r| Some(r.seq.0)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let reason = r.req_str("reason", i)?;
+                Ok(Reject {
+                    instrument: r.u32("instrument_id", i)?.map(InstrumentId),
+                    ts_event: r.ts("ts_event", i)?,
+                    reason: RejectReason::from_name(reason).ok_or_else(|| r.bad("reason", reason))?,
+                    detail: r.req_str("detail", i)?.to_owned(),
+                    origin: r.req_str("origin", i)?.to_owned(),
+                    line: r.req_u64("line", i)?,
+                    seq: SeqNo(r.req_u64("seq", i)?),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::InstrumentSpec;
+    use proptest::prelude::*;
+
+    fn registry() -> InstrumentRegistry {
+        InstrumentRegistry::from_specs((0..4).map(|i| InstrumentSpec {
+            symbol: format!("S{i}"),
+            venue: "X".into(),
+            tick_size: Price::parse("0.01").unwrap(),
+            lot_size: Quantity::parse("1").unwrap(),
+            currency: "USD".into(),
+        }))
+    }
+
+    fn side(i: u8) -> Side {
+        [Side::Buy, Side::Sell, Side::None][i as usize % 3]
+    }
+
+    proptest! {
+        #[test]
+        fn trades_round_trip(rows in proptest::collection::vec((0u32..4, any::<i64>(), any::<i64>(), any::<i64>(), any::<u8>(), proptest::option::of(any::<u64>()), any::<bool>(), any::<u64>()), 0..20)) {
+            let trades: Vec<Trade> = rows.iter().map(|&(i, t, p, s, a, id, sus, seq)| Trade {
+                instrument: InstrumentId(i), ts_event: Timestamp(t), ts_recv: Timestamp(t / 2),
+                price: Price::from_raw(p), size: Quantity::from_raw(s), aggressor: side(a),
+                trade_id: id, suspicious: sus, seq: SeqNo(seq),
+            }).collect();
+            let batch = Trade::to_record_batch(&trades, &registry()).unwrap();
+            prop_assert_eq!(Trade::from_record_batch(&batch).unwrap(), trades);
+        }
+
+        #[test]
+        fn quotes_round_trip(rows in proptest::collection::vec((0u32..4, any::<i64>(), proptest::option::of(any::<i64>()), proptest::option::of(any::<i64>()), any::<i64>()), 0..20)) {
+            let quotes: Vec<Quote> = rows.iter().map(|&(i, t, b, a, s)| Quote {
+                instrument: InstrumentId(i), ts_event: Timestamp(t), ts_recv: Timestamp(t),
+                bid: b.map(Price::from_raw), bid_size: Quantity::from_raw(s), ask: a.map(Price::from_raw),
+                ask_size: Quantity::from_raw(-s / 3), update_id: b.map(|x| x as u64), suspicious: false, seq: SeqNo(7),
+            }).collect();
+            let batch = Quote::to_record_batch(&quotes, &registry()).unwrap();
+            prop_assert_eq!(Quote::from_record_batch(&batch).unwrap(), quotes);
+        }
+    }
+
+    #[test]
+    fn book_events_bars_and_rejects_round_trip() {
+        let reg = registry();
+        let events: Vec<BookEvent> = [BookAction::Add, BookAction::Modify, BookAction::Cancel, BookAction::Execute, BookAction::Clear]
+            .into_iter()
+            .enumerate()
+            .map(|(n, action)| BookEvent {
+                instrument: InstrumentId(1),
+                ts_event: Timestamp(n as i64),
+                ts_recv: Timestamp(n as i64 + 5),
+                action,
+                side: side(n as u8),
+                price: Price::from_raw(4_786_250_000_000),
+                size: Quantity::from_int(3).unwrap(),
+                order_id: (n % 2 == 0).then_some(n as u64),
+                suspicious: false,
+                seq: SeqNo::new(2, n as u64),
+            })
+            .collect();
+        let batch = BookEvent::to_record_batch(&events, &reg).unwrap();
+        assert_eq!(BookEvent::from_record_batch(&batch).unwrap(), events);
+
+        let bars = vec![
+            Bar { instrument: InstrumentId(3), kind: BarKind::Time(Duration::from_secs(60)), start: Timestamp(0), end: Timestamp(60_000_000_000),
+                  open: Price::from_raw(1), high: Price::from_raw(5), low: Price::from_raw(1), close: Price::from_raw(2),
+                  volume: Quantity::from_int(10).unwrap(), vwap: Price::from_raw(3), trade_count: 4 },
+            Bar { instrument: InstrumentId(0), kind: BarKind::Volume(Quantity::parse("2.5").unwrap()), start: Timestamp(5), end: Timestamp(9),
+                  open: Price::from_raw(1), high: Price::from_raw(1), low: Price::from_raw(1), close: Price::from_raw(1),
+                  volume: Quantity::parse("2.5").unwrap(), vwap: Price::from_raw(1), trade_count: 1 },
+        ];
+        let batch = Bar::to_record_batch(&bars, &reg).unwrap();
+        assert_eq!(batch.column_by_name("symbol").unwrap().as_any().downcast_ref::<StringArray>().unwrap().value(0), "S3");
+        assert_eq!(Bar::from_record_batch(&batch).unwrap(), bars);
+
+        let rejects = vec![Reject { instrument: None, ts_event: None, reason: RejectReason::Malformed, detail: "wrong column count".into(), origin: "f.csv".into(), line: 3, seq: SeqNo(1) },
+                           Reject { instrument: Some(InstrumentId(2)), ts_event: Some(Timestamp(9)), reason: RejectReason::Late, detail: "x".into(), origin: "synthetic".into(), line: 0, seq: SeqNo(2) }];
+        let batch = Reject::to_record_batch(&rejects, &reg).unwrap();
+        assert_eq!(Reject::from_record_batch(&batch).unwrap(), rejects);
+    }
+
+    #[test]
+    fn refuses_a_batch_of_the_wrong_schema() {
+        let bars = Bar::to_record_batch(&[], &registry()).unwrap();
+        let err = Trade::from_record_batch(&bars).unwrap_err().to_string();
+        assert!(err.contains("missing column \"ts_event\""), "even an empty batch is checked: {err}");
+        let bar = Bar { instrument: InstrumentId(0), kind: BarKind::Time(Duration::from_secs(1)), start: Timestamp(0), end: Timestamp(1),
+            open: Price::ZERO, high: Price::ZERO, low: Price::ZERO, close: Price::ZERO, volume: Quantity::ZERO, vwap: Price::ZERO, trade_count: 0 };
+        let batch = Bar::to_record_batch(&[bar], &registry()).unwrap();
+        let err = Trade::from_record_batch(&batch).unwrap_err().to_string();
+        assert!(err.contains("ts_event"), "{err}");
+        let err = Bar::from_record_batch(&Trade::to_record_batch(&[], &registry()).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("missing column \"bar_type\""), "{err}");
+    }
+}

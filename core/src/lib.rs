@@ -1,0 +1,32 @@
+//! Domain types of tickflow. Nothing flows through this crate; every other crate speaks its types.
+//!
+//! Money and quantities are fixed-point integers ([`Price`], [`Quantity`]) parsed from decimal
+//! text or scaled integers, never through `f64`. Time is [`Timestamp`], nanoseconds since the
+//! Unix epoch (UTC). Instruments are interned [`InstrumentId`]s into an [`InstrumentRegistry`].
+//! Market records ([`Trade`], [`Quote`], [`BookEvent`]) and derived records ([`Bar`]) carry an
+//! Arrow schema and convert to and from Arrow `RecordBatch`es ([`ArrowRecord`]).
+//!
+//! Layout:
+//! - `fixed`: the fixed-point engine shared by [`Price`] and [`Quantity`].
+//! - `time`: [`Timestamp`] and [`Duration`], calendar conversion, RFC 3339 text.
+//! - `instrument`: [`InstrumentId`], [`Instrument`], [`InstrumentRegistry`].
+//! - `records`: [`Trade`], [`Quote`], [`BookEvent`], [`Bar`], [`MarketEvent`], [`Reject`].
+//! - `arrow`: Arrow schemas and `RecordBatch` conversion for every record type.
+//! - `error`: the crate's [`Error`].
+
+pub mod arrow;
+pub mod error;
+pub mod fixed;
+pub mod instrument;
+pub mod records;
+pub mod time;
+
+pub use crate::arrow::ArrowRecord;
+pub use crate::error::{Error, Result};
+pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quantity};
+pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};
+pub use crate::records::{
+    Bar, BarKind, BookAction, BookEvent, MarketEvent, Quote, Reject, RejectReason, SeqNo, Side,
+    Trade,
+};
+pub use crate::time::{Duration, Timestamp};

@@ -1,0 +1,363 @@
+//! Market and derived records.
+//!
+//! Every record carries its instrument, its event time and a [`SeqNo`]: the position at which
+//! its source produced it. `(ts_event, instrument, seq)` orders records totally and
+//! deterministically, whichever worker or thread handled them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fixed::{Price, Quantity};
+use crate::instrument::InstrumentId;
+use crate::time::{Duration, Timestamp};
+
+/// Where a source produced a record: the source's index in the job (high 16 bits) and the
+/// record's ordinal within that source (low 48 bits).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, Debug)]
+#[serde(transparent)]
+pub struct SeqNo(pub u64);
+
+impl SeqNo {
+    /// Builds a sequence number from a source index and an ordinal.
+    pub fn new(source: u16, ordinal: u64) -> Self {
+        Self((u64::from(source) << 48) | (ordinal & ((1 << 48) - 1)))
+    }
+    /// The source index.
+    pub fn source(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+    /// The ordinal within the source.
+    pub fn ordinal(self) -> u64 {
+        self.0 & ((1 << 48) - 1)
+    }
+}
+
+/// Side of a trade aggressor, a quote or an order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Buy side (bid).
+    Buy,
+    /// Sell side (ask).
+    Sell,
+    /// Not known or not applicable.
+    #[default]
+    None,
+}
+
+impl Side {
+    /// Stable text name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+            Side::None => "none",
+        }
+    }
+    /// Parses [`Side::as_str`] output.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "buy" => Some(Side::Buy),
+            "sell" => Some(Side::Sell),
+            "none" => Some(Side::None),
+            _ => None,
+        }
+    }
+}
+
+/// A trade print.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Trade {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Event time at the venue.
+    pub ts_event: Timestamp,
+    /// Receive time where the source recorded one, else equal to `ts_event`.
+    pub ts_recv: Timestamp,
+    /// Trade price.
+    pub price: Price,
+    /// Trade size.
+    pub size: Quantity,
+    /// Aggressor side where known.
+    pub aggressor: Side,
+    /// Venue trade id where the source has one (used to drop duplicates).
+    pub trade_id: Option<u64>,
+    /// Flagged suspicious by the source.
+    pub suspicious: bool,
+    /// Source position.
+    pub seq: SeqNo,
+}
+
+/// A top-of-book quote; either side may be absent.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Quote {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Event time at the venue.
+    pub ts_event: Timestamp,
+    /// Receive time where recorded.
+    pub ts_recv: Timestamp,
+    /// Best bid, if present.
+    pub bid: Option<Price>,
+    /// Size at the bid (zero when absent).
+    pub bid_size: Quantity,
+    /// Best ask, if present.
+    pub ask: Option<Price>,
+    /// Size at the ask (zero when absent).
+    pub ask_size: Quantity,
+    /// Venue update id where the source has one (used to drop duplicates).
+    pub update_id: Option<u64>,
+    /// Flagged suspicious by the source.
+    pub suspicious: bool,
+    /// Source position.
+    pub seq: SeqNo,
+}
+
+/// What an order-by-order event does to the book.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum BookAction {
+    /// A new resting order.
+    Add,
+    /// An order changes price or size.
+    Modify,
+    /// An order is cancelled, wholly or in part (`size` is the amount removed).
+    Cancel,
+    /// An order trades (`size` is the amount executed).
+    Execute,
+    /// The whole book is cleared.
+    Clear,
+}
+
+impl BookAction {
+    /// Stable text name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookAction::Add => "add",
+            BookAction::Modify => "modify",
+            BookAction::Cancel => "cancel",
+            BookAction::Execute => "execute",
+            BookAction::Clear => "clear",
+        }
+    }
+    /// Parses [`BookAction::as_str`] output.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "add" => BookAction::Add,
+            "modify" => BookAction::Modify,
+            "cancel" => BookAction::Cancel,
+            "execute" => BookAction::Execute,
+            "clear" => BookAction::Clear,
+            _ => return None,
+        })
+    }
+}
+
+/// An order-by-order (L3) book event, or a price-level update when `order_id` is `None`.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct BookEvent {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Event time at the venue.
+    pub ts_event: Timestamp,
+    /// Receive time where recorded.
+    pub ts_recv: Timestamp,
+    /// What happens.
+    pub action: BookAction,
+    /// Side of the order or level.
+    pub side: Side,
+    /// Order or level price.
+    pub price: Price,
+    /// Size added, removed or executed; for a level update, the new level size.
+    pub size: Quantity,
+    /// Venue order id; `None` for aggregated level updates.
+    pub order_id: Option<u64>,
+    /// Flagged suspicious by the source.
+    pub suspicious: bool,
+    /// Source position.
+    pub seq: SeqNo,
+}
+
+/// How a bar was closed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "lowercase", tag = "type", content = "size")]
+pub enum BarKind {
+    /// Closed when event time passes the end of a fixed interval.
+    Time(Duration),
+    /// Closed when cumulative volume reaches a threshold.
+    Volume(Quantity),
+}
+
+impl fmt::Display for BarKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarKind::Time(d) => write!(f, "time:{d}"),
+            BarKind::Volume(q) => write!(f, "volume:{q}"),
+        }
+    }
+}
+
+/// An OHLCV bar over `[start, end)` of event time.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Bar {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Bar type.
+    pub kind: BarKind,
+    /// First instant covered (inclusive).
+    pub start: Timestamp,
+    /// End of the bar (exclusive); the bar's event time.
+    pub end: Timestamp,
+    /// First trade price.
+    pub open: Price,
+    /// Highest trade price.
+    pub high: Price,
+    /// Lowest trade price.
+    pub low: Price,
+    /// Last trade price.
+    pub close: Price,
+    /// Summed trade size.
+    pub volume: Quantity,
+    /// Volume-weighted average price, rounded to 9 decimals.
+    pub vwap: Price,
+    /// Number of trades.
+    pub trade_count: u64,
+}
+
+/// Any market record a source produces.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub enum MarketEvent {
+    /// A trade.
+    Trade(Trade),
+    /// A quote.
+    Quote(Quote),
+    /// An order-book event.
+    Book(BookEvent),
+}
+
+impl MarketEvent {
+    /// The instrument.
+    pub fn instrument(&self) -> InstrumentId {
+        match self {
+            MarketEvent::Trade(t) => t.instrument,
+            MarketEvent::Quote(q) => q.instrument,
+            MarketEvent::Book(b) => b.instrument,
+        }
+    }
+    /// The event time.
+    pub fn ts_event(&self) -> Timestamp {
+        match self {
+            MarketEvent::Trade(t) => t.ts_event,
+            MarketEvent::Quote(q) => q.ts_event,
+            MarketEvent::Book(b) => b.ts_event,
+        }
+    }
+    /// The source position.
+    pub fn seq(&self) -> SeqNo {
+        match self {
+            MarketEvent::Trade(t) => t.seq,
+            MarketEvent::Quote(q) => q.seq,
+            MarketEvent::Book(b) => b.seq,
+        }
+    }
+    /// The stream this record belongs to.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MarketEvent::Trade(_) => "trade",
+            MarketEvent::Quote(_) => "quote",
+            MarketEvent::Book(_) => "book",
+        }
+    }
+}
+
+/// Why a record was refused.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The source could not parse the row (wrong column count, garbage, truncated line).
+    Malformed,
+    /// A price that is zero or negative.
+    NonPositivePrice,
+    /// A price that is NaN or infinite in the source.
+    NonFinitePrice,
+    /// A size that is zero or negative.
+    NonPositiveSize,
+    /// A quote whose bid is above its ask.
+    CrossedQuote,
+    /// Flagged suspicious by the source.
+    Suspicious,
+    /// A second copy of a record already accepted (same venue id).
+    Duplicate,
+    /// Arrived after the watermark had passed its event time by more than the allowed lateness.
+    Late,
+}
+
+impl RejectReason {
+    /// All reasons, in reporting order.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::Malformed,
+        RejectReason::NonPositivePrice,
+        RejectReason::NonFinitePrice,
+        RejectReason::NonPositiveSize,
+        RejectReason::CrossedQuote,
+        RejectReason::Suspicious,
+        RejectReason::Duplicate,
+        RejectReason::Late,
+    ];
+
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed",
+            RejectReason::NonPositivePrice => "non_positive_price",
+            RejectReason::NonFinitePrice => "non_finite_price",
+            RejectReason::NonPositiveSize => "non_positive_size",
+            RejectReason::CrossedQuote => "crossed_quote",
+            RejectReason::Suspicious => "suspicious",
+            RejectReason::Duplicate => "duplicate",
+            RejectReason::Late => "late",
+        }
+    }
+
+    /// Parses [`RejectReason::as_str`] output.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Index into [`RejectReason::ALL`] (for counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused record: from a source (a row that did not parse) or from normalize.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Reject {
+    /// The instrument, when known.
+    pub instrument: Option<InstrumentId>,
+    /// The event time, when known.
+    pub ts_event: Option<Timestamp>,
+    /// Why.
+    pub reason: RejectReason,
+    /// Human-readable detail (which field, which value).
+    pub detail: String,
+    /// Where it came from: file path or source name.
+    pub origin: String,
+    /// Line (1-based) or record ordinal in the origin.
+    pub line: u64,
+    /// Source position of the record, for ordering.
+    pub seq: SeqNo,
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.origin, self.line, self.reason, self.detail)
+    }
+}

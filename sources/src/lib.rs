@@ -1,0 +1,131 @@
+//! Market-data inputs. Out flow [`SourceItem`]s: market events ([`MarketEvent`]) in event-time
+//! order per part, or rejects for rows that could not be read (file, line, reason).
+//!
+//! A job's sources are planned once ([`plan`]): every source declares its instruments (so the
+//! [`InstrumentRegistry`] is built before any worker starts, with ids that do not depend on the
+//! number of workers) and splits into [`Part`]s — a file, or one instrument of the synthetic
+//! market. Each worker opens its share of the parts and merges them in event-time order
+//! ([`Merger`]). [`Pacer`] replays at a multiple of real time.
+//!
+//! Layout:
+//! - `config`: [`SourceConfig`] and its validation.
+//! - `rng`: the deterministic random number generator of the synthetic market.
+//! - `synthetic`: the synthetic market.
+//! - `replay`: readers of recorded formats (`lean`, `binance`, `tardis`, `lobster`, `dbn`) and format detection.
+//! - `merge`: k-way event-time merge of parts.
+//! - `pacing`: real-time replay.
+//! - `error`: the crate's [`Error`].
+
+pub mod config;
+pub mod error;
+pub mod merge;
+pub mod pacing;
+pub mod replay;
+pub mod rng;
+pub mod synthetic;
+
+use tickflow_core::{InstrumentRegistry, InstrumentSpec, MarketEvent, Reject};
+
+pub use crate::config::{ReplayFormat, SourceConfig, SyntheticConfig};
+pub use crate::error::{Error, Result};
+pub use crate::merge::Merger;
+pub use crate::pacing::Pacer;
+
+/// What a part reader yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceItem {
+    /// A record, as read (not yet validated).
+    Event(MarketEvent),
+    /// A row that could not be read, with where and why.
+    Bad(Reject),
+}
+
+/// An open part: yields items until it is exhausted.
+pub trait PartReader: Send {
+    /// The next item, or `None` at the end.
+    fn next_item(&mut self) -> Option<SourceItem>;
+}
+
+/// One independently readable piece of a source.
+#[derive(Clone, Debug)]
+pub enum Part {
+    /// One instrument of the synthetic market.
+    Synthetic {
+        /// Market parameters.
+        config: SyntheticConfig,
+        /// Which instrument of the market.
+        index: usize,
+        /// Source index (for sequence numbers).
+        source: u16,
+    },
+    /// One recorded file.
+    File {
+        /// Path of the file.
+        path: std::path::PathBuf,
+        /// Its format.
+        format: ReplayFormat,
+        /// Source index (for sequence numbers).
+        source: u16,
+    },
+}
+
+impl Part {
+    /// Instruments this part produces.
+    pub fn instruments(&self) -> Result<Vec<InstrumentSpec>> {
+        match self {
+            Part::Synthetic { config, index, .. } => Ok(vec![synthetic::instrument_spec(config, *index)]),
+            Part::File { path, format, .. } => replay::instruments(path, *format),
+        }
+    }
+
+    /// Opens the part for reading.
+    pub fn open(&self, registry: &InstrumentRegistry) -> Result<Box<dyn PartReader>> {
+        match self {
+            Part::Synthetic { config, index, source } => {
+                Ok(Box::new(synthetic::InstrumentStream::new(config, *index, *source, registry)?))
+            }
+            Part::File { path, format, source } => replay::open(path, *format, *source, registry),
+        }
+    }
+
+    /// A short name for progress and error messages.
+    pub fn name(&self) -> String {
+        match self {
+            Part::Synthetic { index, .. } => format!("synthetic[{index}]"),
+            Part::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// The planned sources of a job: the instrument registry and the parts to read.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Every instrument any part produces, with deterministic ids.
+    pub registry: InstrumentRegistry,
+    /// Parts, in a fixed order; worker `w` of `n` reads parts `i` with `i % n == w`.
+    pub parts: Vec<Part>,
+}
+
+/// Plans sources: expands directories, detects formats, declares instruments.
+pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
+    let mut parts = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let source_index = u16::try_from(i).map_err(|_| Error::Config("more than 65535 sources".into()))?;
+        match source {
+            SourceConfig::Synthetic(cfg) => {
+                cfg.validate().map_err(|errs| Error::Config(errs.join("; ")))?;
+                parts.extend((0..cfg.instruments).map(|index| Part::Synthetic { config: cfg.clone(), index, source: source_index }));
+            }
+            SourceConfig::Replay { path, format } => {
+                for (file, fmt) in replay::expand(path, *format)? {
+                    parts.push(Part::File { path: file, format: fmt, source: source_index });
+                }
+            }
+        }
+    }
+    let mut specs = Vec::new();
+    for part in &parts {
+        specs.extend(part.instruments()?);
+    }
+    Ok(Plan { registry: InstrumentRegistry::from_specs(specs), parts })
+}

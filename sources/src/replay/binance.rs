@@ -1,0 +1,263 @@
+//! Binance websocket captures: gzip text, one message a line, `<local receive ns> <json>`,
+//! with `@trade`, `@bookTicker` and `@depth` streams mixed (combined-stream envelopes
+//! `{"stream": ..., "data": ...}`).
+//!
+//! Event time is the venue's (`T`, else `E`, in ms). Spot `@bookTicker` messages carry no venue
+//! time: they are stamped with their receive time shifted by the latest venue-minus-receive
+//! offset seen in the same file, so they fall in order with the messages around them.
+//! `@depth` diffs become price-level [`BookEvent`]s (`order_id = None`, `size` = new level size,
+//! zero removes the level).
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use tickflow_core::{
+    BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
+    Quantity, Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
+};
+
+use super::text::{LineBuffer, bad_row, parse_i64};
+use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
+
+/// Venue and symbol from a capture's name: `spot_btcusdt_20240808.gz` → (BINANCE-SPOT, BTCUSDT).
+pub fn parse_name(path: &Path) -> Result<(String, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    let bad = || Error::format(path, "a Binance capture is named <spot|usdm|cm>_<symbol>_<yyyymmdd>.gz");
+    let (market, rest) = stem.split_once('_').ok_or_else(bad)?;
+    let (symbol, date) = rest.rsplit_once('_').ok_or_else(bad)?;
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) || symbol.is_empty() {
+        return Err(bad());
+    }
+    let venue = match market {
+        "spot" => "BINANCE-SPOT",
+        "usdm" => "BINANCE-USDM",
+        "cm" => "BINANCE-COINM",
+        _ => return Err(bad()),
+    };
+    Ok((venue.into(), symbol.to_ascii_uppercase()))
+}
+
+/// The instrument a capture holds.
+pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+    let (venue, symbol) = parse_name(path)?;
+    let quote_ccy = if venue == "BINANCE-COINM" { "USD" } else { "USDT" };
+    Ok(vec![InstrumentSpec {
+        symbol,
+        venue,
+        tick_size: Price::from_raw(10_000_000),
+        lot_size: Quantity::from_raw(1_000),
+        currency: quote_ccy.into(),
+    }])
+}
+
+/// Reads a gzip file whole.
+pub fn read_gz(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut data = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
+        .read_to_end(&mut data)
+        .map_err(|e| Error::format(path, format!("not a readable gzip file: {e}")))?;
+    Ok(data)
+}
+
+/// Reader of one capture.
+pub struct BinanceReader {
+    lines: LineBuffer,
+    origin: String,
+    instrument: InstrumentId,
+    symbol: String,
+    source: u16,
+    ordinal: u64,
+    /// Latest venue time minus receive time, in ns.
+    clock_offset: i64,
+    pending: VecDeque<MarketEvent>,
+}
+
+type RowError = (RejectReason, String);
+
+impl BinanceReader {
+    /// Opens a capture.
+    pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
+        let (venue, symbol) = parse_name(path)?;
+        let instrument = registry.lookup(&venue, &symbol).ok_or_else(|| Error::Undeclared { venue, symbol: symbol.clone() })?;
+        Ok(Self {
+            lines: LineBuffer::new(read_gz(path)?),
+            origin: path.display().to_string(),
+            instrument,
+            symbol,
+            source,
+            ordinal: 0,
+            clock_offset: 0,
+            pending: VecDeque::new(),
+        })
+    }
+
+    fn seq(&mut self) -> SeqNo {
+        self.ordinal += 1;
+        SeqNo::new(self.source, self.ordinal)
+    }
+
+    fn parse_line(&mut self, line: &[u8]) -> Result<(), RowError> {
+        let malformed = |m: String| (RejectReason::Malformed, m);
+        let space = line.iter().position(|&b| b == b' ').ok_or_else(|| malformed("expected '<receive ns> <json>'".into()))?;
+        let recv = parse_i64(&line[..space]).ok_or_else(|| malformed("receive time is not an integer".into()))?;
+        let recv = Timestamp(recv);
+        let msg: Value = serde_json::from_slice(&line[space + 1..]).map_err(|e| malformed(format!("invalid JSON: {e}")))?;
+        if msg.get("lastUpdateId").is_some() {
+            // A REST depth snapshot recorded into the capture: replaces the whole book.
+            return self.parse_snapshot(&msg, recv);
+        }
+        let stream = msg.get("stream").and_then(Value::as_str).ok_or_else(|| malformed("missing \"stream\"".into()))?;
+        let data = msg.get("data").ok_or_else(|| malformed("missing \"data\"".into()))?;
+        let symbol = data.get("s").and_then(Value::as_str).ok_or_else(|| malformed("missing symbol \"s\"".into()))?;
+        if symbol != self.symbol {
+            return Err(malformed(format!("symbol {symbol} in a capture of {}", self.symbol)));
+        }
+        let ts_event = self.event_time(data, recv)?;
+        let text = |key: &str| -> Result<&str, RowError> {
+            data.get(key).and_then(Value::as_str).ok_or_else(|| malformed(format!("missing {key:?}")))
+        };
+        let price = |t: &str, key: &str| -> Result<Price, RowError> {
+            Price::parse(t).map_err(|e| match e {
+                tickflow_core::ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{key}: {e}")),
+                _ => malformed(format!("{key}: {e}")),
+            })
+        };
+        let qty = |t: &str, key: &str| Quantity::parse(t).map_err(|e| malformed(format!("{key}: {e}")));
+        if stream.ends_with("@trade") {
+            let buyer_is_maker = data.get("m").and_then(Value::as_bool).ok_or_else(|| malformed("missing \"m\"".into()))?;
+            let trade_id = data.get("t").and_then(Value::as_u64);
+            let seq = self.seq();
+            self.pending.push_back(MarketEvent::Trade(Trade {
+                instrument: self.instrument,
+                ts_event,
+                ts_recv: recv,
+                price: price(text("p")?, "p")?,
+                size: qty(text("q")?, "q")?,
+                aggressor: if buyer_is_maker { Side::Sell } else { Side::Buy },
+                trade_id,
+                suspicious: false,
+                seq,
+            }));
+        } else if stream.ends_with("@bookTicker") {
+            let update_id = data.get("u").and_then(Value::as_u64);
+            let seq = self.seq();
+            self.pending.push_back(MarketEvent::Quote(Quote {
+                instrument: self.instrument,
+                ts_event,
+                ts_recv: recv,
+                bid: Some(price(text("b")?, "b")?),
+                bid_size: qty(text("B")?, "B")?,
+                ask: Some(price(text("a")?, "a")?),
+                ask_size: qty(text("A")?, "A")?,
+                update_id,
+                suspicious: false,
+                seq,
+            }));
+        } else if stream.contains("@depth") {
+            let levels = levels(data, "b", "a")?;
+            self.push_levels(levels, ts_event, recv);
+        } else {
+            return Err(malformed(format!("unsupported stream {stream:?}")));
+        }
+        Ok(())
+    }
+}
+
+impl BinanceReader {
+    /// Venue time (`T`, else `E`), or the receive time shifted by the latest known offset.
+    fn event_time(&mut self, data: &Value, recv: Timestamp) -> Result<Timestamp, RowError> {
+        match data.get("T").or_else(|| data.get("E")).and_then(Value::as_i64) {
+            Some(ms) => {
+                let t = Timestamp::from_millis(ms).ok_or_else(|| (RejectReason::Malformed, format!("venue time {ms} out of range")))?;
+                self.clock_offset = t.nanos() - recv.nanos();
+                Ok(t)
+            }
+            None => Ok(Timestamp(recv.nanos() + self.clock_offset)),
+        }
+    }
+
+    fn parse_snapshot(&mut self, msg: &Value, recv: Timestamp) -> Result<(), RowError> {
+        let ts_event = self.event_time(msg, recv)?;
+        let levels = levels(msg, "bids", "asks")?;
+        let seq = self.seq();
+        self.pending.push_back(MarketEvent::Book(BookEvent {
+            instrument: self.instrument,
+            ts_event,
+            ts_recv: recv,
+            action: BookAction::Clear,
+            side: Side::None,
+            price: Price::ZERO,
+            size: Quantity::ZERO,
+            order_id: None,
+            suspicious: false,
+            seq,
+        }));
+        self.push_levels(levels, ts_event, recv);
+        Ok(())
+    }
+
+    /// Queues price-level updates: `Modify` to a new size, `Cancel` when the size is zero.
+    fn push_levels(&mut self, levels: Vec<(Side, Price, Quantity)>, ts_event: Timestamp, recv: Timestamp) {
+        for (side, price, size) in levels {
+            let seq = self.seq();
+            self.pending.push_back(MarketEvent::Book(BookEvent {
+                instrument: self.instrument,
+                ts_event,
+                ts_recv: recv,
+                action: if size.is_zero() { BookAction::Cancel } else { BookAction::Modify },
+                side,
+                price,
+                size,
+                order_id: None,
+                suspicious: false,
+                seq,
+            }));
+        }
+    }
+}
+
+/// Parses `[[price, size], ...]` arrays under the bid and ask keys; the whole message is
+/// refused if any level is malformed, so no partial update is applied.
+fn levels(data: &Value, bid_key: &str, ask_key: &str) -> Result<Vec<(Side, Price, Quantity)>, RowError> {
+    let malformed = |m: String| (RejectReason::Malformed, m);
+    let mut out = Vec::new();
+    for (key, side) in [(bid_key, Side::Buy), (ask_key, Side::Sell)] {
+        let levels = data.get(key).and_then(Value::as_array).ok_or_else(|| malformed(format!("missing level array {key:?}")))?;
+        for level in levels {
+            let pair = level.as_array().filter(|p| p.len() == 2).ok_or_else(|| malformed(format!("{key}: a level is [price, size]")))?;
+            let (Some(p), Some(q)) = (pair[0].as_str(), pair[1].as_str()) else {
+                return Err(malformed(format!("{key}: level values must be strings")));
+            };
+            let price = Price::parse(p).map_err(|e| match e {
+                tickflow_core::ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{key}: {e}")),
+                e => malformed(format!("{key}: {e}")),
+            })?;
+            out.push((side, price, Quantity::parse(q).map_err(|e| malformed(format!("{key}: {e}")))?));
+        }
+    }
+    Ok(out)
+}
+
+impl PartReader for BinanceReader {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(SourceItem::Event(e));
+            }
+            let (line_no, line) = self.lines.next_line()?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line = line.to_vec();
+            if let Err((reason, detail)) = self.parse_line(&line) {
+                let seq = self.seq();
+                return Some(SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail)));
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Lean (AlgoSeek) tick data: `<sym>_<yyyymmdd>_trade.zip` and `..._quote.zip`, each holding
+//! one headerless CSV. Prices are integers scaled by 10,000; times are milliseconds since
+//! midnight New York time of the file's date.
+//!
+//! - trade row: `ms, price, size, exchange, sale_condition, suspicious`
+//! - quote row: `ms, bid, bid_size, ask, ask_size, exchange, condition, suspicious`; a zero
+//!   price means that side is absent.
+
+use std::io::Read;
+use std::path::Path;
+
+use tickflow_core::{
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
+    RejectReason, SeqNo, Side, Timestamp, Trade,
+};
+
+use super::text::{LineBuffer, bad_row, is_non_finite, parse_i64, show, split_fields, split_fixed};
+use super::tz;
+use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
+
+/// Venue of Lean US equity data (consolidated tape).
+pub const VENUE: &str = "US";
+
+/// Trade or quote file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Trades.
+    Trade,
+    /// Quotes.
+    Quote,
+}
+
+/// What a Lean file name says: symbol, date, kind.
+pub fn parse_name(path: &Path) -> Result<(String, (i32, u32, u32), Kind)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name.strip_suffix(".zip").unwrap_or(name);
+    let parts: Vec<&str> = stem.split('_').collect();
+    let bad = || Error::format(path, "a Lean tick file is named <symbol>_<yyyymmdd>_<trade|quote>.zip");
+    let [symbol, date, kind] = parts[..] else { return Err(bad()) };
+    let date = tz::parse_date(date).ok_or_else(bad)?;
+    let kind = match kind {
+        "trade" => Kind::Trade,
+        "quote" => Kind::Quote,
+        _ => return Err(bad()),
+    };
+    Ok((symbol.to_ascii_uppercase(), date, kind))
+}
+
+/// The instrument a Lean file holds.
+pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+    let (symbol, _, _) = parse_name(path)?;
+    Ok(vec![equity_spec(symbol)])
+}
+
+fn equity_spec(symbol: String) -> InstrumentSpec {
+    InstrumentSpec {
+        symbol,
+        venue: VENUE.into(),
+        tick_size: Price::from_raw(10_000_000),
+        lot_size: Quantity::from_raw(1_000_000_000),
+        currency: "USD".into(),
+    }
+}
+
+/// Reads the single CSV inside a zip.
+pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
+    if archive.is_empty() {
+        return Err(Error::format(path, "zip archive is empty"));
+    }
+    let mut entry = archive.by_index(0).map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
+    let inner = entry.name().map(|n| n.to_string()).unwrap_or_default();
+    let mut data = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut data).map_err(|e| Error::format(path, format!("zip entry {inner}: {e}")))?;
+    Ok((inner, data))
+}
+
+/// True when a Lean zip holds tick data (not minute, hour or daily bars).
+pub fn is_tick_zip(path: &Path) -> bool {
+    parse_name(path).is_ok()
+        && std::fs::File::open(path)
+            .ok()
+            .and_then(|f| zip::ZipArchive::new(f).ok())
+            .and_then(|mut a| a.by_index(0).ok().and_then(|e| e.name().ok().map(|n| n.to_ascii_lowercase().contains("_tick"))))
+            .unwrap_or(false)
+}
+
+/// Reader of one Lean tick file.
+pub struct LeanReader {
+    lines: LineBuffer,
+    ctx: Ctx,
+    ordinal: u64,
+}
+
+/// What every row of a file shares.
+struct Ctx {
+    origin: String,
+    kind: Kind,
+    instrument: InstrumentId,
+    midnight: Timestamp,
+    source: u16,
+}
+
+impl LeanReader {
+    /// Opens a file.
+    pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
+        let (symbol, (y, m, d), kind) = parse_name(path)?;
+        let instrument = registry
+            .lookup(VENUE, &symbol)
+            .ok_or_else(|| Error::Undeclared { venue: VENUE.into(), symbol: symbol.clone() })?;
+        let midnight = tz::new_york_midnight(y, m, d).ok_or_else(|| Error::format(path, "date out of range"))?;
+        let (_, data) = read_zip(path)?;
+        let ctx = Ctx { origin: path.display().to_string(), kind, instrument, midnight, source };
+        Ok(Self { lines: LineBuffer::new(data), ctx, ordinal: 0 })
+    }
+}
+
+impl Ctx {
+    fn parse(&self, fields: &[&[u8]], seq: SeqNo) -> Result<MarketEvent, (RejectReason, String)> {
+        let expected = match self.kind {
+            Kind::Trade => 6,
+            Kind::Quote => 8,
+        };
+        if fields.len() != expected {
+            return Err((RejectReason::Malformed, format!("expected {expected} columns, found {}", fields.len())));
+        }
+        let int = |i: usize, name: &str| -> Result<i64, (RejectReason, String)> {
+            parse_i64(fields[i]).ok_or_else(|| {
+                if is_non_finite(fields[i]) {
+                    (RejectReason::NonFinitePrice, format!("{name} is {}", show(fields[i])))
+                } else {
+                    (RejectReason::Malformed, format!("{name} is not an integer: {:?}", show(fields[i])))
+                }
+            })
+        };
+        let ms = int(0, "time (ms since midnight)")?;
+        if !(0..86_400_000 * 2).contains(&ms) {
+            return Err((RejectReason::Malformed, format!("time {ms} ms is outside the day")));
+        }
+        let ts = Timestamp(self.midnight.nanos() + ms * 1_000_000);
+        let price = |i: usize, name: &str| -> Result<Price, (RejectReason, String)> {
+            Price::from_scaled(int(i, name)?, 4).map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
+        };
+        let size = |i: usize, name: &str| -> Result<Quantity, (RejectReason, String)> {
+            Quantity::from_int(int(i, name)?).map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
+        };
+        let flag = |i: usize| -> Result<bool, (RejectReason, String)> {
+            match fields[i] {
+                b"0" => Ok(false),
+                b"1" => Ok(true),
+                other => Err((RejectReason::Malformed, format!("suspicious flag must be 0 or 1, found {:?}", show(other)))),
+            }
+        };
+        Ok(match self.kind {
+            Kind::Trade => MarketEvent::Trade(Trade {
+                instrument: self.instrument,
+                ts_event: ts,
+                ts_recv: ts,
+                price: price(1, "price")?,
+                size: size(2, "size")?,
+                aggressor: Side::None,
+                trade_id: None,
+                suspicious: flag(5)?,
+                seq,
+            }),
+            Kind::Quote => {
+                let bid = price(1, "bid")?;
+                let ask = price(3, "ask")?;
+                if bid.is_zero() && ask.is_zero() {
+                    return Err((RejectReason::Malformed, "quote has neither bid nor ask".into()));
+                }
+                MarketEvent::Quote(Quote {
+                    instrument: self.instrument,
+                    ts_event: ts,
+                    ts_recv: ts,
+                    bid: (!bid.is_zero()).then_some(bid),
+                    bid_size: size(2, "bid_size")?,
+                    ask: (!ask.is_zero()).then_some(ask),
+                    ask_size: size(4, "ask_size")?,
+                    update_id: None,
+                    suspicious: flag(7)?,
+                    seq,
+                })
+            }
+        })
+    }
+}
+
+impl PartReader for LeanReader {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            let (line_no, line) = self.lines.next_line()?;
+            let mut fields: [&[u8]; 9] = [&[]; 9];
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let n = split_fixed(line, &mut fields);
+            self.ordinal += 1;
+            let seq = SeqNo::new(self.ctx.source, self.ordinal);
+            let parsed = if n > fields.len() {
+                Err((RejectReason::Malformed, format!("too many columns ({n})")))
+            } else {
+                self.ctx.parse(&fields[..n], seq)
+            };
+            return Some(match parsed {
+                Ok(event) => SourceItem::Event(event),
+                Err((reason, detail)) => SourceItem::Bad(bad_row(&self.ctx.origin, line_no, seq, reason, detail)),
+            });
+        }
+    }
+}
+
+/// A Lean one-minute trade bar, as Lean computed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinuteBar {
+    /// Start of the minute.
+    pub start: Timestamp,
+    /// Open.
+    pub open: Price,
+    /// High.
+    pub high: Price,
+    /// Low.
+    pub low: Price,
+    /// Close.
+    pub close: Price,
+    /// Volume.
+    pub volume: Quantity,
+}
+
+/// Reads a Lean minute trade-bar zip (`ms, open, high, low, close, volume`), for comparing
+/// bars computed from ticks with Lean's own.
+pub fn read_minute_trade_bars(path: &Path) -> Result<Vec<MinuteBar>> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let date = name.split('_').nth(1).and_then(tz::parse_date).ok_or_else(|| Error::format(path, "expected <symbol>_<yyyymmdd>_trade.zip"))?;
+    let midnight = tz::new_york_midnight(date.0, date.1, date.2).ok_or_else(|| Error::format(path, "date out of range"))?;
+    let (_, data) = read_zip(path)?;
+    let mut lines = LineBuffer::new(data);
+    let mut out = Vec::new();
+    while let Some((n, line)) = lines.next_line() {
+        let mut fields = Vec::new();
+        split_fields(line, &mut fields);
+        let v: Option<Vec<i64>> = fields.iter().map(|f| parse_i64(f)).collect();
+        let Some(v) = v.filter(|v| v.len() == 6) else {
+            return Err(Error::format(path, format!("line {n}: expected 6 integers")));
+        };
+        let p = |x: i64| Price::from_scaled(x, 4).map_err(|e| Error::format(path, format!("line {n}: {e}")));
+        out.push(MinuteBar {
+            start: Timestamp(midnight.nanos() + v[0] * 1_000_000),
+            open: p(v[1])?,
+            high: p(v[2])?,
+            low: p(v[3])?,
+            close: p(v[4])?,
+            volume: Quantity::from_int(v[5]).map_err(|e| Error::format(path, format!("line {n}: {e}")))?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,131 @@
+//! Readers of recorded market data, and format detection.
+//!
+//! Layout:
+//! - `lean`: Lean (AlgoSeek) tick trade and quote zips, and Lean minute bars for comparison.
+//! - `binance`: Binance websocket captures (trade, bookTicker, depth).
+//! - `tardis`: Tardis.dev trade and quote CSV.
+//! - `lobster`: LOBSTER message files.
+//! - `dbn`: Databento DBN market-by-order.
+//! - `text`: line and field helpers; `tz`: New York time.
+
+pub mod binance;
+pub mod dbn;
+pub mod lean;
+pub mod lobster;
+pub mod tardis;
+pub mod text;
+pub mod tz;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use tickflow_core::{InstrumentRegistry, InstrumentSpec};
+
+use crate::config::ReplayFormat;
+use crate::error::{Error, Result};
+use crate::PartReader;
+
+/// Detects the format of a file from its name and first bytes; `Err` says why it is not one.
+pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    if name.ends_with(".dbn") || name.ends_with(".dbn.zst") {
+        return Ok(ReplayFormat::Dbn);
+    }
+    if name.ends_with(".zip") {
+        return if lean::is_tick_zip(path) {
+            Ok(ReplayFormat::Lean)
+        } else {
+            Err("a zip that is not a Lean tick file (Lean minute, hour and daily bars are not tick data)".into())
+        };
+    }
+    if name.ends_with(".gz") {
+        return if binance::parse_name(path).is_ok() { Ok(ReplayFormat::Binance) } else { Err("a gzip file not named like a Binance capture".into()) };
+    }
+    if name.ends_with(".csv") {
+        if name.contains("_orderbook_") {
+            return Err("a LOBSTER order-book snapshot file (replay its _message_ file)".into());
+        }
+        if lobster::parse_name(path).is_ok() {
+            return Ok(ReplayFormat::Lobster);
+        }
+        let mut head = [0u8; 512];
+        let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
+        let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+        let first = first.strip_suffix(b"\r").unwrap_or(first);
+        return if tardis::sniff(first) { Ok(ReplayFormat::Tardis) } else { Err("a CSV file in no supported layout".into()) };
+    }
+    Err("not a supported market-data file".into())
+}
+
+/// Expands a path into `(file, format)` pairs, sorted by path. A directory is walked
+/// recursively and files that are not market data are left out; a file named directly must be
+/// readable in the given (or detected) format.
+pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayFormat)>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        let fmt = match format {
+            ReplayFormat::Auto => detect(path).map_err(|why| Error::format(path, format!("cannot replay {why}")))?,
+            f => f,
+        };
+        return Ok(vec![(path.to_path_buf(), fmt)]);
+    }
+    let mut files = Vec::new();
+    walk(path, &mut files)?;
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        match format {
+            ReplayFormat::Auto => {
+                if let Ok(fmt) = detect(&file) {
+                    out.push((file, fmt));
+                }
+            }
+            f => {
+                if detect(&file) == Ok(f) {
+                    out.push((file, f));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::format(path, "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV, DBN)"));
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Instruments a file declares.
+pub fn instruments(path: &Path, format: ReplayFormat) -> Result<Vec<InstrumentSpec>> {
+    match format {
+        ReplayFormat::Lean => lean::instruments(path),
+        ReplayFormat::Binance => binance::instruments(path),
+        ReplayFormat::Tardis => tardis::instruments(path),
+        ReplayFormat::Lobster => lobster::instruments(path),
+        ReplayFormat::Dbn => dbn::instruments(path),
+        ReplayFormat::Auto => instruments(path, detect(path).map_err(|why| Error::format(path, why))?),
+    }
+}
+
+/// Opens a file for reading.
+pub fn open(path: &Path, format: ReplayFormat, source: u16, registry: &InstrumentRegistry) -> Result<Box<dyn PartReader>> {
+    Ok(match format {
+        ReplayFormat::Lean => Box::new(lean::LeanReader::open(path, source, registry)?),
+        ReplayFormat::Binance => Box::new(binance::BinanceReader::open(path, source, registry)?),
+        ReplayFormat::Tardis => Box::new(tardis::TardisReader::open(path, source, registry)?),
+        ReplayFormat::Lobster => Box::new(lobster::LobsterReader::open(path, source, registry)?),
+        ReplayFormat::Dbn => Box::new(dbn::DbnReader::open(path, source, registry)?),
+        ReplayFormat::Auto => open(path, detect(path).map_err(|why| Error::format(path, why))?, source, registry)?,
+    })
+}

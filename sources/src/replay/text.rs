@@ -1,0 +1,119 @@
+//! Line and field helpers shared by the text readers: whole-file buffers, 1-based line
+//! numbers, byte-level CSV splitting and integer parsing without allocation.
+
+use tickflow_core::{Reject, RejectReason, SeqNo};
+
+/// Iterates the lines of an in-memory file, with 1-based line numbers; a trailing `\r` is
+/// stripped and a final line without newline is still a line.
+#[derive(Debug)]
+pub struct LineBuffer {
+    data: Vec<u8>,
+    pos: usize,
+    line: u64,
+}
+
+impl LineBuffer {
+    /// Wraps a decompressed file.
+    pub fn new(data: Vec<u8>) -> Self {
+        Self { data, pos: 0, line: 0 }
+    }
+
+    /// The next `(line number, line)`, or `None` at the end.
+    pub fn next_line(&mut self) -> Option<(u64, &[u8])> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let rest = &self.data[self.pos..];
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let start = self.pos;
+        self.pos += len + 1;
+        self.line += 1;
+        let mut line = &self.data[start..start + len];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        Some((self.line, line))
+    }
+}
+
+/// Splits a CSV line on commas into `out` (no quoting: none of the supported formats quote).
+pub fn split_fields<'a>(line: &'a [u8], out: &mut Vec<&'a [u8]>) {
+    out.clear();
+    out.extend(line.split(|&b| b == b','));
+}
+
+/// Splits a CSV line on commas into a fixed array without allocating; returns the number of
+/// fields in the line (which may exceed `N`, in which case only the first `N` are stored).
+pub fn split_fixed<'a, const N: usize>(line: &'a [u8], out: &mut [&'a [u8]; N]) -> usize {
+    let mut n = 0;
+    for field in line.split(|&b| b == b',') {
+        if n < N {
+            out[n] = field;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Parses a decimal integer (optional sign), `None` for anything else.
+pub fn parse_i64(field: &[u8]) -> Option<i64> {
+    let (neg, digits) = match field.first()? {
+        b'-' => (true, &field[1..]),
+        b'+' => (false, &field[1..]),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Text of a field for error messages (lossy, shortened).
+pub fn show(field: &[u8]) -> String {
+    let s = String::from_utf8_lossy(field);
+    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]) } else { s.into_owned() }
+}
+
+/// True when a field spells NaN or infinity (a non-finite price in the source).
+pub fn is_non_finite(field: &[u8]) -> bool {
+    let t = String::from_utf8_lossy(field).trim().trim_start_matches(['+', '-']).to_ascii_lowercase();
+    matches!(t.as_str(), "nan" | "inf" | "infinity")
+}
+
+/// Builds the reject for a row that could not be read.
+pub fn bad_row(origin: &str, line: u64, seq: SeqNo, reason: RejectReason, detail: String) -> Reject {
+    Reject { instrument: None, ts_event: None, reason, detail, origin: origin.to_owned(), line, seq }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_numbered_and_trimmed() {
+        let mut b = LineBuffer::new(b"a,b\r\n\nc".to_vec());
+        assert_eq!(b.next_line(), Some((1, &b"a,b"[..])));
+        assert_eq!(b.next_line(), Some((2, &b""[..])));
+        assert_eq!(b.next_line(), Some((3, &b"c"[..])));
+        assert_eq!(b.next_line(), None);
+    }
+
+    #[test]
+    fn parses_integers_strictly() {
+        assert_eq!(parse_i64(b"1815200"), Some(1_815_200));
+        assert_eq!(parse_i64(b"-3"), Some(-3));
+        assert_eq!(parse_i64(b"1.5"), None);
+        assert_eq!(parse_i64(b""), None);
+        assert_eq!(parse_i64(b"-"), None);
+        assert_eq!(parse_i64(b"9999999999999999999"), None);
+        assert_eq!(parse_i64(b"1723161253937085768"), Some(1_723_161_253_937_085_768));
+        assert!(is_non_finite(b"NaN") && is_non_finite(b"-inf") && !is_non_finite(b"1"));
+    }
+}
