@@ -12,7 +12,8 @@ use crate::fixed::{Price, Quantity};
 use crate::instrument::InstrumentId;
 use crate::time::{Duration, Timestamp};
 
-/// Where a source produced a record: the source's index in the job (high 16 bits) and the
+/// Where a source produced a record: the index of the source part (file or synthetic
+/// instrument) in the job (high 16 bits) and the
 /// record's ordinal within that source (low 48 bits).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, Debug)]
 #[serde(transparent)]

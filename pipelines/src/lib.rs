@@ -1,1 +1,20 @@
-//! placeholder
+//! Pipelines: definitions in, results out.
+//!
+//! A pipeline file (TOML) names its sources, the operators after normalize, and its sinks;
+//! [`Pipeline::parse`] validates it, reporting every problem with its position. [`run`] plans
+//! the sources, builds the timely dataflow on each worker thread, drives the sources with the
+//! watermark held back by the allowed lateness, and returns a [`Summary`] of what happened.
+//!
+//! Layout:
+//! - `config`: the pipeline file format and its validation.
+//! - `runtime`: workers, source driving, sinks, progress.
+//! - `stats`: counters shared by the workers, and the run summary.
+
+pub mod config;
+pub mod runtime;
+pub mod stats;
+
+pub use crate::config::{ConfigErrors, LoadError, Pipeline, SinkDef, SinkKind};
+pub use crate::runtime::{RunError, RunOptions, format_progress, run};
+pub use crate::stats::{Progress, Summary};
+

@@ -1,1 +1,36 @@
-//! placeholder
+//! Outputs. In flow batches of records of one stream (trades, quotes, book, rejects, bars),
+//! already in a deterministic order; out go files and lines.
+//!
+//! Every sink implements [`Sink`]: `write` a batch, `finish` at the end of the stream. Records
+//! become rows through [`SinkRecord`]: an Arrow batch (Parquet), a JSON object (JSON Lines) and
+//! a human-readable line (stdout). Instruments are written by symbol.
+//!
+//! Layout:
+//! - `record`: [`SinkRecord`] for every record type.
+//! - `stdout`: human-readable lines.
+//! - `jsonl`: one JSON object per line, one file per stream.
+//! - `parquet`: one Parquet file per stream.
+//! - `discard`: counts and drops (benchmarks).
+//! - `error`: the crate's [`Error`].
+
+pub mod discard;
+pub mod error;
+pub mod jsonl;
+pub mod parquet;
+pub mod record;
+pub mod stdout;
+
+pub use crate::discard::DiscardSink;
+pub use crate::error::{Error, Result};
+pub use crate::jsonl::JsonlSink;
+pub use crate::parquet::ParquetSink;
+pub use crate::record::SinkRecord;
+pub use crate::stdout::StdoutSink;
+
+/// A destination for one stream.
+pub trait Sink<T>: Send {
+    /// Writes a batch (already ordered).
+    fn write(&mut self, rows: &[T]) -> Result<()>;
+    /// Flushes and closes at the end of the stream; returns rows written.
+    fn finish(&mut self) -> Result<u64>;
+}

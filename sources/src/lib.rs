@@ -55,7 +55,7 @@ pub enum Part {
         config: SyntheticConfig,
         /// Which instrument of the market.
         index: usize,
-        /// Source index (for sequence numbers).
+        /// Part index (for sequence numbers).
         source: u16,
     },
     /// One recorded file.
@@ -64,7 +64,7 @@ pub enum Part {
         path: std::path::PathBuf,
         /// Its format.
         format: ReplayFormat,
-        /// Source index (for sequence numbers).
+        /// Part index (for sequence numbers).
         source: u16,
     },
 }
@@ -106,19 +106,24 @@ pub struct Plan {
     pub parts: Vec<Part>,
 }
 
-/// Plans sources: expands directories, detects formats, declares instruments.
+/// Plans sources: expands directories, detects formats, declares instruments. Each part gets
+/// its own index, which its records carry in their [`SeqNo`](tickflow_core::SeqNo).
 pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
     let mut parts = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        let source_index = u16::try_from(i).map_err(|_| Error::Config("more than 65535 sources".into()))?;
+    let part_index = |parts: &Vec<Part>| u16::try_from(parts.len()).map_err(|_| Error::Config("more than 65535 files or instruments in one job".into()));
+    for source in sources {
         match source {
             SourceConfig::Synthetic(cfg) => {
                 cfg.validate().map_err(|errs| Error::Config(errs.join("; ")))?;
-                parts.extend((0..cfg.instruments).map(|index| Part::Synthetic { config: cfg.clone(), index, source: source_index }));
+                for index in 0..cfg.instruments {
+                    let source = part_index(&parts)?;
+                    parts.push(Part::Synthetic { config: cfg.clone(), index, source });
+                }
             }
             SourceConfig::Replay { path, format } => {
                 for (file, fmt) in replay::expand(path, *format)? {
-                    parts.push(Part::File { path: file, format: fmt, source: source_index });
+                    let source = part_index(&parts)?;
+                    parts.push(Part::File { path: file, format: fmt, source });
                 }
             }
         }

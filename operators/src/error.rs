@@ -1,0 +1,33 @@
+//! The error type of `tickflow-operators`.
+
+/// Errors of operators: bad configuration or state that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: an operator parameter that cannot work.
+    #[error("operator {operator}: {reason}")]
+    Config {
+        /// Operator kind.
+        operator: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Bad input: a snapshot that does not decode into this operator's state.
+    #[error("cannot restore {operator} from snapshot: {source}")]
+    Restore {
+        /// Operator kind.
+        operator: &'static str,
+        /// Decoding error.
+        source: serde_json::Error,
+    },
+    /// Internal: state that does not encode.
+    #[error("cannot snapshot {operator}: {source}")]
+    Snapshot {
+        /// Operator kind.
+        operator: &'static str,
+        /// Encoding error.
+        source: serde_json::Error,
+    },
+}
+
+/// Result with the crate's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,296 @@
+//! Normalize: the gate every market record passes.
+//!
+//! In: raw [`MarketEvent`]s from the sources. Out: [`Normalized`] — the accepted record, or a
+//! [`Reject`] that says why. Refused: records later than the allowed lateness (their event
+//! time is behind the step they arrived in), records flagged suspicious by the source,
+//! non-positive prices, zero or negative sizes, crossed quotes, and second copies of a record
+//! (same venue trade or update id within the de-duplication window). Records within the
+//! lateness bound arrive in event-time order: the adapter hands each step over sorted.
+
+use std::collections::{HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use tickflow_core::{
+    BookAction, Duration, MarketEvent, Price, Quantity, Reject, RejectReason, Timestamp,
+};
+
+use crate::error::{Error, Result};
+use crate::operator::{Emitter, Operator, Record};
+
+/// Parameters of [`Normalize`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NormalizeConfig {
+    /// Event-time granularity of the dataflow (a record is late when its rounded time is
+    /// behind the step it arrived in).
+    pub granularity: Duration,
+    /// How long venue ids are remembered for de-duplication.
+    pub dedupe_window: Duration,
+    /// Name of each part (file or synthetic instrument), indexed by `SeqNo::source`, for
+    /// reject messages.
+    pub origins: Vec<String>,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self { granularity: Duration::from_millis(1), dedupe_window: Duration::from_secs(60), origins: Vec::new() }
+    }
+}
+
+/// Outcome of normalization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Normalized {
+    /// Passed every check.
+    Accepted(MarketEvent),
+    /// Refused, with the reason.
+    Rejected(Reject),
+}
+
+impl Record for Normalized {
+    fn route(&self) -> u64 {
+        match self {
+            Normalized::Accepted(e) => e.route(),
+            Normalized::Rejected(r) => r.route(),
+        }
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        match self {
+            Normalized::Accepted(e) => e.order_key(),
+            Normalized::Rejected(r) => r.order_key(),
+        }
+    }
+}
+
+/// De-duplication key: instrument, record kind, venue id.
+type DedupeKey = (u32, u8, u64);
+
+#[derive(Default, Serialize, Deserialize)]
+struct State {
+    /// Remembered ids with the event time they were seen, oldest first.
+    seen_order: VecDeque<(i64, DedupeKey)>,
+}
+
+/// The normalize operator.
+pub struct Normalize {
+    config: NormalizeConfig,
+    state: State,
+    seen: HashSet<DedupeKey>,
+}
+
+impl Normalize {
+    /// A normalize operator.
+    pub fn new(config: NormalizeConfig) -> Result<Self> {
+        if config.granularity.nanos() <= 0 {
+            return Err(Error::Config { operator: "normalize", reason: "granularity must be positive".into() });
+        }
+        if config.dedupe_window.nanos() < 0 {
+            return Err(Error::Config { operator: "normalize", reason: "dedupe_window must not be negative".into() });
+        }
+        Ok(Self { config, state: State::default(), seen: HashSet::new() })
+    }
+
+    fn check(&self, e: &MarketEvent, step: Timestamp) -> Result<Option<DedupeKey>, (RejectReason, String)> {
+        let ts = e.ts_event();
+        if ts.floor(self.config.granularity) < step {
+            return Err((RejectReason::Late, format!("event time {ts} arrived after the watermark passed {step}")));
+        }
+        let positive_price = |p: Price, what: &str| {
+            if p.is_positive() { Ok(()) } else { Err((RejectReason::NonPositivePrice, format!("{what} {p} is not positive"))) }
+        };
+        let positive_size = |q: Quantity, what: &str| {
+            if q.is_positive() { Ok(()) } else { Err((RejectReason::NonPositiveSize, format!("{what} {q} is not positive"))) }
+        };
+        let instrument = e.instrument().0;
+        match e {
+            MarketEvent::Trade(t) => {
+                if t.suspicious {
+                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                }
+                positive_price(t.price, "price")?;
+                positive_size(t.size, "size")?;
+                Ok(t.trade_id.map(|id| (instrument, 0, id)))
+            }
+            MarketEvent::Quote(q) => {
+                if q.suspicious {
+                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                }
+                if let Some(b) = q.bid {
+                    positive_price(b, "bid")?;
+                    positive_size(q.bid_size, "bid size")?;
+                }
+                if let Some(a) = q.ask {
+                    positive_price(a, "ask")?;
+                    positive_size(q.ask_size, "ask size")?;
+                }
+                if let (Some(b), Some(a)) = (q.bid, q.ask) {
+                    if b > a {
+                        return Err((RejectReason::CrossedQuote, format!("bid {b} is above ask {a}")));
+                    }
+                }
+                Ok(q.update_id.map(|id| (instrument, 1, id)))
+            }
+            MarketEvent::Book(b) => {
+                if b.suspicious {
+                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                }
+                if b.action == BookAction::Clear {
+                    return Ok(None);
+                }
+                positive_price(b.price, "price")?;
+                let level_removal = b.order_id.is_none() && b.action == BookAction::Cancel;
+                if b.size.raw() < 0 || (b.size.is_zero() && !level_removal && matches!(b.action, BookAction::Add | BookAction::Execute)) {
+                    return Err((RejectReason::NonPositiveSize, format!("{} size {} is not positive", b.action.as_str(), b.size)));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        let horizon = now.saturating_sub(self.config.dedupe_window).nanos();
+        while let Some(&(t, key)) = self.state.seen_order.front() {
+            if t >= horizon {
+                break;
+            }
+            self.state.seen_order.pop_front();
+            self.seen.remove(&key);
+        }
+    }
+}
+
+impl Operator for Normalize {
+    type In = MarketEvent;
+    type Out = Normalized;
+
+    fn name(&self) -> &'static str {
+        "normalize"
+    }
+
+    fn on_batch(&mut self, time: Timestamp, input: &mut Vec<MarketEvent>, out: &mut Emitter<Normalized>) {
+        self.expire(time);
+        for e in input.drain(..) {
+            let outcome = self.check(&e, time).and_then(|key| match key {
+                Some(key) if self.seen.contains(&key) => Err((RejectReason::Duplicate, format!("{} id {} already seen", e.kind(), key.2))),
+                Some(key) => {
+                    self.seen.insert(key);
+                    self.state.seen_order.push_back((e.ts_event().nanos(), key));
+                    Ok(())
+                }
+                None => Ok(()),
+            });
+            out.push(match outcome {
+                Ok(()) => Normalized::Accepted(e),
+                Err((reason, detail)) => {
+                    let seq = e.seq();
+                    let origin = self.config.origins.get(seq.source() as usize).cloned().unwrap_or_else(|| format!("source {}", seq.source()));
+                    Normalized::Rejected(Reject {
+                        instrument: Some(e.instrument()),
+                        ts_event: Some(e.ts_event()),
+                        reason,
+                        detail: format!("{} record {}: {detail}", e.kind(), seq.ordinal()),
+                        origin,
+                        line: seq.ordinal(),
+                        seq,
+                    })
+                }
+            });
+        }
+    }
+
+    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Emitter<Normalized>) {}
+
+    fn next_emit(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&self.state).map_err(|source| Error::Snapshot { operator: "normalize", source })
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator: "normalize", source })?;
+        self.seen = self.state.seen_order.iter().map(|(_, k)| *k).collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickflow_core::{InstrumentId, Quote, SeqNo, Side, Trade};
+
+    fn trade(t: i64, price: i64, size: i64, id: Option<u64>) -> MarketEvent {
+        MarketEvent::Trade(Trade {
+            instrument: InstrumentId(1), ts_event: Timestamp(t), ts_recv: Timestamp(t), price: Price::from_raw(price),
+            size: Quantity::from_raw(size), aggressor: Side::Buy, trade_id: id, suspicious: false, seq: SeqNo::new(0, t as u64),
+        })
+    }
+
+    fn quote(t: i64, bid: Option<i64>, ask: Option<i64>) -> MarketEvent {
+        MarketEvent::Quote(Quote {
+            instrument: InstrumentId(2), ts_event: Timestamp(t), ts_recv: Timestamp(t), bid: bid.map(Price::from_raw), bid_size: Quantity::from_raw(5),
+            ask: ask.map(Price::from_raw), ask_size: Quantity::from_raw(5), update_id: None, suspicious: false, seq: SeqNo::new(0, t as u64),
+        })
+    }
+
+    fn reasons(out: &mut Emitter<Normalized>) -> Vec<Option<RejectReason>> {
+        out.take_values().into_iter().map(|n| match n {
+            Normalized::Accepted(_) => None,
+            Normalized::Rejected(r) => Some(r.reason),
+        }).collect()
+    }
+
+    fn op() -> Normalize {
+        Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), origins: vec!["file.csv".into()], ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn rejects_each_kind_of_bad_record_with_its_reason() {
+        let mut n = op();
+        let mut out = Emitter::default();
+        let mut suspicious = trade(10, 5, 5, None);
+        if let MarketEvent::Trade(t) = &mut suspicious { t.suspicious = true }
+        let mut batch = vec![
+            trade(10, 5, 5, Some(1)),
+            trade(10, 0, 5, None),
+            trade(10, -3, 5, None),
+            trade(10, 5, 0, None),
+            trade(10, 5, -1, None),
+            suspicious,
+            quote(10, Some(6), Some(5)),
+            quote(10, Some(5), Some(5)),
+            quote(10, None, Some(5)),
+            quote(10, Some(0), None),
+            trade(10, 5, 5, Some(1)),
+            trade(9, 5, 5, None),
+        ];
+        n.on_batch(Timestamp(10), &mut batch, &mut out);
+        use RejectReason::*;
+        assert_eq!(reasons(&mut out), vec![None, Some(NonPositivePrice), Some(NonPositivePrice), Some(NonPositiveSize), Some(NonPositiveSize), Some(Suspicious),
+            Some(CrossedQuote), None, None, Some(NonPositivePrice), Some(Duplicate), Some(Late)]);
+    }
+
+    #[test]
+    fn rejects_name_origin_and_record() {
+        let mut n = op();
+        let mut out = Emitter::default();
+        n.on_batch(Timestamp(10), &mut vec![trade(10, -1, 5, None)], &mut out);
+        let Normalized::Rejected(r) = &out.items()[0].1 else { panic!() };
+        assert_eq!(r.origin, "file.csv");
+        assert!(r.detail.contains("price -0.000000001 is not positive"), "{}", r.detail);
+    }
+
+    #[test]
+    fn duplicates_are_forgotten_after_the_window_and_survive_a_snapshot() {
+        let mut n = Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), dedupe_window: Duration::from_nanos(100), origins: vec![] }).unwrap();
+        let mut out = Emitter::default();
+        n.on_batch(Timestamp(10), &mut vec![trade(10, 5, 5, Some(7))], &mut out);
+        let snap = n.snapshot().unwrap();
+        let mut restored = Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), dedupe_window: Duration::from_nanos(100), origins: vec![] }).unwrap();
+        restored.restore(&snap).unwrap();
+        out.take_values();
+        restored.on_batch(Timestamp(50), &mut vec![trade(50, 5, 5, Some(7))], &mut out);
+        assert_eq!(reasons(&mut out), vec![Some(RejectReason::Duplicate)]);
+        restored.on_batch(Timestamp(200), &mut vec![trade(200, 5, 5, Some(7))], &mut out);
+        assert_eq!(reasons(&mut out), vec![None], "the id left the window");
+    }
+}

@@ -1,0 +1,729 @@
+//! Pipeline definitions: TOML in, a validated [`Pipeline`] out.
+//!
+//! The file is walked with its source positions, so validation reports every problem at once
+//! — unknown keys, wrong types, bad values, dangling stream names — each with `file:line:column`.
+//! The format is documented in the README and by `pipelines/daytrade.toml`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use tickflow_core::{Duration, Quantity, Timestamp};
+use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The default pipeline, compiled in so `tickflow run` works from any directory.
+pub const DEFAULT_PIPELINE: &str = include_str!("../daytrade.toml");
+/// Name under which the default pipeline is reported.
+pub const DEFAULT_PIPELINE_NAME: &str = "pipelines/daytrade.toml";
+
+/// Streams every pipeline has.
+pub const BUILTIN_STREAMS: [&str; 4] = ["trades", "quotes", "book", "rejects"];
+
+/// A validated pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pipeline {
+    /// Name of the pipeline.
+    pub name: String,
+    /// Event-time step of the dataflow.
+    pub granularity: Duration,
+    /// How far behind the newest event time a record may arrive and still be accepted.
+    pub allowed_lateness: Duration,
+    /// Inputs.
+    pub sources: Vec<SourceConfig>,
+    /// Normalize settings.
+    pub normalize: NormalizeSettings,
+    /// Operators after normalize, in order.
+    pub operators: Vec<OperatorDef>,
+    /// Outputs.
+    pub sinks: Vec<SinkDef>,
+}
+
+/// Settings of the normalize stage (always present: every record is validated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormalizeSettings {
+    /// How long venue ids are remembered to drop duplicates.
+    pub dedupe_window: Duration,
+}
+
+/// An operator of the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorDef {
+    /// Name, which is also the name of its output stream.
+    pub name: String,
+    /// Input stream.
+    pub input: String,
+    /// What it does.
+    pub kind: OperatorKind,
+}
+
+/// Operator kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OperatorKind {
+    /// Time bars of an interval.
+    TimeBars {
+        /// Bar length.
+        interval: Duration,
+    },
+    /// Volume bars of a volume.
+    VolumeBars {
+        /// Volume per bar.
+        volume: Quantity,
+    },
+}
+
+impl OperatorKind {
+    /// Stream type the operator reads.
+    pub fn input_type(&self) -> StreamType {
+        StreamType::Trades
+    }
+    /// Stream type the operator writes.
+    pub fn output_type(&self) -> StreamType {
+        StreamType::Bars
+    }
+}
+
+/// Record type of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamType {
+    /// Trades.
+    Trades,
+    /// Quotes.
+    Quotes,
+    /// Order-book events.
+    Book,
+    /// Rejects.
+    Rejects,
+    /// Bars.
+    Bars,
+}
+
+/// An output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinkDef {
+    /// Kind of output.
+    pub kind: SinkKind,
+    /// Streams it writes.
+    pub streams: Vec<String>,
+    /// Directory for file outputs; `None` means the run's output directory.
+    pub dir: Option<PathBuf>,
+}
+
+/// Sink kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    /// Human-readable lines on stdout, at most `limit` per stream.
+    Stdout {
+        /// Lines per stream.
+        limit: Option<u64>,
+    },
+    /// JSON Lines files.
+    Jsonl,
+    /// Parquet files.
+    Parquet,
+    /// Count and drop.
+    Discard,
+}
+
+impl Pipeline {
+    /// The type of a named stream, if the pipeline has it.
+    pub fn stream_type(&self, name: &str) -> Option<StreamType> {
+        match name {
+            "trades" => Some(StreamType::Trades),
+            "quotes" => Some(StreamType::Quotes),
+            "book" => Some(StreamType::Book),
+            "rejects" => Some(StreamType::Rejects),
+            _ => self.operators.iter().find(|o| o.name == name).map(|o| o.kind.output_type()),
+        }
+    }
+
+    /// Every stream name, built-in first.
+    pub fn stream_names(&self) -> Vec<String> {
+        BUILTIN_STREAMS.iter().map(|s| s.to_string()).chain(self.operators.iter().map(|o| o.name.clone())).collect()
+    }
+
+    /// Loads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+    }
+
+    /// The built-in default pipeline.
+    pub fn default_pipeline() -> Self {
+        Self::parse(DEFAULT_PIPELINE, DEFAULT_PIPELINE_NAME).unwrap_or_else(|e| panic!("the built-in pipeline is invalid:\n{e}"))
+    }
+
+    /// Parses and validates pipeline text; `origin` names it in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigErrors> {
+        let mut w = Walker { text, errors: Vec::new() };
+        let root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                w.err(e.span().unwrap_or(0..0), e.message().to_owned());
+                return Err(w.into_errors(origin));
+            }
+        };
+        let pipeline = parse_root(&mut w, root.get_ref(), root.span());
+        match pipeline {
+            Some(p) if w.errors.is_empty() => Ok(p),
+            _ => Err(w.into_errors(origin)),
+        }
+    }
+}
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// File name (or `<text>`).
+    pub origin: String,
+    /// Problems in file order.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(f, "{} has {n} problem{}:", self.origin, if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            writeln!(f, "  {}:{}:{}: {}", self.origin, e.line, e.column, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Errors loading a pipeline file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("cannot read pipeline {path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file has problems.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+struct Walker<'t> {
+    text: &'t str,
+    errors: Vec<(usize, String)>,
+}
+
+impl Walker<'_> {
+    fn err(&mut self, span: Range<usize>, message: String) {
+        self.errors.push((span.start, message));
+    }
+
+    fn into_errors(self, origin: &str) -> ConfigErrors {
+        let mut errors: Vec<ConfigError> = self
+            .errors
+            .iter()
+            .map(|(offset, message)| {
+                let before = &self.text[..(*offset).min(self.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                ConfigError { line, column, message: message.clone() }
+            })
+            .collect();
+        errors.sort_by_key(|e| (e.line, e.column));
+        ConfigErrors { origin: origin.to_owned(), errors }
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A table being read: remembers which keys were used so the rest can be reported.
+struct TableReader<'a, 'i> {
+    table: &'a DeTable<'i>,
+    span: Range<usize>,
+    what: String,
+    known: Vec<&'static str>,
+}
+
+impl<'a, 'i> TableReader<'a, 'i> {
+    fn new(table: &'a DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
+        Self { table, span, what: what.into(), known: Vec::new() }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value<'i>> {
+        self.known.push(key);
+        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+    }
+
+    fn string(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<(String, Range<usize>)> {
+        let v = self.get(key)?;
+        match v.get_ref().as_str() {
+            Some(s) => Some((s.to_owned(), v.span())),
+            None => {
+                w.err(v.span(), format!("`{key}` in {} must be a string, found {}", self.what, v.get_ref().type_str()));
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<(String, Range<usize>)> {
+        let found = self.get(key).is_some();
+        self.known.pop();
+        if !found {
+            w.err(self.span.clone(), format!("{} is missing `{key}`", self.what));
+            self.known.push(key);
+            return None;
+        }
+        self.string(w, key)
+    }
+
+    fn integer(&mut self, w: &mut Walker<'_>, key: &'static str, range: Range<i64>) -> Option<i64> {
+        let v = self.get(key)?;
+        let parsed = v.get_ref().as_integer().and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok());
+        match parsed {
+            Some(n) if range.contains(&n) => Some(n),
+            Some(n) => {
+                w.err(v.span(), format!("`{key}` in {} must be between {} and {}, found {n}", self.what, range.start, range.end - 1));
+                None
+            }
+            None => {
+                w.err(v.span(), format!("`{key}` in {} must be an integer, found {}", self.what, v.get_ref().type_str()));
+                None
+            }
+        }
+    }
+
+    fn float(&mut self, w: &mut Walker<'_>, key: &'static str, lo: f64, hi: f64) -> Option<f64> {
+        let v = self.get(key)?;
+        let value = v.get_ref();
+        let parsed = value
+            .as_float()
+            .and_then(|f| f.as_str().replace('_', "").parse::<f64>().ok())
+            .or_else(|| value.as_integer().and_then(|i| i.as_str().replace('_', "").parse::<f64>().ok()));
+        match parsed {
+            Some(x) if x.is_finite() && x >= lo && x <= hi => Some(x),
+            Some(x) => {
+                w.err(v.span(), format!("`{key}` in {} must be between {lo} and {hi}, found {x}", self.what));
+                None
+            }
+            None => {
+                w.err(v.span(), format!("`{key}` in {} must be a number, found {}", self.what, value.type_str()));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Duration> {
+        let (text, span) = self.string(w, key)?;
+        match Duration::parse(&text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                w.err(span, format!("`{key}` in {}: {e}", self.what));
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Vec<(String, Range<usize>)>> {
+        let v = self.get(key)?;
+        let Some(items) = v.get_ref().as_array() else {
+            w.err(v.span(), format!("`{key}` in {} must be an array of strings", self.what));
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => out.push((s.to_owned(), item.span())),
+                None => w.err(item.span(), format!("`{key}` in {} must hold strings, found {}", self.what, item.get_ref().type_str())),
+            }
+        }
+        Some(out)
+    }
+
+    /// Reports keys that no getter asked for.
+    fn finish(self, w: &mut Walker<'_>) {
+        for (k, _) in self.table.iter() {
+            let key = k.get_ref().as_ref();
+            if !self.known.contains(&key) {
+                let mut expected = self.known.clone();
+                expected.sort_unstable();
+                expected.dedup();
+                w.err(k.span(), format!("unknown key `{key}` in {} (expected one of: {})", self.what, expected.join(", ")));
+            }
+        }
+    }
+}
+
+/// The tables of an array of tables (`[[source]]`).
+fn tables<'a, 'i>(w: &mut Walker<'_>, v: &'a Value<'i>, what: &str) -> Vec<(&'a DeTable<'i>, Range<usize>)> {
+    match v.get_ref().as_array() {
+        Some(items) => items
+            .iter()
+            .filter_map(|item| match item.get_ref().as_table() {
+                Some(t) => Some((t, item.span())),
+                None => {
+                    w.err(item.span(), format!("each {what} must be a table ([[{what}]])"));
+                    None
+                }
+            })
+            .collect(),
+        None => {
+            w.err(v.span(), format!("`{what}` must be an array of tables ([[{what}]])"));
+            Vec::new()
+        }
+    }
+}
+
+fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Option<Pipeline> {
+    let mut top = TableReader::new(root, span.clone(), "the pipeline file");
+    let mut name = "pipeline".to_owned();
+    let mut granularity = Duration::from_millis(1);
+    let mut allowed_lateness = Duration::from_millis(500);
+    if let Some(v) = top.get("pipeline") {
+        match v.get_ref().as_table() {
+            Some(t) => {
+                let mut p = TableReader::new(t, v.span(), "[pipeline]");
+                if let Some((n, _)) = p.string(w, "name") {
+                    name = n;
+                }
+                p.string(w, "description");
+                if let Some(d) = p.duration(w, "granularity") {
+                    if d.nanos() <= 0 {
+                        w.err(v.span(), "`granularity` in [pipeline] must be positive".into());
+                    }
+                    granularity = d;
+                }
+                if let Some(d) = p.duration(w, "allowed_lateness") {
+                    allowed_lateness = d;
+                }
+                p.finish(w);
+            }
+            None => w.err(v.span(), "`pipeline` must be a table ([pipeline])".into()),
+        }
+    }
+
+    let mut sources = Vec::new();
+    match top.get("source") {
+        Some(v) => {
+            for (i, (t, span)) in tables(w, v, "source").into_iter().enumerate() {
+                if let Some(s) = parse_source(w, t, span, i + 1) {
+                    sources.push(s);
+                }
+            }
+        }
+        None => w.err(0..0, "the pipeline has no [[source]]".into()),
+    }
+
+    let mut normalize = NormalizeSettings { dedupe_window: Duration::from_secs(60) };
+    if let Some(v) = top.get("normalize") {
+        match v.get_ref().as_table() {
+            Some(t) => {
+                let mut n = TableReader::new(t, v.span(), "[normalize]");
+                if let Some(d) = n.duration(w, "dedupe_window") {
+                    normalize.dedupe_window = d;
+                }
+                n.finish(w);
+            }
+            None => w.err(v.span(), "`normalize` must be a table ([normalize])".into()),
+        }
+    }
+
+    let mut operators: Vec<ParsedOperator> = Vec::new();
+    if let Some(v) = top.get("operator") {
+        for (i, (t, span)) in tables(w, v, "operator").into_iter().enumerate() {
+            if let Some(op) = parse_operator(w, t, span, i + 1) {
+                operators.push(op);
+            }
+        }
+    }
+
+    let mut sinks: Vec<(SinkDef, Vec<Range<usize>>)> = Vec::new();
+    if let Some(v) = top.get("sink") {
+        for (i, (t, span)) in tables(w, v, "sink").into_iter().enumerate() {
+            if let Some(s) = parse_sink(w, t, span, i + 1) {
+                sinks.push(s);
+            }
+        }
+    }
+    top.finish(w);
+
+    // Stream names: unique, inputs defined before use, sinks name existing streams. An
+    // operator whose kind or parameters were refused still defines its stream (of unknown
+    // type), so its name does not cause a second, misleading error.
+    let mut known: Vec<(String, Option<StreamType>)> = vec![
+        ("trades".into(), Some(StreamType::Trades)),
+        ("quotes".into(), Some(StreamType::Quotes)),
+        ("book".into(), Some(StreamType::Book)),
+        ("rejects".into(), Some(StreamType::Rejects)),
+    ];
+    for op in &operators {
+        if known.iter().any(|(n, _)| *n == op.name) {
+            w.err(op.name_span.clone(), format!("stream `{}` is already defined; operator names must be unique and differ from {}", op.name, BUILTIN_STREAMS.join(", ")));
+        }
+        let wanted = op.kind.as_ref().map(OperatorKind::input_type);
+        match known.iter().find(|(n, _)| *n == op.input) {
+            Some((_, Some(ty))) if wanted.is_some_and(|w| w != *ty) => {
+                w.err(op.input_span.clone(), format!("operator `{}` reads {:?} but stream `{}` carries {:?}", op.name, wanted.unwrap_or(*ty), op.input, ty));
+            }
+            Some(_) => {}
+            None => w.err(op.input_span.clone(), format!("operator `{}` reads unknown stream `{}` (known so far: {})", op.name, op.input, known.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))),
+        }
+        known.push((op.name.clone(), op.kind.as_ref().map(OperatorKind::output_type)));
+    }
+    for (sink, spans) in &sinks {
+        for (stream, span) in sink.streams.iter().zip(spans) {
+            if !known.iter().any(|(n, _)| n == stream) {
+                w.err(span.clone(), format!("sink writes unknown stream `{stream}` (streams: {})", known.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")));
+            }
+        }
+    }
+    Some(Pipeline {
+        name,
+        granularity,
+        allowed_lateness,
+        sources,
+        normalize,
+        operators: operators
+            .into_iter()
+            .filter_map(|o| o.kind.map(|kind| OperatorDef { name: o.name, input: o.input, kind }))
+            .collect(),
+        sinks: sinks.into_iter().map(|(s, _)| s).collect(),
+    })
+}
+
+fn parse_source(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<SourceConfig> {
+    let mut r = TableReader::new(t, span.clone(), format!("[[source]] #{n}"));
+    let (kind, kind_span) = r.required_string(w, "kind")?;
+    let out = match kind.as_str() {
+        "synthetic" => {
+            let mut c = SyntheticConfig::default();
+            if let Some(v) = r.integer(w, "instruments", 1..10_001) {
+                c.instruments = v as usize;
+            }
+            if let Some(v) = r.integer(w, "seed", 0..i64::MAX) {
+                c.seed = v as u64;
+            }
+            if let Some((text, s)) = r.string(w, "start") {
+                match Timestamp::parse_rfc3339(&text) {
+                    Ok(t) => c.start = t,
+                    Err(e) => w.err(s, format!("`start` in [[source]] #{n}: {e}")),
+                }
+            }
+            if let Some(d) = r.duration(w, "duration") {
+                c.duration = d;
+            }
+            if let Some(v) = r.float(w, "events_per_second", f64::MIN_POSITIVE, 1e9) {
+                c.events_per_second = v;
+            }
+            if let Some(v) = r.float(w, "quote_ratio", 0.0, 0.99) {
+                c.quote_ratio = v;
+            }
+            if let Some(v) = r.float(w, "correlation", 0.0, 1.0) {
+                c.correlation = v;
+            }
+            if let Some(v) = r.float(w, "fault_rate", 0.0, 1.0) {
+                c.fault_rate = v;
+            }
+            if c.duration.nanos() <= 0 {
+                w.err(span, format!("`duration` in [[source]] #{n} must be positive"));
+            }
+            Some(SourceConfig::Synthetic(c))
+        }
+        "replay" => {
+            let path = r.required_string(w, "path");
+            let format = match r.string(w, "format") {
+                Some((f, s)) => match ReplayFormat::from_name(&f) {
+                    Some(f) => Some(f),
+                    None => {
+                        w.err(s, format!("unknown replay format `{f}` (expected one of: {})", ReplayFormat::NAMES.join(", ")));
+                        None
+                    }
+                },
+                None => Some(ReplayFormat::Auto),
+            };
+            match (path, format) {
+                (Some((p, _)), Some(format)) => Some(SourceConfig::Replay { path: PathBuf::from(p), format }),
+                _ => None,
+            }
+        }
+        other => {
+            w.err(kind_span, format!("unknown source kind `{other}` (expected synthetic or replay)"));
+            None
+        }
+    };
+    r.finish(w);
+    out
+}
+
+/// An operator as read, before its kind is known to be valid.
+struct ParsedOperator {
+    name: String,
+    name_span: Range<usize>,
+    input: String,
+    input_span: Range<usize>,
+    kind: Option<OperatorKind>,
+}
+
+fn parse_operator(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<ParsedOperator> {
+    let mut r = TableReader::new(t, span.clone(), format!("[[operator]] #{n}"));
+    let name = r.required_string(w, "name");
+    let input = r.required_string(w, "input");
+    let kind = r.required_string(w, "kind");
+    let kind = kind.and_then(|(k, kspan)| match k.as_str() {
+        "time_bars" => {
+            let interval = r.duration(w, "interval");
+            if interval.is_none() && !r.table.iter().any(|(k, _)| k.get_ref().as_ref() == "interval") {
+                w.err(span.clone(), format!("[[operator]] #{n} (time_bars) is missing `interval`, e.g. \"1m\""));
+            }
+            match interval {
+                Some(d) if d.nanos() <= 0 => {
+                    w.err(span.clone(), format!("`interval` in [[operator]] #{n} must be positive"));
+                    None
+                }
+                Some(interval) => Some(OperatorKind::TimeBars { interval }),
+                None => None,
+            }
+        }
+        "volume_bars" => {
+            let volume = match r.get("volume") {
+                Some(v) => {
+                    let text = v.get_ref().as_str().map(str::to_owned).or_else(|| v.get_ref().as_integer().map(|i| i.as_str().to_owned()));
+                    match text.map(|t| Quantity::parse(&t)) {
+                        Some(Ok(q)) if q.is_positive() => Some(q),
+                        Some(Ok(q)) => {
+                            w.err(v.span(), format!("`volume` in [[operator]] #{n} must be positive, found {q}"));
+                            None
+                        }
+                        Some(Err(e)) => {
+                            w.err(v.span(), format!("`volume` in [[operator]] #{n}: {e}"));
+                            None
+                        }
+                        None => {
+                            w.err(v.span(), format!("`volume` in [[operator]] #{n} must be a number or a decimal string"));
+                            None
+                        }
+                    }
+                }
+                None => {
+                    w.err(span.clone(), format!("[[operator]] #{n} (volume_bars) is missing `volume`"));
+                    None
+                }
+            };
+            volume.map(|volume| OperatorKind::VolumeBars { volume })
+        }
+        other => {
+            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars or volume_bars)"));
+            None
+        }
+    });
+    r.finish(w);
+    let ((name, name_span), (input, input_span)) = (name?, input?);
+    Some(ParsedOperator { name, name_span, input, input_span, kind })
+}
+
+fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<(SinkDef, Vec<Range<usize>>)> {
+    let mut r = TableReader::new(t, span.clone(), format!("[[sink]] #{n}"));
+    let kind = r.required_string(w, "kind");
+    let streams = r.strings(w, "streams");
+    if streams.is_none() && !t.iter().any(|(k, _)| k.get_ref().as_ref() == "streams") {
+        w.err(span.clone(), format!("[[sink]] #{n} is missing `streams`, e.g. streams = [\"bars\"]"));
+    }
+    let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
+    let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
+    let kind = kind.and_then(|(k, kspan)| match k.as_str() {
+        "stdout" => Some(SinkKind::Stdout { limit }),
+        "jsonl" => Some(SinkKind::Jsonl),
+        "parquet" => Some(SinkKind::Parquet),
+        "discard" => Some(SinkKind::Discard),
+        other => {
+            w.err(kspan, format!("unknown sink kind `{other}` (expected stdout, jsonl, parquet or discard)"));
+            None
+        }
+    });
+    r.finish(w);
+    let streams = streams?;
+    let spans = streams.iter().map(|(_, s)| s.clone()).collect();
+    Some((SinkDef { kind: kind?, streams: streams.into_iter().map(|(s, _)| s).collect(), dir }, spans))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_pipeline_is_valid() {
+        let p = Pipeline::default_pipeline();
+        assert_eq!(p.name, "daytrade");
+        assert!(matches!(p.sources[0], SourceConfig::Synthetic(_)));
+        assert!(p.stream_type("bars").is_some());
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_positions() {
+        let text = r#"[pipeline]
+name = "x"
+granularity = "1 parsec"
+colour = "blue"
+
+[[source]]
+kind = "synthetic"
+instruments = 0
+events_per_second = "fast"
+
+[[source]]
+kind = "ftp"
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trade"
+intervall = "1m"
+
+[[sink]]
+kind = "jsonl"
+streams = ["bars", "nope"]
+"#;
+        let errs = Pipeline::parse(text, "bad.toml").unwrap_err();
+        let lines: Vec<(usize, &str)> = errs.errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        let has = |line: usize, needle: &str| lines.iter().any(|(l, m)| *l == line && m.contains(needle));
+        assert!(has(3, "unknown unit"), "{errs}");
+        assert!(has(4, "unknown key `colour`"), "{errs}");
+        assert!(has(8, "between 1 and 10000"), "{errs}");
+        assert!(has(9, "must be a number"), "{errs}");
+        assert!(has(12, "unknown source kind `ftp`"), "{errs}");
+        assert!(has(17, "unknown stream `trade`"), "{errs}");
+        assert!(has(18, "unknown key `intervall`"), "{errs}");
+        assert!(has(14, "missing `interval`"), "{errs}");
+        assert!(has(22, "unknown stream `nope`"), "{errs}");
+        assert_eq!(errs.errors.len(), 9, "{errs}");
+        let shown = errs.to_string();
+        assert!(shown.contains("bad.toml:18:1: unknown key `intervall`"), "{shown}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let errs = Pipeline::parse("[pipeline]\nname = \n", "x.toml").unwrap_err();
+        assert_eq!(errs.errors.len(), 1);
+        assert_eq!(errs.errors[0].line, 2, "{errs}");
+    }
+
+    #[test]
+    fn missing_sources_and_types_are_reported() {
+        let errs = Pipeline::parse("[[sink]]\nkind = \"stdout\"\nstreams = [1]\n", "x.toml").unwrap_err();
+        let text = errs.to_string();
+        assert!(text.contains("no [[source]]"), "{text}");
+        assert!(text.contains("must hold strings"), "{text}");
+    }
+}

@@ -1,0 +1,491 @@
+//! The job runtime: plans the sources, builds the dataflow on every worker, drives the
+//! sources, and collects the summary.
+//!
+//! Each worker reads its share of the source parts (part `i` goes to worker `i % workers`),
+//! merges them in event-time order and sends every record at its own event time (rounded to
+//! the granularity). The worker's input capability — its watermark — is held at the newest
+//! event time it has read minus the allowed lateness; a record older than that is sent at the
+//! watermark instead and normalize rejects it as late. At most two chunks of input are in
+//! flight per worker, so memory stays bounded however large the input.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use timely::dataflow::operators::core::{Concat, OkErr};
+use timely::dataflow::operators::vec::{Map, UnorderedInput};
+use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use tickflow_core::{Bar, BookEvent, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason, SeqNo, Timestamp, Trade};
+use tickflow_operators::adapter::{Gather, Time, apply, ordered_sink};
+use tickflow_operators::{Normalize, NormalizeConfig, Normalized, Record, TimeBars, VolumeBars};
+use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
+use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
+
+use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
+use crate::stats::{Progress, Stats, Summary};
+
+/// Records read per chunk before the watermark moves.
+const CHUNK: usize = 4096;
+
+/// How a run is carried out.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Worker threads.
+    pub workers: usize,
+    /// Directory for file sinks that do not name their own.
+    pub output_dir: PathBuf,
+    /// Replay speed as a multiple of real time; `None` for as fast as possible.
+    pub speed: Option<f64>,
+    /// Called every `progress_interval` while the job runs.
+    pub progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    /// How often to report progress.
+    pub progress_interval: std::time::Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { workers: 1, output_dir: PathBuf::from("tickflow-out"), speed: None, progress: None, progress_interval: std::time::Duration::from_secs(2) }
+    }
+}
+
+/// Errors that stop a run before or while it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad input: run options that cannot work.
+    #[error("{0}")]
+    Options(String),
+    /// Bad input: sources that cannot be planned (missing path, unknown format).
+    #[error(transparent)]
+    Sources(#[from] tickflow_sources::Error),
+    /// Bad input: operator parameters that cannot work.
+    #[error(transparent)]
+    Operator(#[from] tickflow_operators::Error),
+    /// Unavailable dependency: an output that cannot be created.
+    #[error(transparent)]
+    Sink(#[from] tickflow_sinks::Error),
+    /// Internal: the dataflow runtime failed.
+    #[error("dataflow runtime: {0}")]
+    Runtime(String),
+}
+
+/// The sinks of one stream, typed by its records.
+enum TypedSinks {
+    Trades(Vec<(String, Box<dyn Sink<Trade>>)>),
+    Quotes(Vec<(String, Box<dyn Sink<Quote>>)>),
+    Book(Vec<(String, Box<dyn Sink<BookEvent>>)>),
+    Rejects(Vec<(String, Box<dyn Sink<Reject>>)>),
+    Bars(Vec<(String, Box<dyn Sink<Bar>>)>),
+}
+
+/// Sinks of a stream, with a name per sink for the summary.
+type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
+
+fn make_sink<T: SinkRecord>(kind: &SinkKind, dir: &std::path::Path, stream: &str, registry: &Arc<InstrumentRegistry>) -> Result<(String, Box<dyn Sink<T>>), RunError> {
+    Ok(match kind {
+        SinkKind::Stdout { limit } => (format!("stdout:{stream}"), Box::new(StdoutSink::new(registry.clone(), *limit))),
+        SinkKind::Jsonl => (format!("{}", dir.join(format!("{stream}.jsonl")).display()), Box::new(JsonlSink::create(dir, stream, registry.clone())?)),
+        SinkKind::Parquet => (format!("{}", dir.join(format!("{stream}.parquet")).display()), Box::new(ParquetSink::<T>::create(dir, stream, registry.clone())?)),
+        SinkKind::Discard => (format!("discard:{stream}"), Box::new(DiscardSink::default())),
+    })
+}
+
+/// Creates every sink of the pipeline, keyed by stream. Files are created before any worker
+/// starts, so a directory that cannot be written stops the run with a clear error.
+fn create_sinks(pipeline: &Pipeline, opts: &RunOptions, registry: &Arc<InstrumentRegistry>) -> Result<BTreeMap<String, TypedSinks>, RunError> {
+    let mut out: BTreeMap<String, TypedSinks> = BTreeMap::new();
+    for sink in &pipeline.sinks {
+        let dir = sink.dir.clone().unwrap_or_else(|| opts.output_dir.clone());
+        for stream in &sink.streams {
+            let ty = pipeline.stream_type(stream).ok_or_else(|| RunError::Options(format!("unknown stream {stream}")))?;
+            let entry = out.entry(stream.clone()).or_insert_with(|| match ty {
+                StreamType::Trades => TypedSinks::Trades(Vec::new()),
+                StreamType::Quotes => TypedSinks::Quotes(Vec::new()),
+                StreamType::Book => TypedSinks::Book(Vec::new()),
+                StreamType::Rejects => TypedSinks::Rejects(Vec::new()),
+                StreamType::Bars => TypedSinks::Bars(Vec::new()),
+            });
+            match entry {
+                TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Quotes(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Book(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Rejects(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the workers share.
+struct Shared {
+    pipeline: Pipeline,
+    plan: Plan,
+    registry: Arc<InstrumentRegistry>,
+    origins: Vec<String>,
+    stats: Arc<Stats>,
+    sinks: Mutex<Option<BTreeMap<String, TypedSinks>>>,
+    speed: Option<f64>,
+}
+
+/// Runs a pipeline to completion.
+pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> {
+    if opts.workers == 0 || opts.workers > 256 {
+        return Err(RunError::Options(format!("--workers must be between 1 and 256, got {}", opts.workers)));
+    }
+    if let Some(s) = opts.speed {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(RunError::Options(format!("--speed must be a positive number, got {s}")));
+        }
+    }
+    let plan = tickflow_sources::plan(&pipeline.sources)?;
+    let registry = Arc::new(plan.registry.clone());
+    let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
+    // Refuse bad operator parameters before any thread starts.
+    Normalize::new(normalize_config(pipeline, &origins))?;
+    for op in &pipeline.operators {
+        match &op.kind {
+            OperatorKind::TimeBars { interval } => drop(TimeBars::new(*interval)?),
+            OperatorKind::VolumeBars { volume } => drop(VolumeBars::new(*volume)?),
+        }
+    }
+    let sinks = create_sinks(pipeline, opts, &registry)?;
+    let operator_streams: Vec<String> = pipeline.operators.iter().map(|o| o.name.clone()).collect();
+    let stats = Arc::new(Stats::new(&operator_streams));
+    let shared = Arc::new(Shared {
+        pipeline: pipeline.clone(),
+        plan,
+        registry,
+        origins,
+        stats: stats.clone(),
+        sinks: Mutex::new(Some(sinks)),
+        speed: opts.speed,
+    });
+
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = opts.progress.clone().map(|report| {
+        let (stats, done, interval) = (stats.clone(), done.clone(), opts.progress_interval);
+        std::thread::spawn(move || {
+            let mut next = Instant::now() + interval;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if Instant::now() >= next {
+                    report(&stats.progress());
+                    next += interval;
+                }
+            }
+        })
+    });
+    let worker_shared = shared.clone();
+    let result = timely::execute(timely::Config::process(opts.workers), move |worker| worker_main(worker, &worker_shared));
+    let outcome = match result {
+        Ok(guards) => guards.join().into_iter().try_for_each(|r| r.map_err(RunError::Runtime).and_then(|r| r.map_err(RunError::Runtime))),
+        Err(e) => Err(RunError::Runtime(e)),
+    };
+    done.store(true, Ordering::Relaxed);
+    if let Some(h) = reporter {
+        let _ = h.join();
+    }
+    outcome?;
+    Ok(Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed()))
+}
+
+fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig {
+    NormalizeConfig { granularity: pipeline.granularity, dedupe_window: pipeline.normalize.dedupe_window, origins: origins.to_vec() }
+}
+
+/// A typed stream of the dataflow under construction.
+enum Handle<'s> {
+    Trades(StreamVec<'s, Time, Trade>),
+    Quotes(StreamVec<'s, Time, Quote>),
+    Book(StreamVec<'s, Time, BookEvent>),
+    Rejects(StreamVec<'s, Time, Reject>),
+    Bars(StreamVec<'s, Time, Bar>),
+}
+
+/// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
+fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, T>, name: &str, sinks: Named<T>, all_discard: bool, stats: &Arc<Stats>, probe: &ProbeHandle<Time>) {
+    let sinks = Rc::new(RefCell::new(sinks.into_iter().map(|(n, s)| (n, s, false)).collect::<Vec<_>>()));
+    let (write_sinks, finish_sinks) = (sinks.clone(), sinks);
+    let (write_stats, finish_stats) = (stats.clone(), stats.clone());
+    let gather = if all_discard { Gather::Local } else { Gather::Single };
+    ordered_sink(
+        stream,
+        &format!("sink:{name}"),
+        gather,
+        move |batch: &mut Vec<T>| {
+            for (sink_name, sink, failed) in write_sinks.borrow_mut().iter_mut() {
+                if *failed {
+                    continue;
+                }
+                if let Err(e) = sink.write(batch) {
+                    // Keep the pipeline running; this sink stops and the run reports the error.
+                    *failed = true;
+                    write_stats.error(format!("sink {sink_name} failed, later rows were not written: {e}"));
+                }
+            }
+        },
+        move || {
+            for (sink_name, sink, _) in finish_sinks.borrow_mut().iter_mut() {
+                match sink.finish() {
+                    Ok(rows) => {
+                        if let Ok(mut v) = finish_stats.sink_rows.lock() {
+                            v.push((sink_name.clone(), rows));
+                        }
+                    }
+                    Err(e) => finish_stats.error(format!("sink {sink_name} could not be closed: {e}")),
+                }
+            }
+        },
+    )
+    .probe_with(probe);
+}
+
+/// Builds the dataflow of one worker. Returns the input handles.
+#[allow(clippy::type_complexity, reason = "the four input handles are returned together once")]
+fn build<'s>(
+    scope: Scope<'s, Time>,
+    shared: &Shared,
+    mut sinks: BTreeMap<String, TypedSinks>,
+    probe: &ProbeHandle<Time>,
+) -> Result<(InputEnds, InputEnds2), String> {
+    let stats = &shared.stats;
+    let ((events_in, events_cap), events) = scope.new_unordered_input::<MarketEvent>();
+    let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Reject>();
+    let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins)).map_err(|e| e.to_string())?;
+    let (accepted, normalize_rejects) = apply(events, normalize).ok_err::<Vec<MarketEvent>, MarketEvent, Vec<Reject>, Reject, _>(|n: Normalized| match n {
+        Normalized::Accepted(e) => Ok(e),
+        Normalized::Rejected(r) => Err(r),
+    });
+    let counts = stats.clone();
+    let accepted = accepted
+        .inspect_core(move |event| {
+            if let Ok((_, batch)) = event {
+                let mut c = [0u64; 3];
+                for e in batch.iter() {
+                    c[match e {
+                        MarketEvent::Trade(_) => 0,
+                        MarketEvent::Quote(_) => 1,
+                        MarketEvent::Book(_) => 2,
+                    }] += 1;
+                }
+                for (slot, n) in counts.accepted.iter().zip(c) {
+                    slot.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        })
+        .probe_with(probe);
+    let counts = stats.clone();
+    let rejects = parse_rejects.concat(normalize_rejects).inspect_core(move |event| {
+        if let Ok((_, batch)) = event {
+            for r in batch.iter() {
+                counts.rejected[r.reason.index()].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    let mut streams: BTreeMap<String, Handle<'s>> = BTreeMap::new();
+    streams.insert("trades".into(), Handle::Trades(accepted.clone().flat_map(|e| if let MarketEvent::Trade(t) = e { Some(t) } else { None })));
+    streams.insert("quotes".into(), Handle::Quotes(accepted.clone().flat_map(|e| if let MarketEvent::Quote(q) = e { Some(q) } else { None })));
+    streams.insert("book".into(), Handle::Book(accepted.flat_map(|e| if let MarketEvent::Book(b) = e { Some(b) } else { None })));
+    streams.insert("rejects".into(), Handle::Rejects(rejects));
+
+    for (index, op) in shared.pipeline.operators.iter().enumerate() {
+        let Some(Handle::Trades(input)) = streams.get(&op.input) else {
+            return Err(format!("operator {} needs a trade stream as input", op.name));
+        };
+        let bars = match &op.kind {
+            OperatorKind::TimeBars { interval } => apply(input.clone(), TimeBars::new(*interval).map_err(|e| e.to_string())?),
+            OperatorKind::VolumeBars { volume } => apply(input.clone(), VolumeBars::new(*volume).map_err(|e| e.to_string())?),
+        };
+        let counts = stats.clone();
+        let bars = bars.inspect_core(move |event| {
+            if let Ok((_, batch)) = event {
+                counts.streams[index].1.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+        });
+        streams.insert(op.name.clone(), Handle::Bars(bars));
+    }
+
+    // Every worker builds the same sink operators; only worker 0 holds the sink objects.
+    let mut defs: BTreeMap<&str, bool> = BTreeMap::new();
+    for sink in &shared.pipeline.sinks {
+        for s in &sink.streams {
+            let all_discard = defs.entry(s.as_str()).or_insert(true);
+            *all_discard &= matches!(sink.kind, SinkKind::Discard);
+        }
+    }
+    for (name, all_discard) in defs {
+        let Some(handle) = streams.get(name) else { continue };
+        let mine = sinks.remove(name);
+        match handle {
+            Handle::Trades(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Trades(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+            Handle::Quotes(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Quotes(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+            Handle::Book(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Book(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+            Handle::Rejects(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Rejects(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+            Handle::Bars(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Bars(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+        }
+    }
+    Ok(((events_in, events_cap), (rejects_in, rejects_cap)))
+}
+
+type InputEnds = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, MarketEvent>, timely::dataflow::operators::ActivateCapability<Time>);
+type InputEnds2 = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Reject>, timely::dataflow::operators::ActivateCapability<Time>);
+
+fn floor(t: i64, step: i64) -> i64 {
+    Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
+}
+
+/// One worker: builds the dataflow, drives its parts, steps until everything is written.
+fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(), String> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let sinks = if index == 0 { shared.sinks.lock().map_err(|_| "sink set poisoned")?.take().unwrap_or_default() } else { BTreeMap::new() };
+    let probe = ProbeHandle::new();
+    let built = worker.dataflow::<Time, _, _>(|scope| build(scope, shared, sinks, &probe));
+    let ((mut events_in, events_cap), (mut rejects_in, rejects_cap)) = built?;
+    let mut caps = Some((events_cap, rejects_cap));
+    let stats = &shared.stats;
+
+    // Open this worker's parts; a part that cannot be opened is reported as a reject.
+    let mut readers: Vec<Box<dyn PartReader>> = Vec::new();
+    let mut open_failures = Vec::new();
+    for (i, part) in shared.plan.parts.iter().enumerate().filter(|(i, _)| i % peers == index) {
+        match part.open(&shared.registry) {
+            Ok(r) => readers.push(r),
+            Err(e) => open_failures.push(Reject {
+                instrument: None,
+                ts_event: None,
+                reason: RejectReason::Malformed,
+                detail: format!("cannot open: {e}"),
+                origin: part.name(),
+                line: 0,
+                seq: SeqNo::new(i as u16, 0),
+            }),
+        }
+    }
+    let mut merger = Merger::new(readers);
+    let mut pacer = Pacer::new(shared.speed);
+    let gran = shared.pipeline.granularity.nanos().max(1);
+    let lateness = shared.pipeline.allowed_lateness.nanos();
+    let mut max_seen = i64::MIN;
+    let mut prev_hold = i64::MIN;
+    let mut events: Vec<(i64, MarketEvent)> = Vec::with_capacity(CHUNK);
+    let mut bad: Vec<Reject> = open_failures;
+    let mut carry: Option<MarketEvent> = None;
+    stats.read.fetch_add(bad.len() as u64, Ordering::Relaxed);
+
+    while let Some((events_cap, rejects_cap)) = caps.as_mut() {
+        let cur = *events_cap.time();
+        let mut exhausted = false;
+        let mut paced = false;
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut read = 0u64;
+        while events.len() + bad.len() < CHUNK {
+            let item = match carry.take() {
+                Some(e) => SourceItem::Event(e),
+                None => match merger.next_item() {
+                    Some(item) => {
+                        read += 1;
+                        item
+                    }
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                },
+            };
+            match item {
+                SourceItem::Event(e) => {
+                    let ts = e.ts_event().nanos();
+                    let wait = pacer.delay_for(e.ts_event());
+                    if !wait.is_zero() {
+                        carry = Some(e);
+                        paced = true;
+                        if events.is_empty() && bad.is_empty() {
+                            std::thread::sleep(wait.min(std::time::Duration::from_millis(20)));
+                        }
+                        break;
+                    }
+                    // A record older than the newest minus the lateness goes out at that
+                    // watermark, where normalize sees it is late.
+                    let watermark = if max_seen == i64::MIN { i64::MIN } else { floor(max_seen.saturating_sub(lateness), gran) };
+                    let t = floor(ts, gran).max(watermark).max(cur);
+                    max_seen = max_seen.max(ts);
+                    first = first.min(ts);
+                    last = last.max(ts);
+                    events.push((t, e));
+                }
+                SourceItem::Bad(r) => bad.push(r),
+            }
+        }
+        stats.read.fetch_add(read, Ordering::Relaxed);
+        stats.first_event.fetch_min(first, Ordering::Relaxed);
+        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        if !events.is_empty() {
+            let mut session_owner = events_in.activate();
+            let mut i = 0;
+            while i < events.len() {
+                let t = events[i].0;
+                let cap = events_cap.delayed(&t);
+                let mut session = session_owner.session(&cap);
+                while i < events.len() && events[i].0 == t {
+                    session.give(events[i].1);
+                    i += 1;
+                }
+            }
+            events.clear();
+        }
+        if !bad.is_empty() {
+            let mut owner = rejects_in.activate();
+            owner.session(&*rejects_cap).give_iterator(bad.drain(..));
+        }
+        if exhausted {
+            caps = None;
+        } else {
+            let hold = if max_seen == i64::MIN { cur } else { floor(max_seen.saturating_sub(lateness), gran).max(cur) };
+            events_cap.downgrade(&hold);
+            rejects_cap.downgrade(&hold);
+            worker.step();
+            // Flow control: let the dataflow catch up with the previous chunk.
+            while probe.less_than(&prev_hold) {
+                worker.step();
+            }
+            prev_hold = hold;
+            if index == 0 {
+                probe.with_frontier(|f| {
+                    if let Some(t) = f.first() {
+                        stats.watermark.store(*t, Ordering::Relaxed);
+                    }
+                });
+            }
+            if paced {
+                worker.step();
+            }
+        }
+    }
+    while !probe.done() {
+        worker.step();
+    }
+    Ok(())
+}
+
+impl Default for TypedSinks {
+    fn default() -> Self {
+        TypedSinks::Bars(Vec::new())
+    }
+}
+
+/// Progress line: records read, rate, event time reached.
+pub fn format_progress(p: &Progress, elapsed: std::time::Duration) -> String {
+    let rate = p.read as f64 / elapsed.as_secs_f64().max(1e-9);
+    match p.watermark {
+        Some(t) => format!("… {} records read ({:.0}/s), {} rejected, event time {t}", p.read, rate, p.rejected),
+        None => format!("… {} records read ({:.0}/s), {} rejected", p.read, rate, p.rejected),
+    }
+}

@@ -1,0 +1,190 @@
+//! Counters shared by the workers while a job runs, and the summary of a finished run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use tickflow_core::{RejectReason, Timestamp};
+
+/// Live counters. Workers add to them once per batch; the progress reporter reads them.
+#[derive(Debug)]
+pub struct Stats {
+    pub(crate) read: AtomicU64,
+    pub(crate) accepted: [AtomicU64; 3],
+    pub(crate) rejected: [AtomicU64; RejectReason::ALL.len()],
+    pub(crate) streams: Vec<(String, AtomicU64)>,
+    /// Event time every worker has finished (the global watermark), in ns.
+    pub(crate) watermark: AtomicI64,
+    pub(crate) first_event: AtomicI64,
+    pub(crate) last_event: AtomicI64,
+    pub(crate) sink_rows: Mutex<Vec<(String, u64)>>,
+    pub(crate) errors: Mutex<Vec<String>>,
+}
+
+impl Stats {
+    pub(crate) fn new(operator_streams: &[String]) -> Self {
+        Self {
+            read: AtomicU64::new(0),
+            accepted: Default::default(),
+            rejected: Default::default(),
+            streams: operator_streams.iter().map(|s| (s.clone(), AtomicU64::new(0))).collect(),
+            watermark: AtomicI64::new(i64::MIN),
+            first_event: AtomicI64::new(i64::MAX),
+            last_event: AtomicI64::new(i64::MIN),
+            sink_rows: Mutex::new(Vec::new()),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn error(&self, message: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push(message);
+        }
+    }
+
+    /// A consistent-enough snapshot for progress lines.
+    pub fn progress(&self) -> Progress {
+        let wm = self.watermark.load(Ordering::Relaxed);
+        Progress {
+            read: self.read.load(Ordering::Relaxed),
+            rejected: self.rejected.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+            watermark: (wm > i64::MIN && wm < i64::MAX).then_some(Timestamp(wm)),
+        }
+    }
+}
+
+/// What a progress line shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Records read so far (including rows that could not be parsed).
+    pub read: u64,
+    /// Records rejected so far.
+    pub rejected: u64,
+    /// Event time reached by every worker.
+    pub watermark: Option<Timestamp>,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// Wall-clock time of the run.
+    pub wall: std::time::Duration,
+    /// Records read (events plus rows that could not be parsed).
+    pub read: u64,
+    /// Accepted trades, quotes and book events.
+    pub accepted_trades: u64,
+    /// Accepted quotes.
+    pub accepted_quotes: u64,
+    /// Accepted book events.
+    pub accepted_book: u64,
+    /// Rejected records by reason (only reasons that occurred).
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Records out of each operator stream (bars), in pipeline order.
+    pub streams: Vec<(String, u64)>,
+    /// Rows written by each sink (`kind:stream`).
+    pub sink_rows: Vec<(String, u64)>,
+    /// Earliest event time read.
+    pub first_event: Option<Timestamp>,
+    /// Latest event time read.
+    pub last_event: Option<Timestamp>,
+    /// Errors that did not stop the run (a sink that failed, a file that did not open).
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    pub(crate) fn collect(stats: &Stats, pipeline: &str, workers: usize, wall: std::time::Duration) -> Self {
+        let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        let first = stats.first_event.load(Ordering::SeqCst);
+        let last = stats.last_event.load(Ordering::SeqCst);
+        let mut sink_rows = stats.sink_rows.lock().map(|v| v.clone()).unwrap_or_default();
+        sink_rows.sort();
+        Self {
+            pipeline: pipeline.to_owned(),
+            workers,
+            wall,
+            read: load(&stats.read),
+            accepted_trades: load(&stats.accepted[0]),
+            accepted_quotes: load(&stats.accepted[1]),
+            accepted_book: load(&stats.accepted[2]),
+            rejected: RejectReason::ALL.iter().zip(&stats.rejected).map(|(r, c)| (*r, load(c))).filter(|(_, n)| *n > 0).collect(),
+            streams: stats.streams.iter().map(|(n, c)| (n.clone(), load(c))).collect(),
+            sink_rows,
+            first_event: (first != i64::MAX).then_some(Timestamp(first)),
+            last_event: (last != i64::MIN).then_some(Timestamp(last)),
+            errors: stats.errors.lock().map(|v| v.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Accepted records of every kind.
+    pub fn accepted(&self) -> u64 {
+        self.accepted_trades + self.accepted_quotes + self.accepted_book
+    }
+
+    /// Rejected records of every reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// True when every record read was either accepted or rejected.
+    pub fn accounted(&self) -> bool {
+        self.accepted() + self.rejected_total() == self.read
+    }
+
+    /// Records read per second of wall-clock time.
+    pub fn records_per_second(&self) -> f64 {
+        self.read as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "── summary: {} ({} worker{}) ──", self.pipeline, self.workers, if self.workers == 1 { "" } else { "s" })?;
+        if let (Some(a), Some(b)) = (self.first_event, self.last_event) {
+            writeln!(f, "event time      {a} .. {b}")?;
+        }
+        writeln!(f, "records read    {:>14}", thousands(self.read))?;
+        writeln!(
+            f,
+            "accepted        {:>14}   (trades {}, quotes {}, book {})",
+            thousands(self.accepted()),
+            thousands(self.accepted_trades),
+            thousands(self.accepted_quotes),
+            thousands(self.accepted_book)
+        )?;
+        writeln!(f, "rejected        {:>14}", thousands(self.rejected_total()))?;
+        for (reason, n) in &self.rejected {
+            writeln!(f, "  {:<22}{:>10}", reason.as_str(), thousands(*n))?;
+        }
+        let check = if self.accounted() { "every record accounted for" } else { "MISMATCH: accepted + rejected != read" };
+        writeln!(f, "check           accepted + rejected = {} = read: {check}", thousands(self.accepted() + self.rejected_total()))?;
+        for (name, n) in &self.streams {
+            writeln!(f, "{:<16}{:>14} out", name, thousands(*n))?;
+        }
+        for (sink, n) in &self.sink_rows {
+            writeln!(f, "  wrote {:<30}{:>10} rows", sink, thousands(*n))?;
+        }
+        writeln!(f, "wall time       {:>14.3} s", self.wall.as_secs_f64())?;
+        writeln!(f, "throughput      {:>14} records/s", thousands(self.records_per_second() as u64))?;
+        for e in &self.errors {
+            writeln!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
