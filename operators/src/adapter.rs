@@ -1,93 +1,133 @@
 //! The one place where operators meet timely.
 //!
+//! Records travel as [`Stamped`] pairs `(step, record)`: `step` is the record's event time
+//! rounded to the job's granularity. A timely message's timestamp is a lower bound of the steps
+//! it carries, so the input frontier is still the watermark — no record with a step below it
+//! will arrive — while a whole chunk of records costs one message instead of one per step.
+//!
 //! [`apply`] runs an [`Operator`] as a timely operator: records are exchanged by
-//! [`Record::route`], buffered per timestamp until the input frontier (the watermark) passes
-//! that timestamp, sorted by [`Record::order_key`], and handed to `on_batch` in time order;
-//! then `on_watermark` sees the new watermark. The adapter holds one capability, at the
-//! earliest of the buffered timestamps and the operator's [`Operator::next_emit`], so output
-//! emitted later at an operator-chosen event time (a bar's end) is still allowed and
-//! downstream frontiers cannot run past it.
+//! [`Record::route`], buffered by step until the frontier passes that step, sorted by
+//! [`Record::order_key`], and handed to `on_batch` in step order; then `on_watermark` sees the
+//! new watermark. The adapter holds one capability, at the earliest buffered step or the
+//! operator's [`Operator::next_emit`], so output emitted later at an operator-chosen event time
+//! (a bar's end) is still allowed and downstream frontiers cannot run past it. Everything an
+//! activation emits leaves in one message, each record stamped with its own step.
 //!
 //! [`ordered_sink`] is the last stage of a stream: it gathers records (on worker 0, or on every
-//! worker for sinks that only count) and hands them to a writer in timestamp order, sorted by
-//! key within a timestamp, so files are identical whatever the number of workers.
-//!
-//! Timestamps are event time in nanoseconds, rounded by the sources to the job's granularity.
+//! worker for sinks that only count) and hands them to a writer in step order, sorted by key
+//! within a step, so files are identical whatever the number of workers.
 
 use std::collections::BTreeMap;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::Operator as TimelyOperator;
-use tickflow_core::Timestamp;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator as TimelyOperator, OutputBuilder};
+use timely::progress::operate::FrontierInterest;
+use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 
+use crate::normalize::Normalized;
 use crate::operator::{Emitter, Operator, Record};
 
 /// Timely timestamp type of every tickflow dataflow: event time in nanoseconds.
 pub type Time = i64;
 
+/// A record with its event-time step.
+pub type Stamped<T> = (Time, T);
+
+/// Records buffered by step until the watermark passes them. Consecutive records of one step
+/// (the common case: input arrives nearly in order) append to the same vector without a lookup.
+struct StepBuffer<T> {
+    steps: BTreeMap<Time, Vec<T>>,
+    spare: Vec<Vec<T>>,
+}
+
+impl<T> StepBuffer<T> {
+    fn new() -> Self {
+        Self { steps: BTreeMap::new(), spare: Vec::new() }
+    }
+
+    fn extend(&mut self, data: &mut Vec<Stamped<T>>) {
+        let mut items = data.drain(..).peekable();
+        while let Some((t, first)) = items.next() {
+            let spare = &mut self.spare;
+            let run = self.steps.entry(t).or_insert_with(|| spare.pop().unwrap_or_default());
+            run.push(first);
+            while let Some((_, next)) = items.next_if(|(t2, _)| *t2 == t) {
+                run.push(next);
+            }
+        }
+    }
+
+    fn first(&self) -> Option<Time> {
+        self.steps.keys().next().copied()
+    }
+
+    /// Removes the earliest step if it is below `watermark`.
+    fn pop_before(&mut self, watermark: Time) -> Option<(Time, Vec<T>)> {
+        let entry = self.steps.first_entry()?;
+        (*entry.key() < watermark).then(|| entry.remove_entry())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    fn recycle(&mut self, mut v: Vec<T>) {
+        v.clear();
+        if self.spare.len() < 64 {
+            self.spare.push(v);
+        }
+    }
+}
+
 /// Runs `op` on `stream`, partitioned by instrument.
-pub fn apply<'s, O: Operator>(stream: StreamVec<'s, Time, O::In>, mut op: O) -> StreamVec<'s, Time, O::Out> {
+pub fn apply<'s, O: Operator>(stream: StreamVec<'s, Time, Stamped<O::In>>, mut op: O) -> StreamVec<'s, Time, Stamped<O::Out>> {
     let name = op.name();
-    let pact = Exchange::new(|r: &O::In| r.route());
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<O::Out>>, _, _, _>(pact, name, move |_initial, _info| {
+    let pact = Exchange::new(|r: &Stamped<O::In>| r.1.route());
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<Stamped<O::Out>>>, _, _, _>(pact, name, move |_initial, _info| {
         let mut held: Option<Capability<Time>> = None;
-        let mut pending: BTreeMap<Time, Vec<O::In>> = BTreeMap::new();
-        let mut spare: Vec<Vec<O::In>> = Vec::new();
+        let mut pending: StepBuffer<O::In> = StepBuffer::new();
         let mut watermark = Time::MIN;
         let mut emitter: Emitter<O::Out> = Emitter::default();
-        let mut dropped: u64 = 0;
         move |(input, frontier), output| {
             input.for_each(|cap, data| {
                 let Some(&t) = cap.least() else { return };
                 if held.as_ref().is_none_or(|h| t < *h.time()) {
                     held = cap.retain_least(output.output_index());
                 }
-                pending.entry(t).or_insert_with(|| spare.pop().unwrap_or_default()).append(data);
+                pending.extend(data);
             });
             let wm = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            let mut flush = |emitter: &mut Emitter<O::Out>, held: &Option<Capability<Time>>| {
-                let Some(held) = held else {
-                    dropped += emitter.drain().count() as u64;
-                    return;
-                };
-                let mut items = emitter.drain().peekable();
-                while let Some((t, first)) = items.next() {
-                    let t = t.nanos().max(*held.time());
-                    let cap = held.delayed(&t);
-                    let mut session = output.session(&cap);
-                    session.give(first);
-                    while let Some((_, next)) = items.next_if(|(t2, _)| t2.nanos().max(*held.time()) == t) {
-                        session.give(next);
-                    }
-                }
-            };
-            while let Some(entry) = pending.first_entry() {
-                if *entry.key() >= wm {
-                    break;
-                }
-                let (t, mut batch) = entry.remove_entry();
+            while let Some((t, mut batch)) = pending.pop_before(wm) {
                 batch.sort_unstable_by_key(Record::order_key);
                 emitter.set_time(Timestamp(t));
                 op.on_batch(Timestamp(t), &mut batch, &mut emitter);
-                flush(&mut emitter, &held);
-                batch.clear();
-                spare.push(batch);
+                pending.recycle(batch);
             }
             if wm > watermark {
                 watermark = wm;
                 emitter.set_time(Timestamp(wm));
                 op.on_watermark(Timestamp(wm), &mut emitter);
-                flush(&mut emitter, &held);
             }
-            if dropped > 0 {
-                // An operator emitted without declaring `next_emit`: a bug, reported once per batch.
-                eprintln!("error: operator {name} emitted {dropped} records it had no capability for");
-                dropped = 0;
+            if !emitter.items().is_empty() {
+                match &held {
+                    Some(cap) => {
+                        // One message for the whole activation; every record keeps its own step,
+                        // never below the capability's time.
+                        let floor = *cap.time();
+                        output.session(cap).give_iterator(emitter.drain().map(|(t, x)| (t.nanos().max(floor), x)));
+                    }
+                    None => {
+                        // An operator emitted without declaring `next_emit`: a bug, reported.
+                        let dropped = emitter.drain().count();
+                        eprintln!("error: operator {name} emitted {dropped} records it had no capability for");
+                    }
+                }
             }
-            let next = [pending.keys().next().copied(), op.next_emit().map(Timestamp::nanos)].into_iter().flatten().min();
+            let next = [pending.first(), op.next_emit().map(Timestamp::nanos)].into_iter().flatten().min();
             match (next, held.as_mut()) {
                 (None, _) => held = None,
                 (Some(t), Some(h)) if t > *h.time() => h.downgrade(&t),
@@ -95,6 +135,69 @@ pub fn apply<'s, O: Operator>(stream: StreamVec<'s, Time, O::In>, mut op: O) -> 
             }
         }
     })
+}
+
+/// The typed streams that leave normalize.
+pub struct Split<'s> {
+    /// Accepted trades.
+    pub trades: StreamVec<'s, Time, Stamped<Trade>>,
+    /// Accepted quotes.
+    pub quotes: StreamVec<'s, Time, Stamped<Quote>>,
+    /// Accepted order-book events.
+    pub book: StreamVec<'s, Time, Stamped<BookEvent>>,
+    /// Rejects.
+    pub rejects: StreamVec<'s, Time, Stamped<Reject>>,
+}
+
+/// Splits normalize's output by kind in one pass (one copy per record). `keep` says which of
+/// trades, quotes and book events anything downstream reads; the others are counted and
+/// dropped here. `count` receives the accepted counts of each message, by kind.
+pub fn split<'s>(stream: StreamVec<'s, Time, Stamped<Normalized>>, keep: [bool; 3], mut count: impl FnMut([u64; 3]) + 'static) -> Split<'s> {
+    let mut builder = OperatorBuilder::new("split".to_owned(), stream.scope());
+    let mut input = builder.new_input(stream, Pipeline);
+    builder.set_notify_for(0, FrontierInterest::Never);
+    let (trades_out, trades) = builder.new_output();
+    let (quotes_out, quotes) = builder.new_output();
+    let (book_out, book) = builder.new_output();
+    let (rejects_out, rejects) = builder.new_output();
+    let mut trades_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Trade>>>> = OutputBuilder::from(trades_out);
+    let mut quotes_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Quote>>>> = OutputBuilder::from(quotes_out);
+    let mut book_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<BookEvent>>>> = OutputBuilder::from(book_out);
+    let mut rejects_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Reject>>>> = OutputBuilder::from(rejects_out);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let (mut t_out, mut q_out, mut b_out, mut r_out) = (trades_out.activate(), quotes_out.activate(), book_out.activate(), rejects_out.activate());
+            input.for_each_stamp(|cap, data| {
+                let (mut t, mut q, mut b, mut r) = (t_out.session(&cap), q_out.session(&cap), b_out.session(&cap), r_out.session(&cap));
+                let mut counts = [0u64; 3];
+                for (step, n) in data.flat_map(|d| d.drain(..)) {
+                    match n {
+                        Normalized::Accepted(MarketEvent::Trade(x)) => {
+                            counts[0] += 1;
+                            if keep[0] {
+                                t.give((step, x));
+                            }
+                        }
+                        Normalized::Accepted(MarketEvent::Quote(x)) => {
+                            counts[1] += 1;
+                            if keep[1] {
+                                q.give((step, x));
+                            }
+                        }
+                        Normalized::Accepted(MarketEvent::Book(x)) => {
+                            counts[2] += 1;
+                            if keep[2] {
+                                b.give((step, x));
+                            }
+                        }
+                        Normalized::Rejected(x) => r.give((step, x)),
+                    }
+                }
+                count(counts);
+            });
+        }
+    });
+    Split { trades, quotes, book, rejects }
 }
 
 /// Where an ordered sink gathers its records.
@@ -108,7 +211,7 @@ pub enum Gather {
 
 /// Hands `stream`'s records to `write` in timestamp order (sorted by key within a timestamp)
 /// once the watermark has passed them; `finish` is called when the stream ends.
-pub fn ordered_sink<'s, T, W, F>(stream: StreamVec<'s, Time, T>, name: &str, gather: Gather, mut write: W, finish: F) -> StreamVec<'s, Time, ()>
+pub fn ordered_sink<'s, T, W, F>(stream: StreamVec<'s, Time, Stamped<T>>, name: &str, gather: Gather, mut write: W, finish: F) -> StreamVec<'s, Time, ()>
 where
     T: Record,
     W: FnMut(&mut Vec<T>) + 'static,
@@ -120,22 +223,15 @@ where
         Gather::Single => 0,
         Gather::Local => stream.scope().index() as u64,
     };
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(move |_: &T| target), name, move |_initial, _info| {
-        let mut pending: BTreeMap<Time, Vec<T>> = BTreeMap::new();
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(move |_: &Stamped<T>| target), name, move |_initial, _info| {
+        let mut pending: StepBuffer<T> = StepBuffer::new();
         move |(input, frontier), _output| {
-            input.for_each(|cap, data| {
-                if let Some(&t) = cap.least() {
-                    pending.entry(t).or_default().append(data);
-                }
-            });
+            input.for_each(|_cap, data| pending.extend(data));
             let wm = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            while let Some(entry) = pending.first_entry() {
-                if *entry.key() >= wm {
-                    break;
-                }
-                let mut batch = entry.remove();
+            while let Some((_, mut batch)) = pending.pop_before(wm) {
                 batch.sort_unstable_by_key(Record::order_key);
                 write(&mut batch);
+                pending.recycle(batch);
             }
             if frontier.frontier().is_empty() && pending.is_empty() {
                 if let Some(f) = finish.take() {

@@ -7,7 +7,9 @@
 //! (same venue trade or update id within the de-duplication window). Records within the
 //! lateness bound arrive in event-time order: the adapter hands each step over sorted.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashSet;
 
 use serde::{Deserialize, Serialize};
 use tickflow_core::{
@@ -60,20 +62,68 @@ impl Record for Normalized {
     }
 }
 
-/// De-duplication key: instrument, record kind, venue id.
+/// De-duplication key: instrument, record kind (0 trade, 1 quote), venue id.
 type DedupeKey = (u32, u8, u64);
+
+/// Venue ids of one instrument and record kind seen within the de-duplication window.
+///
+/// Venue ids nearly always increase, so the common case costs no hashing: an id above the
+/// highest seen is appended to `ordered`, which therefore stays strictly increasing and is
+/// searched by bisection. An id below the highest that is new (out-of-order delivery) goes to
+/// `extra`. Memory is proportional to the records within the window, read sequentially.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct IdWindow {
+    max_id: Option<u64>,
+    /// `(event time, id)`, ids strictly increasing.
+    ordered: VecDeque<(i64, u64)>,
+    /// Out-of-order ids, oldest first.
+    extra_order: VecDeque<(i64, u64)>,
+    #[serde(skip)]
+    extra: FxHashSet<u64>,
+}
+
+impl IdWindow {
+    /// Records `id`; false when it was already seen within the window.
+    fn insert(&mut self, ts: i64, id: u64) -> bool {
+        if self.max_id.is_none_or(|m| id > m) {
+            self.max_id = Some(id);
+            self.ordered.push_back((ts, id));
+            return true;
+        }
+        if self.ordered.binary_search_by_key(&id, |&(_, i)| i).is_ok() || !self.extra.insert(id) {
+            return false;
+        }
+        self.extra_order.push_back((ts, id));
+        true
+    }
+
+    /// Forgets ids seen before `horizon`.
+    fn expire(&mut self, horizon: i64) {
+        while self.ordered.front().is_some_and(|&(t, _)| t < horizon) {
+            self.ordered.pop_front();
+        }
+        while let Some(&(t, id)) = self.extra_order.front() {
+            if t >= horizon {
+                break;
+            }
+            self.extra_order.pop_front();
+            self.extra.remove(&id);
+        }
+    }
+}
 
 #[derive(Default, Serialize, Deserialize)]
 struct State {
-    /// Remembered ids with the event time they were seen, oldest first.
-    seen_order: VecDeque<(i64, DedupeKey)>,
+    /// Id windows by `instrument * 2 + kind`.
+    windows: Vec<IdWindow>,
 }
 
 /// The normalize operator.
 pub struct Normalize {
     config: NormalizeConfig,
     state: State,
-    seen: HashSet<DedupeKey>,
+    /// Event time of the last expiry pass.
+    last_expiry: i64,
 }
 
 impl Normalize {
@@ -85,7 +135,7 @@ impl Normalize {
         if config.dedupe_window.nanos() < 0 {
             return Err(Error::Config { operator: "normalize", reason: "dedupe_window must not be negative".into() });
         }
-        Ok(Self { config, state: State::default(), seen: HashSet::new() })
+        Ok(Self { config, state: State::default(), last_expiry: i64::MIN })
     }
 
     fn check(&self, e: &MarketEvent, step: Timestamp) -> Result<Option<DedupeKey>, (RejectReason, String)> {
@@ -145,15 +195,26 @@ impl Normalize {
         }
     }
 
+    /// Expires old ids, at most once per tenth of the window (ids live up to 10 % longer).
     fn expire(&mut self, now: Timestamp) {
-        let horizon = now.saturating_sub(self.config.dedupe_window).nanos();
-        while let Some(&(t, key)) = self.state.seen_order.front() {
-            if t >= horizon {
-                break;
-            }
-            self.state.seen_order.pop_front();
-            self.seen.remove(&key);
+        let window = self.config.dedupe_window.nanos();
+        if now.nanos().saturating_sub(self.last_expiry) < window / 10 {
+            return;
         }
+        self.last_expiry = now.nanos();
+        let horizon = now.nanos().saturating_sub(window);
+        for w in &mut self.state.windows {
+            w.expire(horizon);
+        }
+    }
+
+    /// True when `key` is new within the window (and remembers it).
+    fn remember(&mut self, ts: Timestamp, (instrument, kind, id): DedupeKey) -> bool {
+        let slot = instrument as usize * 2 + kind as usize;
+        if slot >= self.state.windows.len() {
+            self.state.windows.resize_with(slot + 1, IdWindow::default);
+        }
+        self.state.windows[slot].insert(ts.nanos(), id)
     }
 }
 
@@ -169,13 +230,8 @@ impl Operator for Normalize {
         self.expire(time);
         for e in input.drain(..) {
             let outcome = self.check(&e, time).and_then(|key| match key {
-                Some(key) if self.seen.contains(&key) => Err((RejectReason::Duplicate, format!("{} id {} already seen", e.kind(), key.2))),
-                Some(key) => {
-                    self.seen.insert(key);
-                    self.state.seen_order.push_back((e.ts_event().nanos(), key));
-                    Ok(())
-                }
-                None => Ok(()),
+                Some(key) if !self.remember(e.ts_event(), key) => Err((RejectReason::Duplicate, format!("{} id {} already seen", e.kind(), key.2))),
+                _ => Ok(()),
             });
             out.push(match outcome {
                 Ok(()) => Normalized::Accepted(e),
@@ -208,7 +264,9 @@ impl Operator for Normalize {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator: "normalize", source })?;
-        self.seen = self.state.seen_order.iter().map(|(_, k)| *k).collect();
+        for w in &mut self.state.windows {
+            w.extra = w.extra_order.iter().map(|&(_, id)| id).collect();
+        }
         Ok(())
     }
 }
@@ -277,6 +335,17 @@ mod tests {
         let Normalized::Rejected(r) = &out.items()[0].1 else { panic!() };
         assert_eq!(r.origin, "file.csv");
         assert!(r.detail.contains("price -0.000000001 is not positive"), "{}", r.detail);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn id_window_agrees_with_a_plain_set(ids in proptest::collection::vec(0u64..60, 1..300)) {
+            let mut w = IdWindow::default();
+            let mut seen = std::collections::HashSet::new();
+            for (i, id) in ids.into_iter().enumerate() {
+                proptest::prop_assert_eq!(w.insert(i as i64, id), seen.insert(id));
+            }
+        }
     }
 
     #[test]

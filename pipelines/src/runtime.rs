@@ -16,13 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use timely::dataflow::operators::core::{Concat, OkErr};
-use timely::dataflow::operators::vec::{Map, UnorderedInput};
+use timely::dataflow::operators::core::Concat;
+use timely::dataflow::operators::vec::UnorderedInput;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use tickflow_core::{Bar, BookEvent, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason, SeqNo, Timestamp, Trade};
-use tickflow_operators::adapter::{Gather, Time, apply, ordered_sink};
-use tickflow_operators::{Normalize, NormalizeConfig, Normalized, Record, TimeBars, VolumeBars};
+use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
+use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
 use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
 
@@ -201,15 +201,15 @@ fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig 
 
 /// A typed stream of the dataflow under construction.
 enum Handle<'s> {
-    Trades(StreamVec<'s, Time, Trade>),
-    Quotes(StreamVec<'s, Time, Quote>),
-    Book(StreamVec<'s, Time, BookEvent>),
-    Rejects(StreamVec<'s, Time, Reject>),
-    Bars(StreamVec<'s, Time, Bar>),
+    Trades(StreamVec<'s, Time, Stamped<Trade>>),
+    Quotes(StreamVec<'s, Time, Stamped<Quote>>),
+    Book(StreamVec<'s, Time, Stamped<BookEvent>>),
+    Rejects(StreamVec<'s, Time, Stamped<Reject>>),
+    Bars(StreamVec<'s, Time, Stamped<Bar>>),
 }
 
 /// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
-fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, T>, name: &str, sinks: Named<T>, all_discard: bool, stats: &Arc<Stats>, probe: &ProbeHandle<Time>) {
+fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, Stamped<T>>, name: &str, sinks: Named<T>, all_discard: bool, stats: &Arc<Stats>, probe: &ProbeHandle<Time>) {
     let sinks = Rc::new(RefCell::new(sinks.into_iter().map(|(n, s)| (n, s, false)).collect::<Vec<_>>()));
     let (write_sinks, finish_sinks) = (sinks.clone(), sinks);
     let (write_stats, finish_stats) = (stats.clone(), stats.clone());
@@ -255,44 +255,32 @@ fn build<'s>(
     probe: &ProbeHandle<Time>,
 ) -> Result<(InputEnds, InputEnds2), String> {
     let stats = &shared.stats;
-    let ((events_in, events_cap), events) = scope.new_unordered_input::<MarketEvent>();
-    let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Reject>();
+    let ((events_in, events_cap), events) = scope.new_unordered_input::<Stamped<MarketEvent>>();
+    let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Stamped<Reject>>();
     let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins)).map_err(|e| e.to_string())?;
-    let (accepted, normalize_rejects) = apply(events, normalize).ok_err::<Vec<MarketEvent>, MarketEvent, Vec<Reject>, Reject, _>(|n: Normalized| match n {
-        Normalized::Accepted(e) => Ok(e),
-        Normalized::Rejected(r) => Err(r),
+    // Only the kinds something reads are passed on; all are counted.
+    let reads = |stream: &str| shared.pipeline.operators.iter().any(|o| o.input == stream) || shared.pipeline.sinks.iter().any(|s| s.streams.iter().any(|x| x == stream));
+    let keep = [reads("trades"), reads("quotes"), reads("book")];
+    let counts = stats.clone();
+    let parts = split(apply(events, normalize), keep, move |c| {
+        for (slot, n) in counts.accepted.iter().zip(c) {
+            slot.fetch_add(n, Ordering::Relaxed);
+        }
     });
+    let progress = parts.trades.clone().probe_with(probe);
     let counts = stats.clone();
-    let accepted = accepted
-        .inspect_core(move |event| {
-            if let Ok((_, batch)) = event {
-                let mut c = [0u64; 3];
-                for e in batch.iter() {
-                    c[match e {
-                        MarketEvent::Trade(_) => 0,
-                        MarketEvent::Quote(_) => 1,
-                        MarketEvent::Book(_) => 2,
-                    }] += 1;
-                }
-                for (slot, n) in counts.accepted.iter().zip(c) {
-                    slot.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-        })
-        .probe_with(probe);
-    let counts = stats.clone();
-    let rejects = parse_rejects.concat(normalize_rejects).inspect_core(move |event| {
+    let rejects = parse_rejects.concat(parts.rejects).inspect_core(move |event| {
         if let Ok((_, batch)) = event {
-            for r in batch.iter() {
+            for (_, r) in batch.iter() {
                 counts.rejected[r.reason.index()].fetch_add(1, Ordering::Relaxed);
             }
         }
     });
 
     let mut streams: BTreeMap<String, Handle<'s>> = BTreeMap::new();
-    streams.insert("trades".into(), Handle::Trades(accepted.clone().flat_map(|e| if let MarketEvent::Trade(t) = e { Some(t) } else { None })));
-    streams.insert("quotes".into(), Handle::Quotes(accepted.clone().flat_map(|e| if let MarketEvent::Quote(q) = e { Some(q) } else { None })));
-    streams.insert("book".into(), Handle::Book(accepted.flat_map(|e| if let MarketEvent::Book(b) = e { Some(b) } else { None })));
+    streams.insert("trades".into(), Handle::Trades(progress));
+    streams.insert("quotes".into(), Handle::Quotes(parts.quotes));
+    streams.insert("book".into(), Handle::Book(parts.book));
     streams.insert("rejects".into(), Handle::Rejects(rejects));
 
     for (index, op) in shared.pipeline.operators.iter().enumerate() {
@@ -334,8 +322,8 @@ fn build<'s>(
     Ok(((events_in, events_cap), (rejects_in, rejects_cap)))
 }
 
-type InputEnds = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, MarketEvent>, timely::dataflow::operators::ActivateCapability<Time>);
-type InputEnds2 = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Reject>, timely::dataflow::operators::ActivateCapability<Time>);
+type InputEnds = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<MarketEvent>>, timely::dataflow::operators::ActivateCapability<Time>);
+type InputEnds2 = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<Reject>>, timely::dataflow::operators::ActivateCapability<Time>);
 
 fn floor(t: i64, step: i64) -> i64 {
     Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
@@ -427,23 +415,12 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         stats.read.fetch_add(read, Ordering::Relaxed);
         stats.first_event.fetch_min(first, Ordering::Relaxed);
         stats.last_event.fetch_max(last, Ordering::Relaxed);
+        // The whole chunk goes out under the current watermark; each record carries its step.
         if !events.is_empty() {
-            let mut session_owner = events_in.activate();
-            let mut i = 0;
-            while i < events.len() {
-                let t = events[i].0;
-                let cap = events_cap.delayed(&t);
-                let mut session = session_owner.session(&cap);
-                while i < events.len() && events[i].0 == t {
-                    session.give(events[i].1);
-                    i += 1;
-                }
-            }
-            events.clear();
+            events_in.activate().session(&*events_cap).give_iterator(events.drain(..));
         }
         if !bad.is_empty() {
-            let mut owner = rejects_in.activate();
-            owner.session(&*rejects_cap).give_iterator(bad.drain(..));
+            rejects_in.activate().session(&*rejects_cap).give_iterator(bad.drain(..).map(|r| (cur, r)));
         }
         if exhausted {
             caps = None;

@@ -86,6 +86,39 @@ impl Rng {
     }
 }
 
+/// A geometric distribution (failures before the first success) sampled by inverse CDF from
+/// a precomputed table: no logarithm per draw. Values past the table's end (probability below
+/// 1e-9) are drawn by the exact formula.
+#[derive(Clone, Debug)]
+pub struct Geometric {
+    p: f64,
+    cdf: Vec<f64>,
+}
+
+impl Geometric {
+    /// Success probability `p` in (0, 1].
+    pub fn new(p: f64) -> Self {
+        let mut cdf = Vec::new();
+        let mut cum = 0.0;
+        let mut mass = p;
+        while cum < 1.0 - 1e-9 && cdf.len() < 256 {
+            cum += mass;
+            cdf.push(cum);
+            mass *= 1.0 - p;
+        }
+        Self { p, cdf }
+    }
+
+    /// One draw.
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        let u = rng.uniform();
+        match self.cdf.iter().position(|&c| u < c) {
+            Some(k) => k as u64,
+            None => rng.geometric(self.p),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +146,8 @@ mod tests {
         assert!((var - 1.0).abs() < 0.02, "{var}");
         let e: f64 = (0..n).map(|_| r.exponential(2.0)).sum::<f64>() / n as f64;
         assert!((e - 0.5).abs() < 0.01, "{e}");
+        let g = Geometric::new(0.3);
+        let m: f64 = (0..n).map(|_| g.sample(&mut r) as f64).sum::<f64>() / n as f64;
+        assert!((m - 0.7 / 0.3).abs() < 0.03, "geometric mean {m}");
     }
 }

@@ -19,7 +19,7 @@ use tickflow_core::{
 
 use crate::config::SyntheticConfig;
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::rng::{Geometric, Rng};
 use crate::{PartReader, SourceItem};
 
 /// Venue name of synthetic instruments.
@@ -102,6 +102,10 @@ pub struct InstrumentStream {
     fault_rate: f64,
     last_trade: Option<Trade>,
     pending: Option<MarketEvent>,
+    /// Quote sizes in round lots.
+    lots: Geometric,
+    /// Round-lot trade sizes.
+    round_lots: Geometric,
 }
 
 impl InstrumentStream {
@@ -143,6 +147,8 @@ impl InstrumentStream {
             fault_rate: config.fault_rate,
             last_trade: None,
             pending: None,
+            lots: Geometric::new(0.3),
+            round_lots: Geometric::new(0.5),
         };
         s.schedule_next();
         Ok(s)
@@ -207,8 +213,8 @@ impl InstrumentStream {
         let bid = Price::from_raw(bid_ticks * TICK_RAW);
         let ask = Price::from_raw(ask_ticks * TICK_RAW);
         if self.rng.chance(self.quote_ratio) {
-            let bid_size = Quantity::from_raw(100 * (1 + self.rng.geometric(0.3) as i64) * 1_000_000_000);
-            let ask_size = Quantity::from_raw(100 * (1 + self.rng.geometric(0.3) as i64) * 1_000_000_000);
+            let bid_size = Quantity::from_raw(100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000);
+            let ask_size = Quantity::from_raw(100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000);
             let seq = self.seq();
             MarketEvent::Quote(Quote {
                 instrument: self.id,
@@ -225,7 +231,7 @@ impl InstrumentStream {
         } else {
             let buy = self.rng.chance(0.5);
             let shares = if self.rng.chance(0.3) {
-                100 * (1 + self.rng.geometric(0.5) as i64)
+                100 * (1 + self.round_lots.sample(&mut self.rng) as i64)
             } else {
                 (100.0 * (0.9 * self.rng.normal()).exp()).round().max(1.0) as i64
             };

@@ -77,14 +77,17 @@ pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
     Ok((inner, data))
 }
 
-/// True when a Lean zip holds tick data (not minute, hour or daily bars).
+/// True when a file named like Lean data holds tick data (not minute, hour or daily bars,
+/// whose files have the same names). A file that is not a readable zip counts as tick data,
+/// so that opening it reports what is wrong instead of skipping it silently.
 pub fn is_tick_zip(path: &Path) -> bool {
-    parse_name(path).is_ok()
-        && std::fs::File::open(path)
-            .ok()
-            .and_then(|f| zip::ZipArchive::new(f).ok())
-            .and_then(|mut a| a.by_index(0).ok().and_then(|e| e.name().ok().map(|n| n.to_ascii_lowercase().contains("_tick"))))
-            .unwrap_or(false)
+    if parse_name(path).is_err() {
+        return false;
+    }
+    let Some(mut archive) = std::fs::File::open(path).ok().and_then(|f| zip::ZipArchive::new(f).ok()) else {
+        return true;
+    };
+    archive.by_index(0).ok().and_then(|e| e.name().ok().map(|n| n.to_ascii_lowercase().contains("_tick"))).unwrap_or(true)
 }
 
 /// Reader of one Lean tick file.

@@ -1,0 +1,51 @@
+//! Helpers shared by the pipeline tests.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::path::{Path, PathBuf};
+
+use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
+
+/// `$TICKFLOW_SAMPLE_DATA`, or `None` after saying the test is skipped.
+pub fn sample_data() -> Option<PathBuf> {
+    match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)");
+            None
+        }
+    }
+}
+
+/// Runs pipeline text with `workers` threads, writing files under `out`.
+pub fn run_text(text: &str, workers: usize, out: &Path) -> Summary {
+    let pipeline = Pipeline::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    run(&pipeline, &RunOptions { workers, output_dir: out.to_path_buf(), ..RunOptions::default() }).unwrap()
+}
+
+/// A pipeline replaying `path` into 1-minute bars, writing `streams` as JSON Lines.
+pub fn replay_pipeline(path: &Path, streams: &[&str]) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "replay-test"
+allowed_lateness = "1s"
+
+[[source]]
+kind = "replay"
+path = {path:?}
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[sink]]
+kind = "jsonl"
+streams = {streams:?}
+"#,
+        path = path.display().to_string(),
+        streams = streams,
+    )
+}
