@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tickflow_pipelines::config::{DEFAULT_PIPELINE_NAME, Pipeline};
-use tickflow_pipelines::{LoadError, RunOptions, format_progress, run};
+use tickflow_pipelines::{LoadError, ProgressFn, RunOptions, format_progress, run};
 use tickflow_sources::{ReplayFormat, SourceConfig};
 
 /// tickflow: a stream-processing system for day trading.
@@ -35,8 +35,8 @@ struct RunArgs {
     /// Pipeline file (TOML). Default: the built-in pipelines/daytrade.toml (synthetic market).
     pipeline: Option<PathBuf>,
     /// Worker threads of the dataflow; output is identical for any number.
-    #[arg(long, short = 'w', default_value_t = 1)]
-    workers: usize,
+    #[arg(long, short = 'w', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
     /// Directory for file sinks (JSON Lines, Parquet), created if missing.
     #[arg(long, short = 'o', default_value = "tickflow-out")]
     output: PathBuf,
@@ -60,7 +60,10 @@ struct RunArgs {
 
 fn load(path: Option<&PathBuf>) -> Result<(Pipeline, String)> {
     match path {
-        None => Ok((Pipeline::default_pipeline(), DEFAULT_PIPELINE_NAME.to_owned())),
+        None => Ok((
+            Pipeline::default_pipeline(),
+            DEFAULT_PIPELINE_NAME.to_owned(),
+        )),
         Some(p) => match Pipeline::load(p) {
             Ok(pipeline) => Ok((pipeline, p.display().to_string())),
             Err(LoadError::Invalid(errors)) => bail!("{errors}"),
@@ -76,7 +79,10 @@ fn run_command(args: RunArgs) -> Result<bool> {
         if !data.exists() {
             bail!("--data {}: no such file or directory", data.display());
         }
-        pipeline.sources = vec![SourceConfig::Replay { path: data.clone(), format }];
+        pipeline.sources = vec![SourceConfig::Replay {
+            path: data.clone(),
+            format,
+        }];
     }
     if let Some(seed) = args.seed {
         let mut found = false;
@@ -87,17 +93,32 @@ fn run_command(args: RunArgs) -> Result<bool> {
             }
         }
         if !found {
-            bail!("--seed sets the seed of the synthetic market, but this run has no synthetic source (it replays recorded data)");
+            bail!(
+                "--seed sets the seed of the synthetic market, but this run has no synthetic source (it replays recorded data)"
+            );
         }
     }
     let started = Instant::now();
-    let progress: Option<Arc<dyn Fn(&tickflow_pipelines::Progress) + Send + Sync>> = if args.quiet {
+    let progress: Option<ProgressFn> = if args.quiet {
         None
     } else {
-        Some(Arc::new(move |p: &tickflow_pipelines::Progress| eprintln!("{}", format_progress(p, started.elapsed()))))
+        Some(Arc::new(move |p: &tickflow_pipelines::Progress| {
+            eprintln!("{}", format_progress(p, started.elapsed()))
+        }))
     };
-    eprintln!("tickflow: running {} ({origin}) on {} worker{}", pipeline.name, args.workers, if args.workers == 1 { "" } else { "s" });
-    let opts = RunOptions { workers: args.workers, output_dir: args.output.clone(), speed: args.speed, progress, ..RunOptions::default() };
+    eprintln!(
+        "tickflow: running {} ({origin}) on {} worker{}",
+        pipeline.name,
+        args.workers,
+        if args.workers == 1 { "" } else { "s" }
+    );
+    let opts = RunOptions {
+        workers: usize::from(args.workers),
+        output_dir: args.output.clone(),
+        speed: args.speed,
+        progress,
+        ..RunOptions::default()
+    };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;
     println!("{summary}");
     Ok(summary.errors.is_empty())
@@ -108,7 +129,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
         Command::Validate { pipeline } => load(pipeline.as_ref()).map(|(p, origin)| {
-            println!("{origin}: ok ({} source(s), {} operator(s), {} sink(s))", p.sources.len(), p.operators.len(), p.sinks.len());
+            println!(
+                "{origin}: ok ({} source(s), {} operator(s), {} sink(s))",
+                p.sources.len(),
+                p.operators.len(),
+                p.sinks.len()
+            );
             true
         }),
     };

@@ -106,11 +106,21 @@ impl<'a> Reader<'a> {
     fn new(batch: &'a RecordBatch, record: &'static str, schema: SchemaRef) -> Result<Self> {
         for field in schema.fields() {
             match batch.schema().field_with_name(field.name()) {
-                Err(_) => return Err(Error::Schema { record, reason: format!("missing column {:?}", field.name()) }),
+                Err(_) => {
+                    return Err(Error::Schema {
+                        record,
+                        reason: format!("missing column {:?}", field.name()),
+                    });
+                }
                 Ok(have) if have.data_type() != field.data_type() => {
                     return Err(Error::Schema {
                         record,
-                        reason: format!("column {:?} has type {}, expected {}", field.name(), have.data_type(), field.data_type()),
+                        reason: format!(
+                            "column {:?} has type {}, expected {}",
+                            field.name(),
+                            have.data_type(),
+                            field.data_type()
+                        ),
                     });
                 }
                 Ok(_) => {}
@@ -120,14 +130,25 @@ impl<'a> Reader<'a> {
     }
 
     fn col<T: Array + 'static>(&self, name: &str) -> Result<&'a T> {
-        let idx = self.batch.schema().index_of(name).map_err(|_| Error::Schema {
-            record: self.record,
-            reason: format!("missing column {name:?}"),
-        })?;
-        self.batch.column(idx).as_any().downcast_ref::<T>().ok_or_else(|| Error::Schema {
-            record: self.record,
-            reason: format!("column {name:?} has type {}", self.batch.column(idx).data_type()),
-        })
+        let idx = self
+            .batch
+            .schema()
+            .index_of(name)
+            .map_err(|_| Error::Schema {
+                record: self.record,
+                reason: format!("missing column {name:?}"),
+            })?;
+        self.batch
+            .column(idx)
+            .as_any()
+            .downcast_ref::<T>()
+            .ok_or_else(|| Error::Schema {
+                record: self.record,
+                reason: format!(
+                    "column {name:?} has type {}",
+                    self.batch.column(idx).data_type()
+                ),
+            })
     }
     fn ts(&self, name: &str, i: usize) -> Result<Option<Timestamp>> {
         let c = self.col::<TimestampNanosecondArray>(name)?;
@@ -142,9 +163,14 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if c.scale() != crate::fixed::FIXED_DECIMALS as i8 {
-            return Err(Error::Schema { record: self.record, reason: format!("column {name:?} has scale {}, expected 9", c.scale()) });
+            return Err(Error::Schema {
+                record: self.record,
+                reason: format!("column {name:?} has scale {}, expected 9", c.scale()),
+            });
         }
-        i64::try_from(c.value(i)).map(Some).map_err(|_| Error::OutOfRange { what: "decimal" })
+        i64::try_from(c.value(i))
+            .map(Some)
+            .map_err(|_| Error::OutOfRange { what: "decimal" })
     }
     fn req_dec(&self, name: &str, i: usize) -> Result<i64> {
         self.dec(name, i)?.ok_or_else(|| self.null(name, i))
@@ -172,21 +198,36 @@ impl<'a> Reader<'a> {
         Ok(c.is_valid(i) && c.value(i))
     }
     fn instrument(&self, i: usize) -> Result<InstrumentId> {
-        self.u32("instrument_id", i)?.map(InstrumentId).ok_or_else(|| self.null("instrument_id", i))
+        self.u32("instrument_id", i)?
+            .map(InstrumentId)
+            .ok_or_else(|| self.null("instrument_id", i))
     }
     fn null(&self, name: &str, i: usize) -> Error {
-        Error::Schema { record: self.record, reason: format!("null in required column {name:?} at row {i}") }
+        Error::Schema {
+            record: self.record,
+            reason: format!("null in required column {name:?} at row {i}"),
+        }
     }
     fn bad(&self, name: &str, value: &str) -> Error {
-        Error::Schema { record: self.record, reason: format!("column {name:?} has unknown value {value:?}") }
+        Error::Schema {
+            record: self.record,
+            reason: format!("column {name:?} has unknown value {value:?}"),
+        }
     }
 }
 
 fn head_fields() -> Vec<Field> {
-    vec![f("instrument_id", DataType::UInt32, false), f("symbol", DataType::Utf8, false)]
+    vec![
+        f("instrument_id", DataType::UInt32, false),
+        f("symbol", DataType::Utf8, false),
+    ]
 }
 
-fn symbols<'r, T>(rows: &'r [T], reg: &'r InstrumentRegistry, id: impl Fn(&T) -> InstrumentId + 'r) -> impl Iterator<Item = Option<&'r str>> + 'r {
+fn symbols<'r, T>(
+    rows: &'r [T],
+    reg: &'r InstrumentRegistry,
+    id: impl Fn(&T) -> InstrumentId + 'r,
+) -> impl Iterator<Item = Option<&'r str>> + 'r {
     rows.iter().map(move |r| Some(reg.symbol(id(r))))
 }
 
@@ -452,7 +493,8 @@ impl ArrowRecord for Reject {
                 Ok(Reject {
                     instrument: r.u32("instrument_id", i)?.map(InstrumentId),
                     ts_event: r.ts("ts_event", i)?,
-                    reason: RejectReason::from_name(reason).ok_or_else(|| r.bad("reason", reason))?,
+                    reason: RejectReason::from_name(reason)
+                        .ok_or_else(|| r.bad("reason", reason))?,
                     detail: r.req_str("detail", i)?.to_owned(),
                     origin: r.req_str("origin", i)?.to_owned(),
                     line: r.req_u64("line", i)?,
@@ -510,39 +552,92 @@ mod tests {
     #[test]
     fn book_events_bars_and_rejects_round_trip() {
         let reg = registry();
-        let events: Vec<BookEvent> = [BookAction::Add, BookAction::Modify, BookAction::Cancel, BookAction::Execute, BookAction::Clear]
-            .into_iter()
-            .enumerate()
-            .map(|(n, action)| BookEvent {
-                instrument: InstrumentId(1),
-                ts_event: Timestamp(n as i64),
-                ts_recv: Timestamp(n as i64 + 5),
-                action,
-                side: side(n as u8),
-                price: Price::from_raw(4_786_250_000_000),
-                size: Quantity::from_int(3).unwrap(),
-                order_id: (n % 2 == 0).then_some(n as u64),
-                suspicious: false,
-                seq: SeqNo::new(2, n as u64),
-            })
-            .collect();
+        let events: Vec<BookEvent> = [
+            BookAction::Add,
+            BookAction::Modify,
+            BookAction::Cancel,
+            BookAction::Execute,
+            BookAction::Clear,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, action)| BookEvent {
+            instrument: InstrumentId(1),
+            ts_event: Timestamp(n as i64),
+            ts_recv: Timestamp(n as i64 + 5),
+            action,
+            side: side(n as u8),
+            price: Price::from_raw(4_786_250_000_000),
+            size: Quantity::from_int(3).unwrap(),
+            order_id: (n % 2 == 0).then_some(n as u64),
+            suspicious: false,
+            seq: SeqNo::new(2, n as u64),
+        })
+        .collect();
         let batch = BookEvent::to_record_batch(&events, &reg).unwrap();
         assert_eq!(BookEvent::from_record_batch(&batch).unwrap(), events);
 
         let bars = vec![
-            Bar { instrument: InstrumentId(3), kind: BarKind::Time(Duration::from_secs(60)), start: Timestamp(0), end: Timestamp(60_000_000_000),
-                  open: Price::from_raw(1), high: Price::from_raw(5), low: Price::from_raw(1), close: Price::from_raw(2),
-                  volume: Quantity::from_int(10).unwrap(), vwap: Price::from_raw(3), trade_count: 4 },
-            Bar { instrument: InstrumentId(0), kind: BarKind::Volume(Quantity::parse("2.5").unwrap()), start: Timestamp(5), end: Timestamp(9),
-                  open: Price::from_raw(1), high: Price::from_raw(1), low: Price::from_raw(1), close: Price::from_raw(1),
-                  volume: Quantity::parse("2.5").unwrap(), vwap: Price::from_raw(1), trade_count: 1 },
+            Bar {
+                instrument: InstrumentId(3),
+                kind: BarKind::Time(Duration::from_secs(60)),
+                start: Timestamp(0),
+                end: Timestamp(60_000_000_000),
+                open: Price::from_raw(1),
+                high: Price::from_raw(5),
+                low: Price::from_raw(1),
+                close: Price::from_raw(2),
+                volume: Quantity::from_int(10).unwrap(),
+                vwap: Price::from_raw(3),
+                trade_count: 4,
+            },
+            Bar {
+                instrument: InstrumentId(0),
+                kind: BarKind::Volume(Quantity::parse("2.5").unwrap()),
+                start: Timestamp(5),
+                end: Timestamp(9),
+                open: Price::from_raw(1),
+                high: Price::from_raw(1),
+                low: Price::from_raw(1),
+                close: Price::from_raw(1),
+                volume: Quantity::parse("2.5").unwrap(),
+                vwap: Price::from_raw(1),
+                trade_count: 1,
+            },
         ];
         let batch = Bar::to_record_batch(&bars, &reg).unwrap();
-        assert_eq!(batch.column_by_name("symbol").unwrap().as_any().downcast_ref::<StringArray>().unwrap().value(0), "S3");
+        assert_eq!(
+            batch
+                .column_by_name("symbol")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(0),
+            "S3"
+        );
         assert_eq!(Bar::from_record_batch(&batch).unwrap(), bars);
 
-        let rejects = vec![Reject { instrument: None, ts_event: None, reason: RejectReason::Malformed, detail: "wrong column count".into(), origin: "f.csv".into(), line: 3, seq: SeqNo(1) },
-                           Reject { instrument: Some(InstrumentId(2)), ts_event: Some(Timestamp(9)), reason: RejectReason::Late, detail: "x".into(), origin: "synthetic".into(), line: 0, seq: SeqNo(2) }];
+        let rejects = vec![
+            Reject {
+                instrument: None,
+                ts_event: None,
+                reason: RejectReason::Malformed,
+                detail: "wrong column count".into(),
+                origin: "f.csv".into(),
+                line: 3,
+                seq: SeqNo(1),
+            },
+            Reject {
+                instrument: Some(InstrumentId(2)),
+                ts_event: Some(Timestamp(9)),
+                reason: RejectReason::Late,
+                detail: "x".into(),
+                origin: "synthetic".into(),
+                line: 0,
+                seq: SeqNo(2),
+            },
+        ];
         let batch = Reject::to_record_batch(&rejects, &reg).unwrap();
         assert_eq!(Reject::from_record_batch(&batch).unwrap(), rejects);
     }
@@ -551,13 +646,29 @@ mod tests {
     fn refuses_a_batch_of_the_wrong_schema() {
         let bars = Bar::to_record_batch(&[], &registry()).unwrap();
         let err = Trade::from_record_batch(&bars).unwrap_err().to_string();
-        assert!(err.contains("missing column \"ts_event\""), "even an empty batch is checked: {err}");
-        let bar = Bar { instrument: InstrumentId(0), kind: BarKind::Time(Duration::from_secs(1)), start: Timestamp(0), end: Timestamp(1),
-            open: Price::ZERO, high: Price::ZERO, low: Price::ZERO, close: Price::ZERO, volume: Quantity::ZERO, vwap: Price::ZERO, trade_count: 0 };
+        assert!(
+            err.contains("missing column \"ts_event\""),
+            "even an empty batch is checked: {err}"
+        );
+        let bar = Bar {
+            instrument: InstrumentId(0),
+            kind: BarKind::Time(Duration::from_secs(1)),
+            start: Timestamp(0),
+            end: Timestamp(1),
+            open: Price::ZERO,
+            high: Price::ZERO,
+            low: Price::ZERO,
+            close: Price::ZERO,
+            volume: Quantity::ZERO,
+            vwap: Price::ZERO,
+            trade_count: 0,
+        };
         let batch = Bar::to_record_batch(&[bar], &registry()).unwrap();
         let err = Trade::from_record_batch(&batch).unwrap_err().to_string();
         assert!(err.contains("ts_event"), "{err}");
-        let err = Bar::from_record_batch(&Trade::to_record_batch(&[], &registry()).unwrap()).unwrap_err().to_string();
+        let err = Bar::from_record_batch(&Trade::to_record_batch(&[], &registry()).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing column \"bar_type\""), "{err}");
     }
 }

@@ -52,10 +52,12 @@ pub fn parse_raw(text: &str) -> Result<i64, ParseFixedError> {
     }
     let (mantissa, exponent) = match s.find(['e', 'E']) {
         Some(pos) => {
-            let exp: i32 = s[pos + 1..].parse().map_err(|_| ParseFixedError::InvalidCharacter {
-                text: s.to_owned(),
-                found: 'e',
-            })?;
+            let exp: i32 = s[pos + 1..]
+                .parse()
+                .map_err(|_| ParseFixedError::InvalidCharacter {
+                    text: s.to_owned(),
+                    found: 'e',
+                })?;
             (&s[..pos], exp)
         }
         None => (s, 0),
@@ -327,26 +329,58 @@ mod tests {
         assert_eq!(Price::parse(".5").unwrap().raw(), 500_000_000);
         assert_eq!(Price::parse("1.5e2").unwrap().raw(), 150 * FIXED_SCALE);
         assert_eq!(Price::parse("25e-9").unwrap().raw(), 25);
-        assert_eq!(Price::parse("61234.56000000").unwrap().raw(), 61_234_560_000_000);
+        assert_eq!(
+            Price::parse("61234.56000000").unwrap().raw(),
+            61_234_560_000_000
+        );
         assert_eq!(Quantity::parse("0.00100000000").unwrap().raw(), 1_000_000);
     }
 
     #[test]
     fn refuses_bad_text_with_a_reason() {
-        assert!(matches!(Price::parse("NaN"), Err(ParseFixedError::NotFinite(_))));
-        assert!(matches!(Price::parse("-inf"), Err(ParseFixedError::NotFinite(_))));
+        assert!(matches!(
+            Price::parse("NaN"),
+            Err(ParseFixedError::NotFinite(_))
+        ));
+        assert!(matches!(
+            Price::parse("-inf"),
+            Err(ParseFixedError::NotFinite(_))
+        ));
         assert!(matches!(Price::parse(""), Err(ParseFixedError::Empty)));
-        assert!(matches!(Price::parse("1.2.3"), Err(ParseFixedError::InvalidCharacter { .. })));
-        assert!(matches!(Price::parse("12a"), Err(ParseFixedError::InvalidCharacter { .. })));
-        assert!(matches!(Price::parse("0.0000000001"), Err(ParseFixedError::TooPrecise(_))));
-        assert!(matches!(Price::parse("99999999999"), Err(ParseFixedError::Overflow(_))));
-        assert!(matches!(Price::parse("-"), Err(ParseFixedError::InvalidCharacter { .. })));
+        assert!(matches!(
+            Price::parse("1.2.3"),
+            Err(ParseFixedError::InvalidCharacter { .. })
+        ));
+        assert!(matches!(
+            Price::parse("12a"),
+            Err(ParseFixedError::InvalidCharacter { .. })
+        ));
+        assert!(matches!(
+            Price::parse("0.0000000001"),
+            Err(ParseFixedError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Price::parse("99999999999"),
+            Err(ParseFixedError::Overflow(_))
+        ));
+        assert!(matches!(
+            Price::parse("-"),
+            Err(ParseFixedError::InvalidCharacter { .. })
+        ));
     }
 
     #[test]
     fn from_scaled_integers_without_floats() {
-        assert_eq!(Price::from_scaled(1_815_200, 4).unwrap(), Price::parse("181.52").unwrap());
-        assert_eq!(Price::from_scaled(4_786_250_000_000, 9).unwrap().to_string(), "4786.25");
+        assert_eq!(
+            Price::from_scaled(1_815_200, 4).unwrap(),
+            Price::parse("181.52").unwrap()
+        );
+        assert_eq!(
+            Price::from_scaled(4_786_250_000_000, 9)
+                .unwrap()
+                .to_string(),
+            "4786.25"
+        );
         assert!(Price::from_scaled(1, 10).is_err());
         assert_eq!(Price::from_scaled(10, 10).unwrap().raw(), 1);
         assert!(Price::from_scaled(i64::MAX, 0).is_err());
@@ -363,10 +397,21 @@ mod tests {
     #[test]
     fn multiplication_rounds_half_away_from_zero() {
         let p = Price::parse("0.000000001").unwrap();
-        assert_eq!(p.checked_mul(Quantity::parse("0.5").unwrap()).unwrap().raw(), 1);
+        assert_eq!(
+            p.checked_mul(Quantity::parse("0.5").unwrap())
+                .unwrap()
+                .raw(),
+            1
+        );
         let q = Price::parse("2.5").unwrap();
-        assert_eq!(q.checked_mul(Quantity::parse("4").unwrap()).unwrap(), Price::parse("10").unwrap());
-        assert_eq!(Price::parse("10").unwrap().checked_div_int(4).unwrap(), Price::parse("2.5").unwrap());
+        assert_eq!(
+            q.checked_mul(Quantity::parse("4").unwrap()).unwrap(),
+            Price::parse("10").unwrap()
+        );
+        assert_eq!(
+            Price::parse("10").unwrap().checked_div_int(4).unwrap(),
+            Price::parse("2.5").unwrap()
+        );
         assert_eq!(Price::from_raw(-5).checked_div_int(2).unwrap().raw(), -3);
         assert!(Price::MAX.checked_mul_int(2).is_none());
     }

@@ -96,17 +96,23 @@ impl InstrumentRegistry {
 
     /// Looks an instrument up by venue and symbol.
     pub fn lookup(&self, venue: &str, symbol: &str) -> Option<InstrumentId> {
-        self.by_key.get(&(venue.to_owned(), symbol.to_owned())).copied()
+        self.by_key
+            .get(&(venue.to_owned(), symbol.to_owned()))
+            .copied()
     }
 
     /// The instrument with this id.
     pub fn get(&self, id: InstrumentId) -> Result<&Instrument> {
-        self.instruments.get(id.0 as usize).ok_or(Error::UnknownInstrument(id.0))
+        self.instruments
+            .get(id.0 as usize)
+            .ok_or(Error::UnknownInstrument(id.0))
     }
 
     /// The symbol of an id, or `"#<id>"` for an unknown one (for display only).
     pub fn symbol(&self, id: InstrumentId) -> &str {
-        self.instruments.get(id.0 as usize).map_or("?", |i| i.spec.symbol.as_str())
+        self.instruments
+            .get(id.0 as usize)
+            .map_or("?", |i| i.spec.symbol.as_str())
     }
 
     /// All instruments in id order.
@@ -142,7 +148,12 @@ mod tests {
     #[test]
     fn ids_do_not_depend_on_declaration_order() {
         let a = InstrumentRegistry::from_specs([spec("X", "B"), spec("X", "A"), spec("W", "Z")]);
-        let b = InstrumentRegistry::from_specs([spec("W", "Z"), spec("X", "A"), spec("X", "B"), spec("X", "A")]);
+        let b = InstrumentRegistry::from_specs([
+            spec("W", "Z"),
+            spec("X", "A"),
+            spec("X", "B"),
+            spec("X", "A"),
+        ]);
         assert_eq!(a.len(), 3);
         for inst in a.iter() {
             assert_eq!(b.lookup(&inst.spec.venue, &inst.spec.symbol), Some(inst.id));

@@ -15,7 +15,9 @@ use crate::time::{Duration, Timestamp};
 /// Where a source produced a record: the index of the source part (file or synthetic
 /// instrument) in the job (high 16 bits) and the
 /// record's ordinal within that source (low 48 bits).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, Debug)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, Debug,
+)]
 #[serde(transparent)]
 pub struct SeqNo(pub u64);
 
@@ -35,7 +37,9 @@ impl SeqNo {
 }
 
 /// Side of a trade aggressor, a quote or an order.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// Buy side (bid).
@@ -359,6 +363,10 @@ pub struct Reject {
 
 impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.origin, self.line, self.reason, self.detail)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.origin, self.line, self.reason, self.detail
+        )
     }
 }

@@ -49,7 +49,9 @@ impl Timestamp {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return None;
         }
-        days_from_civil(year, month, day).checked_mul(NANOS_PER_DAY).map(Self)
+        days_from_civil(year, month, day)
+            .checked_mul(NANOS_PER_DAY)
+            .map(Self)
     }
 
     /// The calendar date (year, month, day) in UTC.
@@ -59,7 +61,11 @@ impl Timestamp {
 
     /// Rounds down to a multiple of `step` (a bar interval or the dataflow granularity).
     pub fn floor(self, step: Duration) -> Self {
-        if step.0 <= 1 { self } else { Self(self.0 - self.0.rem_euclid(step.0)) }
+        if step.0 <= 1 {
+            self
+        } else {
+            Self(self.0 - self.0.rem_euclid(step.0))
+        }
     }
 
     /// `self + d`, saturating at the ends of time.
@@ -80,21 +86,31 @@ impl Timestamp {
     /// Parses RFC 3339 (`2013-10-07T13:30:00.5Z`, `2013-10-07T09:30:00-04:00`) or a bare
     /// date (`2013-10-07`, midnight UTC).
     pub fn parse_rfc3339(text: &str) -> Result<Self> {
-        let err = |reason| Error::Time { text: text.to_owned(), reason };
+        let err = |reason| Error::Time {
+            text: text.to_owned(),
+            reason,
+        };
         let s = text.trim();
         let b = s.as_bytes();
         if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
             return Err(err("expected YYYY-MM-DD"));
         }
         let num = |r: std::ops::Range<usize>| -> Result<i64> {
-            s.get(r).and_then(|t| t.parse::<i64>().ok()).ok_or_else(|| err("bad digits"))
+            s.get(r)
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| err("bad digits"))
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let day = Self::from_date(y as i32, mo as u32, d as u32).ok_or_else(|| err("no such date"))?;
+        let day =
+            Self::from_date(y as i32, mo as u32, d as u32).ok_or_else(|| err("no such date"))?;
         if b.len() == 10 {
             return Ok(day);
         }
-        if !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        if !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+            || b.len() < 19
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(err("expected THH:MM:SS after the date"));
         }
         let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -113,12 +129,16 @@ impl Timestamp {
             if digits.is_empty() || digits.len() > 9 {
                 return Err(err("fraction of a second must have 1 to 9 digits"));
             }
-            frac_ns = digits.parse::<i64>().map_err(|_| err("bad fraction"))? * 10i64.pow(9 - digits.len() as u32);
+            frac_ns = digits.parse::<i64>().map_err(|_| err("bad fraction"))?
+                * 10i64.pow(9 - digits.len() as u32);
         }
         let offset_s = match &s[i..] {
             "Z" | "z" => 0,
             "" => return Err(err("missing time-zone offset (Z or ±HH:MM)")),
-            tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
+            tz if tz.len() == 6
+                && (tz.starts_with('+') || tz.starts_with('-'))
+                && &tz[3..4] == ":" =>
+            {
                 let oh: i64 = tz[1..3].parse().map_err(|_| err("bad offset"))?;
                 let om: i64 = tz[4..6].parse().map_err(|_| err("bad offset"))?;
                 let o = oh * 3600 + om * 60;
@@ -146,7 +166,13 @@ impl fmt::Display for Timestamp {
         let (y, m, d) = civil_from_days(days);
         let secs = rem / NANOS_PER_SEC;
         let ns = rem % NANOS_PER_SEC;
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )?;
         if ns == 0 {
         } else if ns % 1_000_000 == 0 {
             write!(f, ".{:03}", ns / 1_000_000)?;
@@ -192,7 +218,10 @@ impl Duration {
 
     /// Parses `250ms`, `1s`, `1m`, `6h30m`, `500us`, `10ns`, `1d`; a bare `0` is zero.
     pub fn parse(text: &str) -> Result<Self> {
-        let err = |reason| Error::Time { text: text.to_owned(), reason };
+        let err = |reason| Error::Time {
+            text: text.to_owned(),
+            reason,
+        };
         let s = text.trim();
         if s == "0" {
             return Ok(Self::ZERO);
@@ -203,13 +232,21 @@ impl Duration {
         let mut total: i64 = 0;
         let mut rest = s;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
-                return Err(err("expected a number before each unit, as in 250ms or 1h30m"));
+                return Err(err(
+                    "expected a number before each unit, as in 250ms or 1h30m",
+                ));
             }
-            let n: i64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let n: i64 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = match &rest[..unit_len] {
                 "ns" => 1,
                 "us" | "µs" => 1_000,
@@ -241,7 +278,14 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ns = self.0;
-        let units = [(NANOS_PER_DAY, "d"), (3_600 * NANOS_PER_SEC, "h"), (60 * NANOS_PER_SEC, "m"), (NANOS_PER_SEC, "s"), (1_000_000, "ms"), (1_000, "us")];
+        let units = [
+            (NANOS_PER_DAY, "d"),
+            (3_600 * NANOS_PER_SEC, "h"),
+            (60 * NANOS_PER_SEC, "m"),
+            (NANOS_PER_SEC, "s"),
+            (1_000_000, "ms"),
+            (1_000, "us"),
+        ];
         if ns == 0 {
             return f.write_str("0");
         }
@@ -324,8 +368,14 @@ mod tests {
 
     #[test]
     fn parses_durations() {
-        assert_eq!(Duration::parse("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(Duration::parse("6h30m").unwrap(), Duration::from_secs(6 * 3600 + 1800));
+        assert_eq!(
+            Duration::parse("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            Duration::parse("6h30m").unwrap(),
+            Duration::from_secs(6 * 3600 + 1800)
+        );
         assert_eq!(Duration::parse("1m").unwrap().to_string(), "1m");
         assert!(Duration::parse("5").is_err());
         assert!(Duration::parse("5 parsecs").is_err());
@@ -335,7 +385,10 @@ mod tests {
     #[test]
     fn floors_to_a_step() {
         let step = Duration::from_secs(60);
-        assert_eq!(Timestamp(61 * NANOS_PER_SEC).floor(step), Timestamp(60 * NANOS_PER_SEC));
+        assert_eq!(
+            Timestamp(61 * NANOS_PER_SEC).floor(step),
+            Timestamp(60 * NANOS_PER_SEC)
+        );
         assert_eq!(Timestamp(-1).floor(step), Timestamp(-60 * NANOS_PER_SEC));
     }
 

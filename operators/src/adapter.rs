@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -26,7 +27,6 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator as TimelyOperator, OutputBuilder};
 use timely::progress::operate::FrontierInterest;
-use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 
 use crate::normalize::Normalized;
 use crate::operator::{Emitter, Operator, Record};
@@ -46,14 +46,20 @@ struct StepBuffer<T> {
 
 impl<T> StepBuffer<T> {
     fn new() -> Self {
-        Self { steps: BTreeMap::new(), spare: Vec::new() }
+        Self {
+            steps: BTreeMap::new(),
+            spare: Vec::new(),
+        }
     }
 
     fn extend(&mut self, data: &mut Vec<Stamped<T>>) {
         let mut items = data.drain(..).peekable();
         while let Some((t, first)) = items.next() {
             let spare = &mut self.spare;
-            let run = self.steps.entry(t).or_insert_with(|| spare.pop().unwrap_or_default());
+            let run = self
+                .steps
+                .entry(t)
+                .or_insert_with(|| spare.pop().unwrap_or_default());
             run.push(first);
             while let Some((_, next)) = items.next_if(|(t2, _)| *t2 == t) {
                 run.push(next);
@@ -65,10 +71,11 @@ impl<T> StepBuffer<T> {
         self.steps.keys().next().copied()
     }
 
-    /// Removes the earliest step if it is below `watermark`.
-    fn pop_before(&mut self, watermark: Time) -> Option<(Time, Vec<T>)> {
+    /// Removes the earliest step if the watermark has passed it: the step is below
+    /// `watermark`, or the input has ended (`None`), which releases every step, `Time::MAX` too.
+    fn pop_ready(&mut self, watermark: Option<Time>) -> Option<(Time, Vec<T>)> {
         let entry = self.steps.first_entry()?;
-        (*entry.key() < watermark).then(|| entry.remove_entry())
+        watermark.is_none_or(|wm| *entry.key() < wm).then(|| entry.remove_entry())
     }
 
     fn is_empty(&self) -> bool {
@@ -84,7 +91,10 @@ impl<T> StepBuffer<T> {
 }
 
 /// Runs `op` on `stream`, partitioned by instrument.
-pub fn apply<'s, O: Operator>(stream: StreamVec<'s, Time, Stamped<O::In>>, mut op: O) -> StreamVec<'s, Time, Stamped<O::Out>> {
+pub fn apply<'s, O: Operator>(
+    stream: StreamVec<'s, Time, Stamped<O::In>>,
+    mut op: O,
+) -> StreamVec<'s, Time, Stamped<O::Out>> {
     let name = op.name();
     let pact = Exchange::new(|r: &Stamped<O::In>| r.1.route());
     stream.unary_frontier::<CapacityContainerBuilder<Vec<Stamped<O::Out>>>, _, _, _>(pact, name, move |_initial, _info| {
@@ -100,8 +110,9 @@ pub fn apply<'s, O: Operator>(stream: StreamVec<'s, Time, Stamped<O::In>>, mut o
                 }
                 pending.extend(data);
             });
-            let wm = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            while let Some((t, mut batch)) = pending.pop_before(wm) {
+            let open = frontier.frontier().first().copied();
+            let wm = open.unwrap_or(Time::MAX);
+            while let Some((t, mut batch)) = pending.pop_ready(open) {
                 batch.sort_unstable_by_key(Record::order_key);
                 emitter.set_time(Timestamp(t));
                 op.on_batch(Timestamp(t), &mut batch, &mut emitter);
@@ -152,7 +163,11 @@ pub struct Split<'s> {
 /// Splits normalize's output by kind in one pass (one copy per record). `keep` says which of
 /// trades, quotes and book events anything downstream reads; the others are counted and
 /// dropped here. `count` receives the accepted counts of each message, by kind.
-pub fn split<'s>(stream: StreamVec<'s, Time, Stamped<Normalized>>, keep: [bool; 3], mut count: impl FnMut([u64; 3]) + 'static) -> Split<'s> {
+pub fn split<'s>(
+    stream: StreamVec<'s, Time, Stamped<Normalized>>,
+    keep: [bool; 3],
+    mut count: impl FnMut([u64; 3]) + 'static,
+) -> Split<'s> {
     let mut builder = OperatorBuilder::new("split".to_owned(), stream.scope());
     let mut input = builder.new_input(stream, Pipeline);
     builder.set_notify_for(0, FrontierInterest::Never);
@@ -160,15 +175,29 @@ pub fn split<'s>(stream: StreamVec<'s, Time, Stamped<Normalized>>, keep: [bool; 
     let (quotes_out, quotes) = builder.new_output();
     let (book_out, book) = builder.new_output();
     let (rejects_out, rejects) = builder.new_output();
-    let mut trades_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Trade>>>> = OutputBuilder::from(trades_out);
-    let mut quotes_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Quote>>>> = OutputBuilder::from(quotes_out);
-    let mut book_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<BookEvent>>>> = OutputBuilder::from(book_out);
-    let mut rejects_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Reject>>>> = OutputBuilder::from(rejects_out);
+    let mut trades_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Trade>>>> =
+        OutputBuilder::from(trades_out);
+    let mut quotes_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Quote>>>> =
+        OutputBuilder::from(quotes_out);
+    let mut book_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<BookEvent>>>> =
+        OutputBuilder::from(book_out);
+    let mut rejects_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<Reject>>>> =
+        OutputBuilder::from(rejects_out);
     builder.build(move |_| {
         move |_frontiers| {
-            let (mut t_out, mut q_out, mut b_out, mut r_out) = (trades_out.activate(), quotes_out.activate(), book_out.activate(), rejects_out.activate());
+            let (mut t_out, mut q_out, mut b_out, mut r_out) = (
+                trades_out.activate(),
+                quotes_out.activate(),
+                book_out.activate(),
+                rejects_out.activate(),
+            );
             input.for_each_stamp(|cap, data| {
-                let (mut t, mut q, mut b, mut r) = (t_out.session(&cap), q_out.session(&cap), b_out.session(&cap), r_out.session(&cap));
+                let (mut t, mut q, mut b, mut r) = (
+                    t_out.session(&cap),
+                    q_out.session(&cap),
+                    b_out.session(&cap),
+                    r_out.session(&cap),
+                );
                 let mut counts = [0u64; 3];
                 for (step, n) in data.flat_map(|d| d.drain(..)) {
                     match n {
@@ -197,7 +226,12 @@ pub fn split<'s>(stream: StreamVec<'s, Time, Stamped<Normalized>>, keep: [bool; 
             });
         }
     });
-    Split { trades, quotes, book, rejects }
+    Split {
+        trades,
+        quotes,
+        book,
+        rejects,
+    }
 }
 
 /// Where an ordered sink gathers its records.
@@ -211,7 +245,13 @@ pub enum Gather {
 
 /// Hands `stream`'s records to `write` in timestamp order (sorted by key within a timestamp)
 /// once the watermark has passed them; `finish` is called when the stream ends.
-pub fn ordered_sink<'s, T, W, F>(stream: StreamVec<'s, Time, Stamped<T>>, name: &str, gather: Gather, mut write: W, finish: F) -> StreamVec<'s, Time, ()>
+pub fn ordered_sink<'s, T, W, F>(
+    stream: StreamVec<'s, Time, Stamped<T>>,
+    name: &str,
+    gather: Gather,
+    mut write: W,
+    finish: F,
+) -> StreamVec<'s, Time, ()>
 where
     T: Record,
     W: FnMut(&mut Vec<T>) + 'static,
@@ -223,21 +263,26 @@ where
         Gather::Single => 0,
         Gather::Local => stream.scope().index() as u64,
     };
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(move |_: &Stamped<T>| target), name, move |_initial, _info| {
-        let mut pending: StepBuffer<T> = StepBuffer::new();
-        move |(input, frontier), _output| {
-            input.for_each(|_cap, data| pending.extend(data));
-            let wm = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            while let Some((_, mut batch)) = pending.pop_before(wm) {
-                batch.sort_unstable_by_key(Record::order_key);
-                write(&mut batch);
-                pending.recycle(batch);
-            }
-            if frontier.frontier().is_empty() && pending.is_empty() {
-                if let Some(f) = finish.take() {
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(move |_: &Stamped<T>| target),
+        name,
+        move |_initial, _info| {
+            let mut pending: StepBuffer<T> = StepBuffer::new();
+            move |(input, frontier), _output| {
+                input.for_each(|_cap, data| pending.extend(data));
+                let open = frontier.frontier().first().copied();
+                while let Some((_, mut batch)) = pending.pop_ready(open) {
+                    batch.sort_unstable_by_key(Record::order_key);
+                    write(&mut batch);
+                    pending.recycle(batch);
+                }
+                if frontier.frontier().is_empty()
+                    && pending.is_empty()
+                    && let Some(f) = finish.take()
+                {
                     f();
                 }
             }
-        }
-    })
+        },
+    )
 }

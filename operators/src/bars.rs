@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tickflow_core::{Bar, BarKind, Duration, FIXED_SCALE, InstrumentId, Price, Quantity, Timestamp, Trade};
+use tickflow_core::{
+    Bar, BarKind, Duration, FIXED_SCALE, InstrumentId, Price, Quantity, Timestamp, Trade,
+};
 
 use crate::error::{Error, Result};
 use crate::operator::{Emitter, Operator};
@@ -59,9 +61,19 @@ impl Acc {
         self.count += 1;
     }
 
-    fn finish(&self, instrument: InstrumentId, kind: BarKind, start: Timestamp, end: Timestamp) -> Bar {
+    fn finish(
+        &self,
+        instrument: InstrumentId,
+        kind: BarKind,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Bar {
         // VWAP = notional / volume, rounded half up, back in raw price units.
-        let vwap = if self.volume > 0 { (2 * self.notional + self.volume) / (2 * self.volume) } else { 0 };
+        let vwap = if self.volume > 0 {
+            (2 * self.notional + self.volume) / (2 * self.volume)
+        } else {
+            0
+        };
         let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
         Bar {
             instrument,
@@ -91,15 +103,25 @@ impl TimeBars {
     /// Bars of `interval`.
     pub fn new(interval: Duration) -> Result<Self> {
         if interval.nanos() <= 0 {
-            return Err(Error::Config { operator: "bars", reason: format!("interval must be positive, got {interval}") });
+            return Err(Error::Config {
+                operator: "bars",
+                reason: format!("interval must be positive, got {interval}"),
+            });
         }
-        Ok(Self { interval, open: BTreeMap::new(), ends: BTreeSet::new() })
+        Ok(Self {
+            interval,
+            open: BTreeMap::new(),
+            ends: BTreeSet::new(),
+        })
     }
 
     fn close(&mut self, instrument: InstrumentId, out: &mut Emitter<Bar>) {
         if let Some(acc) = self.open.remove(&instrument) {
             self.ends.remove(&(acc.end, instrument));
-            out.push_at(acc.end, acc.finish(instrument, BarKind::Time(self.interval), acc.start, acc.end));
+            out.push_at(
+                acc.end,
+                acc.finish(instrument, BarKind::Time(self.interval), acc.start, acc.end),
+            );
         }
     }
 }
@@ -146,11 +168,18 @@ impl Operator for TimeBars {
 
     fn snapshot(&self) -> Result<Vec<u8>> {
         let accs: Vec<(InstrumentId, Acc)> = self.open.iter().map(|(k, v)| (*k, *v)).collect();
-        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot { operator: "bars", source })
+        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot {
+            operator: "bars",
+            source,
+        })
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        let accs: Vec<(InstrumentId, Acc)> = serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator: "bars", source })?;
+        let accs: Vec<(InstrumentId, Acc)> =
+            serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
+                operator: "bars",
+                source,
+            })?;
         self.ends = accs.iter().map(|(i, a)| (a.end, *i)).collect();
         self.open = accs.into_iter().collect();
         Ok(())
@@ -161,15 +190,23 @@ impl Operator for TimeBars {
 pub struct VolumeBars {
     threshold: Quantity,
     open: BTreeMap<InstrumentId, Acc>,
+    watermark: Timestamp,
 }
 
 impl VolumeBars {
     /// Bars of `threshold` volume.
     pub fn new(threshold: Quantity) -> Result<Self> {
         if !threshold.is_positive() {
-            return Err(Error::Config { operator: "volume_bars", reason: format!("volume must be positive, got {threshold}") });
+            return Err(Error::Config {
+                operator: "volume_bars",
+                reason: format!("volume must be positive, got {threshold}"),
+            });
         }
-        Ok(Self { threshold, open: BTreeMap::new() })
+        Ok(Self {
+            threshold,
+            open: BTreeMap::new(),
+            watermark: Timestamp::MIN,
+        })
     }
 }
 
@@ -184,7 +221,10 @@ impl Operator for VolumeBars {
     fn on_batch(&mut self, _time: Timestamp, input: &mut Vec<Trade>, out: &mut Emitter<Bar>) {
         let kind = BarKind::Volume(self.threshold);
         for t in input.drain(..) {
-            let acc = self.open.entry(t.instrument).or_insert_with(|| Acc::new(t.ts_event, t.ts_event, &t));
+            let acc = self
+                .open
+                .entry(t.instrument)
+                .or_insert_with(|| Acc::new(t.ts_event, t.ts_event, &t));
             acc.add(&t);
             if acc.volume >= i128::from(self.threshold.raw()) {
                 let bar = acc.finish(t.instrument, kind, acc.first_trade, acc.last_trade);
@@ -195,26 +235,39 @@ impl Operator for VolumeBars {
     }
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Emitter<Bar>) {
+        self.watermark = watermark;
         if watermark == Timestamp::MAX {
+            // End of stream: open bars go out after everything else, in key order.
             let kind = BarKind::Volume(self.threshold);
             for (instrument, acc) in std::mem::take(&mut self.open) {
-                out.push_at(acc.last_trade, acc.finish(instrument, kind, acc.first_trade, acc.last_trade));
+                out.push_at(
+                    Timestamp::MAX,
+                    acc.finish(instrument, kind, acc.first_trade, acc.last_trade),
+                );
             }
         }
     }
 
     fn next_emit(&self) -> Option<Timestamp> {
-        // The end-of-stream flush emits at each open bar's last trade.
-        self.open.values().map(|a| a.last_trade).min()
+        // Open bars may be flushed when the stream ends; holding the output at the watermark
+        // (never behind the input) keeps that possible without holding anything else back.
+        (!self.open.is_empty() && self.watermark < Timestamp::MAX).then_some(self.watermark)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
         let accs: Vec<(InstrumentId, Acc)> = self.open.iter().map(|(k, v)| (*k, *v)).collect();
-        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot { operator: "volume_bars", source })
+        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot {
+            operator: "volume_bars",
+            source,
+        })
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        let accs: Vec<(InstrumentId, Acc)> = serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator: "volume_bars", source })?;
+        let accs: Vec<(InstrumentId, Acc)> =
+            serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
+                operator: "volume_bars",
+                source,
+            })?;
         self.open = accs.into_iter().collect();
         Ok(())
     }
@@ -231,14 +284,25 @@ mod tests {
 
     fn trade(inst: u32, t: i64, price: i64, size: i64) -> Trade {
         Trade {
-            instrument: InstrumentId(inst), ts_event: Timestamp(t), ts_recv: Timestamp(t), price: Price::from_raw(price),
-            size: Quantity::from_raw(size), aggressor: Side::None, trade_id: None, suspicious: false, seq: SeqNo(t as u64),
+            instrument: InstrumentId(inst),
+            ts_event: Timestamp(t),
+            ts_recv: Timestamp(t),
+            price: Price::from_raw(price),
+            size: Quantity::from_raw(size),
+            aggressor: Side::None,
+            trade_id: None,
+            suspicious: false,
+            seq: SeqNo(t as u64),
         }
     }
 
     /// Feeds trades as the adapter would: one step per distinct time, each followed by the
     /// watermark just past it; with `finish`, the end-of-stream watermark too.
-    fn drive<O: Operator<In = Trade, Out = Bar>>(op: &mut O, trades: &[Trade], finish: bool) -> Vec<(Timestamp, Bar)> {
+    fn drive<O: Operator<In = Trade, Out = Bar>>(
+        op: &mut O,
+        trades: &[Trade],
+        finish: bool,
+    ) -> Vec<(Timestamp, Bar)> {
         let mut out = Emitter::default();
         for step in trades.chunk_by(|a, b| a.ts_event == b.ts_event) {
             let t = step[0].ts_event;
@@ -259,14 +323,29 @@ mod tests {
     fn time_bar_is_emitted_at_its_end_once_the_watermark_reaches_it() {
         let mut bars = TimeBars::new(Duration::from_nanos(10)).unwrap();
         let mut out = Emitter::default();
-        bars.on_batch(Timestamp(3), &mut vec![trade(0, 3, 100, 2), trade(0, 3, 110, 1)], &mut out);
+        bars.on_batch(
+            Timestamp(3),
+            &mut vec![trade(0, 3, 100, 2), trade(0, 3, 110, 1)],
+            &mut out,
+        );
         bars.on_watermark(Timestamp(9), &mut out);
-        assert!(out.items().is_empty(), "bar [0,10) must wait for the watermark to reach 10");
+        assert!(
+            out.items().is_empty(),
+            "bar [0,10) must wait for the watermark to reach 10"
+        );
         assert_eq!(bars.next_emit(), Some(Timestamp(10)));
         bars.on_watermark(Timestamp(10), &mut out);
         let (at, bar) = out.items()[0];
         assert_eq!(at, Timestamp(10));
-        assert_eq!((bar.open.raw(), bar.high.raw(), bar.low.raw(), bar.close.raw()), (100, 110, 100, 110));
+        assert_eq!(
+            (
+                bar.open.raw(),
+                bar.high.raw(),
+                bar.low.raw(),
+                bar.close.raw()
+            ),
+            (100, 110, 100, 110)
+        );
         assert_eq!(bar.volume.raw(), 3);
         assert_eq!(bar.trade_count, 2);
         assert_eq!(bar.vwap.raw(), 103); // (200 + 110) / 3 = 103.33
@@ -317,14 +396,31 @@ mod tests {
     #[test]
     fn volume_bars_close_on_the_threshold_and_flush_at_the_end() {
         let mut bars = VolumeBars::new(Quantity::from_raw(10)).unwrap();
-        let trades = [trade(0, 1, 100, 4), trade(0, 2, 101, 4), trade(0, 3, 102, 5), trade(0, 4, 103, 3), trade(1, 4, 50, 10)];
+        let trades = [
+            trade(0, 1, 100, 4),
+            trade(0, 2, 101, 4),
+            trade(0, 3, 102, 5),
+            trade(0, 4, 103, 3),
+            trade(1, 4, 50, 10),
+        ];
         let out = drive(&mut bars, &trades, true);
         assert_eq!(out.len(), 3);
         let (at, first) = out[0];
         assert_eq!(at, Timestamp(3));
-        assert_eq!((first.volume.raw(), first.trade_count, first.start, first.end), (13, 3, Timestamp(1), Timestamp(3)));
+        assert_eq!(
+            (
+                first.volume.raw(),
+                first.trade_count,
+                first.start,
+                first.end
+            ),
+            (13, 3, Timestamp(1), Timestamp(3))
+        );
         assert_eq!(out[1].1.instrument, InstrumentId(1));
         let (at, last) = out[2];
-        assert_eq!((at, last.volume.raw(), last.open.raw()), (Timestamp(4), 3, 103));
+        assert_eq!(
+            (at, last.volume.raw(), last.open.raw(), last.end),
+            (Timestamp::MAX, 3, 103, Timestamp(4))
+        );
     }
 }

@@ -34,7 +34,11 @@ pub struct NormalizeConfig {
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        Self { granularity: Duration::from_millis(1), dedupe_window: Duration::from_secs(60), origins: Vec::new() }
+        Self {
+            granularity: Duration::from_millis(1),
+            dedupe_window: Duration::from_secs(60),
+            origins: Vec::new(),
+        }
     }
 }
 
@@ -130,30 +134,64 @@ impl Normalize {
     /// A normalize operator.
     pub fn new(config: NormalizeConfig) -> Result<Self> {
         if config.granularity.nanos() <= 0 {
-            return Err(Error::Config { operator: "normalize", reason: "granularity must be positive".into() });
+            return Err(Error::Config {
+                operator: "normalize",
+                reason: "granularity must be positive".into(),
+            });
         }
         if config.dedupe_window.nanos() < 0 {
-            return Err(Error::Config { operator: "normalize", reason: "dedupe_window must not be negative".into() });
+            return Err(Error::Config {
+                operator: "normalize",
+                reason: "dedupe_window must not be negative".into(),
+            });
         }
-        Ok(Self { config, state: State::default(), last_expiry: i64::MIN })
+        Ok(Self {
+            config,
+            state: State::default(),
+            last_expiry: i64::MIN,
+        })
     }
 
-    fn check(&self, e: &MarketEvent, step: Timestamp) -> Result<Option<DedupeKey>, (RejectReason, String)> {
+    fn check(
+        &self,
+        e: &MarketEvent,
+        step: Timestamp,
+    ) -> Result<Option<DedupeKey>, (RejectReason, String)> {
         let ts = e.ts_event();
         if ts.floor(self.config.granularity) < step {
-            return Err((RejectReason::Late, format!("event time {ts} arrived after the watermark passed {step}")));
+            return Err((
+                RejectReason::Late,
+                format!("event time {ts} arrived after the watermark passed {step}"),
+            ));
         }
         let positive_price = |p: Price, what: &str| {
-            if p.is_positive() { Ok(()) } else { Err((RejectReason::NonPositivePrice, format!("{what} {p} is not positive"))) }
+            if p.is_positive() {
+                Ok(())
+            } else {
+                Err((
+                    RejectReason::NonPositivePrice,
+                    format!("{what} {p} is not positive"),
+                ))
+            }
         };
         let positive_size = |q: Quantity, what: &str| {
-            if q.is_positive() { Ok(()) } else { Err((RejectReason::NonPositiveSize, format!("{what} {q} is not positive"))) }
+            if q.is_positive() {
+                Ok(())
+            } else {
+                Err((
+                    RejectReason::NonPositiveSize,
+                    format!("{what} {q} is not positive"),
+                ))
+            }
         };
         let instrument = e.instrument().0;
         match e {
             MarketEvent::Trade(t) => {
                 if t.suspicious {
-                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                    return Err((
+                        RejectReason::Suspicious,
+                        "flagged suspicious by the source".into(),
+                    ));
                 }
                 positive_price(t.price, "price")?;
                 positive_size(t.size, "size")?;
@@ -161,7 +199,10 @@ impl Normalize {
             }
             MarketEvent::Quote(q) => {
                 if q.suspicious {
-                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                    return Err((
+                        RejectReason::Suspicious,
+                        "flagged suspicious by the source".into(),
+                    ));
                 }
                 if let Some(b) = q.bid {
                     positive_price(b, "bid")?;
@@ -171,24 +212,37 @@ impl Normalize {
                     positive_price(a, "ask")?;
                     positive_size(q.ask_size, "ask size")?;
                 }
-                if let (Some(b), Some(a)) = (q.bid, q.ask) {
-                    if b > a {
-                        return Err((RejectReason::CrossedQuote, format!("bid {b} is above ask {a}")));
-                    }
+                if let (Some(b), Some(a)) = (q.bid, q.ask)
+                    && b > a
+                {
+                    return Err((
+                        RejectReason::CrossedQuote,
+                        format!("bid {b} is above ask {a}"),
+                    ));
                 }
                 Ok(q.update_id.map(|id| (instrument, 1, id)))
             }
             MarketEvent::Book(b) => {
                 if b.suspicious {
-                    return Err((RejectReason::Suspicious, "flagged suspicious by the source".into()));
+                    return Err((
+                        RejectReason::Suspicious,
+                        "flagged suspicious by the source".into(),
+                    ));
                 }
                 if b.action == BookAction::Clear {
                     return Ok(None);
                 }
                 positive_price(b.price, "price")?;
                 let level_removal = b.order_id.is_none() && b.action == BookAction::Cancel;
-                if b.size.raw() < 0 || (b.size.is_zero() && !level_removal && matches!(b.action, BookAction::Add | BookAction::Execute)) {
-                    return Err((RejectReason::NonPositiveSize, format!("{} size {} is not positive", b.action.as_str(), b.size)));
+                if b.size.raw() < 0
+                    || (b.size.is_zero()
+                        && !level_removal
+                        && matches!(b.action, BookAction::Add | BookAction::Execute))
+                {
+                    return Err((
+                        RejectReason::NonPositiveSize,
+                        format!("{} size {} is not positive", b.action.as_str(), b.size),
+                    ));
                 }
                 Ok(None)
             }
@@ -226,18 +280,31 @@ impl Operator for Normalize {
         "normalize"
     }
 
-    fn on_batch(&mut self, time: Timestamp, input: &mut Vec<MarketEvent>, out: &mut Emitter<Normalized>) {
+    fn on_batch(
+        &mut self,
+        time: Timestamp,
+        input: &mut Vec<MarketEvent>,
+        out: &mut Emitter<Normalized>,
+    ) {
         self.expire(time);
         for e in input.drain(..) {
             let outcome = self.check(&e, time).and_then(|key| match key {
-                Some(key) if !self.remember(e.ts_event(), key) => Err((RejectReason::Duplicate, format!("{} id {} already seen", e.kind(), key.2))),
+                Some(key) if !self.remember(e.ts_event(), key) => Err((
+                    RejectReason::Duplicate,
+                    format!("{} id {} already seen", e.kind(), key.2),
+                )),
                 _ => Ok(()),
             });
             out.push(match outcome {
                 Ok(()) => Normalized::Accepted(e),
                 Err((reason, detail)) => {
                     let seq = e.seq();
-                    let origin = self.config.origins.get(seq.source() as usize).cloned().unwrap_or_else(|| format!("source {}", seq.source()));
+                    let origin = self
+                        .config
+                        .origins
+                        .get(seq.source() as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("source {}", seq.source()));
                     Normalized::Rejected(Reject {
                         instrument: Some(e.instrument()),
                         ts_event: Some(e.ts_event()),
@@ -259,11 +326,17 @@ impl Operator for Normalize {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.state).map_err(|source| Error::Snapshot { operator: "normalize", source })
+        serde_json::to_vec(&self.state).map_err(|source| Error::Snapshot {
+            operator: "normalize",
+            source,
+        })
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator: "normalize", source })?;
+        self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
+            operator: "normalize",
+            source,
+        })?;
         for w in &mut self.state.windows {
             w.extra = w.extra_order.iter().map(|&(_, id)| id).collect();
         }
@@ -278,27 +351,50 @@ mod tests {
 
     fn trade(t: i64, price: i64, size: i64, id: Option<u64>) -> MarketEvent {
         MarketEvent::Trade(Trade {
-            instrument: InstrumentId(1), ts_event: Timestamp(t), ts_recv: Timestamp(t), price: Price::from_raw(price),
-            size: Quantity::from_raw(size), aggressor: Side::Buy, trade_id: id, suspicious: false, seq: SeqNo::new(0, t as u64),
+            instrument: InstrumentId(1),
+            ts_event: Timestamp(t),
+            ts_recv: Timestamp(t),
+            price: Price::from_raw(price),
+            size: Quantity::from_raw(size),
+            aggressor: Side::Buy,
+            trade_id: id,
+            suspicious: false,
+            seq: SeqNo::new(0, t as u64),
         })
     }
 
     fn quote(t: i64, bid: Option<i64>, ask: Option<i64>) -> MarketEvent {
         MarketEvent::Quote(Quote {
-            instrument: InstrumentId(2), ts_event: Timestamp(t), ts_recv: Timestamp(t), bid: bid.map(Price::from_raw), bid_size: Quantity::from_raw(5),
-            ask: ask.map(Price::from_raw), ask_size: Quantity::from_raw(5), update_id: None, suspicious: false, seq: SeqNo::new(0, t as u64),
+            instrument: InstrumentId(2),
+            ts_event: Timestamp(t),
+            ts_recv: Timestamp(t),
+            bid: bid.map(Price::from_raw),
+            bid_size: Quantity::from_raw(5),
+            ask: ask.map(Price::from_raw),
+            ask_size: Quantity::from_raw(5),
+            update_id: None,
+            suspicious: false,
+            seq: SeqNo::new(0, t as u64),
         })
     }
 
     fn reasons(out: &mut Emitter<Normalized>) -> Vec<Option<RejectReason>> {
-        out.take_values().into_iter().map(|n| match n {
-            Normalized::Accepted(_) => None,
-            Normalized::Rejected(r) => Some(r.reason),
-        }).collect()
+        out.take_values()
+            .into_iter()
+            .map(|n| match n {
+                Normalized::Accepted(_) => None,
+                Normalized::Rejected(r) => Some(r.reason),
+            })
+            .collect()
     }
 
     fn op() -> Normalize {
-        Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), origins: vec!["file.csv".into()], ..Default::default() }).unwrap()
+        Normalize::new(NormalizeConfig {
+            granularity: Duration::from_nanos(1),
+            origins: vec!["file.csv".into()],
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -306,7 +402,9 @@ mod tests {
         let mut n = op();
         let mut out = Emitter::default();
         let mut suspicious = trade(10, 5, 5, None);
-        if let MarketEvent::Trade(t) = &mut suspicious { t.suspicious = true }
+        if let MarketEvent::Trade(t) = &mut suspicious {
+            t.suspicious = true
+        }
         let mut batch = vec![
             trade(10, 5, 5, Some(1)),
             trade(10, 0, 5, None),
@@ -323,8 +421,23 @@ mod tests {
         ];
         n.on_batch(Timestamp(10), &mut batch, &mut out);
         use RejectReason::*;
-        assert_eq!(reasons(&mut out), vec![None, Some(NonPositivePrice), Some(NonPositivePrice), Some(NonPositiveSize), Some(NonPositiveSize), Some(Suspicious),
-            Some(CrossedQuote), None, None, Some(NonPositivePrice), Some(Duplicate), Some(Late)]);
+        assert_eq!(
+            reasons(&mut out),
+            vec![
+                None,
+                Some(NonPositivePrice),
+                Some(NonPositivePrice),
+                Some(NonPositiveSize),
+                Some(NonPositiveSize),
+                Some(Suspicious),
+                Some(CrossedQuote),
+                None,
+                None,
+                Some(NonPositivePrice),
+                Some(Duplicate),
+                Some(Late)
+            ]
+        );
     }
 
     #[test]
@@ -332,9 +445,15 @@ mod tests {
         let mut n = op();
         let mut out = Emitter::default();
         n.on_batch(Timestamp(10), &mut vec![trade(10, -1, 5, None)], &mut out);
-        let Normalized::Rejected(r) = &out.items()[0].1 else { panic!() };
+        let Normalized::Rejected(r) = &out.items()[0].1 else {
+            panic!()
+        };
         assert_eq!(r.origin, "file.csv");
-        assert!(r.detail.contains("price -0.000000001 is not positive"), "{}", r.detail);
+        assert!(
+            r.detail.contains("price -0.000000001 is not positive"),
+            "{}",
+            r.detail
+        );
     }
 
     proptest::proptest! {
@@ -350,16 +469,30 @@ mod tests {
 
     #[test]
     fn duplicates_are_forgotten_after_the_window_and_survive_a_snapshot() {
-        let mut n = Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), dedupe_window: Duration::from_nanos(100), origins: vec![] }).unwrap();
+        let mut n = Normalize::new(NormalizeConfig {
+            granularity: Duration::from_nanos(1),
+            dedupe_window: Duration::from_nanos(100),
+            origins: vec![],
+        })
+        .unwrap();
         let mut out = Emitter::default();
         n.on_batch(Timestamp(10), &mut vec![trade(10, 5, 5, Some(7))], &mut out);
         let snap = n.snapshot().unwrap();
-        let mut restored = Normalize::new(NormalizeConfig { granularity: Duration::from_nanos(1), dedupe_window: Duration::from_nanos(100), origins: vec![] }).unwrap();
+        let mut restored = Normalize::new(NormalizeConfig {
+            granularity: Duration::from_nanos(1),
+            dedupe_window: Duration::from_nanos(100),
+            origins: vec![],
+        })
+        .unwrap();
         restored.restore(&snap).unwrap();
         out.take_values();
         restored.on_batch(Timestamp(50), &mut vec![trade(50, 5, 5, Some(7))], &mut out);
         assert_eq!(reasons(&mut out), vec![Some(RejectReason::Duplicate)]);
-        restored.on_batch(Timestamp(200), &mut vec![trade(200, 5, 5, Some(7))], &mut out);
+        restored.on_batch(
+            Timestamp(200),
+            &mut vec![trade(200, 5, 5, Some(7))],
+            &mut out,
+        );
         assert_eq!(reasons(&mut out), vec![None], "the id left the window");
     }
 }

@@ -24,14 +24,20 @@ pub struct Emitter<T> {
 
 impl<T> Default for Emitter<T> {
     fn default() -> Self {
-        Self { time: Timestamp::MIN, items: Vec::new() }
+        Self {
+            time: Timestamp::MIN,
+            items: Vec::new(),
+        }
     }
 }
 
 impl<T> Emitter<T> {
     /// An emitter whose default emission time is `time`.
     pub fn at(time: Timestamp) -> Self {
-        Self { time, items: Vec::new() }
+        Self {
+            time,
+            items: Vec::new(),
+        }
     }
     /// Sets the default emission time (the adapter does this before each call).
     pub fn set_time(&mut self, time: Timestamp) {
@@ -73,7 +79,12 @@ pub trait Operator: 'static {
     /// A short name for the dataflow graph and errors.
     fn name(&self) -> &'static str;
     /// Processes all records of one event-time step.
-    fn on_batch(&mut self, time: Timestamp, input: &mut Vec<Self::In>, out: &mut Emitter<Self::Out>);
+    fn on_batch(
+        &mut self,
+        time: Timestamp,
+        input: &mut Vec<Self::In>,
+        out: &mut Emitter<Self::Out>,
+    );
     /// The watermark advanced to `watermark`: everything strictly before it has been seen.
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Emitter<Self::Out>);
     /// The earliest event time at which a later `on_watermark` may emit; the runtime holds the
@@ -140,6 +151,10 @@ impl Record for Reject {
         self.instrument.map_or(0, |i| u64::from(i.0))
     }
     fn order_key(&self) -> (i64, u32, u64) {
-        (self.ts_event.map_or(i64::MIN, Timestamp::nanos), self.instrument.map_or(u32::MAX, |i| i.0), self.seq.0)
+        (
+            self.ts_event.map_or(i64::MIN, Timestamp::nanos),
+            self.instrument.map_or(u32::MAX, |i| i.0),
+            self.seq.0,
+        )
     }
 }

@@ -134,29 +134,44 @@ impl Pipeline {
             "quotes" => Some(StreamType::Quotes),
             "book" => Some(StreamType::Book),
             "rejects" => Some(StreamType::Rejects),
-            _ => self.operators.iter().find(|o| o.name == name).map(|o| o.kind.output_type()),
+            _ => self
+                .operators
+                .iter()
+                .find(|o| o.name == name)
+                .map(|o| o.kind.output_type()),
         }
     }
 
     /// Every stream name, built-in first.
     pub fn stream_names(&self) -> Vec<String> {
-        BUILTIN_STREAMS.iter().map(|s| s.to_string()).chain(self.operators.iter().map(|o| o.name.clone())).collect()
+        BUILTIN_STREAMS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.operators.iter().map(|o| o.name.clone()))
+            .collect()
     }
 
     /// Loads and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string()).map_err(LoadError::Invalid)
     }
 
     /// The built-in default pipeline.
     pub fn default_pipeline() -> Self {
-        Self::parse(DEFAULT_PIPELINE, DEFAULT_PIPELINE_NAME).unwrap_or_else(|e| panic!("the built-in pipeline is invalid:\n{e}"))
+        Self::parse(DEFAULT_PIPELINE, DEFAULT_PIPELINE_NAME)
+            .unwrap_or_else(|e| panic!("the built-in pipeline is invalid:\n{e}"))
     }
 
     /// Parses and validates pipeline text; `origin` names it in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigErrors> {
-        let mut w = Walker { text, errors: Vec::new() };
+        let mut w = Walker {
+            text,
+            errors: Vec::new(),
+        };
         let root = match DeTable::parse(text) {
             Ok(root) => root,
             Err(e) => {
@@ -195,9 +210,18 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{} has {n} problem{}:", self.origin, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{} has {n} problem{}:",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
-            writeln!(f, "  {}:{}:{}: {}", self.origin, e.line, e.column, e.message)?;
+            writeln!(
+                f,
+                "  {}:{}:{}: {}",
+                self.origin, e.line, e.column, e.message
+            )?;
         }
         Ok(())
     }
@@ -239,11 +263,18 @@ impl Walker<'_> {
                 let before = &self.text[..(*offset).min(self.text.len())];
                 let line = before.matches('\n').count() + 1;
                 let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                ConfigError { line, column, message: message.clone() }
+                ConfigError {
+                    line,
+                    column,
+                    message: message.clone(),
+                }
             })
             .collect();
         errors.sort_by_key(|e| (e.line, e.column));
-        ConfigErrors { origin: origin.to_owned(), errors }
+        ConfigErrors {
+            origin: origin.to_owned(),
+            errors,
+        }
     }
 }
 
@@ -259,12 +290,20 @@ struct TableReader<'a, 'i> {
 
 impl<'a, 'i> TableReader<'a, 'i> {
     fn new(table: &'a DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
-        Self { table, span, what: what.into(), known: Vec::new() }
+        Self {
+            table,
+            span,
+            what: what.into(),
+            known: Vec::new(),
+        }
     }
 
     fn get(&mut self, key: &'static str) -> Option<&'a Value<'i>> {
         self.known.push(key);
-        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)
     }
 
     fn string(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<(String, Range<usize>)> {
@@ -272,17 +311,31 @@ impl<'a, 'i> TableReader<'a, 'i> {
         match v.get_ref().as_str() {
             Some(s) => Some((s.to_owned(), v.span())),
             None => {
-                w.err(v.span(), format!("`{key}` in {} must be a string, found {}", self.what, v.get_ref().type_str()));
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be a string, found {}",
+                        self.what,
+                        v.get_ref().type_str()
+                    ),
+                );
                 None
             }
         }
     }
 
-    fn required_string(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<(String, Range<usize>)> {
+    fn required_string(
+        &mut self,
+        w: &mut Walker<'_>,
+        key: &'static str,
+    ) -> Option<(String, Range<usize>)> {
         let found = self.get(key).is_some();
         self.known.pop();
         if !found {
-            w.err(self.span.clone(), format!("{} is missing `{key}`", self.what));
+            w.err(
+                self.span.clone(),
+                format!("{} is missing `{key}`", self.what),
+            );
             self.known.push(key);
             return None;
         }
@@ -291,15 +344,33 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
     fn integer(&mut self, w: &mut Walker<'_>, key: &'static str, range: Range<i64>) -> Option<i64> {
         let v = self.get(key)?;
-        let parsed = v.get_ref().as_integer().and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok());
+        let parsed = v
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok());
         match parsed {
             Some(n) if range.contains(&n) => Some(n),
             Some(n) => {
-                w.err(v.span(), format!("`{key}` in {} must be between {} and {}, found {n}", self.what, range.start, range.end - 1));
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be between {} and {}, found {n}",
+                        self.what,
+                        range.start,
+                        range.end - 1
+                    ),
+                );
                 None
             }
             None => {
-                w.err(v.span(), format!("`{key}` in {} must be an integer, found {}", self.what, v.get_ref().type_str()));
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be an integer, found {}",
+                        self.what,
+                        v.get_ref().type_str()
+                    ),
+                );
                 None
             }
         }
@@ -311,15 +382,32 @@ impl<'a, 'i> TableReader<'a, 'i> {
         let parsed = value
             .as_float()
             .and_then(|f| f.as_str().replace('_', "").parse::<f64>().ok())
-            .or_else(|| value.as_integer().and_then(|i| i.as_str().replace('_', "").parse::<f64>().ok()));
+            .or_else(|| {
+                value
+                    .as_integer()
+                    .and_then(|i| i.as_str().replace('_', "").parse::<f64>().ok())
+            });
         match parsed {
             Some(x) if x.is_finite() && x >= lo && x <= hi => Some(x),
             Some(x) => {
-                w.err(v.span(), format!("`{key}` in {} must be between {lo} and {hi}, found {x}", self.what));
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be between {lo} and {hi}, found {x}",
+                        self.what
+                    ),
+                );
                 None
             }
             None => {
-                w.err(v.span(), format!("`{key}` in {} must be a number, found {}", self.what, value.type_str()));
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be a number, found {}",
+                        self.what,
+                        value.type_str()
+                    ),
+                );
                 None
             }
         }
@@ -336,17 +424,31 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
-    fn strings(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Vec<(String, Range<usize>)>> {
+    fn strings(
+        &mut self,
+        w: &mut Walker<'_>,
+        key: &'static str,
+    ) -> Option<Vec<(String, Range<usize>)>> {
         let v = self.get(key)?;
         let Some(items) = v.get_ref().as_array() else {
-            w.err(v.span(), format!("`{key}` in {} must be an array of strings", self.what));
+            w.err(
+                v.span(),
+                format!("`{key}` in {} must be an array of strings", self.what),
+            );
             return None;
         };
         let mut out = Vec::new();
         for item in items.iter() {
             match item.get_ref().as_str() {
                 Some(s) => out.push((s.to_owned(), item.span())),
-                None => w.err(item.span(), format!("`{key}` in {} must hold strings, found {}", self.what, item.get_ref().type_str())),
+                None => w.err(
+                    item.span(),
+                    format!(
+                        "`{key}` in {} must hold strings, found {}",
+                        self.what,
+                        item.get_ref().type_str()
+                    ),
+                ),
             }
         }
         Some(out)
@@ -360,27 +462,44 @@ impl<'a, 'i> TableReader<'a, 'i> {
                 let mut expected = self.known.clone();
                 expected.sort_unstable();
                 expected.dedup();
-                w.err(k.span(), format!("unknown key `{key}` in {} (expected one of: {})", self.what, expected.join(", ")));
+                w.err(
+                    k.span(),
+                    format!(
+                        "unknown key `{key}` in {} (expected one of: {})",
+                        self.what,
+                        expected.join(", ")
+                    ),
+                );
             }
         }
     }
 }
 
 /// The tables of an array of tables (`[[source]]`).
-fn tables<'a, 'i>(w: &mut Walker<'_>, v: &'a Value<'i>, what: &str) -> Vec<(&'a DeTable<'i>, Range<usize>)> {
+fn tables<'a, 'i>(
+    w: &mut Walker<'_>,
+    v: &'a Value<'i>,
+    what: &str,
+) -> Vec<(&'a DeTable<'i>, Range<usize>)> {
     match v.get_ref().as_array() {
         Some(items) => items
             .iter()
             .filter_map(|item| match item.get_ref().as_table() {
                 Some(t) => Some((t, item.span())),
                 None => {
-                    w.err(item.span(), format!("each {what} must be a table ([[{what}]])"));
+                    w.err(
+                        item.span(),
+                        format!("each {what} must be a table ([[{what}]])"),
+                    );
                     None
                 }
             })
             .collect(),
         None => {
-            w.err(v.span(), format!("`{what}` must be an array of tables ([[{what}]])"));
+            w.err(
+                v.span(),
+                format!("`{what}` must be an array of tables ([[{what}]])"),
+            );
             Vec::new()
         }
     }
@@ -401,7 +520,10 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 p.string(w, "description");
                 if let Some(d) = p.duration(w, "granularity") {
                     if d.nanos() <= 0 {
-                        w.err(v.span(), "`granularity` in [pipeline] must be positive".into());
+                        w.err(
+                            v.span(),
+                            "`granularity` in [pipeline] must be positive".into(),
+                        );
                     }
                     granularity = d;
                 }
@@ -426,7 +548,9 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         None => w.err(0..0, "the pipeline has no [[source]]".into()),
     }
 
-    let mut normalize = NormalizeSettings { dedupe_window: Duration::from_secs(60) };
+    let mut normalize = NormalizeSettings {
+        dedupe_window: Duration::from_secs(60),
+    };
     if let Some(v) = top.get("normalize") {
         match v.get_ref().as_table() {
             Some(t) => {
@@ -475,17 +599,51 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         let wanted = op.kind.as_ref().map(OperatorKind::input_type);
         match known.iter().find(|(n, _)| *n == op.input) {
             Some((_, Some(ty))) if wanted.is_some_and(|w| w != *ty) => {
-                w.err(op.input_span.clone(), format!("operator `{}` reads {:?} but stream `{}` carries {:?}", op.name, wanted.unwrap_or(*ty), op.input, ty));
+                w.err(
+                    op.input_span.clone(),
+                    format!(
+                        "operator `{}` reads {:?} but stream `{}` carries {:?}",
+                        op.name,
+                        wanted.unwrap_or(*ty),
+                        op.input,
+                        ty
+                    ),
+                );
             }
             Some(_) => {}
-            None => w.err(op.input_span.clone(), format!("operator `{}` reads unknown stream `{}` (known so far: {})", op.name, op.input, known.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))),
+            None => w.err(
+                op.input_span.clone(),
+                format!(
+                    "operator `{}` reads unknown stream `{}` (known so far: {})",
+                    op.name,
+                    op.input,
+                    known
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         }
-        known.push((op.name.clone(), op.kind.as_ref().map(OperatorKind::output_type)));
+        known.push((
+            op.name.clone(),
+            op.kind.as_ref().map(OperatorKind::output_type),
+        ));
     }
     for (sink, spans) in &sinks {
         for (stream, span) in sink.streams.iter().zip(spans) {
             if !known.iter().any(|(n, _)| n == stream) {
-                w.err(span.clone(), format!("sink writes unknown stream `{stream}` (streams: {})", known.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")));
+                w.err(
+                    span.clone(),
+                    format!(
+                        "sink writes unknown stream `{stream}` (streams: {})",
+                        known
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
             }
         }
     }
@@ -497,13 +655,24 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         normalize,
         operators: operators
             .into_iter()
-            .filter_map(|o| o.kind.map(|kind| OperatorDef { name: o.name, input: o.input, kind }))
+            .filter_map(|o| {
+                o.kind.map(|kind| OperatorDef {
+                    name: o.name,
+                    input: o.input,
+                    kind,
+                })
+            })
             .collect(),
         sinks: sinks.into_iter().map(|(s, _)| s).collect(),
     })
 }
 
-fn parse_source(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<SourceConfig> {
+fn parse_source(
+    w: &mut Walker<'_>,
+    t: &DeTable<'_>,
+    span: Range<usize>,
+    n: usize,
+) -> Option<SourceConfig> {
     let mut r = TableReader::new(t, span.clone(), format!("[[source]] #{n}"));
     let (kind, kind_span) = r.required_string(w, "kind")?;
     let out = match kind.as_str() {
@@ -537,7 +706,10 @@ fn parse_source(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usiz
                 c.fault_rate = v;
             }
             if c.duration.nanos() <= 0 {
-                w.err(span, format!("`duration` in [[source]] #{n} must be positive"));
+                w.err(
+                    span,
+                    format!("`duration` in [[source]] #{n} must be positive"),
+                );
             }
             Some(SourceConfig::Synthetic(c))
         }
@@ -547,19 +719,31 @@ fn parse_source(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usiz
                 Some((f, s)) => match ReplayFormat::from_name(&f) {
                     Some(f) => Some(f),
                     None => {
-                        w.err(s, format!("unknown replay format `{f}` (expected one of: {})", ReplayFormat::NAMES.join(", ")));
+                        w.err(
+                            s,
+                            format!(
+                                "unknown replay format `{f}` (expected one of: {})",
+                                ReplayFormat::NAMES.join(", ")
+                            ),
+                        );
                         None
                     }
                 },
                 None => Some(ReplayFormat::Auto),
             };
             match (path, format) {
-                (Some((p, _)), Some(format)) => Some(SourceConfig::Replay { path: PathBuf::from(p), format }),
+                (Some((p, _)), Some(format)) => Some(SourceConfig::Replay {
+                    path: PathBuf::from(p),
+                    format,
+                }),
                 _ => None,
             }
         }
         other => {
-            w.err(kind_span, format!("unknown source kind `{other}` (expected synthetic or replay)"));
+            w.err(
+                kind_span,
+                format!("unknown source kind `{other}` (expected synthetic or replay)"),
+            );
             None
         }
     };
@@ -576,7 +760,12 @@ struct ParsedOperator {
     kind: Option<OperatorKind>,
 }
 
-fn parse_operator(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<ParsedOperator> {
+fn parse_operator(
+    w: &mut Walker<'_>,
+    t: &DeTable<'_>,
+    span: Range<usize>,
+    n: usize,
+) -> Option<ParsedOperator> {
     let mut r = TableReader::new(t, span.clone(), format!("[[operator]] #{n}"));
     let name = r.required_string(w, "name");
     let input = r.required_string(w, "input");
@@ -630,15 +819,29 @@ fn parse_operator(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: us
     });
     r.finish(w);
     let ((name, name_span), (input, input_span)) = (name?, input?);
-    Some(ParsedOperator { name, name_span, input, input_span, kind })
+    Some(ParsedOperator {
+        name,
+        name_span,
+        input,
+        input_span,
+        kind,
+    })
 }
 
-fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> Option<(SinkDef, Vec<Range<usize>>)> {
+fn parse_sink(
+    w: &mut Walker<'_>,
+    t: &DeTable<'_>,
+    span: Range<usize>,
+    n: usize,
+) -> Option<(SinkDef, Vec<Range<usize>>)> {
     let mut r = TableReader::new(t, span.clone(), format!("[[sink]] #{n}"));
     let kind = r.required_string(w, "kind");
     let streams = r.strings(w, "streams");
     if streams.is_none() && !t.iter().any(|(k, _)| k.get_ref().as_ref() == "streams") {
-        w.err(span.clone(), format!("[[sink]] #{n} is missing `streams`, e.g. streams = [\"bars\"]"));
+        w.err(
+            span.clone(),
+            format!("[[sink]] #{n} is missing `streams`, e.g. streams = [\"bars\"]"),
+        );
     }
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
@@ -648,14 +851,24 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
         "parquet" => Some(SinkKind::Parquet),
         "discard" => Some(SinkKind::Discard),
         other => {
-            w.err(kspan, format!("unknown sink kind `{other}` (expected stdout, jsonl, parquet or discard)"));
+            w.err(
+                kspan,
+                format!("unknown sink kind `{other}` (expected stdout, jsonl, parquet or discard)"),
+            );
             None
         }
     });
     r.finish(w);
     let streams = streams?;
     let spans = streams.iter().map(|(_, s)| s.clone()).collect();
-    Some((SinkDef { kind: kind?, streams: streams.into_iter().map(|(s, _)| s).collect(), dir }, spans))
+    Some((
+        SinkDef {
+            kind: kind?,
+            streams: streams.into_iter().map(|(s, _)| s).collect(),
+            dir,
+        },
+        spans,
+    ))
 }
 
 #[cfg(test)]
@@ -696,8 +909,13 @@ kind = "jsonl"
 streams = ["bars", "nope"]
 "#;
         let errs = Pipeline::parse(text, "bad.toml").unwrap_err();
-        let lines: Vec<(usize, &str)> = errs.errors.iter().map(|e| (e.line, e.message.as_str())).collect();
-        let has = |line: usize, needle: &str| lines.iter().any(|(l, m)| *l == line && m.contains(needle));
+        let lines: Vec<(usize, &str)> = errs
+            .errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        let has =
+            |line: usize, needle: &str| lines.iter().any(|(l, m)| *l == line && m.contains(needle));
         assert!(has(3, "unknown unit"), "{errs}");
         assert!(has(4, "unknown key `colour`"), "{errs}");
         assert!(has(8, "between 1 and 10000"), "{errs}");
@@ -709,7 +927,10 @@ streams = ["bars", "nope"]
         assert!(has(22, "unknown stream `nope`"), "{errs}");
         assert_eq!(errs.errors.len(), 9, "{errs}");
         let shown = errs.to_string();
-        assert!(shown.contains("bad.toml:18:1: unknown key `intervall`"), "{shown}");
+        assert!(
+            shown.contains("bad.toml:18:1: unknown key `intervall`"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -721,7 +942,8 @@ streams = ["bars", "nope"]
 
     #[test]
     fn missing_sources_and_types_are_reported() {
-        let errs = Pipeline::parse("[[sink]]\nkind = \"stdout\"\nstreams = [1]\n", "x.toml").unwrap_err();
+        let errs =
+            Pipeline::parse("[[sink]]\nkind = \"stdout\"\nstreams = [1]\n", "x.toml").unwrap_err();
         let text = errs.to_string();
         assert!(text.contains("no [[source]]"), "{text}");
         assert!(text.contains("must hold strings"), "{text}");

@@ -15,6 +15,5 @@ pub mod runtime;
 pub mod stats;
 
 pub use crate::config::{ConfigErrors, LoadError, Pipeline, SinkDef, SinkKind};
-pub use crate::runtime::{RunError, RunOptions, format_progress, run};
+pub use crate::runtime::{ProgressFn, RunError, RunOptions, format_progress, run};
 pub use crate::stats::{Progress, Summary};
-

@@ -16,21 +16,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use timely::dataflow::operators::core::Concat;
-use timely::dataflow::operators::vec::UnorderedInput;
-use timely::dataflow::operators::{Inspect, Probe};
-use timely::dataflow::{ProbeHandle, Scope, StreamVec};
-use tickflow_core::{Bar, BookEvent, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason, SeqNo, Timestamp, Trade};
+use tickflow_core::{
+    Bar, BookEvent, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason, SeqNo, Timestamp,
+    Trade,
+};
 use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
 use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
+use timely::dataflow::operators::core::Concat;
+use timely::dataflow::operators::vec::UnorderedInput;
+use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
 use crate::stats::{Progress, Stats, Summary};
 
 /// Records read per chunk before the watermark moves.
 const CHUNK: usize = 4096;
+
+/// Receives progress while a job runs.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
 /// How a run is carried out.
 #[derive(Clone)]
@@ -42,14 +48,20 @@ pub struct RunOptions {
     /// Replay speed as a multiple of real time; `None` for as fast as possible.
     pub speed: Option<f64>,
     /// Called every `progress_interval` while the job runs.
-    pub progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
     /// How often to report progress.
     pub progress_interval: std::time::Duration,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { workers: 1, output_dir: PathBuf::from("tickflow-out"), speed: None, progress: None, progress_interval: std::time::Duration::from_secs(2) }
+        Self {
+            workers: 1,
+            output_dir: PathBuf::from("tickflow-out"),
+            speed: None,
+            progress: None,
+            progress_interval: std::time::Duration::from_secs(2),
+        }
     }
 }
 
@@ -85,23 +97,46 @@ enum TypedSinks {
 /// Sinks of a stream, with a name per sink for the summary.
 type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
 
-fn make_sink<T: SinkRecord>(kind: &SinkKind, dir: &std::path::Path, stream: &str, registry: &Arc<InstrumentRegistry>) -> Result<(String, Box<dyn Sink<T>>), RunError> {
+fn make_sink<T: SinkRecord>(
+    kind: &SinkKind,
+    dir: &std::path::Path,
+    stream: &str,
+    registry: &Arc<InstrumentRegistry>,
+) -> Result<(String, Box<dyn Sink<T>>), RunError> {
     Ok(match kind {
-        SinkKind::Stdout { limit } => (format!("stdout:{stream}"), Box::new(StdoutSink::new(registry.clone(), *limit))),
-        SinkKind::Jsonl => (format!("{}", dir.join(format!("{stream}.jsonl")).display()), Box::new(JsonlSink::create(dir, stream, registry.clone())?)),
-        SinkKind::Parquet => (format!("{}", dir.join(format!("{stream}.parquet")).display()), Box::new(ParquetSink::<T>::create(dir, stream, registry.clone())?)),
-        SinkKind::Discard => (format!("discard:{stream}"), Box::new(DiscardSink::default())),
+        SinkKind::Stdout { limit } => (
+            format!("stdout:{stream}"),
+            Box::new(StdoutSink::new(registry.clone(), *limit)),
+        ),
+        SinkKind::Jsonl => (
+            format!("{}", dir.join(format!("{stream}.jsonl")).display()),
+            Box::new(JsonlSink::create(dir, stream, registry.clone())?),
+        ),
+        SinkKind::Parquet => (
+            format!("{}", dir.join(format!("{stream}.parquet")).display()),
+            Box::new(ParquetSink::<T>::create(dir, stream, registry.clone())?),
+        ),
+        SinkKind::Discard => (
+            format!("discard:{stream}"),
+            Box::new(DiscardSink::default()),
+        ),
     })
 }
 
 /// Creates every sink of the pipeline, keyed by stream. Files are created before any worker
 /// starts, so a directory that cannot be written stops the run with a clear error.
-fn create_sinks(pipeline: &Pipeline, opts: &RunOptions, registry: &Arc<InstrumentRegistry>) -> Result<BTreeMap<String, TypedSinks>, RunError> {
+fn create_sinks(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    registry: &Arc<InstrumentRegistry>,
+) -> Result<BTreeMap<String, TypedSinks>, RunError> {
     let mut out: BTreeMap<String, TypedSinks> = BTreeMap::new();
     for sink in &pipeline.sinks {
         let dir = sink.dir.clone().unwrap_or_else(|| opts.output_dir.clone());
         for stream in &sink.streams {
-            let ty = pipeline.stream_type(stream).ok_or_else(|| RunError::Options(format!("unknown stream {stream}")))?;
+            let ty = pipeline
+                .stream_type(stream)
+                .ok_or_else(|| RunError::Options(format!("unknown stream {stream}")))?;
             let entry = out.entry(stream.clone()).or_insert_with(|| match ty {
                 StreamType::Trades => TypedSinks::Trades(Vec::new()),
                 StreamType::Quotes => TypedSinks::Quotes(Vec::new()),
@@ -135,12 +170,17 @@ struct Shared {
 /// Runs a pipeline to completion.
 pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> {
     if opts.workers == 0 || opts.workers > 256 {
-        return Err(RunError::Options(format!("--workers must be between 1 and 256, got {}", opts.workers)));
+        return Err(RunError::Options(format!(
+            "--workers must be between 1 and 256, got {}",
+            opts.workers
+        )));
     }
-    if let Some(s) = opts.speed {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(RunError::Options(format!("--speed must be a positive number, got {s}")));
-        }
+    if let Some(s) = opts.speed
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(RunError::Options(format!(
+            "--speed must be a positive number, got {s}"
+        )));
     }
     let plan = tickflow_sources::plan(&pipeline.sources)?;
     let registry = Arc::new(plan.registry.clone());
@@ -182,9 +222,14 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         })
     });
     let worker_shared = shared.clone();
-    let result = timely::execute(timely::Config::process(opts.workers), move |worker| worker_main(worker, &worker_shared));
+    let result = timely::execute(timely::Config::process(opts.workers), move |worker| {
+        worker_main(worker, &worker_shared)
+    });
     let outcome = match result {
-        Ok(guards) => guards.join().into_iter().try_for_each(|r| r.map_err(RunError::Runtime).and_then(|r| r.map_err(RunError::Runtime))),
+        Ok(guards) => guards.join().into_iter().try_for_each(|r| {
+            r.map_err(RunError::Runtime)
+                .and_then(|r| r.map_err(RunError::Runtime))
+        }),
         Err(e) => Err(RunError::Runtime(e)),
     };
     done.store(true, Ordering::Relaxed);
@@ -192,11 +237,20 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         let _ = h.join();
     }
     outcome?;
-    Ok(Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed()))
+    Ok(Summary::collect(
+        &stats,
+        &pipeline.name,
+        opts.workers,
+        started.elapsed(),
+    ))
 }
 
 fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig {
-    NormalizeConfig { granularity: pipeline.granularity, dedupe_window: pipeline.normalize.dedupe_window, origins: origins.to_vec() }
+    NormalizeConfig {
+        granularity: pipeline.granularity,
+        dedupe_window: pipeline.normalize.dedupe_window,
+        origins: origins.to_vec(),
+    }
 }
 
 /// A typed stream of the dataflow under construction.
@@ -209,11 +263,27 @@ enum Handle<'s> {
 }
 
 /// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
-fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, Stamped<T>>, name: &str, sinks: Named<T>, all_discard: bool, stats: &Arc<Stats>, probe: &ProbeHandle<Time>) {
-    let sinks = Rc::new(RefCell::new(sinks.into_iter().map(|(n, s)| (n, s, false)).collect::<Vec<_>>()));
+fn attach<'s, T: SinkRecord + Record>(
+    stream: StreamVec<'s, Time, Stamped<T>>,
+    name: &str,
+    sinks: Named<T>,
+    all_discard: bool,
+    stats: &Arc<Stats>,
+    probe: &ProbeHandle<Time>,
+) {
+    let sinks = Rc::new(RefCell::new(
+        sinks
+            .into_iter()
+            .map(|(n, s)| (n, s, false))
+            .collect::<Vec<_>>(),
+    ));
     let (write_sinks, finish_sinks) = (sinks.clone(), sinks);
     let (write_stats, finish_stats) = (stats.clone(), stats.clone());
-    let gather = if all_discard { Gather::Local } else { Gather::Single };
+    let gather = if all_discard {
+        Gather::Local
+    } else {
+        Gather::Single
+    };
     ordered_sink(
         stream,
         &format!("sink:{name}"),
@@ -226,7 +296,9 @@ fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, Stamped<T>>, n
                 if let Err(e) = sink.write(batch) {
                     // Keep the pipeline running; this sink stops and the run reports the error.
                     *failed = true;
-                    write_stats.error(format!("sink {sink_name} failed, later rows were not written: {e}"));
+                    write_stats.error(format!(
+                        "sink {sink_name} failed, later rows were not written: {e}"
+                    ));
                 }
             }
         },
@@ -238,7 +310,9 @@ fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, Stamped<T>>, n
                             v.push((sink_name.clone(), rows));
                         }
                     }
-                    Err(e) => finish_stats.error(format!("sink {sink_name} could not be closed: {e}")),
+                    Err(e) => {
+                        finish_stats.error(format!("sink {sink_name} could not be closed: {e}"))
+                    }
                 }
             }
         },
@@ -247,19 +321,31 @@ fn attach<'s, T: SinkRecord + Record>(stream: StreamVec<'s, Time, Stamped<T>>, n
 }
 
 /// Builds the dataflow of one worker. Returns the input handles.
-#[allow(clippy::type_complexity, reason = "the four input handles are returned together once")]
+#[allow(
+    clippy::type_complexity,
+    reason = "the four input handles are returned together once"
+)]
 fn build<'s>(
     scope: Scope<'s, Time>,
     shared: &Shared,
     mut sinks: BTreeMap<String, TypedSinks>,
+    flow: &ProbeHandle<Time>,
     probe: &ProbeHandle<Time>,
 ) -> Result<(InputEnds, InputEnds2), String> {
     let stats = &shared.stats;
     let ((events_in, events_cap), events) = scope.new_unordered_input::<Stamped<MarketEvent>>();
     let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Stamped<Reject>>();
-    let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins)).map_err(|e| e.to_string())?;
+    let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins))
+        .map_err(|e| e.to_string())?;
     // Only the kinds something reads are passed on; all are counted.
-    let reads = |stream: &str| shared.pipeline.operators.iter().any(|o| o.input == stream) || shared.pipeline.sinks.iter().any(|s| s.streams.iter().any(|x| x == stream));
+    let reads = |stream: &str| {
+        shared.pipeline.operators.iter().any(|o| o.input == stream)
+            || shared
+                .pipeline
+                .sinks
+                .iter()
+                .any(|s| s.streams.iter().any(|x| x == stream))
+    };
     let keep = [reads("trades"), reads("quotes"), reads("book")];
     let counts = stats.clone();
     let parts = split(apply(events, normalize), keep, move |c| {
@@ -267,15 +353,19 @@ fn build<'s>(
             slot.fetch_add(n, Ordering::Relaxed);
         }
     });
-    let progress = parts.trades.clone().probe_with(probe);
+    // The flow probe sits right after normalize: operators that hold output back (bars,
+    // windows) never stall the sources.
+    let progress = parts.trades.clone().probe_with(flow);
     let counts = stats.clone();
-    let rejects = parse_rejects.concat(parts.rejects).inspect_core(move |event| {
-        if let Ok((_, batch)) = event {
-            for (_, r) in batch.iter() {
-                counts.rejected[r.reason.index()].fetch_add(1, Ordering::Relaxed);
+    let rejects = parse_rejects
+        .concat(parts.rejects)
+        .inspect_core(move |event| {
+            if let Ok((_, batch)) = event {
+                for (_, r) in batch.iter() {
+                    counts.rejected[r.reason.index()].fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
-    });
+        });
 
     let mut streams: BTreeMap<String, Handle<'s>> = BTreeMap::new();
     streams.insert("trades".into(), Handle::Trades(progress));
@@ -285,16 +375,27 @@ fn build<'s>(
 
     for (index, op) in shared.pipeline.operators.iter().enumerate() {
         let Some(Handle::Trades(input)) = streams.get(&op.input) else {
-            return Err(format!("operator {} needs a trade stream as input", op.name));
+            return Err(format!(
+                "operator {} needs a trade stream as input",
+                op.name
+            ));
         };
         let bars = match &op.kind {
-            OperatorKind::TimeBars { interval } => apply(input.clone(), TimeBars::new(*interval).map_err(|e| e.to_string())?),
-            OperatorKind::VolumeBars { volume } => apply(input.clone(), VolumeBars::new(*volume).map_err(|e| e.to_string())?),
+            OperatorKind::TimeBars { interval } => apply(
+                input.clone(),
+                TimeBars::new(*interval).map_err(|e| e.to_string())?,
+            ),
+            OperatorKind::VolumeBars { volume } => apply(
+                input.clone(),
+                VolumeBars::new(*volume).map_err(|e| e.to_string())?,
+            ),
         };
         let counts = stats.clone();
         let bars = bars.inspect_core(move |event| {
             if let Ok((_, batch)) = event {
-                counts.streams[index].1.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                counts.streams[index]
+                    .1
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
         });
         streams.insert(op.name.clone(), Handle::Bars(bars));
@@ -309,21 +410,79 @@ fn build<'s>(
         }
     }
     for (name, all_discard) in defs {
-        let Some(handle) = streams.get(name) else { continue };
+        let Some(handle) = streams.get(name) else {
+            continue;
+        };
         let mine = sinks.remove(name);
         match handle {
-            Handle::Trades(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Trades(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
-            Handle::Quotes(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Quotes(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
-            Handle::Book(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Book(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
-            Handle::Rejects(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Rejects(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
-            Handle::Bars(s) => attach(s.clone(), name, match mine { Some(TypedSinks::Bars(v)) => v, _ => Vec::new() }, all_discard, stats, probe),
+            Handle::Trades(s) => attach(
+                s.clone(),
+                name,
+                match mine {
+                    Some(TypedSinks::Trades(v)) => v,
+                    _ => Vec::new(),
+                },
+                all_discard,
+                stats,
+                probe,
+            ),
+            Handle::Quotes(s) => attach(
+                s.clone(),
+                name,
+                match mine {
+                    Some(TypedSinks::Quotes(v)) => v,
+                    _ => Vec::new(),
+                },
+                all_discard,
+                stats,
+                probe,
+            ),
+            Handle::Book(s) => attach(
+                s.clone(),
+                name,
+                match mine {
+                    Some(TypedSinks::Book(v)) => v,
+                    _ => Vec::new(),
+                },
+                all_discard,
+                stats,
+                probe,
+            ),
+            Handle::Rejects(s) => attach(
+                s.clone(),
+                name,
+                match mine {
+                    Some(TypedSinks::Rejects(v)) => v,
+                    _ => Vec::new(),
+                },
+                all_discard,
+                stats,
+                probe,
+            ),
+            Handle::Bars(s) => attach(
+                s.clone(),
+                name,
+                match mine {
+                    Some(TypedSinks::Bars(v)) => v,
+                    _ => Vec::new(),
+                },
+                all_discard,
+                stats,
+                probe,
+            ),
         }
     }
     Ok(((events_in, events_cap), (rejects_in, rejects_cap)))
 }
 
-type InputEnds = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<MarketEvent>>, timely::dataflow::operators::ActivateCapability<Time>);
-type InputEnds2 = (timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<Reject>>, timely::dataflow::operators::ActivateCapability<Time>);
+type InputEnds = (
+    timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<MarketEvent>>,
+    timely::dataflow::operators::ActivateCapability<Time>,
+);
+type InputEnds2 = (
+    timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<Reject>>,
+    timely::dataflow::operators::ActivateCapability<Time>,
+);
 
 fn floor(t: i64, step: i64) -> i64 {
     Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
@@ -333,9 +492,19 @@ fn floor(t: i64, step: i64) -> i64 {
 fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(), String> {
     let index = worker.index();
     let peers = worker.peers();
-    let sinks = if index == 0 { shared.sinks.lock().map_err(|_| "sink set poisoned")?.take().unwrap_or_default() } else { BTreeMap::new() };
+    let sinks = if index == 0 {
+        shared
+            .sinks
+            .lock()
+            .map_err(|_| "sink set poisoned")?
+            .take()
+            .unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
     let probe = ProbeHandle::new();
-    let built = worker.dataflow::<Time, _, _>(|scope| build(scope, shared, sinks, &probe));
+    let flow = ProbeHandle::new();
+    let built = worker.dataflow::<Time, _, _>(|scope| build(scope, shared, sinks, &flow, &probe));
     let ((mut events_in, events_cap), (mut rejects_in, rejects_cap)) = built?;
     let mut caps = Some((events_cap, rejects_cap));
     let stats = &shared.stats;
@@ -343,7 +512,13 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     // Open this worker's parts; a part that cannot be opened is reported as a reject.
     let mut readers: Vec<Box<dyn PartReader>> = Vec::new();
     let mut open_failures = Vec::new();
-    for (i, part) in shared.plan.parts.iter().enumerate().filter(|(i, _)| i % peers == index) {
+    for (i, part) in shared
+        .plan
+        .parts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % peers == index)
+    {
         match part.open(&shared.registry) {
             Ok(r) => readers.push(r),
             Err(e) => open_failures.push(Reject {
@@ -402,7 +577,11 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                     }
                     // A record older than the newest minus the lateness goes out at that
                     // watermark, where normalize sees it is late.
-                    let watermark = if max_seen == i64::MIN { i64::MIN } else { floor(max_seen.saturating_sub(lateness), gran) };
+                    let watermark = if max_seen == i64::MIN {
+                        i64::MIN
+                    } else {
+                        floor(max_seen.saturating_sub(lateness), gran)
+                    };
                     let t = floor(ts, gran).max(watermark).max(cur);
                     max_seen = max_seen.max(ts);
                     first = first.min(ts);
@@ -417,25 +596,35 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         stats.last_event.fetch_max(last, Ordering::Relaxed);
         // The whole chunk goes out under the current watermark; each record carries its step.
         if !events.is_empty() {
-            events_in.activate().session(&*events_cap).give_iterator(events.drain(..));
+            events_in
+                .activate()
+                .session(&*events_cap)
+                .give_iterator(events.drain(..));
         }
         if !bad.is_empty() {
-            rejects_in.activate().session(&*rejects_cap).give_iterator(bad.drain(..).map(|r| (cur, r)));
+            rejects_in
+                .activate()
+                .session(&*rejects_cap)
+                .give_iterator(bad.drain(..).map(|r| (cur, r)));
         }
         if exhausted {
             caps = None;
         } else {
-            let hold = if max_seen == i64::MIN { cur } else { floor(max_seen.saturating_sub(lateness), gran).max(cur) };
+            let hold = if max_seen == i64::MIN {
+                cur
+            } else {
+                floor(max_seen.saturating_sub(lateness), gran).max(cur)
+            };
             events_cap.downgrade(&hold);
             rejects_cap.downgrade(&hold);
             worker.step();
-            // Flow control: let the dataflow catch up with the previous chunk.
-            while probe.less_than(&prev_hold) {
+            // Flow control: let normalize catch up with the previous chunk.
+            while flow.less_than(&prev_hold) {
                 worker.step();
             }
             prev_hold = hold;
             if index == 0 {
-                probe.with_frontier(|f| {
+                flow.with_frontier(|f| {
                     if let Some(t) = f.first() {
                         stats.watermark.store(*t, Ordering::Relaxed);
                     }
@@ -452,17 +641,17 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     Ok(())
 }
 
-impl Default for TypedSinks {
-    fn default() -> Self {
-        TypedSinks::Bars(Vec::new())
-    }
-}
-
 /// Progress line: records read, rate, event time reached.
 pub fn format_progress(p: &Progress, elapsed: std::time::Duration) -> String {
     let rate = p.read as f64 / elapsed.as_secs_f64().max(1e-9);
     match p.watermark {
-        Some(t) => format!("… {} records read ({:.0}/s), {} rejected, event time {t}", p.read, rate, p.rejected),
-        None => format!("… {} records read ({:.0}/s), {} rejected", p.read, rate, p.rejected),
+        Some(t) => format!(
+            "… {} records read ({:.0}/s), {} rejected, event time {t}",
+            p.read, rate, p.rejected
+        ),
+        None => format!(
+            "… {} records read ({:.0}/s), {} rejected",
+            p.read, rate, p.rejected
+        ),
     }
 }

@@ -28,7 +28,10 @@ impl Stats {
             read: AtomicU64::new(0),
             accepted: Default::default(),
             rejected: Default::default(),
-            streams: operator_streams.iter().map(|s| (s.clone(), AtomicU64::new(0))).collect(),
+            streams: operator_streams
+                .iter()
+                .map(|s| (s.clone(), AtomicU64::new(0)))
+                .collect(),
             watermark: AtomicI64::new(i64::MIN),
             first_event: AtomicI64::new(i64::MAX),
             last_event: AtomicI64::new(i64::MIN),
@@ -48,7 +51,11 @@ impl Stats {
         let wm = self.watermark.load(Ordering::Relaxed);
         Progress {
             read: self.read.load(Ordering::Relaxed),
-            rejected: self.rejected.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+            rejected: self
+                .rejected
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum(),
             watermark: (wm > i64::MIN && wm < i64::MAX).then_some(Timestamp(wm)),
         }
     }
@@ -97,11 +104,20 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub(crate) fn collect(stats: &Stats, pipeline: &str, workers: usize, wall: std::time::Duration) -> Self {
+    pub(crate) fn collect(
+        stats: &Stats,
+        pipeline: &str,
+        workers: usize,
+        wall: std::time::Duration,
+    ) -> Self {
         let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
         let first = stats.first_event.load(Ordering::SeqCst);
         let last = stats.last_event.load(Ordering::SeqCst);
-        let mut sink_rows = stats.sink_rows.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut sink_rows = stats
+            .sink_rows
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         sink_rows.sort();
         Self {
             pipeline: pipeline.to_owned(),
@@ -111,8 +127,17 @@ impl Summary {
             accepted_trades: load(&stats.accepted[0]),
             accepted_quotes: load(&stats.accepted[1]),
             accepted_book: load(&stats.accepted[2]),
-            rejected: RejectReason::ALL.iter().zip(&stats.rejected).map(|(r, c)| (*r, load(c))).filter(|(_, n)| *n > 0).collect(),
-            streams: stats.streams.iter().map(|(n, c)| (n.clone(), load(c))).collect(),
+            rejected: RejectReason::ALL
+                .iter()
+                .zip(&stats.rejected)
+                .map(|(r, c)| (*r, load(c)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            streams: stats
+                .streams
+                .iter()
+                .map(|(n, c)| (n.clone(), load(c)))
+                .collect(),
             sink_rows,
             first_event: (first != i64::MAX).then_some(Timestamp(first)),
             last_event: (last != i64::MIN).then_some(Timestamp(last)),
@@ -145,7 +170,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -155,7 +180,13 @@ fn thousands(n: u64) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "── summary: {} ({} worker{}) ──", self.pipeline, self.workers, if self.workers == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "── summary: {} ({} worker{}) ──",
+            self.pipeline,
+            self.workers,
+            if self.workers == 1 { "" } else { "s" }
+        )?;
         if let (Some(a), Some(b)) = (self.first_event, self.last_event) {
             writeln!(f, "event time      {a} .. {b}")?;
         }
@@ -168,12 +199,24 @@ impl fmt::Display for Summary {
             thousands(self.accepted_quotes),
             thousands(self.accepted_book)
         )?;
-        writeln!(f, "rejected        {:>14}", thousands(self.rejected_total()))?;
+        writeln!(
+            f,
+            "rejected        {:>14}",
+            thousands(self.rejected_total())
+        )?;
         for (reason, n) in &self.rejected {
             writeln!(f, "  {:<22}{:>10}", reason.as_str(), thousands(*n))?;
         }
-        let check = if self.accounted() { "every record accounted for" } else { "MISMATCH: accepted + rejected != read" };
-        writeln!(f, "check           accepted + rejected = {} = read: {check}", thousands(self.accepted() + self.rejected_total()))?;
+        let check = if self.accounted() {
+            "every record accounted for"
+        } else {
+            "MISMATCH: accepted + rejected != read"
+        };
+        writeln!(
+            f,
+            "check           accepted + rejected = {} = read: {check}",
+            thousands(self.accepted() + self.rejected_total())
+        )?;
         for (name, n) in &self.streams {
             writeln!(f, "{:<16}{:>14} out", name, thousands(*n))?;
         }
@@ -181,7 +224,11 @@ impl fmt::Display for Summary {
             writeln!(f, "  wrote {:<30}{:>10} rows", sink, thousands(*n))?;
         }
         writeln!(f, "wall time       {:>14.3} s", self.wall.as_secs_f64())?;
-        writeln!(f, "throughput      {:>14} records/s", thousands(self.records_per_second() as u64))?;
+        writeln!(
+            f,
+            "throughput      {:>14} records/s",
+            thousands(self.records_per_second() as u64)
+        )?;
         for e in &self.errors {
             writeln!(f, "error: {e}")?;
         }

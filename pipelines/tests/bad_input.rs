@@ -24,7 +24,11 @@ fn garbage_rows_are_counted_and_good_rows_become_bars() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let summary = common::run_text(&common::replay_pipeline(&csv, &["bars", "rejects"]), 1, out.path());
+    let summary = common::run_text(
+        &common::replay_pipeline(&csv, &["bars", "rejects"]),
+        1,
+        out.path(),
+    );
     assert_eq!(summary.read, 10);
     assert_eq!(summary.accepted_trades, 3, "{summary}");
     assert!(summary.accounted(), "{summary}");
@@ -36,7 +40,10 @@ fn garbage_rows_are_counted_and_good_rows_become_bars() {
     assert_eq!(r(RejectReason::Duplicate), 1);
     let rejects = std::fs::read_to_string(out.path().join("rejects.jsonl")).unwrap();
     assert_eq!(rejects.lines().count(), 7);
-    assert!(rejects.contains(r#""line":3"#) && rejects.contains("expected 8 columns, found 3"), "{rejects}");
+    assert!(
+        rejects.contains(r#""line":3"#) && rejects.contains("expected 8 columns, found 3"),
+        "{rejects}"
+    );
     let bars = std::fs::read_to_string(out.path().join("bars.jsonl")).unwrap();
     let bar: serde_json::Value = serde_json::from_str(bars.lines().next().unwrap()).unwrap();
     assert_eq!(bar["trade_count"], 3);
@@ -45,23 +52,47 @@ fn garbage_rows_are_counted_and_good_rows_become_bars() {
 
 #[test]
 fn a_corrupt_file_is_reported_and_the_others_still_run() {
-    let Some(data) = common::sample_data() else { return };
+    let Some(data) = common::sample_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(data.join("tardis/tardis_binance-futures_trades_BTCUSDT.csv"), dir.path().join("good.csv")).unwrap();
-    std::fs::write(dir.path().join("zzz_20131007_trade.zip"), b"PK\x03\x04 this is not a zip").unwrap();
+    std::fs::copy(
+        data.join("tardis/tardis_binance-futures_trades_BTCUSDT.csv"),
+        dir.path().join("good.csv"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("zzz_20131007_trade.zip"),
+        b"PK\x03\x04 this is not a zip",
+    )
+    .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let text = common::replay_pipeline(&dir.path().join("good.csv"), &["rejects"]).replace("good.csv", "");
+    let text =
+        common::replay_pipeline(&dir.path().join("good.csv"), &["rejects"]).replace("good.csv", "");
     let summary = common::run_text(&text, 1, out.path());
     assert_eq!(summary.accepted_trades, 9_999, "{summary}");
-    assert_eq!(summary.rejected.get(&RejectReason::Malformed), Some(&1), "the corrupt zip is reported: {summary}");
+    assert_eq!(
+        summary.rejected.get(&RejectReason::Malformed),
+        Some(&1),
+        "the corrupt zip is reported: {summary}"
+    );
     let rejects = std::fs::read_to_string(out.path().join("rejects.jsonl")).unwrap();
-    assert!(rejects.contains("zzz_20131007_trade.zip") && rejects.contains("cannot open"), "{rejects}");
+    assert!(
+        rejects.contains("zzz_20131007_trade.zip") && rejects.contains("cannot open"),
+        "{rejects}"
+    );
     assert!(summary.accounted());
 }
 
 #[test]
 fn a_missing_path_is_an_error_that_names_it() {
-    let pipeline = tickflow_pipelines::Pipeline::parse(&common::replay_pipeline(std::path::Path::new("/no/such/dir"), &["bars"]), "t.toml").unwrap();
-    let err = tickflow_pipelines::run(&pipeline, &Default::default()).unwrap_err().to_string();
+    let pipeline = tickflow_pipelines::Pipeline::parse(
+        &common::replay_pipeline(std::path::Path::new("/no/such/dir"), &["bars"]),
+        "t.toml",
+    )
+    .unwrap();
+    let err = tickflow_pipelines::run(&pipeline, &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/no/such/dir"), "{err}");
 }

@@ -11,7 +11,9 @@ pub fn sample_data() -> Option<PathBuf> {
     match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)");
+            eprintln!(
+                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
+            );
             None
         }
     }
@@ -20,7 +22,15 @@ pub fn sample_data() -> Option<PathBuf> {
 /// Runs pipeline text with `workers` threads, writing files under `out`.
 pub fn run_text(text: &str, workers: usize, out: &Path) -> Summary {
     let pipeline = Pipeline::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    run(&pipeline, &RunOptions { workers, output_dir: out.to_path_buf(), ..RunOptions::default() }).unwrap()
+    run(
+        &pipeline,
+        &RunOptions {
+            workers,
+            output_dir: out.to_path_buf(),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 /// A pipeline replaying `path` into 1-minute bars, writing `streams` as JSON Lines.

@@ -42,12 +42,54 @@ streams = ["bars"]
     let s1 = common::run_text(text, 1, one.path());
     let s4 = common::run_text(text, 4, four.path());
     assert!(s1.accounted() && s4.accounted());
-    assert_eq!((s1.read, s1.accepted(), s1.rejected.clone()), (s4.read, s4.accepted(), s4.rejected.clone()));
-    assert!(s1.rejected_total() > 100, "the faults exercise every reject path: {:?}", s1.rejected);
-    for file in ["bars.jsonl", "vbars.jsonl", "rejects.jsonl", "trades.jsonl", "quotes.jsonl", "bars.parquet"] {
+    assert_eq!(
+        (s1.read, s1.accepted(), s1.rejected.clone()),
+        (s4.read, s4.accepted(), s4.rejected.clone())
+    );
+    assert!(
+        s1.rejected_total() > 100,
+        "the faults exercise every reject path: {:?}",
+        s1.rejected
+    );
+    for file in [
+        "bars.jsonl",
+        "vbars.jsonl",
+        "rejects.jsonl",
+        "trades.jsonl",
+        "quotes.jsonl",
+        "bars.parquet",
+    ] {
         let a = std::fs::read(one.path().join(file)).unwrap();
         let b = std::fs::read(four.path().join(file)).unwrap();
         assert!(!a.is_empty(), "{file} is empty");
         assert!(a == b, "{file} differs between 1 and 4 workers");
     }
+}
+
+#[test]
+fn an_operator_holding_output_back_does_not_stall_the_sources() {
+    // One volume bar per instrument that never fills: it is flushed at the end of the stream,
+    // and meanwhile the sources keep flowing through many chunks on every worker.
+    let text = r#"
+[[source]]
+kind = "synthetic"
+instruments = 4
+duration = "30m"
+events_per_second = 500
+
+[[operator]]
+name = "never_full"
+kind = "volume_bars"
+input = "trades"
+volume = 1000000000
+
+[[sink]]
+kind = "jsonl"
+streams = ["never_full"]
+"#;
+    let out = tempfile::tempdir().unwrap();
+    let summary = common::run_text(text, 4, out.path());
+    assert!(summary.read > 800_000, "{summary}");
+    let flushed = std::fs::read_to_string(out.path().join("never_full.jsonl")).unwrap();
+    assert_eq!(flushed.lines().count(), 4, "one partial bar per instrument at the end");
 }

@@ -1,7 +1,7 @@
 //! Counts records and drops them (for benchmarks).
 
-use crate::error::Result;
 use crate::Sink;
+use crate::error::Result;
 
 /// Drops every record; reports how many it saw.
 #[derive(Debug, Default)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tickflow_core::InstrumentRegistry;
 
+use crate::Sink;
 use crate::error::{Error, Result};
 use crate::record::SinkRecord;
-use crate::Sink;
 
 /// Writes one JSON object per line.
 pub struct JsonlSink {
@@ -23,10 +23,22 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Creates (or truncates) `<dir>/<stream>.jsonl`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(format!("{stream}.jsonl"));
-        let file = File::create(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        Ok(Self { path, out: BufWriter::with_capacity(1 << 20, file), registry, written: 0, line: String::new() })
+        let file = File::create(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            registry,
+            written: 0,
+            line: String::new(),
+        })
     }
 }
 
@@ -36,14 +48,22 @@ impl<T: SinkRecord> Sink<T> for JsonlSink {
             self.line.clear();
             row.write_json(&self.registry, &mut self.line);
             self.line.push('\n');
-            self.out.write_all(self.line.as_bytes()).map_err(|source| Error::Io { path: self.path.clone(), source })?;
+            self.out
+                .write_all(self.line.as_bytes())
+                .map_err(|source| Error::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
         }
         self.written += rows.len() as u64;
         Ok(())
     }
 
     fn finish(&mut self) -> Result<u64> {
-        self.out.flush().map_err(|source| Error::Io { path: self.path.clone(), source })?;
+        self.out.flush().map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.written)
     }
 }

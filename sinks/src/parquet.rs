@@ -9,9 +9,9 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use tickflow_core::InstrumentRegistry;
 
+use crate::Sink;
 use crate::error::{Error, Result};
 use crate::record::SinkRecord;
-use crate::Sink;
 
 const BATCH_ROWS: usize = 65_536;
 
@@ -27,21 +27,49 @@ pub struct ParquetSink<T> {
 impl<T: SinkRecord> ParquetSink<T> {
     /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(format!("{stream}.parquet"));
-        let file = File::create(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-        let writer = ArrowWriter::try_new(file, T::schema(), Some(props)).map_err(|e| Error::Encode { path: path.clone(), reason: e.to_string() })?;
-        Ok(Self { path, writer: Some(writer), registry, buffer: Vec::with_capacity(BATCH_ROWS), written: 0 })
+        let file = File::create(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let writer =
+            ArrowWriter::try_new(file, T::schema(), Some(props)).map_err(|e| Error::Encode {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            path,
+            writer: Some(writer),
+            registry,
+            buffer: Vec::with_capacity(BATCH_ROWS),
+            written: 0,
+        })
     }
 
     fn flush_buffer(&mut self) -> Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let batch = T::to_record_batch(&self.buffer, &self.registry).map_err(|e| Error::Encode { path: self.path.clone(), reason: e.to_string() })?;
-        let writer = self.writer.as_mut().ok_or_else(|| Error::Encode { path: self.path.clone(), reason: "write after finish".into() })?;
-        writer.write(&batch).map_err(|e| Error::Encode { path: self.path.clone(), reason: e.to_string() })?;
+        let batch =
+            T::to_record_batch(&self.buffer, &self.registry).map_err(|e| Error::Encode {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        let writer = self.writer.as_mut().ok_or_else(|| Error::Encode {
+            path: self.path.clone(),
+            reason: "write after finish".into(),
+        })?;
+        writer.write(&batch).map_err(|e| Error::Encode {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
@@ -62,7 +90,10 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
     fn finish(&mut self) -> Result<u64> {
         self.flush_buffer()?;
         if let Some(writer) = self.writer.take() {
-            writer.close().map_err(|e| Error::Encode { path: self.path.clone(), reason: e.to_string() })?;
+            writer.close().map_err(|e| Error::Encode {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(self.written)
     }
@@ -72,22 +103,42 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
 mod tests {
     use super::*;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use tickflow_core::{ArrowRecord, InstrumentId, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp, Trade};
+    use tickflow_core::{
+        ArrowRecord, InstrumentId, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp, Trade,
+    };
 
     #[test]
     fn parquet_file_reads_back_to_the_same_records() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Arc::new(InstrumentRegistry::from_specs([InstrumentSpec { symbol: "X".into(), venue: "V".into(), tick_size: Price::from_raw(1), lot_size: Quantity::from_raw(1), currency: "USD".into() }]));
-        let trades: Vec<Trade> = (0..100_000).map(|i| Trade {
-            instrument: InstrumentId(0), ts_event: Timestamp(i), ts_recv: Timestamp(i), price: Price::from_raw(1_000 + i), size: Quantity::from_raw(i % 7 + 1),
-            aggressor: Side::Buy, trade_id: Some(i as u64), suspicious: false, seq: SeqNo(i as u64),
-        }).collect();
+        let reg = Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
+            symbol: "X".into(),
+            venue: "V".into(),
+            tick_size: Price::from_raw(1),
+            lot_size: Quantity::from_raw(1),
+            currency: "USD".into(),
+        }]));
+        let trades: Vec<Trade> = (0..100_000)
+            .map(|i| Trade {
+                instrument: InstrumentId(0),
+                ts_event: Timestamp(i),
+                ts_recv: Timestamp(i),
+                price: Price::from_raw(1_000 + i),
+                size: Quantity::from_raw(i % 7 + 1),
+                aggressor: Side::Buy,
+                trade_id: Some(i as u64),
+                suspicious: false,
+                seq: SeqNo(i as u64),
+            })
+            .collect();
         let mut sink = ParquetSink::<Trade>::create(dir.path(), "trades", reg).unwrap();
         sink.write(&trades[..70_000]).unwrap();
         sink.write(&trades[70_000..]).unwrap();
         assert_eq!(sink.finish().unwrap(), 100_000);
         let file = File::open(dir.path().join("trades.parquet")).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
         let mut back = Vec::new();
         for batch in reader {
             back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());

@@ -26,11 +26,26 @@ impl SinkRecord for Trade {
         let _ = write!(
             out,
             r#"{{"instrument":{},"ts_event":"{}","ts_recv":"{}","price":{},"size":{},"aggressor":"{}","trade_id":{},"suspicious":{}}}"#,
-            js(reg.symbol(self.instrument)), self.ts_event, self.ts_recv, self.price, self.size, self.aggressor.as_str(), opt(self.trade_id), self.suspicious
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.ts_recv,
+            self.price,
+            self.size,
+            self.aggressor.as_str(),
+            opt(self.trade_id),
+            self.suspicious
         );
     }
     fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
-        let _ = write!(out, "trade  {:<10} {}  {} @ {}  {}", reg.symbol(self.instrument), self.ts_event, self.size, self.price, self.aggressor.as_str());
+        let _ = write!(
+            out,
+            "trade  {:<10} {}  {} @ {}  {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.size,
+            self.price,
+            self.aggressor.as_str()
+        );
     }
 }
 
@@ -39,12 +54,30 @@ impl SinkRecord for Quote {
         let _ = write!(
             out,
             r#"{{"instrument":{},"ts_event":"{}","ts_recv":"{}","bid":{},"bid_size":{},"ask":{},"ask_size":{},"update_id":{},"suspicious":{}}}"#,
-            js(reg.symbol(self.instrument)), self.ts_event, self.ts_recv, opt(self.bid), self.bid_size, opt(self.ask), self.ask_size, opt(self.update_id), self.suspicious
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.ts_recv,
+            opt(self.bid),
+            self.bid_size,
+            opt(self.ask),
+            self.ask_size,
+            opt(self.update_id),
+            self.suspicious
         );
     }
     fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
-        let side = |p: Option<tickflow_core::Price>| p.map_or_else(|| "-".to_string(), |p| p.to_string());
-        let _ = write!(out, "quote  {:<10} {}  {} x {}  /  {} x {}", reg.symbol(self.instrument), self.ts_event, self.bid_size, side(self.bid), side(self.ask), self.ask_size);
+        let side =
+            |p: Option<tickflow_core::Price>| p.map_or_else(|| "-".to_string(), |p| p.to_string());
+        let _ = write!(
+            out,
+            "quote  {:<10} {}  {} x {}  /  {} x {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.bid_size,
+            side(self.bid),
+            side(self.ask),
+            self.ask_size
+        );
     }
 }
 
@@ -53,11 +86,28 @@ impl SinkRecord for BookEvent {
         let _ = write!(
             out,
             r#"{{"instrument":{},"ts_event":"{}","ts_recv":"{}","action":"{}","side":"{}","price":{},"size":{},"order_id":{}}}"#,
-            js(reg.symbol(self.instrument)), self.ts_event, self.ts_recv, self.action.as_str(), self.side.as_str(), self.price, self.size, opt(self.order_id)
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.ts_recv,
+            self.action.as_str(),
+            self.side.as_str(),
+            self.price,
+            self.size,
+            opt(self.order_id)
         );
     }
     fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
-        let _ = write!(out, "book   {:<10} {}  {:<7} {:<4} {} @ {}  order {}", reg.symbol(self.instrument), self.ts_event, self.action.as_str(), self.side.as_str(), self.size, self.price, opt(self.order_id));
+        let _ = write!(
+            out,
+            "book   {:<10} {}  {:<7} {:<4} {} @ {}  order {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.action.as_str(),
+            self.side.as_str(),
+            self.size,
+            self.price,
+            opt(self.order_id)
+        );
     }
 }
 
@@ -66,14 +116,32 @@ impl SinkRecord for Bar {
         let _ = write!(
             out,
             r#"{{"instrument":{},"bar_type":"{}","start":"{}","end":"{}","open":{},"high":{},"low":{},"close":{},"volume":{},"vwap":{},"trade_count":{}}}"#,
-            js(reg.symbol(self.instrument)), self.kind, self.start, self.end, self.open, self.high, self.low, self.close, self.volume, self.vwap, self.trade_count
+            js(reg.symbol(self.instrument)),
+            self.kind,
+            self.start,
+            self.end,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.vwap,
+            self.trade_count
         );
     }
     fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
             "bar    {:<10} {}  O {} H {} L {} C {}  V {}  VWAP {}  n={}",
-            reg.symbol(self.instrument), self.end, self.open, self.high, self.low, self.close, self.volume, self.vwap, self.trade_count
+            reg.symbol(self.instrument),
+            self.end,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.vwap,
+            self.trade_count
         );
     }
 }
@@ -83,9 +151,14 @@ impl SinkRecord for Reject {
         let _ = write!(
             out,
             r#"{{"instrument":{},"ts_event":{},"reason":"{}","detail":{},"origin":{},"line":{}}}"#,
-            self.instrument.map_or_else(|| "null".into(), |i| js(reg.symbol(i))),
-            self.ts_event.map_or_else(|| "null".into(), |t| format!("\"{t}\"")),
-            self.reason, js(&self.detail), js(&self.origin), self.line
+            self.instrument
+                .map_or_else(|| "null".into(), |i| js(reg.symbol(i))),
+            self.ts_event
+                .map_or_else(|| "null".into(), |t| format!("\"{t}\"")),
+            self.reason,
+            js(&self.detail),
+            js(&self.origin),
+            self.line
         );
     }
     fn write_human(&self, _reg: &InstrumentRegistry, out: &mut String) {
@@ -96,14 +169,32 @@ impl SinkRecord for Reject {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickflow_core::{BarKind, Duration, InstrumentId, InstrumentSpec, Price, Quantity, Timestamp};
+    use tickflow_core::{
+        BarKind, Duration, InstrumentId, InstrumentSpec, Price, Quantity, Timestamp,
+    };
 
     #[test]
     fn bars_are_written_as_exact_decimals_with_symbol_and_end() {
-        let reg = InstrumentRegistry::from_specs([InstrumentSpec { symbol: "IBM".into(), venue: "US".into(), tick_size: Price::from_raw(1), lot_size: Quantity::from_raw(1), currency: "USD".into() }]);
-        let bar = Bar { instrument: InstrumentId(0), kind: BarKind::Time(Duration::from_secs(60)), start: Timestamp(0), end: Timestamp(60_000_000_000),
-            open: Price::parse("181.52").unwrap(), high: Price::parse("181.6").unwrap(), low: Price::parse("0.29").unwrap(), close: Price::parse("181").unwrap(),
-            volume: Quantity::parse("1200").unwrap(), vwap: Price::parse("181.5125").unwrap(), trade_count: 3 };
+        let reg = InstrumentRegistry::from_specs([InstrumentSpec {
+            symbol: "IBM".into(),
+            venue: "US".into(),
+            tick_size: Price::from_raw(1),
+            lot_size: Quantity::from_raw(1),
+            currency: "USD".into(),
+        }]);
+        let bar = Bar {
+            instrument: InstrumentId(0),
+            kind: BarKind::Time(Duration::from_secs(60)),
+            start: Timestamp(0),
+            end: Timestamp(60_000_000_000),
+            open: Price::parse("181.52").unwrap(),
+            high: Price::parse("181.6").unwrap(),
+            low: Price::parse("0.29").unwrap(),
+            close: Price::parse("181").unwrap(),
+            volume: Quantity::parse("1200").unwrap(),
+            vwap: Price::parse("181.5125").unwrap(),
+            trade_count: 3,
+        };
         let mut s = String::new();
         bar.write_json(&reg, &mut s);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();

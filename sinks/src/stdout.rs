@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tickflow_core::InstrumentRegistry;
 
+use crate::Sink;
 use crate::error::{Error, Result};
 use crate::record::SinkRecord;
-use crate::Sink;
 
 /// Prints each record as a line; with a limit, prints the first `limit` and counts the rest.
 pub struct StdoutSink {
@@ -20,7 +20,12 @@ pub struct StdoutSink {
 impl StdoutSink {
     /// A stdout sink.
     pub fn new(registry: Arc<InstrumentRegistry>, limit: Option<u64>) -> Self {
-        Self { registry, limit, written: 0, line: String::new() }
+        Self {
+            registry,
+            limit,
+            written: 0,
+            line: String::new(),
+        }
     }
 }
 
@@ -36,13 +41,20 @@ impl<T: SinkRecord> Sink<T> for StdoutSink {
             self.line.clear();
             row.write_human(&self.registry, &mut self.line);
             self.line.push('\n');
-            out.write_all(self.line.as_bytes()).map_err(|source| Error::Io { path: "<stdout>".into(), source })?;
+            out.write_all(self.line.as_bytes())
+                .map_err(|source| Error::Io {
+                    path: "<stdout>".into(),
+                    source,
+                })?;
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<u64> {
-        std::io::stdout().flush().map_err(|source| Error::Io { path: "<stdout>".into(), source })?;
+        std::io::stdout().flush().map_err(|source| Error::Io {
+            path: "<stdout>".into(),
+            source,
+        })?;
         Ok(self.written)
     }
 }

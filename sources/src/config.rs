@@ -98,15 +98,25 @@ impl SyntheticConfig {
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errs = Vec::new();
         if self.instruments == 0 || self.instruments > 10_000 {
-            errs.push(format!("instruments must be between 1 and 10000, got {}", self.instruments));
+            errs.push(format!(
+                "instruments must be between 1 and 10000, got {}",
+                self.instruments
+            ));
         }
         if !(self.events_per_second.is_finite() && self.events_per_second > 0.0) {
-            errs.push(format!("events_per_second must be a positive number, got {}", self.events_per_second));
+            errs.push(format!(
+                "events_per_second must be a positive number, got {}",
+                self.events_per_second
+            ));
         }
         if self.duration.nanos() <= 0 {
             errs.push("duration must be positive".into());
         }
-        for (name, v) in [("quote_ratio", self.quote_ratio), ("correlation", self.correlation), ("fault_rate", self.fault_rate)] {
+        for (name, v) in [
+            ("quote_ratio", self.quote_ratio),
+            ("correlation", self.correlation),
+            ("fault_rate", self.fault_rate),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 errs.push(format!("{name} must be between 0 and 1, got {v}"));
             }

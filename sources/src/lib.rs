@@ -73,7 +73,9 @@ impl Part {
     /// Instruments this part produces.
     pub fn instruments(&self) -> Result<Vec<InstrumentSpec>> {
         match self {
-            Part::Synthetic { config, index, .. } => Ok(vec![synthetic::instrument_spec(config, *index)]),
+            Part::Synthetic { config, index, .. } => {
+                Ok(vec![synthetic::instrument_spec(config, *index)])
+            }
             Part::File { path, format, .. } => replay::instruments(path, *format),
         }
     }
@@ -81,10 +83,18 @@ impl Part {
     /// Opens the part for reading.
     pub fn open(&self, registry: &InstrumentRegistry) -> Result<Box<dyn PartReader>> {
         match self {
-            Part::Synthetic { config, index, source } => {
-                Ok(Box::new(synthetic::InstrumentStream::new(config, *index, *source, registry)?))
-            }
-            Part::File { path, format, source } => replay::open(path, *format, *source, registry),
+            Part::Synthetic {
+                config,
+                index,
+                source,
+            } => Ok(Box::new(synthetic::InstrumentStream::new(
+                config, *index, *source, registry,
+            )?)),
+            Part::File {
+                path,
+                format,
+                source,
+            } => replay::open(path, *format, *source, registry),
         }
     }
 
@@ -110,20 +120,32 @@ pub struct Plan {
 /// its own index, which its records carry in their [`SeqNo`](tickflow_core::SeqNo).
 pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
     let mut parts = Vec::new();
-    let part_index = |parts: &Vec<Part>| u16::try_from(parts.len()).map_err(|_| Error::Config("more than 65535 files or instruments in one job".into()));
+    let part_index = |parts: &Vec<Part>| {
+        u16::try_from(parts.len())
+            .map_err(|_| Error::Config("more than 65535 files or instruments in one job".into()))
+    };
     for source in sources {
         match source {
             SourceConfig::Synthetic(cfg) => {
-                cfg.validate().map_err(|errs| Error::Config(errs.join("; ")))?;
+                cfg.validate()
+                    .map_err(|errs| Error::Config(errs.join("; ")))?;
                 for index in 0..cfg.instruments {
                     let source = part_index(&parts)?;
-                    parts.push(Part::Synthetic { config: cfg.clone(), index, source });
+                    parts.push(Part::Synthetic {
+                        config: cfg.clone(),
+                        index,
+                        source,
+                    });
                 }
             }
             SourceConfig::Replay { path, format } => {
                 for (file, fmt) in replay::expand(path, *format)? {
                     let source = part_index(&parts)?;
-                    parts.push(Part::File { path: file, format: fmt, source });
+                    parts.push(Part::File {
+                        path: file,
+                        format: fmt,
+                        source,
+                    });
                 }
             }
         }
@@ -132,5 +154,8 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
     for part in &parts {
         specs.extend(part.instruments()?);
     }
-    Ok(Plan { registry: InstrumentRegistry::from_specs(specs), parts })
+    Ok(Plan {
+        registry: InstrumentRegistry::from_specs(specs),
+        parts,
+    })
 }

@@ -24,7 +24,12 @@ impl Merger {
     pub fn new(readers: Vec<Box<dyn PartReader>>) -> Self {
         let heads = readers.iter().map(|_| None).collect();
         let needs_refill = (0..readers.len()).rev().collect();
-        Self { readers, heads, heap: BinaryHeap::new(), needs_refill }
+        Self {
+            readers,
+            heads,
+            heap: BinaryHeap::new(),
+            needs_refill,
+        }
     }
 
     /// The next item in event-time order, or `None` when every part is exhausted.
@@ -73,19 +78,37 @@ mod tests {
 
     fn ev(t: i64, part: u16) -> SourceItem {
         SourceItem::Event(MarketEvent::Trade(Trade {
-            instrument: InstrumentId(0), ts_event: Timestamp(t), ts_recv: Timestamp(t), price: Price::from_raw(1),
-            size: Quantity::from_raw(1), aggressor: Side::None, trade_id: None, suspicious: false, seq: SeqNo::new(part, t as u64),
+            instrument: InstrumentId(0),
+            ts_event: Timestamp(t),
+            ts_recv: Timestamp(t),
+            price: Price::from_raw(1),
+            size: Quantity::from_raw(1),
+            aggressor: Side::None,
+            trade_id: None,
+            suspicious: false,
+            seq: SeqNo::new(part, t as u64),
         }))
     }
     fn bad(line: u64) -> SourceItem {
-        SourceItem::Bad(Reject { instrument: None, ts_event: None, reason: RejectReason::Malformed, detail: String::new(), origin: "x".into(), line, seq: SeqNo(line) })
+        SourceItem::Bad(Reject {
+            instrument: None,
+            ts_event: None,
+            reason: RejectReason::Malformed,
+            detail: String::new(),
+            origin: "x".into(),
+            line,
+            seq: SeqNo(line),
+        })
     }
 
     #[test]
     fn merges_in_time_order_and_keeps_every_bad_row() {
         let a = vec![ev(1, 0), bad(100), ev(5, 0), ev(9, 0)];
         let b = vec![bad(200), ev(2, 1), ev(5, 1), bad(201), bad(202), ev(7, 1)];
-        let mut m = Merger::new(vec![Box::new(VecReader(a.into_iter())), Box::new(VecReader(b.into_iter()))]);
+        let mut m = Merger::new(vec![
+            Box::new(VecReader(a.into_iter())),
+            Box::new(VecReader(b.into_iter())),
+        ]);
         let mut times = Vec::new();
         let mut bads = Vec::new();
         while let Some(item) = m.next_item() {

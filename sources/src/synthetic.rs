@@ -58,7 +58,12 @@ impl MarketFactor {
     const JUMPS_PER_SECOND: f64 = 2.0 / 23_400.0;
 
     fn new(seed: u64, start: i64) -> Self {
-        Self { rng: Rng::new(seed, 0xFAC7_0000), t: start, level: 0.0, variance: Self::MEAN_VARIANCE }
+        Self {
+            rng: Rng::new(seed, 0xFAC7_0000),
+            t: start,
+            level: 0.0,
+            variance: Self::MEAN_VARIANCE,
+        }
     }
 
     /// Advances the grid until it covers `t`.
@@ -71,7 +76,8 @@ impl MarketFactor {
             if self.rng.chance(Self::JUMPS_PER_SECOND) {
                 self.level += 0.004 * self.rng.normal();
             }
-            let dv = Self::REVERSION * (Self::MEAN_VARIANCE - v) + Self::VOL_OF_VAR * (v * dt_years * 252.0).sqrt() * self.rng.normal() * 0.05;
+            let dv = Self::REVERSION * (Self::MEAN_VARIANCE - v)
+                + Self::VOL_OF_VAR * (v * dt_years * 252.0).sqrt() * self.rng.normal() * 0.05;
             self.variance = (v + dv).clamp(0.0025, 0.64);
         }
     }
@@ -110,16 +116,26 @@ pub struct InstrumentStream {
 
 impl InstrumentStream {
     /// Opens instrument `index` of the market described by `config`.
-    pub fn new(config: &SyntheticConfig, index: usize, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
+    pub fn new(
+        config: &SyntheticConfig,
+        index: usize,
+        source: u16,
+        registry: &InstrumentRegistry,
+    ) -> Result<Self> {
         let spec = instrument_spec(config, index);
         let id = registry
             .lookup(&spec.venue, &spec.symbol)
-            .ok_or_else(|| Error::Undeclared { venue: spec.venue.clone(), symbol: spec.symbol.clone() })?;
+            .ok_or_else(|| Error::Undeclared {
+                venue: spec.venue.clone(),
+                symbol: spec.symbol.clone(),
+            })?;
         let mut rng = Rng::new(config.seed, 1 + index as u64);
         // Static character of the instrument, drawn from its own stream.
         let base_price = 20.0 * (rng.uniform() * (500.0f64 / 20.0).ln()).exp();
         let activity = 0.5 + rng.uniform();
-        let total_activity: f64 = (0..config.instruments).map(|i| 0.5 + Rng::new(config.seed, 1 + i as u64).uniform_skip_one()).sum();
+        let total_activity: f64 = (0..config.instruments)
+            .map(|i| 0.5 + Rng::new(config.seed, 1 + i as u64).uniform_skip_one())
+            .sum();
         let rate = config.events_per_second * activity / total_activity;
         let beta = config.correlation.sqrt() * (0.8 + 0.4 * rng.uniform());
         let idio_vol_scale = (1.0 - config.correlation).sqrt() * (0.8 + 0.4 * rng.uniform());
@@ -189,7 +205,10 @@ impl InstrumentStream {
         let dt_years = (t - self.last_t).max(0) as f64 / 1e9 / SECONDS_PER_YEAR;
         let v = self.factor.variance * self.idio_vol_scale * self.idio_vol_scale;
         self.idio += (v * dt_years).sqrt() * self.rng.normal();
-        if self.rng.chance(0.5 / 23_400.0 * (t - self.last_t).max(0) as f64 / 1e9) {
+        if self
+            .rng
+            .chance(0.5 / 23_400.0 * (t - self.last_t).max(0) as f64 / 1e9)
+        {
             self.idio += 0.01 * self.rng.normal();
         }
         self.last_t = t;
@@ -208,13 +227,19 @@ impl InstrumentStream {
         if self.rng.chance(0.2) {
             self.spread_ticks = 1 + self.rng.geometric((0.7 / vol_ratio).min(0.95)) as i64;
         }
-        let bid_ticks = (mid_ticks - self.spread_ticks as f64 / 2.0).floor().max(1.0) as i64;
+        let bid_ticks = (mid_ticks - self.spread_ticks as f64 / 2.0)
+            .floor()
+            .max(1.0) as i64;
         let ask_ticks = bid_ticks + self.spread_ticks;
         let bid = Price::from_raw(bid_ticks * TICK_RAW);
         let ask = Price::from_raw(ask_ticks * TICK_RAW);
         if self.rng.chance(self.quote_ratio) {
-            let bid_size = Quantity::from_raw(100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000);
-            let ask_size = Quantity::from_raw(100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000);
+            let bid_size = Quantity::from_raw(
+                100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000,
+            );
+            let ask_size = Quantity::from_raw(
+                100 * (1 + self.lots.sample(&mut self.rng) as i64) * 1_000_000_000,
+            );
             let seq = self.seq();
             MarketEvent::Quote(Quote {
                 instrument: self.id,
@@ -260,23 +285,48 @@ impl InstrumentStream {
                     if let Some(prev) = self.last_trade {
                         // A duplicate print: same venue id, same everything, re-sent now.
                         self.pending = Some(MarketEvent::Trade(t));
-                        return MarketEvent::Trade(Trade { ts_event: t.ts_event.max(prev.ts_event), seq: self.seq(), ..prev });
+                        return MarketEvent::Trade(Trade {
+                            ts_event: t.ts_event.max(prev.ts_event),
+                            seq: self.seq(),
+                            ..prev
+                        });
                     }
                     MarketEvent::Trade(t)
                 }
-                1 => MarketEvent::Trade(Trade { size: Quantity::ZERO, ..t }),
-                2 => MarketEvent::Trade(Trade { suspicious: true, ..t }),
-                3 => MarketEvent::Trade(Trade { ts_event: Timestamp(t.ts_event.nanos() - 5_000_000_000), ..t }),
+                1 => MarketEvent::Trade(Trade {
+                    size: Quantity::ZERO,
+                    ..t
+                }),
+                2 => MarketEvent::Trade(Trade {
+                    suspicious: true,
+                    ..t
+                }),
+                3 => MarketEvent::Trade(Trade {
+                    ts_event: Timestamp(t.ts_event.nanos() - 5_000_000_000),
+                    ..t
+                }),
                 _ => {
                     t.price = Price::from_raw(-t.price.raw());
                     MarketEvent::Trade(t)
                 }
             },
             MarketEvent::Quote(q) => match kind {
-                0 | 1 => MarketEvent::Quote(Quote { bid: q.ask.and_then(|a| a.checked_add(Price::from_raw(TICK_RAW))), ..q }),
-                2 => MarketEvent::Quote(Quote { suspicious: true, ..q }),
-                3 => MarketEvent::Quote(Quote { ts_event: Timestamp(q.ts_event.nanos() - 5_000_000_000), ..q }),
-                _ => MarketEvent::Quote(Quote { ask: Some(Price::ZERO), ..q }),
+                0 | 1 => MarketEvent::Quote(Quote {
+                    bid: q.ask.and_then(|a| a.checked_add(Price::from_raw(TICK_RAW))),
+                    ..q
+                }),
+                2 => MarketEvent::Quote(Quote {
+                    suspicious: true,
+                    ..q
+                }),
+                3 => MarketEvent::Quote(Quote {
+                    ts_event: Timestamp(q.ts_event.nanos() - 5_000_000_000),
+                    ..q
+                }),
+                _ => MarketEvent::Quote(Quote {
+                    ask: Some(Price::ZERO),
+                    ..q
+                }),
             },
             other => other,
         }
@@ -304,10 +354,12 @@ impl PartReader for InstrumentStream {
         if self.fault_rate > 0.0 && self.rng.chance(self.fault_rate) {
             event = self.corrupt(event);
         }
-        if let MarketEvent::Trade(t) = event {
-            if t.size.is_positive() && t.price.is_positive() && !t.suspicious {
-                self.last_trade = Some(t);
-            }
+        if let MarketEvent::Trade(t) = event
+            && t.size.is_positive()
+            && t.price.is_positive()
+            && !t.suspicious
+        {
+            self.last_trade = Some(t);
         }
         self.schedule_next();
         Some(SourceItem::Event(event))
@@ -317,17 +369,28 @@ impl PartReader for InstrumentStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Merger, plan, SourceConfig};
+    use crate::{Merger, SourceConfig, plan};
 
     fn small(seed: u64) -> SyntheticConfig {
-        SyntheticConfig { seed, duration: tickflow_core::Duration::from_secs(1800), events_per_second: 200.0, ..SyntheticConfig::default() }
+        SyntheticConfig {
+            seed,
+            duration: tickflow_core::Duration::from_secs(1800),
+            events_per_second: 200.0,
+            ..SyntheticConfig::default()
+        }
     }
 
     fn run(config: &SyntheticConfig, workers: usize) -> Vec<MarketEvent> {
         let plan = plan(&[SourceConfig::Synthetic(config.clone())]).unwrap();
         let mut all = Vec::new();
         for w in 0..workers {
-            let readers = plan.parts.iter().enumerate().filter(|(i, _)| i % workers == w).map(|(_, p)| p.open(&plan.registry).unwrap()).collect();
+            let readers = plan
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % workers == w)
+                .map(|(_, p)| p.open(&plan.registry).unwrap())
+                .collect();
             let mut m = Merger::new(readers);
             while let Some(item) = m.next_item() {
                 match item {
@@ -356,11 +419,18 @@ mod tests {
 
     #[test]
     fn market_has_realistic_shape() {
-        let cfg = SyntheticConfig { duration: tickflow_core::Duration::from_secs(6 * 3600 + 1800), events_per_second: 40.0, ..small(11) };
+        let cfg = SyntheticConfig {
+            duration: tickflow_core::Duration::from_secs(6 * 3600 + 1800),
+            events_per_second: 40.0,
+            ..small(11)
+        };
         let events = run(&cfg, 1);
         let n = events.len() as f64;
         let expected = cfg.events_per_second * cfg.duration.as_secs_f64();
-        assert!((n - expected).abs() / expected < 0.05, "{n} events, expected about {expected}");
+        assert!(
+            (n - expected).abs() / expected < 0.05,
+            "{n} events, expected about {expected}"
+        );
         let mut in_order = true;
         let mut last = Timestamp::MIN;
         let (mut trades, mut quotes) = (0, 0);
@@ -370,8 +440,12 @@ mod tests {
             in_order &= e.ts_event() >= last;
             last = e.ts_event();
             let minute = (e.ts_event().nanos() - cfg.start.nanos()) / 60_000_000_000;
-            if minute < 30 { first_half_hour += 1 }
-            if (180..210).contains(&minute) { lunch_half_hour += 1 }
+            if minute < 30 {
+                first_half_hour += 1
+            }
+            if (180..210).contains(&minute) {
+                lunch_half_hour += 1
+            }
             match e {
                 MarketEvent::Trade(t) => {
                     trades += 1;
@@ -390,27 +464,40 @@ mod tests {
         let qr = quotes as f64 / n;
         assert!((qr - cfg.quote_ratio).abs() < 0.02, "quote ratio {qr}");
         assert!(trades > 0);
-        assert!(first_half_hour as f64 > 1.8 * lunch_half_hour as f64, "U-shaped volume: {first_half_hour} vs {lunch_half_hour}");
+        assert!(
+            first_half_hour as f64 > 1.8 * lunch_half_hour as f64,
+            "U-shaped volume: {first_half_hour} vs {lunch_half_hour}"
+        );
 
         // Correlated returns: five-minute mid returns of instruments 0 and 1.
         let mids = |id: u32| {
             let mut per_minute = vec![f64::NAN; 79];
             for e in &events {
-                if let MarketEvent::Quote(q) = e {
-                    if q.instrument.0 == id {
-                        let m = ((q.ts_event.nanos() - cfg.start.nanos()) / 300_000_000_000) as usize;
-                        per_minute[m] = (q.bid.unwrap().to_f64() + q.ask.unwrap().to_f64()) / 2.0;
-                    }
+                if let MarketEvent::Quote(q) = e
+                    && q.instrument.0 == id
+                {
+                    let m = ((q.ts_event.nanos() - cfg.start.nanos()) / 300_000_000_000) as usize;
+                    per_minute[m] = (q.bid.unwrap().to_f64() + q.ask.unwrap().to_f64()) / 2.0;
                 }
             }
-            per_minute.windows(2).map(|w| (w[1] / w[0]).ln()).collect::<Vec<_>>()
+            per_minute
+                .windows(2)
+                .map(|w| (w[1] / w[0]).ln())
+                .collect::<Vec<_>>()
         };
         let (a, b) = (mids(0), mids(1));
-        let pairs: Vec<(f64, f64)> = a.iter().zip(&b).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (*x, *y)).collect();
-        let mean = |v: &dyn Fn(&(f64, f64)) -> f64| pairs.iter().map(v).sum::<f64>() / pairs.len() as f64;
+        let pairs: Vec<(f64, f64)> = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(x, y)| (*x, *y))
+            .collect();
+        let mean =
+            |v: &dyn Fn(&(f64, f64)) -> f64| pairs.iter().map(v).sum::<f64>() / pairs.len() as f64;
         let (ma, mb) = (mean(&|p| p.0), mean(&|p| p.1));
         let cov = mean(&|p| (p.0 - ma) * (p.1 - mb));
-        let corr = cov / (mean(&|p| (p.0 - ma).powi(2)).sqrt() * mean(&|p| (p.1 - mb).powi(2)).sqrt());
+        let corr =
+            cov / (mean(&|p| (p.0 - ma).powi(2)).sqrt() * mean(&|p| (p.1 - mb).powi(2)).sqrt());
         assert!(corr > 0.2, "returns should be correlated, got {corr}");
     }
 }

@@ -11,7 +11,9 @@ fn sample_data() -> Option<PathBuf> {
     match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)");
+            eprintln!(
+                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
+            );
             None
         }
     }
@@ -27,7 +29,11 @@ struct Counts {
 
 fn read_all(path: PathBuf, format: ReplayFormat) -> Counts {
     let plan = plan(&[SourceConfig::Replay { path, format }]).unwrap();
-    let readers = plan.parts.iter().map(|p| p.open(&plan.registry).unwrap()).collect();
+    let readers = plan
+        .parts
+        .iter()
+        .map(|p| p.open(&plan.registry).unwrap())
+        .collect();
     let mut merger = Merger::new(readers);
     let mut c = Counts::default();
     let mut last = tickflow_core::Timestamp::MIN;
@@ -48,7 +54,14 @@ fn read_all(path: PathBuf, format: ReplayFormat) -> Counts {
             SourceItem::Bad(r) => c.bad.push(r.to_string()),
         }
     }
-    eprintln!("trades {} quotes {} book {:?} bad {} (first: {:?}), out of order: {out_of_order}", c.trades, c.quotes, c.book, c.bad.len(), c.bad.first());
+    eprintln!(
+        "trades {} quotes {} book {:?} bad {} (first: {:?}), out of order: {out_of_order}",
+        c.trades,
+        c.quotes,
+        c.book,
+        c.bad.len(),
+        c.bad.first()
+    );
     c
 }
 
@@ -56,8 +69,16 @@ fn read_all(path: PathBuf, format: ReplayFormat) -> Counts {
 fn reads_lean_ticks_of_all_symbols() {
     let Some(data) = sample_data() else { return };
     let c = read_all(data.join("us-equities/tick"), ReplayFormat::Auto);
-    assert!(c.trades > 1_100_000 && c.trades < 1_250_000, "~1.16 M trades, got {}", c.trades);
-    assert!(c.quotes > 1_000_000 && c.quotes < 1_100_000, "~1.05 M quotes, got {}", c.quotes);
+    assert!(
+        c.trades > 1_100_000 && c.trades < 1_250_000,
+        "~1.16 M trades, got {}",
+        c.trades
+    );
+    assert!(
+        c.quotes > 1_000_000 && c.quotes < 1_100_000,
+        "~1.05 M quotes, got {}",
+        c.quotes
+    );
     assert!(c.bad.len() < 100, "{:?}", &c.bad[..c.bad.len().min(5)]);
 }
 
@@ -67,7 +88,10 @@ fn reads_binance_captures() {
     let c = read_all(data.join("binance-ws"), ReplayFormat::Auto);
     assert_eq!(c.trades, 39_462);
     assert_eq!(c.quotes, 137_342);
-    assert!(c.book.values().sum::<u64>() > 40_283, "depth diffs hold several levels each");
+    assert!(
+        c.book.values().sum::<u64>() > 40_283,
+        "depth diffs hold several levels each"
+    );
     assert!(c.bad.is_empty(), "{:?}", &c.bad[..c.bad.len().min(5)]);
 }
 
@@ -115,7 +139,11 @@ binance-futures,BTCUSDT,1582329602118000,1582329602418420,5,sell,9681.5,0.25
 binance-futures,BTCUSDT,15823296021";
     let path = dir.path().join("trades.csv");
     std::fs::write(&path, csv).unwrap();
-    let plan = plan(&[SourceConfig::Replay { path: path.clone(), format: ReplayFormat::Auto }]).unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path: path.clone(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
     let mut reader = plan.parts[0].open(&plan.registry).unwrap();
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -125,11 +153,18 @@ binance-futures,BTCUSDT,15823296021";
             SourceItem::Bad(r) => bad.push((r.line, r.reason, r.detail)),
         }
     }
-    assert_eq!(good, vec![1_582_329_602_111_000_000, 1_582_329_602_118_000_000]);
+    assert_eq!(
+        good,
+        vec![1_582_329_602_111_000_000, 1_582_329_602_118_000_000]
+    );
     let lines: Vec<u64> = bad.iter().map(|b| b.0).collect();
     assert_eq!(lines, vec![3, 4, 5, 6, 7, 9]);
     assert_eq!(bad[2].1, RejectReason::NonFinitePrice);
-    assert!(bad[0].2.contains("expected 8 columns, found 3"), "{:?}", bad[0]);
+    assert!(
+        bad[0].2.contains("expected 8 columns, found 3"),
+        "{:?}",
+        bad[0]
+    );
     assert!(bad[3].2.contains("timestamp"), "{:?}", bad[3]);
 }
 
@@ -139,10 +174,18 @@ fn lean_garbage_is_reported_with_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("xyz_20131007_trade.zip");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    zip.start_file("20131007_xyz_Trade_Tick.csv", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.start_file(
+        "20131007_xyz_Trade_Tick.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     zip.write_all(b"34200000,1815200,100,P,0,0\n34200001,18152x0,100,P,0,0\n\x00\xff\xfe\n34200002,1815200\n34200003,1815300,50,P,0,1\n34200004,1815300,50,P,0,0\n3420").unwrap();
     zip.finish().unwrap();
-    let plan = plan(&[SourceConfig::Replay { path, format: ReplayFormat::Auto }]).unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path,
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
     let mut reader = plan.parts[0].open(&plan.registry).unwrap();
     let (mut good, mut bad) = (0, Vec::new());
     while let Some(item) = reader.next_item() {

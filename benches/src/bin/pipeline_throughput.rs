@@ -57,16 +57,27 @@ fn main() -> Result<()> {
     for granularity in ["1ms", "1s"] {
         let p = pipeline(events, granularity)?;
         for workers in [1, 2] {
-            let opts = RunOptions { workers, output_dir: std::env::temp_dir().join("tickflow-bench"), ..RunOptions::default() };
+            let opts = RunOptions {
+                workers,
+                output_dir: std::env::temp_dir().join("tickflow-bench"),
+                ..RunOptions::default()
+            };
             let (secs, summary) = best_of(runs, || run(&p, &opts));
             let summary = summary?;
             let rate = summary.read as f64 / secs;
-            println!("| synthetic → normalize → 1 s bars → discard | {granularity} | {workers} | {} | {secs:.3} | {rate:.0} |", summary.read);
+            println!(
+                "| synthetic → normalize → 1 s bars → discard | {granularity} | {workers} | {} | {secs:.3} | {rate:.0} |",
+                summary.read
+            );
             per_workers.push((granularity, workers, rate));
         }
     }
     for g in ["1ms", "1s"] {
-        let r: Vec<f64> = per_workers.iter().filter(|(gg, _, _)| *gg == g).map(|(_, _, r)| *r).collect();
+        let r: Vec<f64> = per_workers
+            .iter()
+            .filter(|(gg, _, _)| *gg == g)
+            .map(|(_, _, r)| *r)
+            .collect();
         println!("speed-up 1 → 2 workers at {g}: {:.2}×", r[1] / r[0]);
     }
     Ok(())

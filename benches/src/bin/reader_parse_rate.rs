@@ -10,37 +10,64 @@ use tickflow_benches::{best_of, machine};
 use tickflow_sources::{Merger, ReplayFormat, SourceConfig, SyntheticConfig, plan};
 
 fn main() -> Result<()> {
-    let data = PathBuf::from(std::env::var_os("TICKFLOW_SAMPLE_DATA").unwrap_or_else(|| "../shared/data".into()));
-    anyhow::ensure!(data.is_dir(), "{} is not a directory; set TICKFLOW_SAMPLE_DATA to shared/data", data.display());
+    let data = PathBuf::from(
+        std::env::var_os("TICKFLOW_SAMPLE_DATA").unwrap_or_else(|| "../shared/data".into()),
+    );
+    anyhow::ensure!(
+        data.is_dir(),
+        "{} is not a directory; set TICKFLOW_SAMPLE_DATA to shared/data",
+        data.display()
+    );
     println!("machine: {}", machine());
     println!("| reader | input | records | best wall (s) | records/s |");
     println!("|---|---|---|---|---|");
     // The synthetic market, generation only, at the density the pipeline benchmark uses.
-    let synthetic = SourceConfig::Synthetic(SyntheticConfig { duration: tickflow_core::Duration::from_secs(15), events_per_second: 200_000.0, ..SyntheticConfig::default() });
+    let synthetic = SourceConfig::Synthetic(SyntheticConfig {
+        duration: tickflow_core::Duration::from_secs(15),
+        events_per_second: 200_000.0,
+        ..SyntheticConfig::default()
+    });
     let p = plan(&[synthetic])?;
     let (secs, count) = best_of(3, || count_all(&p));
     let count = count?;
-    println!("| synthetic market (generation + merge) | 8 instruments, 15 s at 200,000 events/s | {count} | {secs:.3} | {:.0} |", count as f64 / secs);
+    println!(
+        "| synthetic market (generation + merge) | 8 instruments, 15 s at 200,000 events/s | {count} | {secs:.3} | {:.0} |",
+        count as f64 / secs
+    );
     let cases = [
         ("lean trades+quotes", "us-equities/tick"),
         ("binance websocket", "binance-ws"),
-        ("tardis csv", "tardis/tardis_binance-futures_trades_BTCUSDT.csv"),
+        (
+            "tardis csv",
+            "tardis/tardis_binance-futures_trades_BTCUSDT.csv",
+        ),
         ("lobster messages", "lobster"),
         ("databento dbn mbo", "cme-mbo"),
     ];
     for (name, rel) in cases {
         let path = data.join(rel);
-        let p = plan(&[SourceConfig::Replay { path: path.clone(), format: ReplayFormat::Auto }]).with_context(|| path.display().to_string())?;
+        let p = plan(&[SourceConfig::Replay {
+            path: path.clone(),
+            format: ReplayFormat::Auto,
+        }])
+        .with_context(|| path.display().to_string())?;
         let (secs, count) = best_of(3, || count_all(&p));
         let count = count?;
-        println!("| {name} | {rel} | {count} | {secs:.3} | {:.0} |", count as f64 / secs);
+        println!(
+            "| {name} | {rel} | {count} | {secs:.3} | {:.0} |",
+            count as f64 / secs
+        );
     }
     Ok(())
 }
 
 /// Opens every part, merges them in event-time order, and counts what comes out.
 fn count_all(p: &tickflow_sources::Plan) -> Result<u64> {
-    let readers = p.parts.iter().map(|part| part.open(&p.registry)).collect::<Result<Vec<_>, _>>()?;
+    let readers = p
+        .parts
+        .iter()
+        .map(|part| part.open(&p.registry))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut merger = Merger::new(readers);
     let mut n = 0u64;
     while merger.next_item().is_some() {

@@ -24,9 +24,17 @@ use crate::{PartReader, SourceItem};
 
 /// Venue and symbol from a capture's name: `spot_btcusdt_20240808.gz` → (BINANCE-SPOT, BTCUSDT).
 pub fn parse_name(path: &Path) -> Result<(String, String)> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".gz").unwrap_or(name);
-    let bad = || Error::format(path, "a Binance capture is named <spot|usdm|cm>_<symbol>_<yyyymmdd>.gz");
+    let bad = || {
+        Error::format(
+            path,
+            "a Binance capture is named <spot|usdm|cm>_<symbol>_<yyyymmdd>.gz",
+        )
+    };
     let (market, rest) = stem.split_once('_').ok_or_else(bad)?;
     let (symbol, date) = rest.rsplit_once('_').ok_or_else(bad)?;
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) || symbol.is_empty() {
@@ -44,7 +52,11 @@ pub fn parse_name(path: &Path) -> Result<(String, String)> {
 /// The instrument a capture holds.
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let (venue, symbol) = parse_name(path)?;
-    let quote_ccy = if venue == "BINANCE-COINM" { "USD" } else { "USDT" };
+    let quote_ccy = if venue == "BINANCE-COINM" {
+        "USD"
+    } else {
+        "USDT"
+    };
     Ok(vec![InstrumentSpec {
         symbol,
         venue,
@@ -83,7 +95,12 @@ impl BinanceReader {
     /// Opens a capture.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let (venue, symbol) = parse_name(path)?;
-        let instrument = registry.lookup(&venue, &symbol).ok_or_else(|| Error::Undeclared { venue, symbol: symbol.clone() })?;
+        let instrument = registry
+            .lookup(&venue, &symbol)
+            .ok_or_else(|| Error::Undeclared {
+                venue,
+                symbol: symbol.clone(),
+            })?;
         Ok(Self {
             lines: LineBuffer::new(read_gz(path)?),
             origin: path.display().to_string(),
@@ -103,33 +120,57 @@ impl BinanceReader {
 
     fn parse_line(&mut self, line: &[u8]) -> Result<(), RowError> {
         let malformed = |m: String| (RejectReason::Malformed, m);
-        let space = line.iter().position(|&b| b == b' ').ok_or_else(|| malformed("expected '<receive ns> <json>'".into()))?;
-        let recv = parse_i64(&line[..space]).ok_or_else(|| malformed("receive time is not an integer".into()))?;
+        let space = line
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| malformed("expected '<receive ns> <json>'".into()))?;
+        let recv = parse_i64(&line[..space])
+            .ok_or_else(|| malformed("receive time is not an integer".into()))?;
         let recv = Timestamp(recv);
-        let msg: Value = serde_json::from_slice(&line[space + 1..]).map_err(|e| malformed(format!("invalid JSON: {e}")))?;
+        let msg: Value = serde_json::from_slice(&line[space + 1..])
+            .map_err(|e| malformed(format!("invalid JSON: {e}")))?;
         if msg.get("lastUpdateId").is_some() {
             // A REST depth snapshot recorded into the capture: replaces the whole book.
             return self.parse_snapshot(&msg, recv);
         }
-        let stream = msg.get("stream").and_then(Value::as_str).ok_or_else(|| malformed("missing \"stream\"".into()))?;
-        let data = msg.get("data").ok_or_else(|| malformed("missing \"data\"".into()))?;
-        let symbol = data.get("s").and_then(Value::as_str).ok_or_else(|| malformed("missing symbol \"s\"".into()))?;
+        let stream = msg
+            .get("stream")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("missing \"stream\"".into()))?;
+        let data = msg
+            .get("data")
+            .ok_or_else(|| malformed("missing \"data\"".into()))?;
+        let symbol = data
+            .get("s")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("missing symbol \"s\"".into()))?;
         if symbol != self.symbol {
-            return Err(malformed(format!("symbol {symbol} in a capture of {}", self.symbol)));
+            return Err(malformed(format!(
+                "symbol {symbol} in a capture of {}",
+                self.symbol
+            )));
         }
         let ts_event = self.event_time(data, recv)?;
         let text = |key: &str| -> Result<&str, RowError> {
-            data.get(key).and_then(Value::as_str).ok_or_else(|| malformed(format!("missing {key:?}")))
+            data.get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed(format!("missing {key:?}")))
         };
         let price = |t: &str, key: &str| -> Result<Price, RowError> {
             Price::parse(t).map_err(|e| match e {
-                tickflow_core::ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{key}: {e}")),
+                tickflow_core::ParseFixedError::NotFinite(_) => {
+                    (RejectReason::NonFinitePrice, format!("{key}: {e}"))
+                }
                 _ => malformed(format!("{key}: {e}")),
             })
         };
-        let qty = |t: &str, key: &str| Quantity::parse(t).map_err(|e| malformed(format!("{key}: {e}")));
+        let qty =
+            |t: &str, key: &str| Quantity::parse(t).map_err(|e| malformed(format!("{key}: {e}")));
         if stream.ends_with("@trade") {
-            let buyer_is_maker = data.get("m").and_then(Value::as_bool).ok_or_else(|| malformed("missing \"m\"".into()))?;
+            let buyer_is_maker = data
+                .get("m")
+                .and_then(Value::as_bool)
+                .ok_or_else(|| malformed("missing \"m\"".into()))?;
             let trade_id = data.get("t").and_then(Value::as_u64);
             let seq = self.seq();
             self.pending.push_back(MarketEvent::Trade(Trade {
@@ -138,7 +179,11 @@ impl BinanceReader {
                 ts_recv: recv,
                 price: price(text("p")?, "p")?,
                 size: qty(text("q")?, "q")?,
-                aggressor: if buyer_is_maker { Side::Sell } else { Side::Buy },
+                aggressor: if buyer_is_maker {
+                    Side::Sell
+                } else {
+                    Side::Buy
+                },
                 trade_id,
                 suspicious: false,
                 seq,
@@ -171,9 +216,18 @@ impl BinanceReader {
 impl BinanceReader {
     /// Venue time (`T`, else `E`), or the receive time shifted by the latest known offset.
     fn event_time(&mut self, data: &Value, recv: Timestamp) -> Result<Timestamp, RowError> {
-        match data.get("T").or_else(|| data.get("E")).and_then(Value::as_i64) {
+        match data
+            .get("T")
+            .or_else(|| data.get("E"))
+            .and_then(Value::as_i64)
+        {
             Some(ms) => {
-                let t = Timestamp::from_millis(ms).ok_or_else(|| (RejectReason::Malformed, format!("venue time {ms} out of range")))?;
+                let t = Timestamp::from_millis(ms).ok_or_else(|| {
+                    (
+                        RejectReason::Malformed,
+                        format!("venue time {ms} out of range"),
+                    )
+                })?;
                 self.clock_offset = t.nanos() - recv.nanos();
                 Ok(t)
             }
@@ -202,14 +256,23 @@ impl BinanceReader {
     }
 
     /// Queues price-level updates: `Modify` to a new size, `Cancel` when the size is zero.
-    fn push_levels(&mut self, levels: Vec<(Side, Price, Quantity)>, ts_event: Timestamp, recv: Timestamp) {
+    fn push_levels(
+        &mut self,
+        levels: Vec<(Side, Price, Quantity)>,
+        ts_event: Timestamp,
+        recv: Timestamp,
+    ) {
         for (side, price, size) in levels {
             let seq = self.seq();
             self.pending.push_back(MarketEvent::Book(BookEvent {
                 instrument: self.instrument,
                 ts_event,
                 ts_recv: recv,
-                action: if size.is_zero() { BookAction::Cancel } else { BookAction::Modify },
+                action: if size.is_zero() {
+                    BookAction::Cancel
+                } else {
+                    BookAction::Modify
+                },
                 side,
                 price,
                 size,
@@ -223,21 +286,37 @@ impl BinanceReader {
 
 /// Parses `[[price, size], ...]` arrays under the bid and ask keys; the whole message is
 /// refused if any level is malformed, so no partial update is applied.
-fn levels(data: &Value, bid_key: &str, ask_key: &str) -> Result<Vec<(Side, Price, Quantity)>, RowError> {
+fn levels(
+    data: &Value,
+    bid_key: &str,
+    ask_key: &str,
+) -> Result<Vec<(Side, Price, Quantity)>, RowError> {
     let malformed = |m: String| (RejectReason::Malformed, m);
     let mut out = Vec::new();
     for (key, side) in [(bid_key, Side::Buy), (ask_key, Side::Sell)] {
-        let levels = data.get(key).and_then(Value::as_array).ok_or_else(|| malformed(format!("missing level array {key:?}")))?;
+        let levels = data
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(format!("missing level array {key:?}")))?;
         for level in levels {
-            let pair = level.as_array().filter(|p| p.len() == 2).ok_or_else(|| malformed(format!("{key}: a level is [price, size]")))?;
+            let pair = level
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(|| malformed(format!("{key}: a level is [price, size]")))?;
             let (Some(p), Some(q)) = (pair[0].as_str(), pair[1].as_str()) else {
                 return Err(malformed(format!("{key}: level values must be strings")));
             };
             let price = Price::parse(p).map_err(|e| match e {
-                tickflow_core::ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{key}: {e}")),
+                tickflow_core::ParseFixedError::NotFinite(_) => {
+                    (RejectReason::NonFinitePrice, format!("{key}: {e}"))
+                }
                 e => malformed(format!("{key}: {e}")),
             })?;
-            out.push((side, price, Quantity::parse(q).map_err(|e| malformed(format!("{key}: {e}")))?));
+            out.push((
+                side,
+                price,
+                Quantity::parse(q).map_err(|e| malformed(format!("{key}: {e}")))?,
+            ));
         }
     }
     Ok(out)
@@ -256,7 +335,13 @@ impl PartReader for BinanceReader {
             let line = line.to_vec();
             if let Err((reason, detail)) = self.parse_line(&line) {
                 let seq = self.seq();
-                return Some(SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail)));
+                return Some(SourceItem::Bad(bad_row(
+                    &self.origin,
+                    line_no,
+                    seq,
+                    reason,
+                    detail,
+                )));
             }
         }
     }

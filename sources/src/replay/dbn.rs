@@ -24,11 +24,15 @@ type Decoder = dbn::decode::DbnDecoder<Box<dyn std::io::Read + Send>>;
 fn open_decoder(path: &Path) -> Result<Decoder> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader: Box<dyn std::io::Read + Send> = if path.extension().is_some_and(|e| e == "zst") {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| Error::format(path, format!("zstd: {e}")))?)
+        Box::new(
+            zstd::stream::read::Decoder::new(file)
+                .map_err(|e| Error::format(path, format!("zstd: {e}")))?,
+        )
     } else {
         Box::new(std::io::BufReader::new(file))
     };
-    dbn::decode::DbnDecoder::new(reader).map_err(|e| Error::format(path, format!("not a DBN file: {e}")))
+    dbn::decode::DbnDecoder::new(reader)
+        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))
 }
 
 /// Numeric instrument id → symbol, from the metadata's mappings.
@@ -54,7 +58,10 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let venue = decoder.metadata().dataset.clone();
     let map = symbol_map(decoder.metadata());
     let mut ids = BTreeSet::new();
-    while let Some(rec) = decoder.decode_record::<MboMsg>().map_err(|e| Error::format(path, format!("DBN record: {e}")))? {
+    while let Some(rec) = decoder
+        .decode_record::<MboMsg>()
+        .map_err(|e| Error::format(path, format!("DBN record: {e}")))?
+    {
         ids.insert(rec.hd.instrument_id);
     }
     Ok(ids
@@ -87,13 +94,29 @@ impl DbnReader {
         let map = symbol_map(decoder.metadata());
         let mut ids = BTreeMap::new();
         for spec in instruments(path)? {
-            let id = registry.lookup(&venue, &spec.symbol).ok_or_else(|| Error::Undeclared { venue: venue.clone(), symbol: spec.symbol.clone() })?;
-            let numeric = map.iter().find(|(_, s)| **s == spec.symbol).map(|(n, _)| *n).or_else(|| spec.symbol.strip_prefix("ID").and_then(|n| n.parse().ok()));
+            let id = registry
+                .lookup(&venue, &spec.symbol)
+                .ok_or_else(|| Error::Undeclared {
+                    venue: venue.clone(),
+                    symbol: spec.symbol.clone(),
+                })?;
+            let numeric = map
+                .iter()
+                .find(|(_, s)| **s == spec.symbol)
+                .map(|(n, _)| *n)
+                .or_else(|| spec.symbol.strip_prefix("ID").and_then(|n| n.parse().ok()));
             if let Some(n) = numeric {
                 ids.insert(n, id);
             }
         }
-        Ok(Self { decoder, origin: path.display().to_string(), ids, source, ordinal: 0, done: false })
+        Ok(Self {
+            decoder,
+            origin: path.display().to_string(),
+            ids,
+            source,
+            ordinal: 0,
+            done: false,
+        })
     }
 }
 
@@ -119,21 +142,55 @@ impl PartReader for DbnReader {
                 Err(e) => {
                     // A broken record stream cannot be resynchronised: report and stop this file.
                     self.done = true;
-                    return Some(SourceItem::Bad(bad_row(&self.origin, self.ordinal, seq, RejectReason::Malformed, format!("DBN record: {e}"))));
+                    return Some(SourceItem::Bad(bad_row(
+                        &self.origin,
+                        self.ordinal,
+                        seq,
+                        RejectReason::Malformed,
+                        format!("DBN record: {e}"),
+                    )));
                 }
             };
-            let bad = |detail: String| Some(SourceItem::Bad(bad_row(&self.origin, self.ordinal, seq, RejectReason::Malformed, detail)));
-            let Some(&instrument) = self.ids.get(&rec.hd.instrument_id) else {
-                return bad(format!("instrument id {} not declared", rec.hd.instrument_id));
+            let bad = |detail: String| {
+                Some(SourceItem::Bad(bad_row(
+                    &self.origin,
+                    self.ordinal,
+                    seq,
+                    RejectReason::Malformed,
+                    detail,
+                )))
             };
-            let Ok(ts_event) = i64::try_from(rec.hd.ts_event).map(Timestamp) else { return bad("ts_event out of range".into()) };
-            let ts_recv = i64::try_from(rec.ts_recv).map(Timestamp).unwrap_or(ts_event);
-            let price = if rec.price == UNDEF_PRICE { Price::ZERO } else { Price::from_raw(rec.price) };
+            let Some(&instrument) = self.ids.get(&rec.hd.instrument_id) else {
+                return bad(format!(
+                    "instrument id {} not declared",
+                    rec.hd.instrument_id
+                ));
+            };
+            let Ok(ts_event) = i64::try_from(rec.hd.ts_event).map(Timestamp) else {
+                return bad("ts_event out of range".into());
+            };
+            let ts_recv = i64::try_from(rec.ts_recv)
+                .map(Timestamp)
+                .unwrap_or(ts_event);
+            let price = if rec.price == UNDEF_PRICE {
+                Price::ZERO
+            } else {
+                Price::from_raw(rec.price)
+            };
             let size = Quantity::from_raw(i64::from(rec.size) * 1_000_000_000);
             let side = side_of(rec.side);
             let book = |action| {
                 Some(SourceItem::Event(MarketEvent::Book(BookEvent {
-                    instrument, ts_event, ts_recv, action, side, price, size, order_id: Some(rec.order_id), suspicious: false, seq,
+                    instrument,
+                    ts_event,
+                    ts_recv,
+                    action,
+                    side,
+                    price,
+                    size,
+                    order_id: Some(rec.order_id),
+                    suspicious: false,
+                    seq,
                 })))
             };
             return match rec.action as u8 {
@@ -143,7 +200,15 @@ impl PartReader for DbnReader {
                 b'R' => book(BookAction::Clear),
                 b'F' => book(BookAction::Execute),
                 b'T' => Some(SourceItem::Event(MarketEvent::Trade(Trade {
-                    instrument, ts_event, ts_recv, price, size, aggressor: side, trade_id: None, suspicious: false, seq,
+                    instrument,
+                    ts_event,
+                    ts_recv,
+                    price,
+                    size,
+                    aggressor: side,
+                    trade_id: None,
+                    suspicious: false,
+                    seq,
                 }))),
                 b'N' => continue,
                 other => bad(format!("unknown action {:?}", other as char)),

@@ -33,11 +33,21 @@ pub enum Kind {
 
 /// What a Lean file name says: symbol, date, kind.
 pub fn parse_name(path: &Path) -> Result<(String, (i32, u32, u32), Kind)> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".zip").unwrap_or(name);
     let parts: Vec<&str> = stem.split('_').collect();
-    let bad = || Error::format(path, "a Lean tick file is named <symbol>_<yyyymmdd>_<trade|quote>.zip");
-    let [symbol, date, kind] = parts[..] else { return Err(bad()) };
+    let bad = || {
+        Error::format(
+            path,
+            "a Lean tick file is named <symbol>_<yyyymmdd>_<trade|quote>.zip",
+        )
+    };
+    let [symbol, date, kind] = parts[..] else {
+        return Err(bad());
+    };
     let date = tz::parse_date(date).ok_or_else(bad)?;
     let kind = match kind {
         "trade" => Kind::Trade,
@@ -66,14 +76,19 @@ fn equity_spec(symbol: String) -> InstrumentSpec {
 /// Reads the single CSV inside a zip.
 pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
     if archive.is_empty() {
         return Err(Error::format(path, "zip archive is empty"));
     }
-    let mut entry = archive.by_index(0).map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
+    let mut entry = archive
+        .by_index(0)
+        .map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
     let inner = entry.name().map(|n| n.to_string()).unwrap_or_default();
     let mut data = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut data).map_err(|e| Error::format(path, format!("zip entry {inner}: {e}")))?;
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| Error::format(path, format!("zip entry {inner}: {e}")))?;
     Ok((inner, data))
 }
 
@@ -84,10 +99,21 @@ pub fn is_tick_zip(path: &Path) -> bool {
     if parse_name(path).is_err() {
         return false;
     }
-    let Some(mut archive) = std::fs::File::open(path).ok().and_then(|f| zip::ZipArchive::new(f).ok()) else {
+    let Some(mut archive) = std::fs::File::open(path)
+        .ok()
+        .and_then(|f| zip::ZipArchive::new(f).ok())
+    else {
         return true;
     };
-    archive.by_index(0).ok().and_then(|e| e.name().ok().map(|n| n.to_ascii_lowercase().contains("_tick"))).unwrap_or(true)
+    archive
+        .by_index(0)
+        .ok()
+        .and_then(|e| {
+            e.name()
+                .ok()
+                .map(|n| n.to_ascii_lowercase().contains("_tick"))
+        })
+        .unwrap_or(true)
 }
 
 /// Reader of one Lean tick file.
@@ -112,11 +138,25 @@ impl LeanReader {
         let (symbol, (y, m, d), kind) = parse_name(path)?;
         let instrument = registry
             .lookup(VENUE, &symbol)
-            .ok_or_else(|| Error::Undeclared { venue: VENUE.into(), symbol: symbol.clone() })?;
-        let midnight = tz::new_york_midnight(y, m, d).ok_or_else(|| Error::format(path, "date out of range"))?;
+            .ok_or_else(|| Error::Undeclared {
+                venue: VENUE.into(),
+                symbol: symbol.clone(),
+            })?;
+        let midnight = tz::new_york_midnight(y, m, d)
+            .ok_or_else(|| Error::format(path, "date out of range"))?;
         let (_, data) = read_zip(path)?;
-        let ctx = Ctx { origin: path.display().to_string(), kind, instrument, midnight, source };
-        Ok(Self { lines: LineBuffer::new(data), ctx, ordinal: 0 })
+        let ctx = Ctx {
+            origin: path.display().to_string(),
+            kind,
+            instrument,
+            midnight,
+            source,
+        };
+        Ok(Self {
+            lines: LineBuffer::new(data),
+            ctx,
+            ordinal: 0,
+        })
     }
 }
 
@@ -127,33 +167,50 @@ impl Ctx {
             Kind::Quote => 8,
         };
         if fields.len() != expected {
-            return Err((RejectReason::Malformed, format!("expected {expected} columns, found {}", fields.len())));
+            return Err((
+                RejectReason::Malformed,
+                format!("expected {expected} columns, found {}", fields.len()),
+            ));
         }
         let int = |i: usize, name: &str| -> Result<i64, (RejectReason, String)> {
             parse_i64(fields[i]).ok_or_else(|| {
                 if is_non_finite(fields[i]) {
-                    (RejectReason::NonFinitePrice, format!("{name} is {}", show(fields[i])))
+                    (
+                        RejectReason::NonFinitePrice,
+                        format!("{name} is {}", show(fields[i])),
+                    )
                 } else {
-                    (RejectReason::Malformed, format!("{name} is not an integer: {:?}", show(fields[i])))
+                    (
+                        RejectReason::Malformed,
+                        format!("{name} is not an integer: {:?}", show(fields[i])),
+                    )
                 }
             })
         };
         let ms = int(0, "time (ms since midnight)")?;
         if !(0..86_400_000 * 2).contains(&ms) {
-            return Err((RejectReason::Malformed, format!("time {ms} ms is outside the day")));
+            return Err((
+                RejectReason::Malformed,
+                format!("time {ms} ms is outside the day"),
+            ));
         }
         let ts = Timestamp(self.midnight.nanos() + ms * 1_000_000);
         let price = |i: usize, name: &str| -> Result<Price, (RejectReason, String)> {
-            Price::from_scaled(int(i, name)?, 4).map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
+            Price::from_scaled(int(i, name)?, 4)
+                .map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
         };
         let size = |i: usize, name: &str| -> Result<Quantity, (RejectReason, String)> {
-            Quantity::from_int(int(i, name)?).map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
+            Quantity::from_int(int(i, name)?)
+                .map_err(|e| (RejectReason::Malformed, format!("{name}: {e}")))
         };
         let flag = |i: usize| -> Result<bool, (RejectReason, String)> {
             match fields[i] {
                 b"0" => Ok(false),
                 b"1" => Ok(true),
-                other => Err((RejectReason::Malformed, format!("suspicious flag must be 0 or 1, found {:?}", show(other)))),
+                other => Err((
+                    RejectReason::Malformed,
+                    format!("suspicious flag must be 0 or 1, found {:?}", show(other)),
+                )),
             }
         };
         Ok(match self.kind {
@@ -172,7 +229,10 @@ impl Ctx {
                 let bid = price(1, "bid")?;
                 let ask = price(3, "ask")?;
                 if bid.is_zero() && ask.is_zero() {
-                    return Err((RejectReason::Malformed, "quote has neither bid nor ask".into()));
+                    return Err((
+                        RejectReason::Malformed,
+                        "quote has neither bid nor ask".into(),
+                    ));
                 }
                 MarketEvent::Quote(Quote {
                     instrument: self.instrument,
@@ -209,7 +269,9 @@ impl PartReader for LeanReader {
             };
             return Some(match parsed {
                 Ok(event) => SourceItem::Event(event),
-                Err((reason, detail)) => SourceItem::Bad(bad_row(&self.ctx.origin, line_no, seq, reason, detail)),
+                Err((reason, detail)) => {
+                    SourceItem::Bad(bad_row(&self.ctx.origin, line_no, seq, reason, detail))
+                }
             });
         }
     }
@@ -235,9 +297,17 @@ pub struct MinuteBar {
 /// Reads a Lean minute trade-bar zip (`ms, open, high, low, close, volume`), for comparing
 /// bars computed from ticks with Lean's own.
 pub fn read_minute_trade_bars(path: &Path) -> Result<Vec<MinuteBar>> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let date = name.split('_').nth(1).and_then(tz::parse_date).ok_or_else(|| Error::format(path, "expected <symbol>_<yyyymmdd>_trade.zip"))?;
-    let midnight = tz::new_york_midnight(date.0, date.1, date.2).ok_or_else(|| Error::format(path, "date out of range"))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let date = name
+        .split('_')
+        .nth(1)
+        .and_then(tz::parse_date)
+        .ok_or_else(|| Error::format(path, "expected <symbol>_<yyyymmdd>_trade.zip"))?;
+    let midnight = tz::new_york_midnight(date.0, date.1, date.2)
+        .ok_or_else(|| Error::format(path, "date out of range"))?;
     let (_, data) = read_zip(path)?;
     let mut lines = LineBuffer::new(data);
     let mut out = Vec::new();
@@ -246,16 +316,22 @@ pub fn read_minute_trade_bars(path: &Path) -> Result<Vec<MinuteBar>> {
         split_fields(line, &mut fields);
         let v: Option<Vec<i64>> = fields.iter().map(|f| parse_i64(f)).collect();
         let Some(v) = v.filter(|v| v.len() == 6) else {
-            return Err(Error::format(path, format!("line {n}: expected 6 integers")));
+            return Err(Error::format(
+                path,
+                format!("line {n}: expected 6 integers"),
+            ));
         };
-        let p = |x: i64| Price::from_scaled(x, 4).map_err(|e| Error::format(path, format!("line {n}: {e}")));
+        let p = |x: i64| {
+            Price::from_scaled(x, 4).map_err(|e| Error::format(path, format!("line {n}: {e}")))
+        };
         out.push(MinuteBar {
             start: Timestamp(midnight.nanos() + v[0] * 1_000_000),
             open: p(v[1])?,
             high: p(v[2])?,
             low: p(v[3])?,
             close: p(v[4])?,
-            volume: Quantity::from_int(v[5]).map_err(|e| Error::format(path, format!("line {n}: {e}")))?,
+            volume: Quantity::from_int(v[5])
+                .map_err(|e| Error::format(path, format!("line {n}: {e}")))?,
         });
     }
     Ok(out)

@@ -25,8 +25,16 @@ pub const VENUE: &str = "NASDAQ";
 
 /// Symbol and date from a message file name.
 pub fn parse_name(path: &Path) -> Result<(String, (i32, u32, u32))> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let bad = || Error::format(path, "a LOBSTER message file is named <SYMBOL>_<yyyy-mm-dd>_<start>_<end>_message_<levels>.csv");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let bad = || {
+        Error::format(
+            path,
+            "a LOBSTER message file is named <SYMBOL>_<yyyy-mm-dd>_<start>_<end>_message_<levels>.csv",
+        )
+    };
     if !name.contains("_message_") {
         return Err(bad());
     }
@@ -64,10 +72,24 @@ impl LobsterReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let (symbol, (y, m, d)) = parse_name(path)?;
-        let instrument = registry.lookup(VENUE, &symbol).ok_or_else(|| Error::Undeclared { venue: VENUE.into(), symbol })?;
-        let midnight = tz::new_york_midnight(y, m, d).ok_or_else(|| Error::format(path, "date out of range"))?;
+        let instrument = registry
+            .lookup(VENUE, &symbol)
+            .ok_or_else(|| Error::Undeclared {
+                venue: VENUE.into(),
+                symbol,
+            })?;
+        let midnight = tz::new_york_midnight(y, m, d)
+            .ok_or_else(|| Error::format(path, "date out of range"))?;
         let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Ok(Self { lines: LineBuffer::new(data), origin: path.display().to_string(), instrument, midnight, source, ordinal: 0, pending: None })
+        Ok(Self {
+            lines: LineBuffer::new(data),
+            origin: path.display().to_string(),
+            instrument,
+            midnight,
+            source,
+            ordinal: 0,
+            pending: None,
+        })
     }
 
     fn seq(&mut self) -> SeqNo {
@@ -81,13 +103,19 @@ impl LobsterReader {
         if f.len() != 6 {
             return Err(malformed(format!("expected 6 columns, found {}", f.len())));
         }
-        let secs = parse_raw(&String::from_utf8_lossy(f[0])).map_err(|e| malformed(format!("time: {e}")))?;
+        let secs = parse_raw(&String::from_utf8_lossy(f[0]))
+            .map_err(|e| malformed(format!("time: {e}")))?;
         let ts = Timestamp(self.midnight.nanos() + secs);
-        let int = |i: usize, name: &str| parse_i64(f[i]).ok_or_else(|| malformed(format!("{name} is not an integer: {:?}", show(f[i]))));
+        let int = |i: usize, name: &str| {
+            parse_i64(f[i])
+                .ok_or_else(|| malformed(format!("{name} is not an integer: {:?}", show(f[i]))))
+        };
         let kind = int(1, "type")?;
         let order_id = int(2, "order id")?;
-        let size = Quantity::from_int(int(3, "size")?).map_err(|e| malformed(format!("size: {e}")))?;
-        let price = Price::from_scaled(int(4, "price")?, 4).map_err(|e| malformed(format!("price: {e}")))?;
+        let size =
+            Quantity::from_int(int(3, "size")?).map_err(|e| malformed(format!("size: {e}")))?;
+        let price = Price::from_scaled(int(4, "price")?, 4)
+            .map_err(|e| malformed(format!("price: {e}")))?;
         let side = match int(5, "direction")? {
             1 => Side::Buy,
             -1 => Side::Sell,
@@ -123,14 +151,29 @@ impl LobsterReader {
             seq: SeqNo::default(),
         };
         Ok(Some(match kind {
-            1 => MarketEvent::Book(BookEvent { seq: self.seq(), ..book(BookAction::Add) }),
-            2 | 3 => MarketEvent::Book(BookEvent { seq: self.seq(), ..book(BookAction::Cancel) }),
+            1 => MarketEvent::Book(BookEvent {
+                seq: self.seq(),
+                ..book(BookAction::Add)
+            }),
+            2 | 3 => MarketEvent::Book(BookEvent {
+                seq: self.seq(),
+                ..book(BookAction::Cancel)
+            }),
             4 => {
-                let event = MarketEvent::Book(BookEvent { seq: self.seq(), ..book(BookAction::Execute) });
-                self.pending = Some(Trade { seq: self.seq(), ..trade });
+                let event = MarketEvent::Book(BookEvent {
+                    seq: self.seq(),
+                    ..book(BookAction::Execute)
+                });
+                self.pending = Some(Trade {
+                    seq: self.seq(),
+                    ..trade
+                });
                 event
             }
-            5 | 6 => MarketEvent::Trade(Trade { seq: self.seq(), ..trade }),
+            5 | 6 => MarketEvent::Trade(Trade {
+                seq: self.seq(),
+                ..trade
+            }),
             7 => return Ok(None),
             other => return Err(malformed(format!("unknown event type {other}"))),
         }))
@@ -144,19 +187,34 @@ impl PartReader for LobsterReader {
         }
         loop {
             let (line_no, line) = self.lines.next_line()?;
-            if line.iter().all(u8::is_ascii_whitespace) || (line_no == 1 && line.starts_with(b"Time")) {
+            if line.iter().all(u8::is_ascii_whitespace)
+                || (line_no == 1 && line.starts_with(b"Time"))
+            {
                 continue;
             }
             let line = line.to_vec();
             let mut fields: [&[u8]; 6] = [&[]; 6];
             let n = split_fixed(&line, &mut fields);
-            let parsed = if n > 6 { Err((RejectReason::Malformed, format!("expected 6 columns, found {n}"))) } else { self.parse(&fields[..n]) };
+            let parsed = if n > 6 {
+                Err((
+                    RejectReason::Malformed,
+                    format!("expected 6 columns, found {n}"),
+                ))
+            } else {
+                self.parse(&fields[..n])
+            };
             match parsed {
                 Ok(Some(e)) => return Some(SourceItem::Event(e)),
                 Ok(None) => continue,
                 Err((reason, detail)) => {
                     let seq = self.seq();
-                    return Some(SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail)));
+                    return Some(SourceItem::Bad(bad_row(
+                        &self.origin,
+                        line_no,
+                        seq,
+                        reason,
+                        detail,
+                    )));
                 }
             }
         }

@@ -21,13 +21,17 @@ use std::path::{Path, PathBuf};
 
 use tickflow_core::{InstrumentRegistry, InstrumentSpec};
 
+use crate::PartReader;
 use crate::config::ReplayFormat;
 use crate::error::{Error, Result};
-use crate::PartReader;
 
 /// Detects the format of a file from its name and first bytes; `Err` says why it is not one.
 pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if name.ends_with(".dbn") || name.ends_with(".dbn.zst") {
         return Ok(ReplayFormat::Dbn);
     }
@@ -39,7 +43,11 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
         };
     }
     if name.ends_with(".gz") {
-        return if binance::parse_name(path).is_ok() { Ok(ReplayFormat::Binance) } else { Err("a gzip file not named like a Binance capture".into()) };
+        return if binance::parse_name(path).is_ok() {
+            Ok(ReplayFormat::Binance)
+        } else {
+            Err("a gzip file not named like a Binance capture".into())
+        };
     }
     if name.ends_with(".csv") {
         if name.contains("_orderbook_") {
@@ -49,10 +57,16 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
             return Ok(ReplayFormat::Lobster);
         }
         let mut head = [0u8; 512];
-        let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(|e| e.to_string())?;
         let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
         let first = first.strip_suffix(b"\r").unwrap_or(first);
-        return if tardis::sniff(first) { Ok(ReplayFormat::Tardis) } else { Err("a CSV file in no supported layout".into()) };
+        return if tardis::sniff(first) {
+            Ok(ReplayFormat::Tardis)
+        } else {
+            Err("a CSV file in no supported layout".into())
+        };
     }
     Err("not a supported market-data file".into())
 }
@@ -64,7 +78,9 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
         let fmt = match format {
-            ReplayFormat::Auto => detect(path).map_err(|why| Error::format(path, format!("cannot replay {why}")))?,
+            ReplayFormat::Auto => {
+                detect(path).map_err(|why| Error::format(path, format!("cannot replay {why}")))?
+            }
             f => f,
         };
         return Ok(vec![(path.to_path_buf(), fmt)]);
@@ -88,7 +104,10 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
         }
     }
     if out.is_empty() {
-        return Err(Error::format(path, "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV, DBN)"));
+        return Err(Error::format(
+            path,
+            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV, DBN)",
+        ));
     }
     Ok(out)
 }
@@ -114,18 +133,30 @@ pub fn instruments(path: &Path, format: ReplayFormat) -> Result<Vec<InstrumentSp
         ReplayFormat::Tardis => tardis::instruments(path),
         ReplayFormat::Lobster => lobster::instruments(path),
         ReplayFormat::Dbn => dbn::instruments(path),
-        ReplayFormat::Auto => instruments(path, detect(path).map_err(|why| Error::format(path, why))?),
+        ReplayFormat::Auto => {
+            instruments(path, detect(path).map_err(|why| Error::format(path, why))?)
+        }
     }
 }
 
 /// Opens a file for reading.
-pub fn open(path: &Path, format: ReplayFormat, source: u16, registry: &InstrumentRegistry) -> Result<Box<dyn PartReader>> {
+pub fn open(
+    path: &Path,
+    format: ReplayFormat,
+    source: u16,
+    registry: &InstrumentRegistry,
+) -> Result<Box<dyn PartReader>> {
     Ok(match format {
         ReplayFormat::Lean => Box::new(lean::LeanReader::open(path, source, registry)?),
         ReplayFormat::Binance => Box::new(binance::BinanceReader::open(path, source, registry)?),
         ReplayFormat::Tardis => Box::new(tardis::TardisReader::open(path, source, registry)?),
         ReplayFormat::Lobster => Box::new(lobster::LobsterReader::open(path, source, registry)?),
         ReplayFormat::Dbn => Box::new(dbn::DbnReader::open(path, source, registry)?),
-        ReplayFormat::Auto => open(path, detect(path).map_err(|why| Error::format(path, why))?, source, registry)?,
+        ReplayFormat::Auto => open(
+            path,
+            detect(path).map_err(|why| Error::format(path, why))?,
+            source,
+            registry,
+        )?,
     })
 }

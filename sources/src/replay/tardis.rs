@@ -14,8 +14,26 @@ use super::text::{LineBuffer, bad_row, parse_i64, show, split_fields};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
-const TRADE_COLUMNS: [&str; 8] = ["exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"];
-const QUOTE_COLUMNS: [&str; 8] = ["exchange", "symbol", "timestamp", "local_timestamp", "ask_amount", "ask_price", "bid_price", "bid_amount"];
+const TRADE_COLUMNS: [&str; 8] = [
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "id",
+    "side",
+    "price",
+    "amount",
+];
+const QUOTE_COLUMNS: [&str; 8] = [
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "ask_amount",
+    "ask_price",
+    "bid_price",
+    "bid_amount",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -32,16 +50,34 @@ struct Layout {
 }
 
 fn layout(path: &Path, header: &[u8]) -> Result<Layout> {
-    let names: Vec<String> = header.split(|&b| b == b',').map(|f| String::from_utf8_lossy(f).trim().to_owned()).collect();
+    let names: Vec<String> = header
+        .split(|&b| b == b',')
+        .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+        .collect();
     for (kind, wanted) in [(Kind::Trades, TRADE_COLUMNS), (Kind::Quotes, QUOTE_COLUMNS)] {
-        let found: Option<Vec<usize>> = wanted.iter().map(|w| names.iter().position(|n| n == w)).collect();
+        let found: Option<Vec<usize>> = wanted
+            .iter()
+            .map(|w| names.iter().position(|n| n == w))
+            .collect();
         if let Some(found) = found {
             let mut index = [0; 8];
             index.copy_from_slice(&found);
-            return Ok(Layout { kind, index, width: names.len() });
+            return Ok(Layout {
+                kind,
+                index,
+                width: names.len(),
+            });
         }
     }
-    Err(Error::format(path, format!("header {:?} is neither Tardis trades ({}) nor quotes ({})", names.join(","), TRADE_COLUMNS.join(","), QUOTE_COLUMNS.join(","))))
+    Err(Error::format(
+        path,
+        format!(
+            "header {:?} is neither Tardis trades ({}) nor quotes ({})",
+            names.join(","),
+            TRADE_COLUMNS.join(","),
+            QUOTE_COLUMNS.join(",")
+        ),
+    ))
 }
 
 fn venue_of(exchange: &[u8]) -> String {
@@ -57,7 +93,9 @@ pub fn sniff(first_line: &[u8]) -> bool {
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut lines = LineBuffer::new(data);
-    let (_, header) = lines.next_line().ok_or_else(|| Error::format(path, "empty file"))?;
+    let (_, header) = lines
+        .next_line()
+        .ok_or_else(|| Error::format(path, "empty file"))?;
     let layout = layout(path, header)?;
     let mut seen = BTreeSet::new();
     while let Some((_, line)) = lines.next_line() {
@@ -94,7 +132,9 @@ pub struct TardisReader {
 
 /// FNV-1a of a non-numeric trade id, so duplicates can still be recognised.
 fn hash_id(id: &[u8]) -> u64 {
-    id.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    id.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl TardisReader {
@@ -102,23 +142,45 @@ impl TardisReader {
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let mut lines = LineBuffer::new(data);
-        let (_, header) = lines.next_line().ok_or_else(|| Error::format(path, "empty file"))?;
+        let (_, header) = lines
+            .next_line()
+            .ok_or_else(|| Error::format(path, "empty file"))?;
         let layout = layout(path, header)?;
-        Ok(Self { lines, layout, origin: path.display().to_string(), registry: registry.clone(), source, ordinal: 0 })
+        Ok(Self {
+            lines,
+            layout,
+            origin: path.display().to_string(),
+            registry: registry.clone(),
+            source,
+            ordinal: 0,
+        })
     }
 }
 
-fn parse_row(layout: &Layout, registry: &InstrumentRegistry, f: &[&[u8]], seq: SeqNo) -> Result<MarketEvent, (RejectReason, String)> {
+fn parse_row(
+    layout: &Layout,
+    registry: &InstrumentRegistry,
+    f: &[&[u8]],
+    seq: SeqNo,
+) -> Result<MarketEvent, (RejectReason, String)> {
     let malformed = |m: String| (RejectReason::Malformed, m);
     if f.len() != layout.width {
-        return Err(malformed(format!("expected {} columns, found {}", layout.width, f.len())));
+        return Err(malformed(format!(
+            "expected {} columns, found {}",
+            layout.width,
+            f.len()
+        )));
     }
     let col = |i: usize| f[layout.index[i]];
     let venue = venue_of(col(0));
     let symbol = String::from_utf8_lossy(col(1));
-    let instrument = registry.lookup(&venue, &symbol).ok_or_else(|| malformed(format!("unknown instrument {venue}:{symbol}")))?;
+    let instrument = registry
+        .lookup(&venue, &symbol)
+        .ok_or_else(|| malformed(format!("unknown instrument {venue}:{symbol}")))?;
     let micros = |i: usize, name: &str| -> Result<Timestamp, (RejectReason, String)> {
-        parse_i64(col(i)).and_then(Timestamp::from_micros).ok_or_else(|| malformed(format!("{name} is not a time in µs: {:?}", show(col(i)))))
+        parse_i64(col(i))
+            .and_then(Timestamp::from_micros)
+            .ok_or_else(|| malformed(format!("{name} is not a time in µs: {:?}", show(col(i)))))
     };
     let fixed_err = |name: &str, e: ParseFixedError| match e {
         ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{name}: {e}")),
@@ -143,13 +205,17 @@ fn parse_row(layout: &Layout, registry: &InstrumentRegistry, f: &[&[u8]], seq: S
                     b"sell" => Side::Sell,
                     _ => Side::None,
                 },
-                trade_id: (!id.is_empty()).then(|| parse_i64(id).map_or_else(|| hash_id(id), |v| v as u64)),
+                trade_id: (!id.is_empty())
+                    .then(|| parse_i64(id).map_or_else(|| hash_id(id), |v| v as u64)),
                 suspicious: false,
                 seq,
             })
         }
         Kind::Quotes => {
-            let side = |pi: usize, si: usize, name: &str| -> Result<(Option<Price>, Quantity), (RejectReason, String)> {
+            let side = |pi: usize,
+                        si: usize,
+                        name: &str|
+             -> Result<(Option<Price>, Quantity), (RejectReason, String)> {
                 if col(pi).is_empty() {
                     Ok((None, Quantity::ZERO))
                 } else {
@@ -158,7 +224,18 @@ fn parse_row(layout: &Layout, registry: &InstrumentRegistry, f: &[&[u8]], seq: S
             };
             let (ask, ask_size) = side(5, 4, "ask_price")?;
             let (bid, bid_size) = side(6, 7, "bid_price")?;
-            MarketEvent::Quote(Quote { instrument, ts_event, ts_recv, bid, bid_size, ask, ask_size, update_id: None, suspicious: false, seq })
+            MarketEvent::Quote(Quote {
+                instrument,
+                ts_event,
+                ts_recv,
+                bid,
+                bid_size,
+                ask,
+                ask_size,
+                update_id: None,
+                suspicious: false,
+                seq,
+            })
         }
     })
 }
@@ -174,10 +251,14 @@ impl PartReader for TardisReader {
             split_fields(line, &mut fields);
             self.ordinal += 1;
             let seq = SeqNo::new(self.source, self.ordinal);
-            return Some(match parse_row(&self.layout, &self.registry, &fields, seq) {
-                Ok(e) => SourceItem::Event(e),
-                Err((reason, detail)) => SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail)),
-            });
+            return Some(
+                match parse_row(&self.layout, &self.registry, &fields, seq) {
+                    Ok(e) => SourceItem::Event(e),
+                    Err((reason, detail)) => {
+                        SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail))
+                    }
+                },
+            );
         }
     }
 }

@@ -15,7 +15,11 @@ pub struct LineBuffer {
 impl LineBuffer {
     /// Wraps a decompressed file.
     pub fn new(data: Vec<u8>) -> Self {
-        Self { data, pos: 0, line: 0 }
+        Self {
+            data,
+            pos: 0,
+            line: 0,
+        }
     }
 
     /// The next `(line number, line)`, or `None` at the end.
@@ -78,18 +82,42 @@ pub fn parse_i64(field: &[u8]) -> Option<i64> {
 /// Text of a field for error messages (lossy, shortened).
 pub fn show(field: &[u8]) -> String {
     let s = String::from_utf8_lossy(field);
-    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]) } else { s.into_owned() }
+    if s.len() > 40 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(40).map_or(s.len(), |(i, _)| i)]
+        )
+    } else {
+        s.into_owned()
+    }
 }
 
 /// True when a field spells NaN or infinity (a non-finite price in the source).
 pub fn is_non_finite(field: &[u8]) -> bool {
-    let t = String::from_utf8_lossy(field).trim().trim_start_matches(['+', '-']).to_ascii_lowercase();
+    let t = String::from_utf8_lossy(field)
+        .trim()
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase();
     matches!(t.as_str(), "nan" | "inf" | "infinity")
 }
 
 /// Builds the reject for a row that could not be read.
-pub fn bad_row(origin: &str, line: u64, seq: SeqNo, reason: RejectReason, detail: String) -> Reject {
-    Reject { instrument: None, ts_event: None, reason, detail, origin: origin.to_owned(), line, seq }
+pub fn bad_row(
+    origin: &str,
+    line: u64,
+    seq: SeqNo,
+    reason: RejectReason,
+    detail: String,
+) -> Reject {
+    Reject {
+        instrument: None,
+        ts_event: None,
+        reason,
+        detail,
+        origin: origin.to_owned(),
+        line,
+        seq,
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +141,10 @@ mod tests {
         assert_eq!(parse_i64(b""), None);
         assert_eq!(parse_i64(b"-"), None);
         assert_eq!(parse_i64(b"9999999999999999999"), None);
-        assert_eq!(parse_i64(b"1723161253937085768"), Some(1_723_161_253_937_085_768));
+        assert_eq!(
+            parse_i64(b"1723161253937085768"),
+            Some(1_723_161_253_937_085_768)
+        );
         assert!(is_non_finite(b"NaN") && is_non_finite(b"-inf") && !is_non_finite(b"1"));
     }
 }

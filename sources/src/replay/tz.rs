@@ -4,8 +4,8 @@
 //! Sunday of November. Recorded sessions run 04:00–20:00, away from the 02:00 switch, so the
 //! offset is taken for the whole date.
 
-use tickflow_core::time::{days_from_civil, weekday_from_days};
 use tickflow_core::Timestamp;
+use tickflow_core::time::{days_from_civil, weekday_from_days};
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 
@@ -29,7 +29,9 @@ pub fn new_york_offset_hours(year: i32, month: u32, day: u32) -> i64 {
 /// UTC midnight-of-local-day origin: the instant of 00:00 New York time on a date.
 pub fn new_york_midnight(year: i32, month: u32, day: u32) -> Option<Timestamp> {
     let utc_midnight = Timestamp::from_date(year, month, day)?;
-    Some(Timestamp(utc_midnight.nanos() - new_york_offset_hours(year, month, day) * NANOS_PER_HOUR))
+    Some(Timestamp(
+        utc_midnight.nanos() - new_york_offset_hours(year, month, day) * NANOS_PER_HOUR,
+    ))
 }
 
 /// Parses `yyyymmdd` or `yyyy-mm-dd`.
@@ -57,7 +59,10 @@ mod tests {
         assert_eq!(new_york_offset_hours(2013, 3, 9), -5);
         assert_eq!(new_york_offset_hours(2024, 1, 2), -5);
         let open = new_york_midnight(2013, 10, 7).unwrap();
-        assert_eq!(Timestamp(open.nanos() + 34_200 * 1_000_000_000).to_string(), "2013-10-07T13:30:00Z");
+        assert_eq!(
+            Timestamp(open.nanos() + 34_200 * 1_000_000_000).to_string(),
+            "2013-10-07T13:30:00Z"
+        );
         assert_eq!(parse_date("20131007"), Some((2013, 10, 7)));
         assert_eq!(parse_date("2012-06-21"), Some((2012, 6, 21)));
         assert_eq!(parse_date("20131301"), None);
