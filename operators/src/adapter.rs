@@ -75,7 +75,9 @@ impl<T> StepBuffer<T> {
     /// `watermark`, or the input has ended (`None`), which releases every step, `Time::MAX` too.
     fn pop_ready(&mut self, watermark: Option<Time>) -> Option<(Time, Vec<T>)> {
         let entry = self.steps.first_entry()?;
-        watermark.is_none_or(|wm| *entry.key() < wm).then(|| entry.remove_entry())
+        watermark
+            .is_none_or(|wm| *entry.key() < wm)
+            .then(|| entry.remove_entry())
     }
 
     fn is_empty(&self) -> bool {

@@ -91,5 +91,9 @@ streams = ["never_full"]
     let summary = common::run_text(text, 4, out.path());
     assert!(summary.read > 800_000, "{summary}");
     let flushed = std::fs::read_to_string(out.path().join("never_full.jsonl")).unwrap();
-    assert_eq!(flushed.lines().count(), 4, "one partial bar per instrument at the end");
+    assert_eq!(
+        flushed.lines().count(),
+        4,
+        "one partial bar per instrument at the end"
+    );
 }
