@@ -9,9 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tickflow_core::{
-    Bar, BarKind, Duration, FIXED_SCALE, InstrumentId, Price, Quantity, Timestamp, Trade,
-};
+use tickflow_core::{Bar, BarKind, Duration, InstrumentId, Price, Quantity, Timestamp, Trade};
 
 use crate::error::{Error, Result};
 use crate::operator::{Emitter, Operator};
@@ -272,9 +270,6 @@ impl Operator for VolumeBars {
         Ok(())
     }
 }
-
-/// `FIXED_SCALE` as i128, for tests that recompute VWAP.
-pub const SCALE_I128: i128 = FIXED_SCALE as i128;
 
 #[cfg(test)]
 mod tests {

@@ -573,12 +573,10 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         }
     }
 
-    let mut sinks: Vec<(SinkDef, Vec<Range<usize>>)> = Vec::new();
+    let mut sinks: Vec<(Option<SinkDef>, Vec<(String, Range<usize>)>)> = Vec::new();
     if let Some(v) = top.get("sink") {
         for (i, (t, span)) in tables(w, v, "sink").into_iter().enumerate() {
-            if let Some(s) = parse_sink(w, t, span, i + 1) {
-                sinks.push(s);
-            }
+            sinks.push(parse_sink(w, t, span, i + 1));
         }
     }
     top.finish(w);
@@ -630,8 +628,8 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             op.kind.as_ref().map(OperatorKind::output_type),
         ));
     }
-    for (sink, spans) in &sinks {
-        for (stream, span) in sink.streams.iter().zip(spans) {
+    for (_, streams) in &sinks {
+        for (stream, span) in streams {
             if !known.iter().any(|(n, _)| n == stream) {
                 w.err(
                     span.clone(),
@@ -663,7 +661,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 })
             })
             .collect(),
-        sinks: sinks.into_iter().map(|(s, _)| s).collect(),
+        sinks: sinks.into_iter().filter_map(|(s, _)| s).collect(),
     })
 }
 
@@ -833,7 +831,7 @@ fn parse_sink(
     t: &DeTable<'_>,
     span: Range<usize>,
     n: usize,
-) -> Option<(SinkDef, Vec<Range<usize>>)> {
+) -> (Option<SinkDef>, Vec<(String, Range<usize>)>) {
     let mut r = TableReader::new(t, span.clone(), format!("[[sink]] #{n}"));
     let kind = r.required_string(w, "kind");
     let streams = r.strings(w, "streams");
@@ -859,16 +857,14 @@ fn parse_sink(
         }
     });
     r.finish(w);
-    let streams = streams?;
-    let spans = streams.iter().map(|(_, s)| s.clone()).collect();
-    Some((
-        SinkDef {
-            kind: kind?,
-            streams: streams.into_iter().map(|(s, _)| s).collect(),
-            dir,
-        },
-        spans,
-    ))
+    // The streams are returned even when the kind was refused, so they are still checked.
+    let streams = streams.unwrap_or_default();
+    let def = kind.map(|kind| SinkDef {
+        kind,
+        streams: streams.iter().map(|(s, _)| s.clone()).collect(),
+        dir,
+    });
+    (def, streams)
 }
 
 #[cfg(test)]

@@ -89,14 +89,20 @@ pub fn sniff(first_line: &[u8]) -> bool {
     layout(Path::new(""), first_line).is_ok()
 }
 
-/// Every `(exchange, symbol)` in the file.
-pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+/// Reads a file and its header: the remaining lines and the column layout.
+fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut lines = LineBuffer::new(data);
     let (_, header) = lines
         .next_line()
         .ok_or_else(|| Error::format(path, "empty file"))?;
     let layout = layout(path, header)?;
+    Ok((lines, layout))
+}
+
+/// Every `(exchange, symbol)` in the file.
+pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+    let (mut lines, layout) = read_with_layout(path)?;
     let mut seen = BTreeSet::new();
     while let Some((_, line)) = lines.next_line() {
         let mut fields = Vec::new();
@@ -140,12 +146,7 @@ fn hash_id(id: &[u8]) -> u64 {
 impl TardisReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
-        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let mut lines = LineBuffer::new(data);
-        let (_, header) = lines
-            .next_line()
-            .ok_or_else(|| Error::format(path, "empty file"))?;
-        let layout = layout(path, header)?;
+        let (lines, layout) = read_with_layout(path)?;
         Ok(Self {
             lines,
             layout,

@@ -1,0 +1,111 @@
+//! The `tickflow` binary as a user runs it: exit codes, messages, summary, files.
+
+use std::process::Command;
+
+fn tickflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tickflow"))
+}
+
+#[test]
+fn validate_accepts_the_default_pipeline() {
+    let out = tickflow().arg("validate").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pipelines/daytrade.toml: ok"));
+}
+
+#[test]
+fn a_bad_pipeline_exits_non_zero_listing_every_problem_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[source]]\nkind = \"synthetic\"\ninstrumnets = 3\n\n[[sink]]\nkind = \"csv\"\nstreams = [\"bars\"]\n").unwrap();
+    let out = tickflow().arg("run").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3:1: unknown key `instrumnets`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:6:8: unknown sink kind `csv`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:7:12: sink writes unknown stream `bars`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_replays_a_file_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("trades.csv");
+    std::fs::write(
+        &data,
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         binance-futures,BTCUSDT,1582329602111000,1582329602418379,1,buy,9682,0.132\n\
+         binance-futures,BTCUSDT,1582329662116000,1582329662418420,2,sell,9681,0.5\n\
+         this row is garbage\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = tickflow()
+        .args(["run", "-q", "--workers", "2", "--output"])
+        .arg(&out_dir)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("records read                 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("malformed"), "{stdout}");
+    assert!(stdout.contains("every record accounted for"), "{stdout}");
+    let bars = std::fs::read_to_string(out_dir.join("bars.jsonl")).unwrap();
+    assert_eq!(bars.lines().count(), 2, "two one-minute bars: {bars}");
+    assert!(out_dir.join("bars.parquet").exists());
+}
+
+#[test]
+fn seed_without_a_synthetic_source_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("trades.csv");
+    std::fs::write(
+        &data,
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n",
+    )
+    .unwrap();
+    let out = tickflow()
+        .args(["run", "--seed", "3", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--seed sets the seed of the synthetic market")
+    );
+}
+
+#[test]
+fn a_missing_data_path_is_named() {
+    let out = tickflow()
+        .args(["run", "--data", "/no/such/place"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/place"));
+}
+
+#[test]
+fn workers_out_of_range_is_a_usage_error() {
+    let out = tickflow().args(["run", "--workers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+}
