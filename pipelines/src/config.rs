@@ -573,7 +573,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         }
     }
 
-    let mut sinks: Vec<(Option<SinkDef>, Vec<(String, Range<usize>)>)> = Vec::new();
+    let mut sinks: Vec<ParsedSink> = Vec::new();
     if let Some(v) = top.get("sink") {
         for (i, (t, span)) in tables(w, v, "sink").into_iter().enumerate() {
             sinks.push(parse_sink(w, t, span, i + 1));
@@ -826,12 +826,10 @@ fn parse_operator(
     })
 }
 
-fn parse_sink(
-    w: &mut Walker<'_>,
-    t: &DeTable<'_>,
-    span: Range<usize>,
-    n: usize,
-) -> (Option<SinkDef>, Vec<(String, Range<usize>)>) {
+/// A sink as read: its definition when its kind is valid, and its streams with positions.
+type ParsedSink = (Option<SinkDef>, Vec<(String, Range<usize>)>);
+
+fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize) -> ParsedSink {
     let mut r = TableReader::new(t, span.clone(), format!("[[sink]] #{n}"));
     let kind = r.required_string(w, "kind");
     let streams = r.strings(w, "streams");
