@@ -89,6 +89,19 @@ impl Acc {
     }
 }
 
+/// Encodes the open bars (the whole state of both bar operators).
+fn snapshot_open(open: &BTreeMap<InstrumentId, Acc>, operator: &'static str) -> Result<Vec<u8>> {
+    let accs: Vec<(InstrumentId, Acc)> = open.iter().map(|(k, v)| (*k, *v)).collect();
+    serde_json::to_vec(&accs).map_err(|source| Error::Snapshot { operator, source })
+}
+
+/// Decodes what [`snapshot_open`] wrote.
+fn restore_open(snapshot: &[u8], operator: &'static str) -> Result<BTreeMap<InstrumentId, Acc>> {
+    let accs: Vec<(InstrumentId, Acc)> =
+        serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator, source })?;
+    Ok(accs.into_iter().collect())
+}
+
 /// Time bars of a fixed interval.
 pub struct TimeBars {
     interval: Duration,
@@ -165,21 +178,12 @@ impl Operator for TimeBars {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        let accs: Vec<(InstrumentId, Acc)> = self.open.iter().map(|(k, v)| (*k, *v)).collect();
-        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot {
-            operator: "bars",
-            source,
-        })
+        snapshot_open(&self.open, "bars")
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        let accs: Vec<(InstrumentId, Acc)> =
-            serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
-                operator: "bars",
-                source,
-            })?;
-        self.ends = accs.iter().map(|(i, a)| (a.end, *i)).collect();
-        self.open = accs.into_iter().collect();
+        self.open = restore_open(snapshot, "bars")?;
+        self.ends = self.open.iter().map(|(i, a)| (a.end, *i)).collect();
         Ok(())
     }
 }
@@ -253,20 +257,11 @@ impl Operator for VolumeBars {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        let accs: Vec<(InstrumentId, Acc)> = self.open.iter().map(|(k, v)| (*k, *v)).collect();
-        serde_json::to_vec(&accs).map_err(|source| Error::Snapshot {
-            operator: "volume_bars",
-            source,
-        })
+        snapshot_open(&self.open, "volume_bars")
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        let accs: Vec<(InstrumentId, Acc)> =
-            serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
-                operator: "volume_bars",
-                source,
-            })?;
-        self.open = accs.into_iter().collect();
+        self.open = restore_open(snapshot, "volume_bars")?;
         Ok(())
     }
 }

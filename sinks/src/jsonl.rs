@@ -23,15 +23,7 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Creates (or truncates) `<dir>/<stream>.jsonl`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = dir.join(format!("{stream}.jsonl"));
-        let file = File::create(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let (path, file) = crate::create_stream_file(dir, stream, "jsonl")?;
         Ok(Self {
             path,
             out: BufWriter::with_capacity(1 << 20, file),

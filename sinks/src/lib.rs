@@ -27,6 +27,24 @@ pub use crate::parquet::ParquetSink;
 pub use crate::record::SinkRecord;
 pub use crate::stdout::StdoutSink;
 
+/// Creates (or truncates) `<dir>/<stream>.<extension>`, creating `dir` if needed.
+pub(crate) fn create_stream_file(
+    dir: &std::path::Path,
+    stream: &str,
+    extension: &str,
+) -> Result<(std::path::PathBuf, std::fs::File)> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(format!("{stream}.{extension}"));
+    let file = std::fs::File::create(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, file))
+}
+
 /// A destination for one stream.
 pub trait Sink<T>: Send {
     /// Writes a batch (already ordered).

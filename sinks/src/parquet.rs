@@ -27,15 +27,7 @@ pub struct ParquetSink<T> {
 impl<T: SinkRecord> ParquetSink<T> {
     /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = dir.join(format!("{stream}.parquet"));
-        let file = File::create(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let (path, file) = crate::create_stream_file(dir, stream, "parquet")?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
