@@ -17,6 +17,7 @@
 pub mod adapter;
 pub mod bars;
 pub mod error;
+pub mod indicators;
 pub mod normalize;
 pub mod operator;
 

@@ -1,0 +1,152 @@
+//! Moving averages: SMA, EMA (seeded with the SMA of its first `n` inputs, as TA-Lib does),
+//! WMA, DEMA and TEMA (chained EMAs, each seeded the same way).
+
+use super::window::{Ring, WindowSum};
+
+/// Simple moving average.
+#[derive(Clone, Debug)]
+pub struct Sma {
+    sum: WindowSum,
+}
+
+impl Sma {
+    /// Over `n` values.
+    pub fn new(n: usize) -> Self {
+        Self {
+            sum: WindowSum::new(n),
+        }
+    }
+    /// Next input.
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        let n = self.sum.period() as f64;
+        self.sum.push(x).map(|(s, _)| s / n)
+    }
+}
+
+/// Exponential moving average, `k = 2 / (n + 1)`, seeded with the SMA of the first `n` inputs.
+#[derive(Clone, Debug)]
+pub struct Ema {
+    n: usize,
+    k: f64,
+    count: usize,
+    seed_sum: f64,
+    value: Option<f64>,
+}
+
+impl Ema {
+    /// Over `n` values.
+    pub fn new(n: usize) -> Self {
+        let n = n.max(1);
+        Self {
+            n,
+            k: 2.0 / (n as f64 + 1.0),
+            count: 0,
+            seed_sum: 0.0,
+            value: None,
+        }
+    }
+    /// Next input.
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        match self.value {
+            Some(prev) => self.value = Some((x - prev) * self.k + prev),
+            None => {
+                self.count += 1;
+                self.seed_sum += x;
+                if self.count == self.n {
+                    self.value = Some(self.seed_sum / self.n as f64);
+                }
+            }
+        }
+        self.value
+    }
+}
+
+/// Weighted moving average: weights 1..n, newest heaviest.
+#[derive(Clone, Debug)]
+pub struct Wma {
+    ring: Ring,
+    /// Plain sum of the window.
+    plain: f64,
+    /// Weighted sum of the window.
+    weighted: f64,
+    divider: f64,
+}
+
+impl Wma {
+    /// Over `n` values.
+    pub fn new(n: usize) -> Self {
+        let n = n.max(1);
+        Self {
+            ring: Ring::new(n),
+            plain: 0.0,
+            weighted: 0.0,
+            divider: (n * (n + 1) / 2) as f64,
+        }
+    }
+    /// Next input.
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        let n = self.ring.capacity() as f64;
+        if self.ring.is_full() {
+            // Every weight drops by one (minus the plain sum), the newest enters at weight n.
+            self.weighted += x * n - self.plain;
+            self.plain += x;
+            let old = self.ring.push(x).unwrap_or(0.0);
+            let out = self.weighted / self.divider;
+            self.plain -= old;
+            return Some(out);
+        }
+        self.ring.push(x);
+        self.weighted += x * self.ring.len() as f64;
+        self.plain += x;
+        self.ring.is_full().then(|| self.weighted / self.divider)
+    }
+}
+
+/// Double EMA: `2·EMA − EMA(EMA)`.
+#[derive(Clone, Debug)]
+pub struct Dema {
+    e1: Ema,
+    e2: Ema,
+}
+
+impl Dema {
+    /// Over `n` values.
+    pub fn new(n: usize) -> Self {
+        Self {
+            e1: Ema::new(n),
+            e2: Ema::new(n),
+        }
+    }
+    /// Next input.
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        let a = self.e1.update(x)?;
+        let b = self.e2.update(a)?;
+        Some(2.0 * a - b)
+    }
+}
+
+/// Triple EMA: `3·EMA − 3·EMA(EMA) + EMA(EMA(EMA))`.
+#[derive(Clone, Debug)]
+pub struct Tema {
+    e1: Ema,
+    e2: Ema,
+    e3: Ema,
+}
+
+impl Tema {
+    /// Over `n` values.
+    pub fn new(n: usize) -> Self {
+        Self {
+            e1: Ema::new(n),
+            e2: Ema::new(n),
+            e3: Ema::new(n),
+        }
+    }
+    /// Next input.
+    pub fn update(&mut self, x: f64) -> Option<f64> {
+        let a = self.e1.update(x)?;
+        let b = self.e2.update(a)?;
+        let c = self.e3.update(b)?;
+        Some(3.0 * a - 3.0 * b + c)
+    }
+}
