@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::fixed::{Price, Quantity};
 use crate::instrument::{InstrumentId, InstrumentRegistry};
 use crate::records::{
-    Bar, BarKind, BookAction, BookEvent, Quote, Reject, RejectReason, SeqNo, Side, Trade,
+    Bar, BarKind, BookAction, BookEvent, IndicatorRow, Quote, Reject, RejectReason, SeqNo, Side,
+    Trade,
 };
 use crate::time::{Duration, Timestamp};
 
@@ -31,8 +32,14 @@ pub const DECIMAL_PRECISION: u8 = 38;
 pub trait ArrowRecord: Sized {
     /// The stream name of this record type (`trades`, `bars`, ...).
     const NAME: &'static str;
-    /// The Arrow schema.
+    /// The Arrow schema (for record types whose columns depend on the data, the columns
+    /// every batch has).
     fn schema() -> SchemaRef;
+    /// The schema of a batch of these rows; the same as [`ArrowRecord::schema`] unless the
+    /// columns depend on the data.
+    fn schema_for(_rows: &[Self]) -> SchemaRef {
+        Self::schema()
+    }
     /// Converts rows into one batch; symbols come from the registry.
     fn to_record_batch(rows: &[Self], registry: &InstrumentRegistry) -> Result<RecordBatch>;
     /// Converts a batch of this schema back into rows.
@@ -505,6 +512,93 @@ impl ArrowRecord for Reject {
     }
 }
 
+impl ArrowRecord for IndicatorRow {
+    const NAME: &'static str = "indicators";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.push(f("end", ts_type(), false));
+        Arc::new(Schema::new(fields))
+    }
+    fn schema_for(rows: &[Self]) -> SchemaRef {
+        let mut fields = head_fields();
+        fields.push(f("end", ts_type(), false));
+        if let Some(first) = rows.first() {
+            fields.extend(first.names.iter().map(|n| f(n, DataType::Float64, true)));
+        }
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.end)));
+        let width = rows.first().map_or(0, |r| r.names.len());
+        if let Some(bad) = rows
+            .iter()
+            .find(|r| r.values.len() != width || r.names.len() != width)
+        {
+            return Err(Error::Schema {
+                record: Self::NAME,
+                reason: format!(
+                    "rows of different widths ({} and {})",
+                    width,
+                    bad.values.len()
+                ),
+            });
+        }
+        for i in 0..width {
+            let col: arrow_array::Float64Array = rows
+                .iter()
+                .map(|r| r.values[i].filter(|v| v.is_finite()))
+                .collect();
+            c.out.push(Arc::new(col));
+        }
+        c.finish(Self::schema_for(rows))
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let schema = batch.schema();
+        let value_cols: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| {
+                !matches!(
+                    schema.field(i).name().as_str(),
+                    "instrument_id" | "symbol" | "end"
+                )
+            })
+            .collect();
+        let names: Arc<[String]> = value_cols
+            .iter()
+            .map(|&i| schema.field(i).name().clone())
+            .collect();
+        let cols = value_cols
+            .iter()
+            .map(|&i| {
+                batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Float64Array>()
+                    .ok_or_else(|| Error::Schema {
+                        record: Self::NAME,
+                        reason: format!("column {:?} is not Float64", schema.field(i).name()),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        (0..batch.num_rows())
+            .map(|i| {
+                Ok(IndicatorRow {
+                    instrument: r.instrument(i)?,
+                    end: r.req_ts("end", i)?,
+                    names: names.clone(),
+                    values: cols
+                        .iter()
+                        .map(|c| c.is_valid(i).then(|| c.value(i)))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,6 +734,30 @@ mod tests {
         ];
         let batch = Reject::to_record_batch(&rejects, &reg).unwrap();
         assert_eq!(Reject::from_record_batch(&batch).unwrap(), rejects);
+    }
+
+    #[test]
+    fn indicator_rows_round_trip_with_their_names() {
+        let names: Arc<[String]> = vec!["sma_20".to_string(), "rsi_14".to_string()].into();
+        let rows = vec![
+            IndicatorRow {
+                instrument: InstrumentId(1),
+                end: Timestamp(60),
+                names: names.clone(),
+                values: vec![None, None],
+            },
+            IndicatorRow {
+                instrument: InstrumentId(2),
+                end: Timestamp(120),
+                names: names.clone(),
+                values: vec![Some(101.25), Some(55.5)],
+            },
+        ];
+        let batch = IndicatorRow::to_record_batch(&rows, &registry()).unwrap();
+        assert_eq!(batch.schema().field(4).name(), "rsi_14");
+        assert_eq!(IndicatorRow::from_record_batch(&batch).unwrap(), rows);
+        assert_eq!(rows[1].get("rsi_14"), Some(55.5));
+        assert_eq!(rows[0].get("sma_20"), None);
     }
 
     #[test]

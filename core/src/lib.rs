@@ -26,7 +26,7 @@ pub use crate::error::{Error, Result};
 pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quantity};
 pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};
 pub use crate::records::{
-    Bar, BarKind, BookAction, BookEvent, MarketEvent, Quote, Reject, RejectReason, SeqNo, Side,
-    Trade,
+    Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Quote, Reject, RejectReason,
+    SeqNo, Side, Trade,
 };
 pub use crate::time::{Duration, Timestamp};

@@ -230,6 +230,31 @@ pub struct Bar {
     pub trade_count: u64,
 }
 
+/// Indicator values of one instrument at the end of one bar. `names` is shared by every row
+/// of a stream (`sma_20`, `rsi_14`, ...); `values[i]` is `None` while indicator `i` is not yet
+/// defined.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub struct IndicatorRow {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// End of the bar the values were computed on; the row's event time.
+    pub end: Timestamp,
+    /// Column names, shared.
+    pub names: std::sync::Arc<[String]>,
+    /// One value per name.
+    pub values: Vec<Option<f64>>,
+}
+
+impl IndicatorRow {
+    /// The value of a named indicator, if defined.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.values.get(i).copied().flatten())
+    }
+}
+
 /// Any market record a source produces.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub enum MarketEvent {

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tickflow_core::{Bar, BookEvent, InstrumentId, MarketEvent, Quote, Reject, Timestamp, Trade};
+use tickflow_core::{
+    Bar, BookEvent, IndicatorRow, InstrumentId, MarketEvent, Quote, Reject, Timestamp, Trade,
+};
 
 use crate::error::Result;
 
@@ -143,6 +145,15 @@ impl Record for Bar {
     fn order_key(&self) -> (i64, u32, u64) {
         // Time bars of one instrument never share an end; volume bars may, and then start orders them.
         key(self.end, self.instrument, self.start.nanos() as u64)
+    }
+}
+
+impl Record for IndicatorRow {
+    fn route(&self) -> u64 {
+        u64::from(self.instrument.0)
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        key(self.end, self.instrument, 0)
     }
 }
 

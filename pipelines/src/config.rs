@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tickflow_core::{Duration, Quantity, Timestamp};
+use tickflow_operators::indicators::IndicatorPeriods;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -71,16 +72,27 @@ pub enum OperatorKind {
         /// Volume per bar.
         volume: Quantity,
     },
+    /// The standard indicator set over a bar stream.
+    Indicators {
+        /// Periods.
+        periods: IndicatorPeriods,
+    },
 }
 
 impl OperatorKind {
     /// Stream type the operator reads.
     pub fn input_type(&self) -> StreamType {
-        StreamType::Trades
+        match self {
+            OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Trades,
+            OperatorKind::Indicators { .. } => StreamType::Bars,
+        }
     }
     /// Stream type the operator writes.
     pub fn output_type(&self) -> StreamType {
-        StreamType::Bars
+        match self {
+            OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Bars,
+            OperatorKind::Indicators { .. } => StreamType::Indicators,
+        }
     }
 }
 
@@ -97,6 +109,8 @@ pub enum StreamType {
     Rejects,
     /// Bars.
     Bars,
+    /// Indicator rows.
+    Indicators,
 }
 
 /// An output.
@@ -407,6 +421,29 @@ impl<'a, 'i> TableReader<'a, 'i> {
                         self.what,
                         value.type_str()
                     ),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings_or_ints(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Vec<i64>> {
+        let v = self.get(key)?;
+        let items = v.get_ref().as_array().map(|a| {
+            a.iter()
+                .map(|i| {
+                    i.get_ref()
+                        .as_integer()
+                        .and_then(|x| x.as_str().replace('_', "").parse::<i64>().ok())
+                })
+                .collect::<Option<Vec<i64>>>()
+        });
+        match items {
+            Some(Some(list)) => Some(list),
+            _ => {
+                w.err(
+                    v.span(),
+                    format!("`{key}` in {} must be an array of integers", self.what),
                 );
                 None
             }
@@ -749,6 +786,41 @@ fn parse_source(
     out
 }
 
+/// Periods of an `indicators` operator; every key is optional.
+fn parse_periods(w: &mut Walker<'_>, r: &mut TableReader<'_, '_>, n: usize) -> IndicatorPeriods {
+    let mut p = IndicatorPeriods::default();
+    let period = |w: &mut Walker<'_>, r: &mut TableReader<'_, '_>, key: &'static str| {
+        r.integer(w, key, 1..10_001).map(|v| v as usize)
+    };
+    if let Some(v) = period(w, r, "ma") {
+        p.ma = v;
+    }
+    if let Some(v) = r.integer(w, "wilder", 2..10_001) {
+        p.wilder = v as usize;
+    }
+    if let Some(v) = period(w, r, "roc") {
+        p.roc = v;
+    }
+    for key in ["macd", "stoch"] {
+        if let Some(list) = r.strings_or_ints(w, key) {
+            match list[..] {
+                [a, b, c] if [a, b, c].iter().all(|&x| (1..=10_000).contains(&x)) => {
+                    let t = (a as usize, b as usize, c as usize);
+                    if key == "macd" { p.macd = t } else { p.stoch = t }
+                }
+                _ => w.err(r.span.clone(), format!("`{key}` in [[operator]] #{n} must be three periods between 1 and 10000, e.g. [12, 26, 9]")),
+            }
+        }
+    }
+    if let Some(v) = r.float(w, "bollinger_k", 0.01, 100.0) {
+        p.bb_k = v;
+    }
+    if let Some(d) = r.duration(w, "session_offset") {
+        p.session_offset_ns = d.nanos();
+    }
+    p
+}
+
 /// An operator as read, before its kind is known to be valid.
 struct ParsedOperator {
     name: String,
@@ -810,8 +882,9 @@ fn parse_operator(
             };
             volume.map(|volume| OperatorKind::VolumeBars { volume })
         }
+        "indicators" => Some(OperatorKind::Indicators { periods: parse_periods(w, &mut r, n) }),
         other => {
-            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars or volume_bars)"));
+            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars or indicators)"));
             None
         }
     });

@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tickflow_core::{
-    Bar, BookEvent, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason, SeqNo, Timestamp,
-    Trade,
+    Bar, BookEvent, IndicatorRow, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason,
+    SeqNo, Timestamp, Trade,
 };
 use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
+use tickflow_operators::indicators::Indicators;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
 use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
@@ -92,6 +93,7 @@ enum TypedSinks {
     Book(Vec<(String, Box<dyn Sink<BookEvent>>)>),
     Rejects(Vec<(String, Box<dyn Sink<Reject>>)>),
     Bars(Vec<(String, Box<dyn Sink<Bar>>)>),
+    Indicators(Vec<(String, Box<dyn Sink<IndicatorRow>>)>),
 }
 
 /// Sinks of a stream, with a name per sink for the summary.
@@ -143,6 +145,7 @@ fn create_sinks(
                 StreamType::Book => TypedSinks::Book(Vec::new()),
                 StreamType::Rejects => TypedSinks::Rejects(Vec::new()),
                 StreamType::Bars => TypedSinks::Bars(Vec::new()),
+                StreamType::Indicators => TypedSinks::Indicators(Vec::new()),
             });
             match entry {
                 TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
@@ -150,6 +153,7 @@ fn create_sinks(
                 TypedSinks::Book(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Rejects(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Indicators(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
             }
         }
     }
@@ -191,6 +195,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         match &op.kind {
             OperatorKind::TimeBars { interval } => drop(TimeBars::new(*interval)?),
             OperatorKind::VolumeBars { volume } => drop(VolumeBars::new(*volume)?),
+            OperatorKind::Indicators { periods } => drop(Indicators::new(periods.clone())?),
         }
     }
     let sinks = create_sinks(pipeline, opts, &registry)?;
@@ -260,6 +265,23 @@ enum Handle<'s> {
     Book(StreamVec<'s, Time, Stamped<BookEvent>>),
     Rejects(StreamVec<'s, Time, Stamped<Reject>>),
     Bars(StreamVec<'s, Time, Stamped<Bar>>),
+    Indicators(StreamVec<'s, Time, Stamped<IndicatorRow>>),
+}
+
+/// Counts the records of operator stream `index` as they pass.
+fn counted<'s, T: 'static>(
+    stream: StreamVec<'s, Time, T>,
+    stats: &Arc<Stats>,
+    index: usize,
+) -> StreamVec<'s, Time, T> {
+    let stats = stats.clone();
+    stream.inspect_core(move |event| {
+        if let Ok((_, batch)) = event {
+            stats.streams[index]
+                .1
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+    })
 }
 
 /// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
@@ -374,31 +396,40 @@ fn build<'s>(
     streams.insert("rejects".into(), Handle::Rejects(rejects));
 
     for (index, op) in shared.pipeline.operators.iter().enumerate() {
-        let Some(Handle::Trades(input)) = streams.get(&op.input) else {
-            return Err(format!(
-                "operator {} needs a trade stream as input",
-                op.name
-            ));
-        };
-        let bars = match &op.kind {
-            OperatorKind::TimeBars { interval } => apply(
-                input.clone(),
-                TimeBars::new(*interval).map_err(|e| e.to_string())?,
-            ),
-            OperatorKind::VolumeBars { volume } => apply(
-                input.clone(),
-                VolumeBars::new(*volume).map_err(|e| e.to_string())?,
-            ),
-        };
-        let counts = stats.clone();
-        let bars = bars.inspect_core(move |event| {
-            if let Ok((_, batch)) = event {
-                counts.streams[index]
-                    .1
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let err = |e: tickflow_operators::Error| e.to_string();
+        let handle = match (&op.kind, streams.get(&op.input)) {
+            (OperatorKind::TimeBars { interval }, Some(Handle::Trades(input))) => {
+                Handle::Bars(counted(
+                    apply(input.clone(), TimeBars::new(*interval).map_err(err)?),
+                    stats,
+                    index,
+                ))
             }
-        });
-        streams.insert(op.name.clone(), Handle::Bars(bars));
+            (OperatorKind::VolumeBars { volume }, Some(Handle::Trades(input))) => {
+                Handle::Bars(counted(
+                    apply(input.clone(), VolumeBars::new(*volume).map_err(err)?),
+                    stats,
+                    index,
+                ))
+            }
+            (OperatorKind::Indicators { periods }, Some(Handle::Bars(input))) => {
+                Handle::Indicators(counted(
+                    apply(
+                        input.clone(),
+                        Indicators::new(periods.clone()).map_err(err)?,
+                    ),
+                    stats,
+                    index,
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "operator {} cannot read stream {}",
+                    op.name, op.input
+                ));
+            }
+        };
+        streams.insert(op.name.clone(), handle);
     }
 
     // Every worker builds the same sink operators; only worker 0 holds the sink objects.
@@ -414,62 +445,29 @@ fn build<'s>(
             continue;
         };
         let mine = sinks.remove(name);
+        // Each stream's sinks, taken out of the typed set (empty on workers other than 0).
+        macro_rules! attach_as {
+            ($stream:expr, $variant:ident) => {
+                attach(
+                    $stream.clone(),
+                    name,
+                    match mine {
+                        Some(TypedSinks::$variant(v)) => v,
+                        _ => Vec::new(),
+                    },
+                    all_discard,
+                    stats,
+                    probe,
+                )
+            };
+        }
         match handle {
-            Handle::Trades(s) => attach(
-                s.clone(),
-                name,
-                match mine {
-                    Some(TypedSinks::Trades(v)) => v,
-                    _ => Vec::new(),
-                },
-                all_discard,
-                stats,
-                probe,
-            ),
-            Handle::Quotes(s) => attach(
-                s.clone(),
-                name,
-                match mine {
-                    Some(TypedSinks::Quotes(v)) => v,
-                    _ => Vec::new(),
-                },
-                all_discard,
-                stats,
-                probe,
-            ),
-            Handle::Book(s) => attach(
-                s.clone(),
-                name,
-                match mine {
-                    Some(TypedSinks::Book(v)) => v,
-                    _ => Vec::new(),
-                },
-                all_discard,
-                stats,
-                probe,
-            ),
-            Handle::Rejects(s) => attach(
-                s.clone(),
-                name,
-                match mine {
-                    Some(TypedSinks::Rejects(v)) => v,
-                    _ => Vec::new(),
-                },
-                all_discard,
-                stats,
-                probe,
-            ),
-            Handle::Bars(s) => attach(
-                s.clone(),
-                name,
-                match mine {
-                    Some(TypedSinks::Bars(v)) => v,
-                    _ => Vec::new(),
-                },
-                all_discard,
-                stats,
-                probe,
-            ),
+            Handle::Trades(s) => attach_as!(s, Trades),
+            Handle::Quotes(s) => attach_as!(s, Quotes),
+            Handle::Book(s) => attach_as!(s, Book),
+            Handle::Rejects(s) => attach_as!(s, Rejects),
+            Handle::Bars(s) => attach_as!(s, Bars),
+            Handle::Indicators(s) => attach_as!(s, Indicators),
         }
     }
     Ok(((events_in, events_cap), (rejects_in, rejects_cap)))

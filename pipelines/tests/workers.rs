@@ -29,13 +29,18 @@ kind = "volume_bars"
 input = "trades"
 volume = 5000
 
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+
 [[sink]]
 kind = "jsonl"
-streams = ["bars", "vbars", "rejects", "trades", "quotes"]
+streams = ["bars", "vbars", "rejects", "trades", "quotes", "indicators"]
 
 [[sink]]
 kind = "parquet"
-streams = ["bars"]
+streams = ["bars", "indicators"]
 "#;
     let one = tempfile::tempdir().unwrap();
     let four = tempfile::tempdir().unwrap();

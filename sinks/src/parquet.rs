@@ -15,9 +15,11 @@ use crate::record::SinkRecord;
 
 const BATCH_ROWS: usize = 65_536;
 
-/// Writes one Parquet file per stream.
+/// Writes one Parquet file per stream. The writer is created with the first batch, whose
+/// schema it takes (indicator columns depend on the pipeline).
 pub struct ParquetSink<T> {
     path: PathBuf,
+    file: Option<File>,
     writer: Option<ArrowWriter<File>>,
     registry: Arc<InstrumentRegistry>,
     buffer: Vec<T>,
@@ -28,20 +30,42 @@ impl<T: SinkRecord> ParquetSink<T> {
     /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
         let (path, file) = crate::create_stream_file(dir, stream, "parquet")?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let writer =
-            ArrowWriter::try_new(file, T::schema(), Some(props)).map_err(|e| Error::Encode {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let writer = None;
+        let file = Some(file);
         Ok(Self {
             path,
-            writer: Some(writer),
+            file,
+            writer,
             registry,
             buffer: Vec::with_capacity(BATCH_ROWS),
             written: 0,
+        })
+    }
+
+    fn encode_err(&self, e: impl ToString) -> Error {
+        Error::Encode {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The writer, created on first use with `schema`.
+    fn writer(&mut self, schema: arrow_schema::SchemaRef) -> Result<&mut ArrowWriter<File>> {
+        if self.writer.is_none() {
+            let file = self
+                .file
+                .take()
+                .ok_or_else(|| self.encode_err("write after finish"))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
+            let writer =
+                ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| self.encode_err(e))?;
+            self.writer = Some(writer);
+        }
+        self.writer.as_mut().ok_or_else(|| Error::Encode {
+            path: self.path.clone(),
+            reason: "no writer".into(),
         })
     }
 
@@ -50,18 +74,10 @@ impl<T: SinkRecord> ParquetSink<T> {
             return Ok(());
         }
         let batch =
-            T::to_record_batch(&self.buffer, &self.registry).map_err(|e| Error::Encode {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        let writer = self.writer.as_mut().ok_or_else(|| Error::Encode {
-            path: self.path.clone(),
-            reason: "write after finish".into(),
-        })?;
-        writer.write(&batch).map_err(|e| Error::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+            T::to_record_batch(&self.buffer, &self.registry).map_err(|e| self.encode_err(e))?;
+        let writer = self.writer(batch.schema())?;
+        let written = writer.write(&batch);
+        written.map_err(|e| self.encode_err(e))?;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
@@ -81,6 +97,10 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
 
     fn finish(&mut self) -> Result<u64> {
         self.flush_buffer()?;
+        if self.writer.is_none() && self.file.is_some() {
+            // No rows at all: still a valid (empty) file with the stream's columns.
+            self.writer(T::schema())?;
+        }
         if let Some(writer) = self.writer.take() {
             writer.close().map_err(|e| Error::Encode {
                 path: self.path.clone(),

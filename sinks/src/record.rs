@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use tickflow_core::{ArrowRecord, Bar, BookEvent, InstrumentRegistry, Quote, Reject, Trade};
+use tickflow_core::{
+    ArrowRecord, Bar, BookEvent, IndicatorRow, InstrumentRegistry, Quote, Reject, Trade,
+};
 
 /// A record that sinks can write.
 pub trait SinkRecord: ArrowRecord + Clone + Send + 'static {
@@ -163,6 +165,38 @@ impl SinkRecord for Reject {
     }
     fn write_human(&self, _reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(out, "reject {self}");
+    }
+}
+
+impl SinkRecord for IndicatorRow {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"instrument":{},"end":"{}""#,
+            js(reg.symbol(self.instrument)),
+            self.end
+        );
+        for (name, value) in self.names.iter().zip(&self.values) {
+            // `{}` of an f64 is its shortest round-tripping decimal; non-finite values are null.
+            let _ = match value {
+                Some(v) if v.is_finite() => write!(out, ",{}:{v}", js(name)),
+                _ => write!(out, ",{}:null", js(name)),
+            };
+        }
+        out.push('}');
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "ind    {:<10} {} ",
+            reg.symbol(self.instrument),
+            self.end
+        );
+        for (name, value) in self.names.iter().zip(&self.values) {
+            if let Some(v) = value {
+                let _ = write!(out, " {name}={v:.4}");
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use super::window::{Ring, WindowSum};
 
 /// Simple moving average.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Sma {
     sum: WindowSum,
 }
@@ -24,7 +24,7 @@ impl Sma {
 }
 
 /// Exponential moving average, `k = 2 / (n + 1)`, seeded with the SMA of the first `n` inputs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Ema {
     n: usize,
     k: f64,
@@ -62,7 +62,7 @@ impl Ema {
 }
 
 /// Weighted moving average: weights 1..n, newest heaviest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Wma {
     ring: Ring,
     /// Plain sum of the window.
@@ -103,7 +103,7 @@ impl Wma {
 }
 
 /// Double EMA: `2·EMA − EMA(EMA)`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Dema {
     e1: Ema,
     e2: Ema,
@@ -126,7 +126,7 @@ impl Dema {
 }
 
 /// Triple EMA: `3·EMA − 3·EMA(EMA) + EMA(EMA(EMA))`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Tema {
     e1: Ema,
     e2: Ema,

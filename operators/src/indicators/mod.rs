@@ -18,6 +18,7 @@
 
 pub mod ma;
 pub mod momentum;
+pub mod operator;
 pub mod oscillators;
 pub mod set;
 pub mod trend;
@@ -27,6 +28,7 @@ pub mod window;
 
 pub use ma::{Dema, Ema, Sma, Tema, Wma};
 pub use momentum::{Macd, MacdValue, Roc, Rsi};
+pub use operator::Indicators;
 pub use oscillators::{Cci, Stoch, StochValue, WillR};
 pub use set::{IndicatorPeriods, IndicatorSet};
 pub use trend::{Adx, AdxValue};
@@ -34,7 +36,7 @@ pub use volatility::{Atr, BBandsValue, BollingerBands, StdDev, TrueRange, ZScore
 pub use volume::{Mfi, Obv, SessionVwap};
 
 /// One bar as the analytics side sees it (`f64`, converted once from fixed point).
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ohlcv {
     /// Bar end, ns since the epoch (sessions of the VWAP).
     pub time: i64,

@@ -4,7 +4,7 @@ use super::ma::Ema;
 use super::window::Ring;
 
 /// Relative strength index with Wilder smoothing; first value after `n` changes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Rsi {
     n: usize,
     prev: Option<f64>,
@@ -57,7 +57,7 @@ impl Rsi {
 }
 
 /// Rate of change in percent over `n` values: `(x / x[n back] − 1) · 100`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Roc {
     ring: Ring,
 }
@@ -98,7 +98,7 @@ pub struct MacdValue {
 /// MACD as TA-Lib computes it: the fast EMA starts `slow − fast` inputs late so that both
 /// EMAs are first defined on the same input; the signal is an EMA of the MACD line; all three
 /// values appear together once the signal is defined.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Macd {
     fast: Ema,
     slow: Ema,

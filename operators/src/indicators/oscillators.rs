@@ -18,7 +18,7 @@ pub struct StochValue {
 }
 
 /// Stochastic oscillator (TA-Lib's STOCH with SMA smoothing); both lines appear together.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Stoch {
     extremes: Extremes,
     slow_k: Sma,
@@ -50,7 +50,7 @@ impl Stoch {
 }
 
 /// Williams %R over `n` bars, in [−100, 0].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct WillR {
     extremes: Extremes,
 }
@@ -75,7 +75,7 @@ impl WillR {
 }
 
 /// Commodity channel index over `n` bars of typical price `(h + l + c) / 3`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cci {
     ring: Ring,
 }

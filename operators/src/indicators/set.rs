@@ -37,7 +37,7 @@ impl Default for IndicatorPeriods {
 }
 
 /// Every indicator of one instrument.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IndicatorSet {
     names: Vec<String>,
     sma: Sma,

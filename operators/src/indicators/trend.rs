@@ -16,7 +16,7 @@ pub struct AdxValue {
 /// Average directional index (Wilder). Directional movement and true range are Wilder *sums*
 /// (`s − s/n + x`), seeded with the plain sum of the first `n − 1` values; ADX is seeded with
 /// the mean of the first `n` DX values, then Wilder-smoothed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Adx {
     n: usize,
     prev: Option<Ohlcv>,

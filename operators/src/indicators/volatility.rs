@@ -5,7 +5,7 @@ use super::window::WindowSum;
 use super::{Ohlcv, is_zero_or_neg};
 
 /// True range: `max(high, prev close) − min(low, prev close)`, from the second bar on.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TrueRange {
     prev_close: Option<f64>,
 }
@@ -23,7 +23,7 @@ impl TrueRange {
 }
 
 /// Average true range with Wilder smoothing, seeded with the mean of the first `n` ranges.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Atr {
     n: usize,
     tr: TrueRange,
@@ -61,7 +61,7 @@ impl Atr {
 
 /// Population standard deviation over `n` values, times `nbdev` (TA-Lib's STDDEV: variance
 /// from running sums, zero when the variance is not above TA-Lib's zero threshold).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StdDev {
     sum: WindowSum,
     nbdev: f64,
@@ -101,7 +101,7 @@ pub struct BBandsValue {
 }
 
 /// Bollinger Bands over an SMA (TA-Lib's BBANDS with MA type SMA).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BollingerBands {
     sma: Sma,
     squares: WindowSum,
@@ -137,7 +137,7 @@ impl BollingerBands {
 
 /// Rolling z-score: `(x − mean) / standard deviation` over `n` values; undefined while the
 /// standard deviation is zero.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ZScore {
     sum: WindowSum,
 }

@@ -4,7 +4,7 @@ use super::Ohlcv;
 use super::window::Ring;
 
 /// On-balance volume, starting from the first bar's volume (as TA-Lib does).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Obv {
     state: Option<(f64, f64)>,
 }
@@ -28,7 +28,7 @@ impl Obv {
 }
 
 /// Money flow index over `n` bars (TA-Lib: 0 while the total money flow is below 1).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Mfi {
     flows: Ring,
     prev_tp: Option<f64>,
@@ -90,7 +90,7 @@ impl Mfi {
 /// Volume-weighted average price since the start of the session, from each bar's VWAP and
 /// volume. A session starts when a bar ends on a new day, days beginning at `session_start`
 /// (an offset from midnight UTC; for example −4 h or −5 h for New York).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SessionVwap {
     offset_ns: i64,
     day: Option<i64>,

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 /// The last `n` values.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     buf: Vec<f64>,
     head: usize,
@@ -62,7 +62,7 @@ impl Ring {
 
 /// Sum over the last `n` values, updated as TA-Lib does: add the newest, read, then take out
 /// the oldest of the window — so results match TA-Lib's running totals to the last bit.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct WindowSum {
     ring: Ring,
     total: f64,
@@ -101,7 +101,7 @@ impl WindowSum {
 }
 
 /// Highest and lowest of the last `n` values, amortised O(1) with monotonic deques.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Extremes {
     n: u64,
     count: u64,
