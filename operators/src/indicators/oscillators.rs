@@ -6,7 +6,7 @@
 
 use super::Ohlcv;
 use super::ma::Sma;
-use super::window::{Extremes, Ring};
+use super::window::{Extremes, Ring, WindowSum};
 
 /// Stochastic values.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,23 +78,27 @@ impl WillR {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cci {
     ring: Ring,
+    sum: WindowSum,
 }
 
 impl Cci {
     /// Over `n` bars.
     pub fn new(n: usize) -> Self {
-        Self { ring: Ring::new(n) }
+        Self {
+            ring: Ring::new(n),
+            sum: WindowSum::new(n),
+        }
     }
     /// Next bar.
     pub fn update(&mut self, bar: &Ohlcv) -> Option<f64> {
         let tp = (bar.high + bar.low + bar.close) / 3.0;
         self.ring.push(tp);
-        if !self.ring.is_full() {
-            return None;
-        }
         let n = self.ring.capacity() as f64;
-        let mean = self.ring.iter().sum::<f64>() / n;
-        let mad = self.ring.iter().map(|v| (v - mean).abs()).sum::<f64>();
+        // The mean from a running sum; only the mean deviation needs the pass over the window.
+        let mean = self.sum.push(tp)? / n;
+        let (a, b) = self.ring.as_slices();
+        let dev = |s: &[f64]| s.iter().map(|v| (v - mean).abs()).sum::<f64>();
+        let mad = dev(a) + dev(b);
         let dev = tp - mean;
         Some(if dev != 0.0 && mad != 0.0 {
             dev / (0.015 * (mad / n))

@@ -1,7 +1,7 @@
 //! Volatility: true range, ATR (Wilder), standard deviation, Bollinger Bands, z-score.
 
 use super::ma::Sma;
-use super::window::WindowSum;
+use super::window::{WindowMoments, WindowSum};
 use super::{Ohlcv, is_zero_or_neg};
 
 /// True range: `max(high, prev close) − min(low, prev close)`, from the second bar on.
@@ -63,7 +63,7 @@ impl Atr {
 /// from running sums, zero when the variance is not above TA-Lib's zero threshold).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StdDev {
-    sum: WindowSum,
+    sum: WindowMoments,
     nbdev: f64,
 }
 
@@ -71,16 +71,16 @@ impl StdDev {
     /// Over `n` values.
     pub fn new(n: usize, nbdev: f64) -> Self {
         Self {
-            sum: WindowSum::new(n),
+            sum: WindowMoments::new(n),
             nbdev,
         }
     }
     /// Next input.
     pub fn update(&mut self, x: f64) -> Option<f64> {
-        let n = self.sum.period() as f64;
+        let inv_n = 1.0 / self.sum.period() as f64;
         let (s, s2) = self.sum.push(x)?;
-        let mean = s / n;
-        let var = s2 / n - mean * mean;
+        let mean = s * inv_n;
+        let var = s2 * inv_n - mean * mean;
         Some(if is_zero_or_neg(var) {
             0.0
         } else {
@@ -123,7 +123,7 @@ impl BollingerBands {
     pub fn update(&mut self, x: f64) -> Option<BBandsValue> {
         let middle = self.sma.update(x);
         let n = self.squares.period() as f64;
-        let (_, s2) = self.squares.push(x)?;
+        let s2 = self.squares.push(x * x)?;
         let middle = middle?;
         let var = s2 / n - middle * middle;
         let sd = if is_zero_or_neg(var) { 0.0 } else { var.sqrt() };
@@ -139,22 +139,22 @@ impl BollingerBands {
 /// standard deviation is zero.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ZScore {
-    sum: WindowSum,
+    sum: WindowMoments,
 }
 
 impl ZScore {
     /// Over `n` values.
     pub fn new(n: usize) -> Self {
         Self {
-            sum: WindowSum::new(n),
+            sum: WindowMoments::new(n),
         }
     }
     /// Next input.
     pub fn update(&mut self, x: f64) -> Option<f64> {
-        let n = self.sum.period() as f64;
+        let inv_n = 1.0 / self.sum.period() as f64;
         let (s, s2) = self.sum.push(x)?;
-        let mean = s / n;
-        let var = s2 / n - mean * mean;
+        let mean = s * inv_n;
+        let var = s2 * inv_n - mean * mean;
         (!is_zero_or_neg(var)).then(|| (x - mean) / var.sqrt())
     }
 }

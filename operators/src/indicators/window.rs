@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 
-/// The last `n` values.
+/// The last `n` values, in a buffer written round-robin (no division on the hot path).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Ring {
     buf: Vec<f64>,
-    head: usize,
-    len: usize,
+    /// Next slot to write; when full, also the oldest value.
+    pos: usize,
+    full: bool,
 }
 
 impl Ring {
@@ -15,8 +16,8 @@ impl Ring {
     pub fn new(n: usize) -> Self {
         Self {
             buf: vec![0.0; n.max(1)],
-            head: 0,
-            len: 0,
+            pos: 0,
+            full: false,
         }
     }
     /// Capacity.
@@ -25,38 +26,49 @@ impl Ring {
     }
     /// Values held.
     pub fn len(&self) -> usize {
-        self.len
+        if self.full { self.buf.len() } else { self.pos }
     }
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
     /// True when holding `capacity` values.
     pub fn is_full(&self) -> bool {
-        self.len == self.buf.len()
+        self.full
     }
     /// Appends; returns the value pushed out when full.
+    #[inline]
     pub fn push(&mut self, x: f64) -> Option<f64> {
-        let cap = self.buf.len();
-        let slot = (self.head + self.len) % cap;
-        if self.len == cap {
-            let old = self.buf[self.head];
-            self.buf[self.head] = x;
-            self.head = (self.head + 1) % cap;
-            Some(old)
-        } else {
-            self.buf[slot] = x;
-            self.len += 1;
-            None
+        let old = self.full.then(|| self.buf[self.pos]);
+        self.buf[self.pos] = x;
+        self.pos += 1;
+        if self.pos == self.buf.len() {
+            self.pos = 0;
+            self.full = true;
         }
+        old
     }
     /// The oldest value.
+    #[inline]
     pub fn oldest(&self) -> Option<f64> {
-        (self.len > 0).then(|| self.buf[self.head])
+        if self.full {
+            Some(self.buf[self.pos])
+        } else {
+            self.buf[..self.pos].first().copied()
+        }
+    }
+    /// The values as two slices, oldest first.
+    pub fn as_slices(&self) -> (&[f64], &[f64]) {
+        if self.full {
+            (&self.buf[self.pos..], &self.buf[..self.pos])
+        } else {
+            (&self.buf[..self.pos], &[])
+        }
     }
     /// Values from oldest to newest.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
-        (0..self.len).map(move |i| self.buf[(self.head + i) % self.buf.len()])
+        let (a, b) = self.as_slices();
+        a.iter().chain(b).copied()
     }
 }
 
@@ -66,10 +78,46 @@ impl Ring {
 pub struct WindowSum {
     ring: Ring,
     total: f64,
-    total_sq: f64,
 }
 
 impl WindowSum {
+    /// A window of `n` values.
+    pub fn new(n: usize) -> Self {
+        Self {
+            ring: Ring::new(n),
+            total: 0.0,
+        }
+    }
+    /// Adds `x`; once `n` values are in, returns the sum of the last `n`.
+    #[inline]
+    pub fn push(&mut self, x: f64) -> Option<f64> {
+        self.total += x;
+        self.ring.push(x);
+        if !self.ring.is_full() {
+            return None;
+        }
+        let out = self.total;
+        // The oldest value leaves before the next one arrives.
+        if let Some(old) = self.ring.oldest() {
+            self.total -= old;
+        }
+        Some(out)
+    }
+    /// Window length.
+    pub fn period(&self) -> usize {
+        self.ring.capacity()
+    }
+}
+
+/// Sum and sum of squares over the last `n` values, in TA-Lib's order (see [`WindowSum`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct WindowMoments {
+    ring: Ring,
+    total: f64,
+    total_sq: f64,
+}
+
+impl WindowMoments {
     /// A window of `n` values.
     pub fn new(n: usize) -> Self {
         Self {
@@ -79,6 +127,7 @@ impl WindowSum {
         }
     }
     /// Adds `x`; once `n` values are in, returns `(sum, sum of squares)` of the last `n`.
+    #[inline]
     pub fn push(&mut self, x: f64) -> Option<(f64, f64)> {
         self.total += x;
         self.total_sq += x * x;
@@ -87,7 +136,6 @@ impl WindowSum {
             return None;
         }
         let out = (self.total, self.total_sq);
-        // The oldest value leaves before the next one arrives.
         if let Some(old) = self.ring.oldest() {
             self.total -= old;
             self.total_sq -= old * old;
@@ -176,7 +224,7 @@ mod tests {
                 let got = s.push(f64::from(x));
                 if i + 1 >= n {
                     let sum: i64 = xs[i + 1 - n..=i].iter().map(|&v| i64::from(v)).sum();
-                    prop_assert_eq!(got.map(|g| g.0), Some(sum as f64));
+                    prop_assert_eq!(got, Some(sum as f64));
                 } else {
                     prop_assert!(got.is_none());
                 }
