@@ -17,7 +17,7 @@
 //! worker for sinks that only count) and hands them to a writer in step order, sorted by key
 //! within a step, so files are identical whatever the number of workers.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 use timely::container::CapacityContainerBuilder;
@@ -37,58 +37,57 @@ pub type Time = i64;
 /// A record with its event-time step.
 pub type Stamped<T> = (Time, T);
 
-/// Records buffered by step until the watermark passes them. Consecutive records of one step
-/// (the common case: input arrives nearly in order) append to the same vector without a lookup.
+/// Records buffered by step until the watermark passes them: one deque in arrival order,
+/// sorted by step only when something arrived out of order (an adaptive sort, so nearly
+/// sorted input costs about O(n)). No allocation per step.
 struct StepBuffer<T> {
-    steps: BTreeMap<Time, Vec<T>>,
-    spare: Vec<Vec<T>>,
+    items: VecDeque<Stamped<T>>,
+    sorted: bool,
 }
 
 impl<T> StepBuffer<T> {
     fn new() -> Self {
         Self {
-            steps: BTreeMap::new(),
-            spare: Vec::new(),
+            items: VecDeque::new(),
+            sorted: true,
         }
     }
 
     fn extend(&mut self, data: &mut Vec<Stamped<T>>) {
-        let mut items = data.drain(..).peekable();
-        while let Some((t, first)) = items.next() {
-            let spare = &mut self.spare;
-            let run = self
-                .steps
-                .entry(t)
-                .or_insert_with(|| spare.pop().unwrap_or_default());
-            run.push(first);
-            while let Some((_, next)) = items.next_if(|(t2, _)| *t2 == t) {
-                run.push(next);
+        for item in data.drain(..) {
+            if self.items.back().is_some_and(|(t, _)| *t > item.0) {
+                self.sorted = false;
             }
+            self.items.push_back(item);
         }
     }
 
     fn first(&self) -> Option<Time> {
-        self.steps.keys().next().copied()
-    }
-
-    /// Removes the earliest step if the watermark has passed it: the step is below
-    /// `watermark`, or the input has ended (`None`), which releases every step, `Time::MAX` too.
-    fn pop_ready(&mut self, watermark: Option<Time>) -> Option<(Time, Vec<T>)> {
-        let entry = self.steps.first_entry()?;
-        watermark
-            .is_none_or(|wm| *entry.key() < wm)
-            .then(|| entry.remove_entry())
-    }
-
-    fn is_empty(&self) -> bool {
-        self.steps.is_empty()
-    }
-
-    fn recycle(&mut self, mut v: Vec<T>) {
-        v.clear();
-        if self.spare.len() < 64 {
-            self.spare.push(v);
+        if self.sorted {
+            self.items.front().map(|(t, _)| *t)
+        } else {
+            self.items.iter().map(|(t, _)| *t).min()
         }
+    }
+
+    /// Moves the records of the earliest step into `out` if the watermark has passed it: the
+    /// step is below `watermark`, or the input has ended (`None`), which releases every step,
+    /// `Time::MAX` too. Returns the step.
+    fn pop_ready(&mut self, watermark: Option<Time>, out: &mut Vec<T>) -> Option<Time> {
+        if !self.sorted {
+            self.items.make_contiguous().sort_by_key(|(t, _)| *t);
+            self.sorted = true;
+        }
+        let step = self.items.front()?.0;
+        if watermark.is_some_and(|wm| step >= wm) {
+            return None;
+        }
+        while self.items.front().is_some_and(|(t, _)| *t == step) {
+            if let Some((_, item)) = self.items.pop_front() {
+                out.push(item);
+            }
+        }
+        Some(step)
     }
 }
 
@@ -102,6 +101,7 @@ pub fn apply<'s, O: Operator>(
     stream.unary_frontier::<CapacityContainerBuilder<Vec<Stamped<O::Out>>>, _, _, _>(pact, name, move |_initial, _info| {
         let mut held: Option<Capability<Time>> = None;
         let mut pending: StepBuffer<O::In> = StepBuffer::new();
+        let mut batch: Vec<O::In> = Vec::new();
         let mut watermark = Time::MIN;
         let mut emitter: Emitter<O::Out> = Emitter::default();
         move |(input, frontier), output| {
@@ -114,11 +114,11 @@ pub fn apply<'s, O: Operator>(
             });
             let open = frontier.frontier().first().copied();
             let wm = open.unwrap_or(Time::MAX);
-            while let Some((t, mut batch)) = pending.pop_ready(open) {
+            while let Some(t) = pending.pop_ready(open, &mut batch) {
                 batch.sort_unstable_by_key(Record::order_key);
                 emitter.set_time(Timestamp(t));
                 op.on_batch(Timestamp(t), &mut batch, &mut emitter);
-                pending.recycle(batch);
+                batch.clear();
             }
             if wm > watermark {
                 watermark = wm;
@@ -270,16 +270,17 @@ where
         name,
         move |_initial, _info| {
             let mut pending: StepBuffer<T> = StepBuffer::new();
+            let mut batch: Vec<T> = Vec::new();
             move |(input, frontier), _output| {
                 input.for_each(|_cap, data| pending.extend(data));
                 let open = frontier.frontier().first().copied();
-                while let Some((_, mut batch)) = pending.pop_ready(open) {
+                while pending.pop_ready(open, &mut batch).is_some() {
                     batch.sort_unstable_by_key(Record::order_key);
                     write(&mut batch);
-                    pending.recycle(batch);
+                    batch.clear();
                 }
                 if frontier.frontier().is_empty()
-                    && pending.is_empty()
+                    && pending.items.is_empty()
                     && let Some(f) = finish.take()
                 {
                     f();
