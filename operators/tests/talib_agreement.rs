@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tickflow_operators::indicators::{IndicatorPeriods, IndicatorSet, Ohlcv};
+use tickflow_sources::sample_data;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -105,18 +106,6 @@ fn agrees_with_talib_on_synthetic_bars() {
         .collect();
     let half = bars.len() / 2;
     compare("synthetic", &[bars[..half].to_vec(), bars[half..].to_vec()]);
-}
-
-fn sample_data() -> Option<PathBuf> {
-    match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!(
-                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
-            );
-            None
-        }
-    }
 }
 
 /// Lean trade bars (`time, open, high, low, close, volume`, prices × 10,000), as the fixture

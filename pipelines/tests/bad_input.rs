@@ -52,7 +52,7 @@ fn garbage_rows_are_counted_and_good_rows_become_bars() {
 
 #[test]
 fn a_corrupt_file_is_reported_and_the_others_still_run() {
-    let Some(data) = common::sample_data() else {
+    let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -2,22 +2,9 @@
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
-
-/// `$TICKFLOW_SAMPLE_DATA`, or `None` after saying the test is skipped.
-pub fn sample_data() -> Option<PathBuf> {
-    match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!(
-                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
-            );
-            None
-        }
-    }
-}
 
 /// Runs pipeline text with `workers` threads, writing files under `out`.
 pub fn run_text(text: &str, workers: usize, out: &Path) -> Summary {

@@ -10,7 +10,7 @@ use tickflow_sources::replay::lean::read_minute_trade_bars;
 
 #[test]
 fn ibm_minute_volume_matches_lean_in_at_least_440_minutes() {
-    let Some(data) = common::sample_data() else {
+    let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let out = tempfile::tempdir().unwrap();
@@ -47,7 +47,7 @@ fn ibm_minute_volume_matches_lean_in_at_least_440_minutes() {
 
 #[test]
 fn every_recorded_tick_is_accounted_for() {
-    let Some(data) = common::sample_data() else {
+    let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let out = tempfile::tempdir().unwrap();

@@ -31,6 +31,20 @@ pub use crate::error::{Error, Result};
 pub use crate::merge::Merger;
 pub use crate::pacing::Pacer;
 
+/// The recorded market data directory for tests and benchmarks: `$TICKFLOW_SAMPLE_DATA`. When
+/// it is not set, says that the caller is skipped (on stderr) and returns `None`.
+pub fn sample_data() -> Option<std::path::PathBuf> {
+    match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
+        Some(p) => Some(std::path::PathBuf::from(p)),
+        None => {
+            eprintln!(
+                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
+            );
+            None
+        }
+    }
+}
+
 /// What a part reader yields.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceItem {

@@ -5,19 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tickflow_core::{BookAction, MarketEvent, RejectReason};
+use tickflow_sources::sample_data;
 use tickflow_sources::{Merger, ReplayFormat, SourceConfig, SourceItem, plan};
-
-fn sample_data() -> Option<PathBuf> {
-    match std::env::var_os("TICKFLOW_SAMPLE_DATA") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            eprintln!(
-                "SKIPPED: TICKFLOW_SAMPLE_DATA is not set (point it at shared/data to run this test)"
-            );
-            None
-        }
-    }
-}
 
 #[derive(Default, Debug)]
 struct Counts {
