@@ -36,6 +36,9 @@ use crate::stats::{Progress, Stats, Summary};
 /// Records read per chunk before the watermark moves.
 const CHUNK: usize = 4096;
 
+/// Longest a waiting worker parks before looking again (it wakes earlier when work arrives).
+const PARK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Receives progress while a job runs.
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
@@ -616,9 +619,10 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             events_cap.downgrade(&hold);
             rejects_cap.downgrade(&hold);
             worker.step();
-            // Flow control: let normalize catch up with the previous chunk.
+            // Flow control: let normalize catch up with the previous chunk (parking, not
+            // spinning, while other workers catch up).
             while flow.less_than(&prev_hold) {
-                worker.step();
+                worker.step_or_park(Some(PARK));
             }
             prev_hold = hold;
             if index == 0 {
@@ -633,8 +637,9 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             }
         }
     }
+    // This worker's input is done; park between steps until every sink has finished.
     while !probe.done() {
-        worker.step();
+        worker.step_or_park(Some(PARK));
     }
     Ok(())
 }
