@@ -21,7 +21,7 @@ use crate::fixed::{Price, Quantity};
 use crate::instrument::{InstrumentId, InstrumentRegistry};
 use crate::records::{
     Bar, BarKind, BookAction, BookEvent, IndicatorRow, Quote, Reject, RejectReason, SeqNo, Side,
-    Trade,
+    Signal, Trade,
 };
 use crate::time::{Duration, Timestamp};
 
@@ -512,6 +512,50 @@ impl ArrowRecord for Reject {
     }
 }
 
+impl ArrowRecord for Signal {
+    const NAME: &'static str = "signals";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("ts_event", ts_type(), false),
+            f("side", DataType::Utf8, false),
+            f("strength", DataType::Float64, false),
+            f("reason", DataType::Utf8, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.str(rows.iter().map(|r| Some(r.side.as_str())));
+        c.out.push(Arc::new(
+            rows.iter()
+                .map(|r| Some(r.strength))
+                .collect::<arrow_array::Float64Array>(),
+        ));
+        c.str(rows.iter().map(|r| Some(&*r.reason)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let strength = r.col::<arrow_array::Float64Array>("strength")?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let side = r.req_str("side", i)?;
+                Ok(Signal {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
+                    strength: strength.value(i),
+                    reason: r.req_str("reason", i)?.into(),
+                })
+            })
+            .collect()
+    }
+}
+
 impl ArrowRecord for IndicatorRow {
     const NAME: &'static str = "indicators";
     fn schema() -> SchemaRef {
@@ -734,6 +778,19 @@ mod tests {
         ];
         let batch = Reject::to_record_batch(&rejects, &reg).unwrap();
         assert_eq!(Reject::from_record_batch(&batch).unwrap(), rejects);
+    }
+
+    #[test]
+    fn signals_round_trip() {
+        let rows = vec![Signal {
+            instrument: InstrumentId(3),
+            ts_event: Timestamp(60),
+            side: Side::Buy,
+            strength: 0.5,
+            reason: "trend: buy".into(),
+        }];
+        let batch = Signal::to_record_batch(&rows, &registry()).unwrap();
+        assert_eq!(Signal::from_record_batch(&batch).unwrap(), rows);
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quan
 pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};
 pub use crate::records::{
     Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Quote, Reject, RejectReason,
-    SeqNo, Side, Trade,
+    SeqNo, Side, Signal, Trade,
 };
 pub use crate::time::{Duration, Timestamp};

@@ -255,6 +255,21 @@ impl IndicatorRow {
     }
 }
 
+/// A trading signal from a strategy's rules.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub struct Signal {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Event time (end of the bar whose values triggered it).
+    pub ts_event: Timestamp,
+    /// Buy or sell.
+    pub side: Side,
+    /// Conviction in [0, 1].
+    pub strength: f64,
+    /// Strategy and rule that fired, e.g. `trend: buy when macd crosses_above 0 and adx_14 > 25`.
+    pub reason: std::sync::Arc<str>,
+}
+
 /// Any market record a source produces.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub enum MarketEvent {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod indicators;
 pub mod normalize;
 pub mod operator;
+pub mod signals;
 
 pub use crate::bars::{TimeBars, VolumeBars};
 pub use crate::error::{Error, Result};

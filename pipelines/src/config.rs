@@ -9,7 +9,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tickflow_core::{Duration, Quantity, Timestamp};
-use tickflow_operators::indicators::IndicatorPeriods;
+use tickflow_operators::indicators::{IndicatorPeriods, IndicatorSet};
+use tickflow_operators::signals::StrategyConfig;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -77,6 +78,11 @@ pub enum OperatorKind {
         /// Periods.
         periods: IndicatorPeriods,
     },
+    /// Strategy rules over an indicator stream.
+    Signals {
+        /// The strategy.
+        strategy: StrategyConfig,
+    },
 }
 
 impl OperatorKind {
@@ -85,6 +91,7 @@ impl OperatorKind {
         match self {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Trades,
             OperatorKind::Indicators { .. } => StreamType::Bars,
+            OperatorKind::Signals { .. } => StreamType::Indicators,
         }
     }
     /// Stream type the operator writes.
@@ -92,6 +99,7 @@ impl OperatorKind {
         match self {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Bars,
             OperatorKind::Indicators { .. } => StreamType::Indicators,
+            OperatorKind::Signals { .. } => StreamType::Signals,
         }
     }
 }
@@ -111,6 +119,8 @@ pub enum StreamType {
     Bars,
     /// Indicator rows.
     Indicators,
+    /// Trading signals.
+    Signals,
 }
 
 /// An output.
@@ -665,6 +675,26 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             op.kind.as_ref().map(OperatorKind::output_type),
         ));
     }
+    // Signal rules name columns of their input indicators stream.
+    for op in &operators {
+        let periods = operators
+            .iter()
+            .find(|o| o.name == op.input)
+            .and_then(|o| match &o.kind {
+                Some(OperatorKind::Indicators { periods }) => Some(periods),
+                _ => None,
+            });
+        if let Some(periods) = periods {
+            let names = IndicatorSet::new(periods).names().to_vec();
+            for (text, span) in &op.rules {
+                if let Err(e) = tickflow_operators::signals::parse(text, &names) {
+                    // +1 for the opening quote of the TOML string.
+                    let at = span.start + 1 + e.offset;
+                    w.err(at..at, format!("rule of `{}`: {}", op.name, e.message));
+                }
+            }
+        }
+    }
     for (_, streams) in &sinks {
         for (stream, span) in streams {
             if !known.iter().any(|(n, _)| n == stream) {
@@ -828,6 +858,8 @@ struct ParsedOperator {
     input: String,
     input_span: Range<usize>,
     kind: Option<OperatorKind>,
+    /// Rule texts with their positions (signals), checked once the input's columns are known.
+    rules: Vec<(String, Range<usize>)>,
 }
 
 fn parse_operator(
@@ -840,6 +872,7 @@ fn parse_operator(
     let name = r.required_string(w, "name");
     let input = r.required_string(w, "input");
     let kind = r.required_string(w, "kind");
+    let mut rules = Vec::new();
     let kind = kind.and_then(|(k, kspan)| match k.as_str() {
         "time_bars" => {
             let interval = r.duration(w, "interval");
@@ -882,6 +915,21 @@ fn parse_operator(
             };
             volume.map(|volume| OperatorKind::VolumeBars { volume })
         }
+        "signals" => {
+            let buy = r.required_string(w, "buy");
+            let sell = r.required_string(w, "sell");
+            let min_holding = r.duration(w, "min_holding").unwrap_or(Duration::ZERO);
+            let cooldown = r.duration(w, "cooldown").unwrap_or(Duration::ZERO);
+            let strategy = r.string(w, "strategy").map(|(s, _)| s);
+            match (buy, sell) {
+                (Some((buy, bspan)), Some((sell, sspan))) => {
+                    rules = vec![(buy.clone(), bspan), (sell.clone(), sspan)];
+                    let name = strategy.or_else(|| name.as_ref().map(|(n, _)| n.clone())).unwrap_or_default();
+                    Some(OperatorKind::Signals { strategy: StrategyConfig { name, buy, sell, min_holding, cooldown } })
+                }
+                _ => None,
+            }
+        }
         "indicators" => Some(OperatorKind::Indicators { periods: parse_periods(w, &mut r, n) }),
         other => {
             w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars or indicators)"));
@@ -896,6 +944,7 @@ fn parse_operator(
         input,
         input_span,
         kind,
+        rules,
     })
 }
 
@@ -998,6 +1047,34 @@ streams = ["bars", "nope"]
             shown.contains("bad.toml:18:1: unknown key `intervall`"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn signal_rules_are_checked_against_the_indicator_columns() {
+        let text = "[[source]]\nkind = \"synthetic\"\n[[operator]]\nname = \"bars\"\nkind = \"time_bars\"\ninput = \"trades\"\ninterval = \"1m\"\n[[operator]]\nname = \"ind\"\nkind = \"indicators\"\ninput = \"bars\"\nma = 10\n[[operator]]\nname = \"sig\"\nkind = \"signals\"\ninput = \"ind\"\nbuy = \"sma_10 > 1 and sma_20 > 2\"\nsell = \"macd <\"\n";
+        let errs = Pipeline::parse(text, "s.toml").unwrap_err();
+        let shown = errs.to_string();
+        assert!(
+            shown.contains("s.toml:17:23: rule of `sig`: unknown indicator `sma_20`"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("s.toml:18:15: rule of `sig`: expected an indicator name or a number"),
+            "{shown}"
+        );
+        assert_eq!(errs.errors.len(), 2, "{shown}");
+    }
+
+    #[test]
+    fn the_shipped_strategies_are_valid() {
+        for file in [
+            "trend_following.toml",
+            "mean_reversion.toml",
+            "daytrade.toml",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            Pipeline::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

@@ -18,10 +18,11 @@ use std::time::Instant;
 
 use tickflow_core::{
     Bar, BookEvent, IndicatorRow, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason,
-    SeqNo, Timestamp, Trade,
+    SeqNo, Signal, Timestamp, Trade,
 };
 use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
-use tickflow_operators::indicators::Indicators;
+use tickflow_operators::indicators::{IndicatorSet, Indicators};
+use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
 use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
@@ -97,6 +98,7 @@ enum TypedSinks {
     Rejects(Vec<(String, Box<dyn Sink<Reject>>)>),
     Bars(Vec<(String, Box<dyn Sink<Bar>>)>),
     Indicators(Vec<(String, Box<dyn Sink<IndicatorRow>>)>),
+    Signals(Vec<(String, Box<dyn Sink<Signal>>)>),
 }
 
 /// Sinks of a stream, with a name per sink for the summary.
@@ -149,6 +151,7 @@ fn create_sinks(
                 StreamType::Rejects => TypedSinks::Rejects(Vec::new()),
                 StreamType::Bars => TypedSinks::Bars(Vec::new()),
                 StreamType::Indicators => TypedSinks::Indicators(Vec::new()),
+                StreamType::Signals => TypedSinks::Signals(Vec::new()),
             });
             match entry {
                 TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
@@ -157,6 +160,7 @@ fn create_sinks(
                 TypedSinks::Rejects(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Indicators(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Signals(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
             }
         }
     }
@@ -199,6 +203,10 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             OperatorKind::TimeBars { interval } => drop(TimeBars::new(*interval)?),
             OperatorKind::VolumeBars { volume } => drop(VolumeBars::new(*volume)?),
             OperatorKind::Indicators { periods } => drop(Indicators::new(periods.clone())?),
+            OperatorKind::Signals { strategy } => drop(Signals::new(
+                strategy.clone(),
+                &input_columns(pipeline, &op.input),
+            )?),
         }
     }
     let sinks = create_sinks(pipeline, opts, &registry)?;
@@ -269,6 +277,22 @@ enum Handle<'s> {
     Rejects(StreamVec<'s, Time, Stamped<Reject>>),
     Bars(StreamVec<'s, Time, Stamped<Bar>>),
     Indicators(StreamVec<'s, Time, Stamped<IndicatorRow>>),
+    Signals(StreamVec<'s, Time, Stamped<Signal>>),
+}
+
+/// Column names of an indicators stream (empty for any other stream).
+fn input_columns(pipeline: &Pipeline, stream: &str) -> Vec<String> {
+    pipeline
+        .operators
+        .iter()
+        .find(|o| o.name == stream)
+        .and_then(|o| match &o.kind {
+            OperatorKind::Indicators { periods } => {
+                Some(IndicatorSet::new(periods).names().to_vec())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Counts the records of operator stream `index` as they pass.
@@ -425,6 +449,17 @@ fn build<'s>(
                     index,
                 ))
             }
+            (OperatorKind::Signals { strategy }, Some(Handle::Indicators(input))) => {
+                let columns = input_columns(&shared.pipeline, &op.input);
+                Handle::Signals(counted(
+                    apply(
+                        input.clone(),
+                        Signals::new(strategy.clone(), &columns).map_err(err)?,
+                    ),
+                    stats,
+                    index,
+                ))
+            }
             _ => {
                 return Err(format!(
                     "operator {} cannot read stream {}",
@@ -471,6 +506,7 @@ fn build<'s>(
             Handle::Rejects(s) => attach_as!(s, Rejects),
             Handle::Bars(s) => attach_as!(s, Bars),
             Handle::Indicators(s) => attach_as!(s, Indicators),
+            Handle::Signals(s) => attach_as!(s, Signals),
         }
     }
     Ok(((events_in, events_cap), (rejects_in, rejects_cap)))

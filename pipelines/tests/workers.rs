@@ -34,9 +34,16 @@ name = "indicators"
 kind = "indicators"
 input = "bars"
 
+[[operator]]
+name = "signals"
+kind = "signals"
+input = "indicators"
+buy = "macd crosses_above 0"
+sell = "macd crosses_below 0"
+
 [[sink]]
 kind = "jsonl"
-streams = ["bars", "vbars", "rejects", "trades", "quotes", "indicators"]
+streams = ["bars", "vbars", "rejects", "trades", "quotes", "indicators", "signals"]
 
 [[sink]]
 kind = "parquet"

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use tickflow_core::{
-    ArrowRecord, Bar, BookEvent, IndicatorRow, InstrumentRegistry, Quote, Reject, Trade,
+    ArrowRecord, Bar, BookEvent, IndicatorRow, InstrumentRegistry, Quote, Reject, Signal, Trade,
 };
 
 /// A record that sinks can write.
@@ -165,6 +165,35 @@ impl SinkRecord for Reject {
     }
     fn write_human(&self, _reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(out, "reject {self}");
+    }
+}
+
+impl SinkRecord for Signal {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"instrument":{},"ts_event":"{}","side":"{}","strength":{},"reason":{}}}"#,
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.side.as_str(),
+            if self.strength.is_finite() {
+                self.strength
+            } else {
+                0.0
+            },
+            js(&self.reason)
+        );
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "signal {:<10} {}  {:<4} strength {:.2}  {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.side.as_str(),
+            self.strength,
+            self.reason
+        );
     }
 }
 

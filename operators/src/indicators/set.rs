@@ -94,6 +94,7 @@ impl IndicatorSet {
             "vwap".into(),
             format!("stddev_{m}"),
             format!("zscore_{m}"),
+            "close".into(),
         ]
         .into_iter()
         .collect();
@@ -163,6 +164,7 @@ impl IndicatorSet {
             self.vwap.update(bar),
             self.stddev.update(c),
             self.zscore.update(c),
+            Some(c),
         ]);
     }
 }
@@ -258,8 +260,8 @@ mod tests {
             .collect();
         assert_eq!(
             defined,
-            vec!["obv", "vwap"],
-            "only OBV and the session VWAP exist after one bar"
+            vec!["obv", "vwap", "close"],
+            "only OBV, the session VWAP and the close exist after one bar"
         );
         assert!(row.iter().flatten().all(|v| v.is_finite()));
     }
