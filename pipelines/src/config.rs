@@ -1072,7 +1072,7 @@ streams = ["bars", "nope"]
             "mean_reversion.toml",
             "daytrade.toml",
         ] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             Pipeline::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }
