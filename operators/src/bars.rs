@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Bar, BarKind, Duration, InstrumentId, Price, Quantity, Timestamp, Trade};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, decode_state, encode_state};
 
 /// A bar being built.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,13 +92,12 @@ impl Acc {
 /// Encodes the open bars (the whole state of both bar operators).
 fn snapshot_open(open: &BTreeMap<InstrumentId, Acc>, operator: &'static str) -> Result<Vec<u8>> {
     let accs: Vec<(InstrumentId, Acc)> = open.iter().map(|(k, v)| (*k, *v)).collect();
-    serde_json::to_vec(&accs).map_err(|source| Error::Snapshot { operator, source })
+    encode_state(operator, &accs)
 }
 
 /// Decodes what [`snapshot_open`] wrote.
 fn restore_open(snapshot: &[u8], operator: &'static str) -> Result<BTreeMap<InstrumentId, Acc>> {
-    let accs: Vec<(InstrumentId, Acc)> =
-        serde_json::from_slice(snapshot).map_err(|source| Error::Restore { operator, source })?;
+    let accs: Vec<(InstrumentId, Acc)> = decode_state(operator, snapshot)?;
     Ok(accs.into_iter().collect())
 }
 

@@ -17,7 +17,7 @@ use tickflow_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, Record};
+use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
 
 /// Parameters of [`Normalize`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,17 +326,11 @@ impl Operator for Normalize {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.state).map_err(|source| Error::Snapshot {
-            operator: "normalize",
-            source,
-        })
+        encode_state("normalize", &self.state)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
-            operator: "normalize",
-            source,
-        })?;
+        self.state = decode_state("normalize", snapshot)?;
         for w in &mut self.state.windows {
             w.extra = w.extra_order.iter().map(|&(_, id)| id).collect();
         }

@@ -99,6 +99,20 @@ pub trait Operator: 'static {
     fn restore(&mut self, snapshot: &[u8]) -> Result<()>;
 }
 
+/// Encodes operator state for [`Operator::snapshot`].
+pub(crate) fn encode_state<S: Serialize>(operator: &'static str, state: &S) -> Result<Vec<u8>> {
+    serde_json::to_vec(state).map_err(|source| crate::error::Error::Snapshot { operator, source })
+}
+
+/// Decodes what [`encode_state`] wrote, for [`Operator::restore`].
+pub(crate) fn decode_state<S: DeserializeOwned>(
+    operator: &'static str,
+    snapshot: &[u8],
+) -> Result<S> {
+    serde_json::from_slice(snapshot)
+        .map_err(|source| crate::error::Error::Restore { operator, source })
+}
+
 fn key(ts: Timestamp, instrument: InstrumentId, seq: u64) -> (i64, u32, u64) {
     (ts.nanos(), instrument.0, seq)
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Duration, IndicatorRow, InstrumentId, Side, Signal, Timestamp};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, decode_state, encode_state};
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -413,17 +413,11 @@ impl Operator for Signals {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.state).map_err(|source| Error::Snapshot {
-            operator: "signals",
-            source,
-        })
+        encode_state("signals", &self.state)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.state = serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
-            operator: "signals",
-            source,
-        })?;
+        self.state = decode_state("signals", snapshot)?;
         Ok(())
     }
 }

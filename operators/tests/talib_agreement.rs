@@ -43,7 +43,7 @@ fn ours(series: &[Vec<Ohlcv>]) -> BTreeMap<String, Vec<Option<f64>>> {
         let mut set = IndicatorSet::new(&IndicatorPeriods::default());
         for bar in bars {
             set.update(bar, &mut row);
-            for (name, v) in set.names().iter().zip(&row) {
+            for (name, v) in IndicatorPeriods::default().columns().iter().zip(&row) {
                 cols.entry(name.clone()).or_default().push(*v);
             }
         }

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tickflow_core::{Duration, Quantity, Timestamp};
-use tickflow_operators::indicators::{IndicatorPeriods, IndicatorSet};
+use tickflow_operators::indicators::IndicatorPeriods;
 use tickflow_operators::signals::StrategyConfig;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
 use toml::Spanned;
@@ -685,7 +685,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 _ => None,
             });
         if let Some(periods) = periods {
-            let names = IndicatorSet::new(periods).names().to_vec();
+            let names = periods.columns();
             for (text, span) in &op.rules {
                 if let Err(e) = tickflow_operators::signals::parse(text, &names) {
                     // +1 for the opening quote of the TOML string.

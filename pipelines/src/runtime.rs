@@ -21,7 +21,7 @@ use tickflow_core::{
     SeqNo, Signal, Timestamp, Trade,
 };
 use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
-use tickflow_operators::indicators::{IndicatorSet, Indicators};
+use tickflow_operators::indicators::Indicators;
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
@@ -287,9 +287,7 @@ fn input_columns(pipeline: &Pipeline, stream: &str) -> Vec<String> {
         .iter()
         .find(|o| o.name == stream)
         .and_then(|o| match &o.kind {
-            OperatorKind::Indicators { periods } => {
-                Some(IndicatorSet::new(periods).names().to_vec())
-            }
+            OperatorKind::Indicators { periods } => Some(periods.columns()),
             _ => None,
         })
         .unwrap_or_default()

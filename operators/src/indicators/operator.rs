@@ -8,7 +8,7 @@ use tickflow_core::{Bar, IndicatorRow, InstrumentId, Timestamp};
 
 use super::{IndicatorPeriods, IndicatorSet, Ohlcv};
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, decode_state, encode_state};
 
 /// Computes the standard indicator set per instrument.
 pub struct Indicators {
@@ -40,7 +40,7 @@ impl Indicators {
                 reason: format!("bollinger width must be positive, got {}", periods.bb_k),
             });
         }
-        let names: Arc<[String]> = IndicatorSet::new(&periods).names().to_vec().into();
+        let names: Arc<[String]> = periods.columns().into();
         Ok(Self {
             periods,
             names,
@@ -92,17 +92,11 @@ impl Operator for Indicators {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.sets).map_err(|source| Error::Snapshot {
-            operator: "indicators",
-            source,
-        })
+        encode_state("indicators", &self.sets)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.sets = serde_json::from_slice(snapshot).map_err(|source| Error::Restore {
-            operator: "indicators",
-            source,
-        })?;
+        self.sets = decode_state("indicators", snapshot)?;
         Ok(())
     }
 }

@@ -22,51 +22,13 @@ pub struct IndicatorPeriods {
     pub session_offset_ns: i64,
 }
 
-impl Default for IndicatorPeriods {
-    fn default() -> Self {
-        Self {
-            ma: 20,
-            wilder: 14,
-            roc: 10,
-            macd: (12, 26, 9),
-            stoch: (14, 3, 3),
-            bb_k: 2.0,
-            session_offset_ns: 0,
-        }
-    }
-}
-
-/// Every indicator of one instrument.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct IndicatorSet {
-    names: Vec<String>,
-    sma: Sma,
-    ema: Ema,
-    wma: Wma,
-    dema: Dema,
-    tema: Tema,
-    rsi: Rsi,
-    macd: Macd,
-    bb: BollingerBands,
-    atr: Atr,
-    trange: TrueRange,
-    stoch: Stoch,
-    willr: WillR,
-    cci: Cci,
-    adx: Adx,
-    obv: Obv,
-    mfi: Mfi,
-    roc: Roc,
-    vwap: SessionVwap,
-    stddev: StdDev,
-    zscore: ZScore,
-}
-
-impl IndicatorSet {
-    /// A set with the given periods.
-    pub fn new(p: &IndicatorPeriods) -> Self {
-        let (m, w) = (p.ma, p.wilder);
-        let names = [
+impl IndicatorPeriods {
+    /// Column names of the set's rows (`sma_20`, `rsi_14`, ..., `close`), in the order of
+    /// [`IndicatorSet::update`]'s values.
+    pub fn columns(&self) -> Vec<String> {
+        let (m, w) = (self.ma, self.wilder);
+        let p = self;
+        [
             format!("sma_{m}"),
             format!("ema_{m}"),
             format!("wma_{m}"),
@@ -97,9 +59,54 @@ impl IndicatorSet {
             "close".into(),
         ]
         .into_iter()
-        .collect();
+        .collect()
+    }
+}
+
+impl Default for IndicatorPeriods {
+    fn default() -> Self {
         Self {
-            names,
+            ma: 20,
+            wilder: 14,
+            roc: 10,
+            macd: (12, 26, 9),
+            stoch: (14, 3, 3),
+            bb_k: 2.0,
+            session_offset_ns: 0,
+        }
+    }
+}
+
+/// Every indicator of one instrument.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct IndicatorSet {
+    sma: Sma,
+    ema: Ema,
+    wma: Wma,
+    dema: Dema,
+    tema: Tema,
+    rsi: Rsi,
+    macd: Macd,
+    bb: BollingerBands,
+    atr: Atr,
+    trange: TrueRange,
+    stoch: Stoch,
+    willr: WillR,
+    cci: Cci,
+    adx: Adx,
+    obv: Obv,
+    mfi: Mfi,
+    roc: Roc,
+    vwap: SessionVwap,
+    stddev: StdDev,
+    zscore: ZScore,
+}
+
+impl IndicatorSet {
+    /// A set with the given periods.
+    pub fn new(p: &IndicatorPeriods) -> Self {
+        let (m, w) = (p.ma, p.wilder);
+        Self {
             sma: Sma::new(m),
             ema: Ema::new(m),
             wma: Wma::new(m),
@@ -123,12 +130,8 @@ impl IndicatorSet {
         }
     }
 
-    /// Column names, in the order of [`IndicatorSet::update`]'s values.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// Feeds one bar; writes one value (or `None`) per name into `out`.
+    /// Feeds one bar; writes one value (or `None`) per column of
+    /// [`IndicatorPeriods::columns`] into `out`, in that order.
     pub fn update(&mut self, bar: &Ohlcv, out: &mut Vec<Option<f64>>) {
         let c = bar.close;
         let macd = self.macd.update(c);
@@ -251,8 +254,8 @@ mod tests {
             },
             &mut row,
         );
-        let defined: Vec<&str> = set
-            .names()
+        let columns = IndicatorPeriods::default().columns();
+        let defined: Vec<&str> = columns
             .iter()
             .zip(&row)
             .filter(|(_, v)| v.is_some())
