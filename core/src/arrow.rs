@@ -24,6 +24,10 @@ use crate::records::{
     Signal, Trade,
 };
 use crate::time::{Duration, Timestamp};
+use crate::trading::{
+    Fill, FillStatus, Order, OrderType, PortfolioValue, Position, RiskReason, RiskReject,
+    TimeInForce,
+};
 
 /// Decimal precision used for every fixed-point column.
 pub const DECIMAL_PRECISION: u8 = 38;
@@ -643,6 +647,279 @@ impl ArrowRecord for IndicatorRow {
     }
 }
 
+fn order_fields() -> Vec<Field> {
+    let mut fields = head_fields();
+    fields.extend([
+        f("order_id", DataType::UInt64, false),
+        f("ts_event", ts_type(), false),
+        f("side", DataType::Utf8, false),
+        f("order_type", DataType::Utf8, false),
+        f("tif", DataType::Utf8, false),
+        f("limit_price", dec_type(), true),
+        f("quantity", dec_type(), false),
+        f("reference_price", dec_type(), false),
+        f("reason", DataType::Utf8, false),
+    ]);
+    fields
+}
+
+fn order_cols<'a>(
+    c: &mut Cols,
+    rows: impl Iterator<Item = &'a Order> + Clone,
+    reg: &InstrumentRegistry,
+) -> Result<()> {
+    c.u32(rows.clone().map(|r| Some(r.instrument.0)));
+    c.str(rows.clone().map(|r| Some(reg.symbol(r.instrument))));
+    c.u64(rows.clone().map(|r| Some(r.id)));
+    c.ts(rows.clone().map(|r| Some(r.ts_event)));
+    c.str(rows.clone().map(|r| Some(r.side.as_str())));
+    c.str(rows.clone().map(|r| Some(r.order_type.as_str())));
+    c.str(rows.clone().map(|r| Some(r.tif.as_str())));
+    c.dec(rows.clone().map(|r| r.limit.map(Price::raw)))?;
+    c.dec(rows.clone().map(|r| Some(r.quantity.raw())))?;
+    c.dec(rows.clone().map(|r| Some(r.reference.raw())))?;
+    c.str(rows.map(|r| Some(&*r.reason)));
+    Ok(())
+}
+
+fn read_order(r: &Reader<'_>, i: usize) -> Result<Order> {
+    let side = r.req_str("side", i)?;
+    let ty = r.req_str("order_type", i)?;
+    let tif = r.req_str("tif", i)?;
+    Ok(Order {
+        id: r.req_u64("order_id", i)?,
+        instrument: r.instrument(i)?,
+        ts_event: r.req_ts("ts_event", i)?,
+        side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
+        order_type: OrderType::from_name(ty).ok_or_else(|| r.bad("order_type", ty))?,
+        tif: TimeInForce::from_name(tif).ok_or_else(|| r.bad("tif", tif))?,
+        limit: r.dec("limit_price", i)?.map(Price::from_raw),
+        quantity: Quantity::from_raw(r.req_dec("quantity", i)?),
+        reference: Price::from_raw(r.req_dec("reference_price", i)?),
+        reason: r.req_str("reason", i)?.into(),
+    })
+}
+
+impl ArrowRecord for Order {
+    const NAME: &'static str = "orders";
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(order_fields()))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        order_cols(&mut c, rows.iter(), reg)?;
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows()).map(|i| read_order(&r, i)).collect()
+    }
+}
+
+impl ArrowRecord for RiskReject {
+    const NAME: &'static str = "risk_rejects";
+    fn schema() -> SchemaRef {
+        let mut fields = order_fields();
+        fields.extend([
+            f("reject_reason", DataType::Utf8, false),
+            f("detail", DataType::Utf8, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        order_cols(&mut c, rows.iter().map(|r| &r.order), reg)?;
+        c.str(rows.iter().map(|r| Some(r.reason.as_str())));
+        c.str(rows.iter().map(|r| Some(r.detail.as_str())));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let reason = r.req_str("reject_reason", i)?;
+                Ok(RiskReject {
+                    order: read_order(&r, i)?,
+                    reason: RiskReason::from_name(reason)
+                        .ok_or_else(|| r.bad("reject_reason", reason))?,
+                    detail: r.req_str("detail", i)?.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for Fill {
+    const NAME: &'static str = "fills";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("order_id", DataType::UInt64, false),
+            f("exec", DataType::UInt32, false),
+            f("ts_event", ts_type(), false),
+            f("side", DataType::Utf8, false),
+            f("price", dec_type(), false),
+            f("quantity", dec_type(), false),
+            f("fee", dec_type(), false),
+            f("leaves", dec_type(), false),
+            f("status", DataType::Utf8, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.u64(rows.iter().map(|r| Some(r.order_id)));
+        c.u32(rows.iter().map(|r| Some(r.exec)));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.str(rows.iter().map(|r| Some(r.side.as_str())));
+        c.dec(rows.iter().map(|r| Some(r.price.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.quantity.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.fee.raw())))?;
+        c.dec(rows.iter().map(|r| Some(r.leaves.raw())))?;
+        c.str(rows.iter().map(|r| Some(r.status.as_str())));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        (0..batch.num_rows())
+            .map(|i| {
+                let side = r.req_str("side", i)?;
+                let status = r.req_str("status", i)?;
+                Ok(Fill {
+                    order_id: r.req_u64("order_id", i)?,
+                    exec: r.u32("exec", i)?.ok_or_else(|| r.null("exec", i))?,
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
+                    price: Price::from_raw(r.req_dec("price", i)?),
+                    quantity: Quantity::from_raw(r.req_dec("quantity", i)?),
+                    fee: Price::from_raw(r.req_dec("fee", i)?),
+                    leaves: Quantity::from_raw(r.req_dec("leaves", i)?),
+                    status: FillStatus::from_name(status).ok_or_else(|| r.bad("status", status))?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for Position {
+    const NAME: &'static str = "positions";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.push(f("ts_event", ts_type(), false));
+        fields.extend(
+            [
+                "quantity",
+                "avg_price",
+                "mark",
+                "market_value",
+                "realized_pnl",
+                "unrealized_pnl",
+                "fees",
+            ]
+            .map(|n| f(n, dec_type(), false)),
+        );
+        fields.push(f("fills", DataType::UInt64, false));
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.dec(rows.iter().map(|r| Some(r.quantity.raw())))?;
+        for get in [
+            |r: &Position| r.avg_price,
+            |r: &Position| r.mark,
+            |r: &Position| r.market_value,
+            |r: &Position| r.realized_pnl,
+            |r: &Position| r.unrealized_pnl,
+            |r: &Position| r.fees,
+        ] {
+            c.dec(rows.iter().map(|r| Some(get(r).raw())))?;
+        }
+        c.u64(rows.iter().map(|r| Some(r.fills)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let p = |name: &str, i: usize| r.req_dec(name, i).map(Price::from_raw);
+        (0..batch.num_rows())
+            .map(|i| {
+                Ok(Position {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    quantity: Quantity::from_raw(r.req_dec("quantity", i)?),
+                    avg_price: p("avg_price", i)?,
+                    mark: p("mark", i)?,
+                    market_value: p("market_value", i)?,
+                    realized_pnl: p("realized_pnl", i)?,
+                    unrealized_pnl: p("unrealized_pnl", i)?,
+                    fees: p("fees", i)?,
+                    fills: r.req_u64("fills", i)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const PORTFOLIO_MONEY: [&str; 6] = [
+    "net_exposure",
+    "gross_exposure",
+    "realized_pnl",
+    "unrealized_pnl",
+    "fees",
+    "total_pnl",
+];
+
+impl ArrowRecord for PortfolioValue {
+    const NAME: &'static str = "portfolio";
+    fn schema() -> SchemaRef {
+        let mut fields = vec![f("ts_event", ts_type(), false)];
+        fields.extend(PORTFOLIO_MONEY.map(|n| f(n, dec_type(), false)));
+        fields.push(f("open_positions", DataType::UInt32, false));
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], _reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        for get in [
+            |r: &PortfolioValue| r.net_exposure,
+            |r: &PortfolioValue| r.gross_exposure,
+            |r: &PortfolioValue| r.realized_pnl,
+            |r: &PortfolioValue| r.unrealized_pnl,
+            |r: &PortfolioValue| r.fees,
+            |r: &PortfolioValue| r.total_pnl,
+        ] {
+            c.dec(rows.iter().map(|r| Some(get(r).raw())))?;
+        }
+        c.u32(rows.iter().map(|r| Some(r.open_positions)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let p = |name: &str, i: usize| r.req_dec(name, i).map(Price::from_raw);
+        (0..batch.num_rows())
+            .map(|i| {
+                Ok(PortfolioValue {
+                    ts_event: r.req_ts("ts_event", i)?,
+                    net_exposure: p("net_exposure", i)?,
+                    gross_exposure: p("gross_exposure", i)?,
+                    realized_pnl: p("realized_pnl", i)?,
+                    unrealized_pnl: p("unrealized_pnl", i)?,
+                    fees: p("fees", i)?,
+                    total_pnl: p("total_pnl", i)?,
+                    open_positions: r
+                        .u32("open_positions", i)?
+                        .ok_or_else(|| r.null("open_positions", i))?,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,6 +938,80 @@ mod tests {
 
     fn side(i: u8) -> Side {
         [Side::Buy, Side::Sell, Side::None][i as usize % 3]
+    }
+
+    #[test]
+    fn trading_records_round_trip() {
+        let order = Order {
+            id: 7,
+            instrument: InstrumentId(2),
+            ts_event: Timestamp(1_000),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            tif: TimeInForce::Gtc,
+            limit: Some(Price::parse("10.25").unwrap()),
+            quantity: Quantity::parse("100").unwrap(),
+            reference: Price::parse("10.2").unwrap(),
+            reason: "trend: sell".into(),
+        };
+        let market = Order {
+            id: 8,
+            order_type: OrderType::Market,
+            tif: TimeInForce::Ioc,
+            limit: None,
+            ..order.clone()
+        };
+        let orders = vec![order.clone(), market];
+        let batch = Order::to_record_batch(&orders, &registry()).unwrap();
+        assert_eq!(Order::from_record_batch(&batch).unwrap(), orders);
+        let rejects = vec![RiskReject {
+            order,
+            reason: RiskReason::MaxPosition,
+            detail: "position 900 + 200 > 1000".into(),
+        }];
+        let batch = RiskReject::to_record_batch(&rejects, &registry()).unwrap();
+        assert_eq!(RiskReject::from_record_batch(&batch).unwrap(), rejects);
+        let fills = vec![Fill {
+            order_id: 7,
+            exec: 1,
+            instrument: InstrumentId(2),
+            ts_event: Timestamp(2_000),
+            side: Side::Sell,
+            price: Price::parse("10.25").unwrap(),
+            quantity: Quantity::parse("40").unwrap(),
+            fee: Price::parse("0.41").unwrap(),
+            leaves: Quantity::parse("60").unwrap(),
+            status: FillStatus::Partial,
+        }];
+        let batch = Fill::to_record_batch(&fills, &registry()).unwrap();
+        assert_eq!(Fill::from_record_batch(&batch).unwrap(), fills);
+        let p = |s: &str| Price::parse(s).unwrap();
+        let positions = vec![Position {
+            instrument: InstrumentId(1),
+            ts_event: Timestamp(3),
+            quantity: Quantity::parse("-40").unwrap(),
+            avg_price: p("10.25"),
+            mark: p("10"),
+            market_value: p("-400"),
+            realized_pnl: p("1.5"),
+            unrealized_pnl: p("10"),
+            fees: p("0.41"),
+            fills: 1,
+        }];
+        let batch = Position::to_record_batch(&positions, &registry()).unwrap();
+        assert_eq!(Position::from_record_batch(&batch).unwrap(), positions);
+        let values = vec![PortfolioValue {
+            ts_event: Timestamp(3),
+            net_exposure: p("-400"),
+            gross_exposure: p("400"),
+            realized_pnl: p("1.5"),
+            unrealized_pnl: p("10"),
+            fees: p("0.41"),
+            total_pnl: p("11.09"),
+            open_positions: 1,
+        }];
+        let batch = PortfolioValue::to_record_batch(&values, &registry()).unwrap();
+        assert_eq!(PortfolioValue::from_record_batch(&batch).unwrap(), values);
     }
 
     proptest! {

@@ -20,6 +20,7 @@ pub mod fixed;
 pub mod instrument;
 pub mod records;
 pub mod time;
+pub mod trading;
 
 pub use crate::arrow::ArrowRecord;
 pub use crate::error::{Error, Result};
@@ -30,3 +31,7 @@ pub use crate::records::{
     SeqNo, Side, Signal, Trade,
 };
 pub use crate::time::{Duration, Timestamp};
+pub use crate::trading::{
+    Fill, FillStatus, Order, OrderType, PortfolioValue, Position, RiskReason, RiskReject,
+    TimeInForce, exact_notional, money_to_exact, round_money,
+};

@@ -26,6 +26,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator as TimelyOperator, OutputBuilder};
+use timely::progress::Antichain;
 use timely::progress::operate::FrontierInterest;
 
 use crate::normalize::Normalized;
@@ -94,25 +95,53 @@ impl<T> StepBuffer<T> {
 /// Runs `op` on `stream`, partitioned by instrument.
 pub fn apply<'s, O: Operator>(
     stream: StreamVec<'s, Time, Stamped<O::In>>,
+    op: O,
+) -> StreamVec<'s, Time, Stamped<O::Out>> {
+    apply_with_state(stream, None, op)
+}
+
+/// Like [`apply`], with a second, state-only input: its records reach the operator in the same
+/// event-time order as the main input's, but they never cause output by themselves, so the
+/// output's frontier does not wait for them. This is how an operator reads a feedback edge
+/// (risk reading the fills its own orders caused) without tying its output to the loop: the
+/// output frontier follows the main input, and a main record at step `t` is still processed
+/// only after the state input has passed `t`.
+pub fn apply_with_state<'s, O: Operator>(
+    stream: StreamVec<'s, Time, Stamped<O::In>>,
+    state: Option<StreamVec<'s, Time, Stamped<O::In>>>,
     mut op: O,
 ) -> StreamVec<'s, Time, Stamped<O::Out>> {
     let name = op.name();
-    let pact = Exchange::new(|r: &Stamped<O::In>| r.1.route());
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<Stamped<O::Out>>>, _, _, _>(pact, name, move |_initial, _info| {
+    let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
+    // The output first, so each input declares its own connection to it.
+    let (output, out_stream) = builder.new_output_connection::<Vec<Stamped<O::Out>>, _>([]);
+    let mut output: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<O::Out>>>> =
+        OutputBuilder::from(output);
+    let pact = || Exchange::new(|r: &Stamped<O::In>| r.1.route());
+    let mut main = builder.new_input_connection(stream, pact(), [(0, Antichain::from_elem(0))]);
+    let mut side = state.map(|s| builder.new_input_connection(s, pact(), []));
+    builder.build(move |_initial| {
         let mut held: Option<Capability<Time>> = None;
         let mut pending: StepBuffer<O::In> = StepBuffer::new();
         let mut batch: Vec<O::In> = Vec::new();
         let mut watermark = Time::MIN;
         let mut emitter: Emitter<O::Out> = Emitter::default();
-        move |(input, frontier), output| {
-            input.for_each(|cap, data| {
+        move |frontiers| {
+            let mut output = output.activate();
+            main.for_each(|cap, data| {
                 let Some(&t) = cap.least() else { return };
                 if held.as_ref().is_none_or(|h| t < *h.time()) {
-                    held = cap.retain_least(output.output_index());
+                    held = cap.retain_least(0);
                 }
                 pending.extend(data);
             });
-            let open = frontier.frontier().first().copied();
+            if let Some(side) = side.as_mut() {
+                side.for_each(|_cap, data| pending.extend(data));
+            }
+            let open = frontiers
+                .iter()
+                .filter_map(|f| f.frontier().first().copied())
+                .min();
             let wm = open.unwrap_or(Time::MAX);
             while let Some(t) = pending.pop_ready(open, &mut batch) {
                 batch.sort_unstable_by_key(Record::order_key);
@@ -128,26 +157,34 @@ pub fn apply<'s, O: Operator>(
             if !emitter.items().is_empty() {
                 match &held {
                     Some(cap) => {
-                        // One message for the whole activation; every record keeps its own step,
-                        // never below the capability's time.
+                        // One message for the whole activation; every record keeps its own
+                        // step, never below the capability's time.
                         let floor = *cap.time();
-                        output.session(cap).give_iterator(emitter.drain().map(|(t, x)| (t.nanos().max(floor), x)));
+                        output
+                            .session(cap)
+                            .give_iterator(emitter.drain().map(|(t, x)| (t.nanos().max(floor), x)));
                     }
                     None => {
-                        // An operator emitted without declaring `next_emit`: a bug, reported.
+                        // An operator emitted without a main-input record or `next_emit`: a bug.
                         let dropped = emitter.drain().count();
-                        eprintln!("error: operator {name} emitted {dropped} records it had no capability for");
+                        eprintln!(
+                            "error: operator {name} emitted {dropped} records it had no capability for"
+                        );
                     }
                 }
             }
-            let next = [pending.first(), op.next_emit().map(Timestamp::nanos)].into_iter().flatten().min();
+            let next = [pending.first(), op.next_emit().map(Timestamp::nanos)]
+                .into_iter()
+                .flatten()
+                .min();
             match (next, held.as_mut()) {
                 (None, _) => held = None,
                 (Some(t), Some(h)) if t > *h.time() => h.downgrade(&t),
                 _ => {}
             }
         }
-    })
+    });
+    out_stream
 }
 
 /// The typed streams that leave normalize.

@@ -17,9 +17,12 @@
 pub mod adapter;
 pub mod bars;
 pub mod error;
+pub mod exchange;
 pub mod indicators;
 pub mod normalize;
 pub mod operator;
+pub mod portfolio;
+pub mod risk;
 pub mod signals;
 
 pub use crate::bars::{TimeBars, VolumeBars};

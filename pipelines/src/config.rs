@@ -8,8 +8,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use tickflow_core::{Duration, Quantity, Timestamp};
+use tickflow_core::{Duration, OrderType, Price, Quantity, TimeInForce, Timestamp};
+use tickflow_operators::exchange::ExchangeConfig;
 use tickflow_operators::indicators::IndicatorPeriods;
+use tickflow_operators::risk::RiskConfig;
 use tickflow_operators::signals::StrategyConfig;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
 use toml::Spanned;
@@ -83,6 +85,33 @@ pub enum OperatorKind {
         /// The strategy.
         strategy: StrategyConfig,
     },
+    /// Pre-trade risk: signals in, orders out (rejects to a second stream).
+    Risk {
+        /// Order generation and limits.
+        config: RiskConfig,
+        /// Bars stream whose closes are the last trade prices.
+        prices: String,
+        /// Fills stream that comes back through the feedback edge.
+        fills: String,
+        /// Name of the risk-rejects stream.
+        rejects: String,
+    },
+    /// Simulated exchange: orders in, fills out.
+    Exchange {
+        /// Latency, slippage, fees.
+        config: ExchangeConfig,
+        /// Quotes stream the orders execute against.
+        quotes: String,
+    },
+    /// Portfolio valuation: fills in, positions out (totals to a second stream).
+    Portfolio {
+        /// Bars stream whose closes mark the positions.
+        prices: String,
+        /// Name of the portfolio-totals stream.
+        totals: String,
+        /// Capital the returns of the backtest report are relative to.
+        capital: Price,
+    },
 }
 
 impl OperatorKind {
@@ -92,6 +121,9 @@ impl OperatorKind {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Trades,
             OperatorKind::Indicators { .. } => StreamType::Bars,
             OperatorKind::Signals { .. } => StreamType::Indicators,
+            OperatorKind::Risk { .. } => StreamType::Signals,
+            OperatorKind::Exchange { .. } => StreamType::Orders,
+            OperatorKind::Portfolio { .. } => StreamType::Fills,
         }
     }
     /// Stream type the operator writes.
@@ -100,6 +132,27 @@ impl OperatorKind {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Bars,
             OperatorKind::Indicators { .. } => StreamType::Indicators,
             OperatorKind::Signals { .. } => StreamType::Signals,
+            OperatorKind::Risk { .. } => StreamType::Orders,
+            OperatorKind::Exchange { .. } => StreamType::Fills,
+            OperatorKind::Portfolio { .. } => StreamType::Positions,
+        }
+    }
+    /// Streams the operator writes besides its own.
+    pub fn extra_outputs(&self) -> Vec<(String, StreamType)> {
+        match self {
+            OperatorKind::Risk { rejects, .. } => vec![(rejects.clone(), StreamType::RiskRejects)],
+            OperatorKind::Portfolio { totals, .. } => vec![(totals.clone(), StreamType::Portfolio)],
+            _ => Vec::new(),
+        }
+    }
+    /// Streams the operator reads besides its input, defined before it.
+    pub fn extra_inputs(&self) -> Vec<(&str, StreamType)> {
+        match self {
+            OperatorKind::Risk { prices, .. } | OperatorKind::Portfolio { prices, .. } => {
+                vec![(prices.as_str(), StreamType::Bars)]
+            }
+            OperatorKind::Exchange { quotes, .. } => vec![(quotes.as_str(), StreamType::Quotes)],
+            _ => Vec::new(),
         }
     }
 }
@@ -121,6 +174,16 @@ pub enum StreamType {
     Indicators,
     /// Trading signals.
     Signals,
+    /// Orders that passed risk.
+    Orders,
+    /// Orders refused by risk.
+    RiskRejects,
+    /// Execution reports.
+    Fills,
+    /// Per-instrument positions and valuations.
+    Positions,
+    /// Portfolio totals.
+    Portfolio,
 }
 
 /// An output.
@@ -158,11 +221,16 @@ impl Pipeline {
             "quotes" => Some(StreamType::Quotes),
             "book" => Some(StreamType::Book),
             "rejects" => Some(StreamType::Rejects),
-            _ => self
-                .operators
-                .iter()
-                .find(|o| o.name == name)
-                .map(|o| o.kind.output_type()),
+            _ => self.operators.iter().find_map(|o| {
+                if o.name == name {
+                    return Some(o.kind.output_type());
+                }
+                o.kind
+                    .extra_outputs()
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t)
+            }),
         }
     }
 
@@ -171,7 +239,10 @@ impl Pipeline {
         BUILTIN_STREAMS
             .iter()
             .map(|s| s.to_string())
-            .chain(self.operators.iter().map(|o| o.name.clone()))
+            .chain(self.operators.iter().flat_map(|o| {
+                std::iter::once(o.name.clone())
+                    .chain(o.kind.extra_outputs().into_iter().map(|(n, _)| n))
+            }))
             .collect()
     }
 
@@ -460,6 +531,90 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// A decimal (number or string) parsed exactly; `Err(())` when present but invalid.
+    fn fixed<T>(
+        &mut self,
+        w: &mut Walker<'_>,
+        key: &'static str,
+        parse: impl Fn(&str) -> Result<T, tickflow_core::ParseFixedError>,
+        nonneg: impl Fn(&T) -> bool,
+    ) -> Option<T> {
+        let v = self.get(key)?;
+        let value = v.get_ref();
+        let text = value
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| value.as_integer().map(|i| i.as_str().replace('_', "")))
+            .or_else(|| value.as_float().map(|f| f.as_str().replace('_', "")));
+        match text.map(|t| parse(&t)) {
+            Some(Ok(x)) if nonneg(&x) => Some(x),
+            Some(Ok(_)) => {
+                w.err(
+                    v.span(),
+                    format!("`{key}` in {} must not be negative", self.what),
+                );
+                None
+            }
+            Some(Err(e)) => {
+                w.err(v.span(), format!("`{key}` in {}: {e}", self.what));
+                None
+            }
+            None => {
+                w.err(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be a number or a decimal string",
+                        self.what
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn quantity(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Quantity> {
+        self.fixed(w, key, Quantity::parse, |q| q.raw() >= 0)
+    }
+
+    fn money(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Price> {
+        self.fixed(w, key, Price::parse, |p| p.raw() >= 0)
+    }
+
+    fn boolean(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<bool> {
+        let v = self.get(key)?;
+        match v.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                w.err(
+                    v.span(),
+                    format!("`{key}` in {} must be true or false", self.what),
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T>(
+        &mut self,
+        w: &mut Walker<'_>,
+        key: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Option<T> {
+        let (text, span) = self.string(w, key)?;
+        let parsed = parse(&text);
+        if parsed.is_none() {
+            w.err(
+                span,
+                format!(
+                    "`{key}` in {} must be {expected}, found {text:?}",
+                    self.what
+                ),
+            );
+        }
+        parsed
+    }
+
     fn duration(&mut self, w: &mut Walker<'_>, key: &'static str) -> Option<Duration> {
         let (text, span) = self.string(w, key)?;
         match Duration::parse(&text) {
@@ -670,10 +825,55 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 ),
             ),
         }
+        for (extra, ty) in op
+            .kind
+            .as_ref()
+            .map(OperatorKind::extra_inputs)
+            .unwrap_or_default()
+        {
+            match known.iter().find(|(n, _)| n == extra) {
+                Some((_, Some(have))) if *have != ty => w.err(
+                    op.name_span.clone(),
+                    format!("operator `{}` reads {ty:?} from `{extra}`, which carries {have:?}", op.name),
+                ),
+                Some(_) => {}
+                None => w.err(
+                    op.name_span.clone(),
+                    format!("operator `{}` reads unknown stream `{extra}` (it must be defined before the operator)", op.name),
+                ),
+            }
+        }
         known.push((
             op.name.clone(),
             op.kind.as_ref().map(OperatorKind::output_type),
         ));
+        for (extra, ty) in op
+            .kind
+            .as_ref()
+            .map(OperatorKind::extra_outputs)
+            .unwrap_or_default()
+        {
+            if known.iter().any(|(n, _)| *n == extra) {
+                w.err(
+                    op.name_span.clone(),
+                    format!(
+                        "stream `{extra}` of operator `{}` is already defined",
+                        op.name
+                    ),
+                );
+            }
+            known.push((extra, Some(ty)));
+        }
+    }
+    // Feedback edges: risk's fills come from an exchange anywhere in the pipeline.
+    for op in &operators {
+        for (stream, span) in &op.deferred {
+            match known.iter().find(|(n, _)| n == stream) {
+                Some((_, Some(StreamType::Fills))) | Some((_, None)) => {}
+                Some((_, Some(ty))) => w.err(span.clone(), format!("`fills` of `{}` must be the fills of an exchange operator; `{stream}` carries {ty:?}", op.name)),
+                None => w.err(span.clone(), format!("`fills` of `{}` names unknown stream `{stream}`; add an exchange operator with that name", op.name)),
+            }
+        }
     }
     // Signal rules name columns of their input indicators stream.
     for op in &operators {
@@ -860,6 +1060,8 @@ struct ParsedOperator {
     kind: Option<OperatorKind>,
     /// Rule texts with their positions (signals), checked once the input's columns are known.
     rules: Vec<(String, Range<usize>)>,
+    /// Streams read through a feedback edge (risk's fills), which may be defined later.
+    deferred: Vec<(String, Range<usize>)>,
 }
 
 fn parse_operator(
@@ -873,6 +1075,7 @@ fn parse_operator(
     let input = r.required_string(w, "input");
     let kind = r.required_string(w, "kind");
     let mut rules = Vec::new();
+    let mut deferred = Vec::new();
     let kind = kind.and_then(|(k, kspan)| match k.as_str() {
         "time_bars" => {
             let interval = r.duration(w, "interval");
@@ -931,8 +1134,70 @@ fn parse_operator(
             }
         }
         "indicators" => Some(OperatorKind::Indicators { periods: parse_periods(w, &mut r, n) }),
+        "risk" => {
+            let d = RiskConfig::default();
+            let prices = r.required_string(w, "prices");
+            let fills = r.required_string(w, "fills");
+            let rejects = r.string(w, "rejects").map_or_else(|| "risk_rejects".to_owned(), |(s, _)| s);
+            let config = RiskConfig {
+                position_size: r.quantity(w, "position_size").unwrap_or(d.position_size),
+                allow_short: r.boolean(w, "allow_short").unwrap_or(d.allow_short),
+                order_type: r.choice(w, "order_type", OrderType::from_name, "\"market\" or \"limit\"").unwrap_or(d.order_type),
+                tif: r.choice(w, "time_in_force", TimeInForce::from_name, "\"ioc\" or \"gtc\"").unwrap_or(d.tif),
+                limit_offset_bps: r.float(w, "limit_offset_bps", -9999.0, 9999.0).unwrap_or(d.limit_offset_bps),
+                max_position: r.quantity(w, "max_position"),
+                max_order_size: r.quantity(w, "max_order_size"),
+                max_gross_notional: r.money(w, "max_gross_notional"),
+                max_net_notional: r.money(w, "max_net_notional"),
+                max_orders: r.integer(w, "max_orders", 0..1_000_000_000).map(|x| x as u32),
+                rate_window: r.duration(w, "rate_window").unwrap_or(d.rate_window),
+                price_band: r.float(w, "price_band", 0.0, 10.0),
+                daily_loss_limit: r.money(w, "daily_loss_limit"),
+                kill_switch: r.boolean(w, "kill_switch").unwrap_or(false),
+                kill_at: r.string(w, "kill_at").and_then(|(t, span)| match Timestamp::parse_rfc3339(&t) {
+                    Ok(ts) => Some(ts),
+                    Err(e) => {
+                        w.err(span, format!("`kill_at` in [[operator]] #{n}: {e}"));
+                        None
+                    }
+                }),
+            };
+            if let Err(e) = tickflow_operators::risk::Risk::new(config.clone()) {
+                w.err(span.clone(), format!("[[operator]] #{n}: {e}"));
+            }
+            match (prices, fills) {
+                (Some((prices, _)), Some((fills, fspan))) => {
+                    deferred = vec![(fills.clone(), fspan)];
+                    Some(OperatorKind::Risk { config, prices, fills, rejects })
+                }
+                _ => None,
+            }
+        }
+        "exchange" => {
+            let d = ExchangeConfig::default();
+            let quotes = r.string(w, "quotes").map_or_else(|| "quotes".to_owned(), |(s, _)| s);
+            let config = ExchangeConfig {
+                latency: r.duration(w, "latency").unwrap_or(d.latency),
+                slippage_bps: r.float(w, "slippage_bps", 0.0, 999.0).unwrap_or(d.slippage_bps),
+                fee_bps: r.float(w, "fee_bps", 0.0, 999.0).unwrap_or(d.fee_bps),
+                fee_per_unit: r.money(w, "fee_per_unit").unwrap_or(d.fee_per_unit),
+            };
+            if let Err(e) = tickflow_operators::exchange::SimExchange::new(config.clone()) {
+                w.err(span.clone(), format!("[[operator]] #{n}: {e}"));
+            }
+            Some(OperatorKind::Exchange { config, quotes })
+        }
+        "portfolio" => {
+            let prices = r.required_string(w, "prices");
+            let totals = r.string(w, "totals").map_or_else(|| "portfolio".to_owned(), |(s, _)| s);
+            let capital = r.money(w, "capital").unwrap_or(Price::from_raw(1_000_000 * tickflow_core::FIXED_SCALE));
+            if !capital.is_positive() {
+                w.err(span.clone(), format!("`capital` in [[operator]] #{n} must be positive"));
+            }
+            prices.map(|(prices, _)| OperatorKind::Portfolio { prices, totals, capital })
+        }
         other => {
-            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars or indicators)"));
+            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars, indicators, signals, risk, exchange or portfolio)"));
             None
         }
     });
@@ -945,6 +1210,7 @@ fn parse_operator(
         input_span,
         kind,
         rules,
+        deferred,
     })
 }
 

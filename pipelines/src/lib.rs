@@ -11,6 +11,7 @@
 //! - `stats`: counters shared by the workers, and the run summary.
 
 pub mod config;
+pub mod report;
 pub mod runtime;
 pub mod stats;
 

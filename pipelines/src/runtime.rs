@@ -17,21 +17,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tickflow_core::{
-    Bar, BookEvent, IndicatorRow, InstrumentRegistry, MarketEvent, Quote, Reject, RejectReason,
-    SeqNo, Signal, Timestamp, Trade,
+    Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, MarketEvent, Order, PortfolioValue,
+    Position, Quote, Reject, RejectReason, RiskReject, SeqNo, Signal, Timestamp, Trade,
 };
-use tickflow_operators::adapter::{Gather, Stamped, Time, apply, ordered_sink, split};
+use tickflow_operators::adapter::{
+    Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
+};
+use tickflow_operators::exchange::{ExchangeInput, SimExchange};
 use tickflow_operators::indicators::Indicators;
+use tickflow_operators::portfolio::portfolio;
+use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
 use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
 use timely::dataflow::operators::core::Concat;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::vec::UnorderedInput;
-use timely::dataflow::operators::{Inspect, Probe};
+use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
+use crate::report::ReportBuilder;
 use crate::stats::{Progress, Stats, Summary};
 
 /// Records read per chunk before the watermark moves.
@@ -99,6 +106,11 @@ enum TypedSinks {
     Bars(Vec<(String, Box<dyn Sink<Bar>>)>),
     Indicators(Vec<(String, Box<dyn Sink<IndicatorRow>>)>),
     Signals(Vec<(String, Box<dyn Sink<Signal>>)>),
+    Orders(Vec<(String, Box<dyn Sink<Order>>)>),
+    RiskRejects(Vec<(String, Box<dyn Sink<RiskReject>>)>),
+    Fills(Vec<(String, Box<dyn Sink<Fill>>)>),
+    Positions(Vec<(String, Box<dyn Sink<Position>>)>),
+    Portfolio(Vec<(String, Box<dyn Sink<PortfolioValue>>)>),
 }
 
 /// Sinks of a stream, with a name per sink for the summary.
@@ -152,6 +164,11 @@ fn create_sinks(
                 StreamType::Bars => TypedSinks::Bars(Vec::new()),
                 StreamType::Indicators => TypedSinks::Indicators(Vec::new()),
                 StreamType::Signals => TypedSinks::Signals(Vec::new()),
+                StreamType::Orders => TypedSinks::Orders(Vec::new()),
+                StreamType::RiskRejects => TypedSinks::RiskRejects(Vec::new()),
+                StreamType::Fills => TypedSinks::Fills(Vec::new()),
+                StreamType::Positions => TypedSinks::Positions(Vec::new()),
+                StreamType::Portfolio => TypedSinks::Portfolio(Vec::new()),
             });
             match entry {
                 TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
@@ -161,6 +178,13 @@ fn create_sinks(
                 TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Indicators(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Signals(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Orders(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::RiskRejects(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry)?)
+                }
+                TypedSinks::Fills(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Positions(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Portfolio(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
             }
         }
     }
@@ -207,10 +231,20 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
                 strategy.clone(),
                 &input_columns(pipeline, &op.input),
             )?),
+            OperatorKind::Risk { config, .. } => drop(Risk::new(config.clone())?),
+            OperatorKind::Exchange { config, .. } => drop(SimExchange::new(config.clone())?),
+            OperatorKind::Portfolio { .. } => {}
         }
     }
     let sinks = create_sinks(pipeline, opts, &registry)?;
-    let operator_streams: Vec<String> = pipeline.operators.iter().map(|o| o.name.clone()).collect();
+    let operator_streams: Vec<String> = pipeline
+        .operators
+        .iter()
+        .flat_map(|o| {
+            std::iter::once(o.name.clone())
+                .chain(o.kind.extra_outputs().into_iter().map(|(n, _)| n))
+        })
+        .collect();
     let stats = Arc::new(Stats::new(&operator_streams));
     let shared = Arc::new(Shared {
         pipeline: pipeline.clone(),
@@ -278,6 +312,11 @@ enum Handle<'s> {
     Bars(StreamVec<'s, Time, Stamped<Bar>>),
     Indicators(StreamVec<'s, Time, Stamped<IndicatorRow>>),
     Signals(StreamVec<'s, Time, Stamped<Signal>>),
+    Orders(StreamVec<'s, Time, Stamped<Order>>),
+    RiskRejects(StreamVec<'s, Time, Stamped<RiskReject>>),
+    Fills(StreamVec<'s, Time, Stamped<Fill>>),
+    Positions(StreamVec<'s, Time, Stamped<Position>>),
+    Portfolio(StreamVec<'s, Time, Stamped<PortfolioValue>>),
 }
 
 /// Column names of an indicators stream (empty for any other stream).
@@ -385,14 +424,16 @@ fn build<'s>(
     let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins))
         .map_err(|e| e.to_string())?;
     // Only the kinds something reads are passed on; all are counted.
-    let reads = |stream: &str| {
-        shared.pipeline.operators.iter().any(|o| o.input == stream)
-            || shared
+    let reads =
+        |stream: &str| {
+            shared.pipeline.operators.iter().any(|o| {
+                o.input == stream || o.kind.extra_inputs().iter().any(|(s, _)| *s == stream)
+            }) || shared
                 .pipeline
                 .sinks
                 .iter()
                 .any(|s| s.streams.iter().any(|x| x == stream))
-    };
+        };
     let keep = [reads("trades"), reads("quotes"), reads("book")];
     let counts = stats.clone();
     let parts = split(apply(events, normalize), keep, move |c| {
@@ -420,8 +461,15 @@ fn build<'s>(
     streams.insert("book".into(), Handle::Book(parts.book));
     streams.insert("rejects".into(), Handle::Rejects(rejects));
 
-    for (index, op) in shared.pipeline.operators.iter().enumerate() {
+    let stream_index = |name: &str| stats.streams.iter().position(|(n, _)| n == name);
+    let gran = shared.pipeline.granularity.nanos().max(1);
+    // Feedback edges still to close: (fills stream, loop handle).
+    let mut loops = Vec::new();
+    for op in &shared.pipeline.operators {
+        let index = stream_index(&op.name).ok_or("operator stream without a counter")?;
         let err = |e: tickflow_operators::Error| e.to_string();
+        let missing = |s: &str| format!("operator {} reads stream {s} of the wrong type", op.name);
+        let mut extra: Vec<(String, Handle<'s>)> = Vec::new();
         let handle = match (&op.kind, streams.get(&op.input)) {
             (OperatorKind::TimeBars { interval }, Some(Handle::Trades(input))) => {
                 Handle::Bars(counted(
@@ -458,6 +506,89 @@ fn build<'s>(
                     index,
                 ))
             }
+            (
+                OperatorKind::Risk {
+                    config,
+                    prices,
+                    fills,
+                    rejects,
+                },
+                Some(Handle::Signals(input)),
+            ) => {
+                let Some(Handle::Bars(bars)) = streams.get(prices) else {
+                    return Err(missing(prices));
+                };
+                // Positions come back from the exchange's fills one nanosecond later.
+                let (handle, cycle) = scope.feedback::<Vec<Stamped<RiskInput>>>(1);
+                loops.push((fills.clone(), handle));
+                let marks = bars.clone().map(|(t, b)| {
+                    (
+                        t,
+                        RiskInput::Mark(Mark {
+                            instrument: b.instrument,
+                            ts: b.end,
+                            price: b.close,
+                        }),
+                    )
+                });
+                let signals = input.clone().map(|(t, s)| (t, RiskInput::Signal(s)));
+                // Marks and fills only update state: the orders' frontier follows the signals.
+                let decisions = apply_with_state(
+                    signals,
+                    Some(marks.concat(cycle)),
+                    Risk::new(config.clone()).map_err(err)?,
+                );
+                let orders = decisions.clone().flat_map(|(t, d)| match d {
+                    RiskDecision::Accepted(o) => Some((t, o)),
+                    RiskDecision::Rejected(_) => None,
+                });
+                let refused = decisions.flat_map(|(t, d)| match d {
+                    RiskDecision::Rejected(r) => Some((t, r)),
+                    RiskDecision::Accepted(_) => None,
+                });
+                let at = stream_index(rejects).ok_or("risk rejects without a counter")?;
+                extra.push((
+                    rejects.clone(),
+                    Handle::RiskRejects(counted(refused, stats, at)),
+                ));
+                Handle::Orders(counted(orders, stats, index))
+            }
+            (OperatorKind::Exchange { config, quotes }, Some(Handle::Orders(input))) => {
+                let Some(Handle::Quotes(book)) = streams.get(quotes) else {
+                    return Err(missing(quotes));
+                };
+                let exchange = SimExchange::new(config.clone()).map_err(err)?;
+                let latency = exchange.latency().nanos();
+                // Each order reaches the exchange `latency` after it was created.
+                let orders = input.clone().map(move |(t, o)| {
+                    let arrival = o.ts_event.nanos().saturating_add(latency);
+                    (
+                        floor(arrival, gran).max(t),
+                        ExchangeInput::Order {
+                            arrival: Timestamp(arrival),
+                            order: o,
+                        },
+                    )
+                });
+                let quotes = book.clone().map(|(t, q)| (t, ExchangeInput::Quote(q)));
+                Handle::Fills(counted(
+                    apply(quotes.concat(orders), exchange),
+                    stats,
+                    index,
+                ))
+            }
+            (OperatorKind::Portfolio { prices, totals, .. }, Some(Handle::Fills(input))) => {
+                let Some(Handle::Bars(bars)) = streams.get(prices) else {
+                    return Err(missing(prices));
+                };
+                let (positions, values) = portfolio(input.clone(), bars.clone());
+                let at = stream_index(totals).ok_or("portfolio totals without a counter")?;
+                extra.push((
+                    totals.clone(),
+                    Handle::Portfolio(counted(values, stats, at)),
+                ));
+                Handle::Positions(counted(positions, stats, index))
+            }
             _ => {
                 return Err(format!(
                     "operator {} cannot read stream {}",
@@ -466,7 +597,23 @@ fn build<'s>(
             }
         };
         streams.insert(op.name.clone(), handle);
+        streams.extend(extra);
     }
+    for (fills, handle) in loops {
+        match streams.get(&fills) {
+            Some(Handle::Fills(s)) => s
+                .clone()
+                .map(|(t, f)| (t.saturating_add(1), RiskInput::Fill(f)))
+                .connect_loop(handle),
+            _ => {
+                return Err(format!(
+                    "risk reads fills from {fills}, which is not an exchange's fills"
+                ));
+            }
+        }
+    }
+    // Every worker builds the taps (the dataflows must match); worker 0 receives the records.
+    attach_report(shared, &streams, probe, scope.index() == 0);
 
     // Every worker builds the same sink operators; only worker 0 holds the sink objects.
     let mut defs: BTreeMap<&str, bool> = BTreeMap::new();
@@ -505,9 +652,104 @@ fn build<'s>(
             Handle::Bars(s) => attach_as!(s, Bars),
             Handle::Indicators(s) => attach_as!(s, Indicators),
             Handle::Signals(s) => attach_as!(s, Signals),
+            Handle::Orders(s) => attach_as!(s, Orders),
+            Handle::RiskRejects(s) => attach_as!(s, RiskRejects),
+            Handle::Fills(s) => attach_as!(s, Fills),
+            Handle::Positions(s) => attach_as!(s, Positions),
+            Handle::Portfolio(s) => attach_as!(s, Portfolio),
         }
     }
     Ok(((events_in, events_cap), (rejects_in, rejects_cap)))
+}
+
+/// Feeds the trading streams to the report: the taps gather every record on worker 0, which
+/// stores the report (`leader`). Only pipelines with a portfolio have a report.
+fn attach_report(
+    shared: &Shared,
+    streams: &BTreeMap<String, Handle<'_>>,
+    probe: &ProbeHandle<Time>,
+    leader: bool,
+) {
+    let Some(capital) = shared
+        .pipeline
+        .operators
+        .iter()
+        .find_map(|o| match &o.kind {
+            OperatorKind::Portfolio { capital, .. } => Some(*capital),
+            _ => None,
+        })
+    else {
+        return;
+    };
+    let taps = streams
+        .values()
+        .filter(|h| {
+            matches!(
+                h,
+                Handle::Orders(_)
+                    | Handle::RiskRejects(_)
+                    | Handle::Fills(_)
+                    | Handle::Positions(_)
+                    | Handle::Portfolio(_)
+            )
+        })
+        .count();
+    let state = Rc::new(RefCell::new((Some(ReportBuilder::new(capital)), taps)));
+    let stats = shared.stats.clone();
+    let registry = shared.registry.clone();
+    // Runs when one tap's stream ends; the last one stores the report.
+    let finish = {
+        let state = state.clone();
+        move || {
+            let mut s = state.borrow_mut();
+            s.1 -= 1;
+            if s.1 == 0
+                && leader
+                && let Some(b) = s.0.take()
+                && let Ok(mut slot) = stats.trading.lock()
+                && slot.is_none()
+            {
+                *slot = Some(b.finish());
+            }
+        }
+    };
+    fn tap<'s, T: Record>(
+        stream: &StreamVec<'s, Time, Stamped<T>>,
+        state: &Rc<RefCell<(Option<ReportBuilder>, usize)>>,
+        finish: impl FnOnce() + 'static,
+        probe: &ProbeHandle<Time>,
+        mut each: impl FnMut(&mut ReportBuilder, &T) + 'static,
+    ) {
+        let state = state.clone();
+        ordered_sink(
+            stream.clone(),
+            "report",
+            Gather::Single,
+            move |batch: &mut Vec<T>| {
+                if let Some(b) = state.borrow_mut().0.as_mut() {
+                    batch.iter().for_each(|r| each(b, r));
+                }
+            },
+            finish,
+        )
+        .probe_with(probe);
+    }
+    for h in streams.values() {
+        let f = finish.clone();
+        match h {
+            Handle::Orders(s) => tap(s, &state, f, probe, |b, _| b.order()),
+            Handle::RiskRejects(s) => tap(s, &state, f, probe, |b, r| b.reject(r.reason)),
+            Handle::Fills(s) => tap(s, &state, f, probe, |b, x| b.fill(x)),
+            Handle::Positions(s) => {
+                let registry = registry.clone();
+                tap(s, &state, f, probe, move |b, p| {
+                    b.position(registry.symbol(p.instrument), p)
+                })
+            }
+            Handle::Portfolio(s) => tap(s, &state, f, probe, |b, v| b.value(v)),
+            _ => {}
+        }
+    }
 }
 
 type InputEnds = (

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use tickflow_core::{RejectReason, Timestamp};
 
+use crate::report::TradingReport;
+
 /// Live counters. Workers add to them once per batch; the progress reporter reads them.
 #[derive(Debug)]
 pub struct Stats {
@@ -20,6 +22,7 @@ pub struct Stats {
     pub(crate) last_event: AtomicI64,
     pub(crate) sink_rows: Mutex<Vec<(String, u64)>>,
     pub(crate) errors: Mutex<Vec<String>>,
+    pub(crate) trading: Mutex<Option<TradingReport>>,
 }
 
 impl Stats {
@@ -37,6 +40,7 @@ impl Stats {
             last_event: AtomicI64::new(i64::MIN),
             sink_rows: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
+            trading: Mutex::new(None),
         }
     }
 
@@ -101,6 +105,8 @@ pub struct Summary {
     pub last_event: Option<Timestamp>,
     /// Errors that did not stop the run (a sink that failed, a file that did not open).
     pub errors: Vec<String>,
+    /// Orders, fills, positions, PnL and the backtest figures (pipelines with a portfolio).
+    pub trading: Option<TradingReport>,
 }
 
 impl Summary {
@@ -142,6 +148,7 @@ impl Summary {
             first_event: (first != i64::MAX).then_some(Timestamp(first)),
             last_event: (last != i64::MIN).then_some(Timestamp(last)),
             errors: stats.errors.lock().map(|v| v.clone()).unwrap_or_default(),
+            trading: stats.trading.lock().ok().and_then(|t| t.clone()),
         }
     }
 
@@ -222,6 +229,9 @@ impl fmt::Display for Summary {
         }
         for (sink, n) in &self.sink_rows {
             writeln!(f, "  wrote {:<30}{:>10} rows", sink, thousands(*n))?;
+        }
+        if let Some(t) = &self.trading {
+            write!(f, "{t}")?;
         }
         writeln!(f, "wall time       {:>14.3} s", self.wall.as_secs_f64())?;
         writeln!(

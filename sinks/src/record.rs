@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use tickflow_core::{
-    ArrowRecord, Bar, BookEvent, IndicatorRow, InstrumentRegistry, Quote, Reject, Signal, Trade,
+    ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, Order, PortfolioValue,
+    Position, Quote, Reject, RiskReject, Signal, Trade,
 };
 
 /// A record that sinks can write.
@@ -226,6 +227,169 @@ impl SinkRecord for IndicatorRow {
                 let _ = write!(out, " {name}={v:.4}");
             }
         }
+    }
+}
+
+fn order_json(o: &Order, reg: &InstrumentRegistry, out: &mut String) {
+    let _ = write!(
+        out,
+        r#""instrument":{},"order_id":{},"ts_event":"{}","side":"{}","order_type":"{}","tif":"{}","limit_price":{},"quantity":{},"reference_price":{},"reason":{}"#,
+        js(reg.symbol(o.instrument)),
+        o.id,
+        o.ts_event,
+        o.side.as_str(),
+        o.order_type.as_str(),
+        o.tif.as_str(),
+        opt(o.limit),
+        o.quantity,
+        o.reference,
+        js(&o.reason)
+    );
+}
+
+fn order_human(o: &Order, reg: &InstrumentRegistry, out: &mut String) {
+    let _ = write!(
+        out,
+        "#{} {:<10} {}  {:<4} {} {} {}",
+        o.id,
+        reg.symbol(o.instrument),
+        o.ts_event,
+        o.side.as_str(),
+        o.quantity,
+        o.order_type.as_str(),
+        o.tif.as_str(),
+    );
+    if let Some(l) = o.limit {
+        let _ = write!(out, " @ {l}");
+    }
+}
+
+impl SinkRecord for Order {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        out.push('{');
+        order_json(self, reg, out);
+        out.push('}');
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        out.push_str("order ");
+        order_human(self, reg, out);
+    }
+}
+
+impl SinkRecord for RiskReject {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        out.push('{');
+        order_json(&self.order, reg, out);
+        let _ = write!(
+            out,
+            r#","reject_reason":"{}","detail":{}}}"#,
+            self.reason,
+            js(&self.detail)
+        );
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        out.push_str("risk reject ");
+        order_human(&self.order, reg, out);
+        let _ = write!(out, "  {}: {}", self.reason, self.detail);
+    }
+}
+
+impl SinkRecord for Fill {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"instrument":{},"order_id":{},"exec":{},"ts_event":"{}","side":"{}","price":{},"quantity":{},"fee":{},"leaves":{},"status":"{}"}}"#,
+            js(reg.symbol(self.instrument)),
+            self.order_id,
+            self.exec,
+            self.ts_event,
+            self.side.as_str(),
+            self.price,
+            self.quantity,
+            self.fee,
+            self.leaves,
+            self.status.as_str()
+        );
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "fill #{}.{} {:<10} {}  {:<4} {} @ {}  fee {}  leaves {}  {}",
+            self.order_id,
+            self.exec,
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.side.as_str(),
+            self.quantity,
+            self.price,
+            self.fee,
+            self.leaves,
+            self.status.as_str()
+        );
+    }
+}
+
+impl SinkRecord for Position {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"instrument":{},"ts_event":"{}","quantity":{},"avg_price":{},"mark":{},"market_value":{},"realized_pnl":{},"unrealized_pnl":{},"fees":{},"fills":{}}}"#,
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.quantity,
+            self.avg_price,
+            self.mark,
+            self.market_value,
+            self.realized_pnl,
+            self.unrealized_pnl,
+            self.fees,
+            self.fills
+        );
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "position {:<10} {}  qty {}  avg {}  mark {}  value {}  realized {}  unrealized {}  fees {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.quantity,
+            self.avg_price,
+            self.mark,
+            self.market_value,
+            self.realized_pnl,
+            self.unrealized_pnl,
+            self.fees
+        );
+    }
+}
+
+impl SinkRecord for PortfolioValue {
+    fn write_json(&self, _reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"ts_event":"{}","net_exposure":{},"gross_exposure":{},"realized_pnl":{},"unrealized_pnl":{},"fees":{},"total_pnl":{},"open_positions":{}}}"#,
+            self.ts_event,
+            self.net_exposure,
+            self.gross_exposure,
+            self.realized_pnl,
+            self.unrealized_pnl,
+            self.fees,
+            self.total_pnl,
+            self.open_positions
+        );
+    }
+    fn write_human(&self, _reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "portfolio {}  net {}  gross {}  realized {}  unrealized {}  fees {}  total {}",
+            self.ts_event,
+            self.net_exposure,
+            self.gross_exposure,
+            self.realized_pnl,
+            self.unrealized_pnl,
+            self.fees,
+            self.total_pnl
+        );
     }
 }
 

@@ -1,0 +1,430 @@
+//! The simulated exchange: paper execution for live paper trading and for backtests alike.
+//!
+//! Orders reach the exchange `latency` after they were created and execute against the
+//! current quotes of their instrument: a buy takes the ask, a sell the bid, up to the size the
+//! quote displays (what one order takes is gone until the next quote refreshes it), so a large
+//! order fills in parts. Market orders pay `slippage_bps` beyond the quote; limit orders
+//! execute only at their limit or better. What an IOC order cannot fill on arrival is
+//! canceled; a GTC order keeps working and executes against later quotes. Each execution pays
+//! `fee_bps` of its notional plus `fee_per_unit` per unit. Execution reports (fills and
+//! cancels) are the operator's output.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tickflow_core::{
+    Duration, Fill, FillStatus, Order, OrderType, Price, Quantity, Quote, Side, TimeInForce,
+    Timestamp, exact_notional, round_money,
+};
+
+use crate::error::{Error, Result};
+use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+
+/// Latency, slippage and fees.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub struct ExchangeConfig {
+    /// From order creation to arrival at the exchange.
+    pub latency: Duration,
+    /// Price paid beyond the quote by market orders, in basis points.
+    pub slippage_bps: f64,
+    /// Fee as a share of notional, in basis points.
+    pub fee_bps: f64,
+    /// Fee per unit traded.
+    pub fee_per_unit: Price,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        Self {
+            latency: Duration::from_millis(1),
+            slippage_bps: 0.0,
+            fee_bps: 0.0,
+            fee_per_unit: Price::ZERO,
+        }
+    }
+}
+
+/// What the exchange reads: quotes, and orders stamped with their arrival time.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub enum ExchangeInput {
+    /// A quote update.
+    Quote(Quote),
+    /// An order arriving at `arrival`.
+    Order {
+        /// Arrival time at the exchange.
+        arrival: Timestamp,
+        /// The order.
+        order: Order,
+    },
+}
+
+impl Record for ExchangeInput {
+    fn route(&self) -> u64 {
+        match self {
+            ExchangeInput::Quote(q) => u64::from(q.instrument.0),
+            ExchangeInput::Order { order, .. } => u64::from(order.instrument.0),
+        }
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        match self {
+            ExchangeInput::Quote(q) => q.order_key(),
+            // After the quotes of the same instant.
+            ExchangeInput::Order { arrival, order } => {
+                (arrival.nanos(), order.instrument.0, (1 << 63) | order.id)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, Debug)]
+struct Book {
+    bid: Option<(Price, i64)>,
+    ask: Option<(Price, i64)>,
+    /// Working GTC orders, oldest first: (order, leaves, executions so far).
+    working: Vec<(Order, i64, u32)>,
+}
+
+/// The simulated exchange.
+pub struct SimExchange {
+    config: ExchangeConfig,
+    slip: Price,
+    fee_rate: i128,
+    books: BTreeMap<u32, Book>,
+}
+
+impl SimExchange {
+    /// An exchange with these costs; refuses negative or non-finite ones.
+    pub fn new(config: ExchangeConfig) -> Result<Self> {
+        let bad = |reason: String| {
+            Err(Error::Config {
+                operator: "exchange",
+                reason,
+            })
+        };
+        if config.latency.nanos() < 0 {
+            return bad(format!(
+                "latency must not be negative, got {}",
+                config.latency
+            ));
+        }
+        for (name, v) in [
+            ("slippage_bps", config.slippage_bps),
+            ("fee_bps", config.fee_bps),
+        ] {
+            if !(v.is_finite() && (0.0..1000.0).contains(&v)) {
+                return bad(format!("{name} must be within [0, 1000), got {v}"));
+            }
+        }
+        if config.fee_per_unit.raw() < 0 {
+            return bad(format!(
+                "fee_per_unit must not be negative, got {}",
+                config.fee_per_unit
+            ));
+        }
+        let slip = Price::from_f64_rounded(config.slippage_bps / 10_000.0).unwrap_or(Price::ZERO);
+        let fee_rate =
+            Price::from_f64_rounded(config.fee_bps / 10_000.0).map_or(0, |p| i128::from(p.raw()));
+        Ok(Self {
+            config,
+            slip,
+            fee_rate,
+            books: BTreeMap::new(),
+        })
+    }
+
+    /// The configured latency (the runtime stamps orders with their arrival).
+    pub fn latency(&self) -> Duration {
+        self.config.latency
+    }
+
+    /// Executes as much of `order` as the book allows at `ts`; returns the reports.
+    fn execute(
+        &self,
+        book: &mut Book,
+        ts: Timestamp,
+        order: &Order,
+        leaves: &mut i64,
+        exec: &mut u32,
+        out: &mut Emitter<Fill>,
+    ) {
+        let buy = order.side == Side::Buy;
+        let level = if buy { &mut book.ask } else { &mut book.bid };
+        let Some((quote_px, shown)) = level.as_mut() else {
+            return;
+        };
+        if *shown <= 0 || *leaves <= 0 {
+            return;
+        }
+        // Price after slippage: worse by `slip` of the quote for market orders.
+        let slipped = {
+            let delta = quote_px.checked_mul(self.slip.raw()).unwrap_or(Price::ZERO);
+            let p = if buy {
+                quote_px.checked_add(delta)
+            } else {
+                quote_px.checked_sub(delta)
+            };
+            p.unwrap_or(*quote_px)
+        };
+        let price = match (order.order_type, order.limit) {
+            (OrderType::Limit, Some(limit)) => {
+                let marketable = if buy {
+                    *quote_px <= limit
+                } else {
+                    *quote_px >= limit
+                };
+                if !marketable {
+                    return;
+                }
+                *quote_px
+            }
+            _ => slipped,
+        };
+        let qty = (*leaves).min(*shown);
+        *shown -= qty;
+        *leaves -= qty;
+        let quantity = Quantity::from_raw(qty);
+        let fee_exact = exact_notional(price, quantity) * self.fee_rate
+            / i128::from(tickflow_core::FIXED_SCALE)
+            + exact_notional(self.config.fee_per_unit, quantity);
+        out.push(Fill {
+            order_id: order.id,
+            exec: *exec,
+            instrument: order.instrument,
+            ts_event: ts,
+            side: order.side,
+            price,
+            quantity,
+            fee: round_money(fee_exact),
+            leaves: Quantity::from_raw(*leaves),
+            status: if *leaves == 0 {
+                FillStatus::Filled
+            } else {
+                FillStatus::Partial
+            },
+        });
+        *exec += 1;
+    }
+
+    fn on_quote(&mut self, q: &Quote, out: &mut Emitter<Fill>) {
+        let mut book = self.books.remove(&q.instrument.0).unwrap_or_default();
+        book.bid = q.bid.map(|p| (p, q.bid_size.raw()));
+        book.ask = q.ask.map(|p| (p, q.ask_size.raw()));
+        let mut working = std::mem::take(&mut book.working);
+        for (order, leaves, exec) in &mut working {
+            self.execute(&mut book, q.ts_event, order, leaves, exec, out);
+        }
+        working.retain(|(_, leaves, _)| *leaves > 0);
+        book.working = working;
+        self.books.insert(q.instrument.0, book);
+    }
+
+    fn on_order(&mut self, arrival: Timestamp, order: Order, out: &mut Emitter<Fill>) {
+        let instrument = order.instrument;
+        let mut book = self.books.remove(&instrument.0).unwrap_or_default();
+        let mut leaves = order.quantity.raw();
+        let mut exec = 0;
+        self.execute(&mut book, arrival, &order, &mut leaves, &mut exec, out);
+        if leaves > 0 {
+            match order.tif {
+                TimeInForce::Gtc => book.working.push((order, leaves, exec)),
+                TimeInForce::Ioc => out.push(Fill {
+                    order_id: order.id,
+                    exec,
+                    instrument: order.instrument,
+                    ts_event: arrival,
+                    side: order.side,
+                    price: Price::ZERO,
+                    quantity: Quantity::ZERO,
+                    fee: Price::ZERO,
+                    leaves: Quantity::ZERO,
+                    status: FillStatus::Canceled,
+                }),
+            }
+        }
+        self.books.insert(instrument.0, book);
+    }
+}
+
+impl Operator for SimExchange {
+    type In = ExchangeInput;
+    type Out = Fill;
+    fn name(&self) -> &'static str {
+        "exchange"
+    }
+    fn on_batch(&mut self, _t: Timestamp, input: &mut Vec<ExchangeInput>, out: &mut Emitter<Fill>) {
+        for item in input.drain(..) {
+            match item {
+                ExchangeInput::Quote(q) => self.on_quote(&q, out),
+                ExchangeInput::Order { arrival, order } => self.on_order(arrival, order, out),
+            }
+        }
+    }
+    fn on_watermark(&mut self, _w: Timestamp, _out: &mut Emitter<Fill>) {}
+    fn next_emit(&self) -> Option<Timestamp> {
+        None
+    }
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        encode_state("exchange", &self.books)
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        self.books = decode_state("exchange", snapshot)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickflow_core::{InstrumentId, SeqNo};
+
+    fn p(s: &str) -> Price {
+        Price::parse(s).unwrap()
+    }
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap()
+    }
+    fn quote(ts: i64, bid: &str, bid_size: &str, ask: &str, ask_size: &str) -> ExchangeInput {
+        ExchangeInput::Quote(Quote {
+            instrument: InstrumentId(0),
+            ts_event: Timestamp(ts),
+            ts_recv: Timestamp(ts),
+            bid: Some(p(bid)),
+            bid_size: q(bid_size),
+            ask: Some(p(ask)),
+            ask_size: q(ask_size),
+            update_id: None,
+            suspicious: false,
+            seq: SeqNo(ts as u64),
+        })
+    }
+    fn order(
+        id: u64,
+        ts: i64,
+        side: Side,
+        qty: &str,
+        limit: Option<&str>,
+        tif: TimeInForce,
+    ) -> ExchangeInput {
+        ExchangeInput::Order {
+            arrival: Timestamp(ts),
+            order: Order {
+                id,
+                instrument: InstrumentId(0),
+                ts_event: Timestamp(ts),
+                side,
+                order_type: if limit.is_some() {
+                    OrderType::Limit
+                } else {
+                    OrderType::Market
+                },
+                tif,
+                limit: limit.map(p),
+                quantity: q(qty),
+                reference: p("10"),
+                reason: "test".into(),
+            },
+        }
+    }
+    fn run(ex: &mut SimExchange, input: Vec<ExchangeInput>) -> Vec<Fill> {
+        let mut out = Emitter::default();
+        for item in input {
+            ex.on_batch(Timestamp(0), &mut vec![item], &mut out);
+        }
+        out.take_values()
+    }
+
+    #[test]
+    fn market_orders_fill_by_displayed_size_with_slippage_and_fees() {
+        let mut ex = SimExchange::new(ExchangeConfig {
+            latency: Duration::ZERO,
+            slippage_bps: 10.0,
+            fee_bps: 5.0,
+            fee_per_unit: p("0.01"),
+        })
+        .unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                quote(1, "9.99", "100", "10.01", "30"),
+                order(1, 2, Side::Buy, "50", None, TimeInForce::Ioc),
+            ],
+        );
+        // 30 shown at the ask: 30 fill at 10.01 × 1.001, the other 20 are canceled (IOC).
+        assert_eq!(fills.len(), 2);
+        assert_eq!(fills[0].quantity, q("30"));
+        assert_eq!(fills[0].price, p("10.02001"));
+        assert_eq!(fills[0].status, FillStatus::Partial);
+        assert_eq!(fills[0].leaves, q("20"));
+        // 5 bps of 300.6003 plus 0.01 × 30.
+        assert_eq!(fills[0].fee, p("0.450300150"));
+        assert_eq!(fills[1].status, FillStatus::Canceled);
+        assert_eq!(fills[1].quantity, Quantity::ZERO);
+        // What the order took is gone until the next quote.
+        let more = run(
+            &mut ex,
+            vec![order(2, 3, Side::Buy, "10", None, TimeInForce::Ioc)],
+        );
+        assert_eq!(more.len(), 1);
+        assert_eq!(more[0].status, FillStatus::Canceled);
+    }
+
+    #[test]
+    fn gtc_limit_orders_rest_until_the_market_reaches_them() {
+        let mut ex = SimExchange::new(ExchangeConfig::default()).unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                quote(1, "9.99", "100", "10.01", "100"),
+                order(1, 2, Side::Sell, "150", Some("10.05"), TimeInForce::Gtc),
+                quote(3, "10.02", "100", "10.04", "100"),
+            ],
+        );
+        assert!(fills.is_empty(), "not marketable yet: {fills:?}");
+        let fills = run(
+            &mut ex,
+            vec![
+                quote(4, "10.06", "100", "10.08", "100"),
+                quote(5, "10.07", "80", "10.09", "100"),
+            ],
+        );
+        // Fills at the bid (better than the limit), 100 then the remaining 50.
+        assert_eq!(fills.len(), 2);
+        assert_eq!((fills[0].price, fills[0].quantity), (p("10.06"), q("100")));
+        assert_eq!((fills[1].price, fills[1].quantity), (p("10.07"), q("50")));
+        assert_eq!(fills[1].status, FillStatus::Filled);
+        assert_eq!(fills[1].exec, 1);
+        // An IOC limit that is not marketable is canceled at once.
+        let fills = run(
+            &mut ex,
+            vec![order(
+                2,
+                6,
+                Side::Buy,
+                "10",
+                Some("10.00"),
+                TimeInForce::Ioc,
+            )],
+        );
+        assert_eq!(fills[0].status, FillStatus::Canceled);
+    }
+
+    #[test]
+    fn refuses_bad_costs() {
+        for cfg in [
+            ExchangeConfig {
+                slippage_bps: f64::NAN,
+                ..ExchangeConfig::default()
+            },
+            ExchangeConfig {
+                fee_bps: -1.0,
+                ..ExchangeConfig::default()
+            },
+            ExchangeConfig {
+                latency: Duration(-1),
+                ..ExchangeConfig::default()
+            },
+        ] {
+            assert!(SimExchange::new(cfg).is_err());
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The trading chain in the dataflow: every risk limit refuses the orders that would breach it
+//! (and the position never passes it), the differential-dataflow PnL equals the PnL recomputed
+//! from the fills and the final prices, and the results do not depend on the worker count.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+use tickflow_core::{
+    ArrowRecord, Bar, Fill, FillStatus, PortfolioValue, Position, Price, Quantity, exact_notional,
+    money_to_exact, round_money,
+};
+use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
+
+/// A two-hour synthetic market, 4 instruments, a strategy that trades every crossing of the
+/// 20-bar SMA, and the given risk settings.
+fn pipeline(risk: &str) -> Pipeline {
+    let text = format!(
+        r#"
+[pipeline]
+name = "trading-test"
+
+[[source]]
+kind = "synthetic"
+instruments = 4
+seed = 11
+start = "2024-01-02T14:30:00Z"
+duration = "3h"
+events_per_second = 200
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+
+[[operator]]
+name = "signals"
+kind = "signals"
+input = "indicators"
+buy = "close crosses_above sma_20"
+sell = "close crosses_below sma_20"
+
+[[operator]]
+name = "orders"
+kind = "risk"
+input = "signals"
+prices = "bars"
+fills = "fills"
+{risk}
+
+[[operator]]
+name = "fills"
+kind = "exchange"
+input = "orders"
+latency = "3ms"
+slippage_bps = 2
+fee_bps = 1
+
+[[operator]]
+name = "positions"
+kind = "portfolio"
+input = "fills"
+prices = "bars"
+
+[[sink]]
+kind = "jsonl"
+streams = ["orders", "risk_rejects", "fills", "positions", "portfolio", "signals"]
+
+[[sink]]
+kind = "parquet"
+streams = ["bars", "fills", "positions", "portfolio"]
+"#
+    );
+    Pipeline::parse(&text, "trading-test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Outcome {
+    summary: Summary,
+    dir: tempfile::TempDir,
+}
+
+impl Outcome {
+    fn jsonl(&self, stream: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join(format!("{stream}.jsonl")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+    fn parquet<T: ArrowRecord>(&self, stream: &str) -> Vec<T> {
+        let file = std::fs::File::open(self.dir.path().join(format!("{stream}.parquet"))).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        reader
+            .flat_map(|b| T::from_record_batch(&b.unwrap()).unwrap())
+            .collect()
+    }
+    fn rejects_with(&self, reason: &str) -> Vec<Value> {
+        self.jsonl("risk_rejects")
+            .into_iter()
+            .filter(|r| r["reject_reason"] == reason)
+            .collect()
+    }
+}
+
+fn run_with(risk: &str, workers: usize) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(
+        &pipeline(risk),
+        &RunOptions {
+            workers,
+            output_dir: dir.path().to_path_buf(),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(summary.accounted());
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    Outcome { summary, dir }
+}
+
+/// Running position per instrument after every fill, from the fills file.
+fn positions_over_time(o: &Outcome) -> Vec<(u32, i64)> {
+    let mut pos: HashMap<u32, i64> = HashMap::new();
+    o.parquet::<Fill>("fills")
+        .iter()
+        .map(|f| {
+            let p = pos.entry(f.instrument.0).or_default();
+            *p += f.signed_quantity();
+            (f.instrument.0, *p)
+        })
+        .collect()
+}
+
+fn qty(s: &str) -> i64 {
+    Quantity::parse(s).unwrap().raw()
+}
+
+#[test]
+fn max_position_refuses_orders_that_would_exceed_it() {
+    let o = run_with(
+        "position_size = 300\nallow_short = true\nmax_position = 200",
+        1,
+    );
+    let rejects = o.rejects_with("max_position");
+    assert!(!rejects.is_empty(), "a 300 target breaches a 200 limit");
+    assert!(rejects[0]["detail"].as_str().unwrap().contains("> max 200"));
+    assert!(
+        positions_over_time(&o)
+            .iter()
+            .all(|(_, p)| p.abs() <= qty("200"))
+    );
+    // The same strategy within the limit trades.
+    let ok = run_with(
+        "position_size = 200\nallow_short = true\nmax_position = 200",
+        1,
+    );
+    assert!(ok.rejects_with("max_position").is_empty());
+    let pos = positions_over_time(&ok);
+    assert!(pos.iter().any(|(_, p)| p.abs() == qty("200")));
+    assert!(pos.iter().all(|(_, p)| p.abs() <= qty("200")));
+}
+
+#[test]
+fn max_order_size_refuses_large_orders() {
+    // Long 100 then short 100 is an order of 200.
+    let o = run_with(
+        "position_size = 100\nallow_short = true\nmax_order_size = 150",
+        1,
+    );
+    assert!(!o.rejects_with("max_order_size").is_empty());
+    let orders = o.jsonl("orders");
+    assert!(!orders.is_empty());
+    assert!(
+        orders
+            .iter()
+            .all(|r| r["quantity"].as_f64().unwrap() <= 150.0)
+    );
+}
+
+#[test]
+fn notional_limits_refuse_exposure_beyond_them() {
+    // Four instruments of 100 units each are worth more than 20,000 together.
+    let o = run_with(
+        "position_size = 100\nmax_gross_notional = 20000\nmax_net_notional = 1000000",
+        1,
+    );
+    let rejects = o.rejects_with("max_gross_notional");
+    assert!(!rejects.is_empty());
+    // Exposure is checked at the last trade when the order is sent; prices move afterwards,
+    // so the valuation may drift above the limit by the move since, not by another position.
+    for v in o.parquet::<PortfolioValue>("portfolio") {
+        assert!(v.gross_exposure.to_f64() <= 20000.0 * 1.05, "{v:?}");
+    }
+    let net = run_with(
+        "position_size = 100\nallow_short = true\nmax_net_notional = 15000",
+        1,
+    );
+    assert!(!net.rejects_with("max_net_notional").is_empty());
+    for v in net.parquet::<PortfolioValue>("portfolio") {
+        assert!(v.net_exposure.to_f64().abs() <= 15000.0 * 1.05, "{v:?}");
+    }
+}
+
+#[test]
+fn order_rate_is_limited_per_instrument() {
+    let o = run_with(
+        "position_size = 100\nmax_orders = 1\nrate_window = \"30m\"",
+        1,
+    );
+    assert!(!o.rejects_with("max_order_rate").is_empty());
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for order in o.order_times() {
+        if let Some(prev) = last.insert(order.0.clone(), order.1) {
+            assert!(order.1 - prev >= 30 * 60 * 1_000_000_000, "{order:?}");
+        }
+    }
+}
+
+impl Outcome {
+    /// (instrument, ts in ns) of every accepted order.
+    fn order_times(&self) -> Vec<(String, i64)> {
+        self.jsonl("orders")
+            .iter()
+            .map(|o| {
+                let ts = tickflow_core::Timestamp::parse_rfc3339(o["ts_event"].as_str().unwrap())
+                    .unwrap();
+                (o["instrument"].as_str().unwrap().to_owned(), ts.nanos())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn limit_prices_outside_the_band_are_refused() {
+    let o = run_with(
+        "order_type = \"limit\"\nlimit_offset_bps = 600\nprice_band = 0.05",
+        1,
+    );
+    assert!(!o.rejects_with("price_band").is_empty());
+    assert!(o.jsonl("orders").is_empty());
+    assert!(o.jsonl("fills").is_empty());
+    // 10 bps through the last trade is inside the band, and marketable limit orders fill.
+    let ok = run_with(
+        "order_type = \"limit\"\nlimit_offset_bps = 10\nprice_band = 0.05",
+        1,
+    );
+    assert!(ok.rejects_with("price_band").is_empty());
+    assert!(!ok.jsonl("fills").is_empty());
+}
+
+#[test]
+fn the_daily_loss_limit_switches_to_reduce_only() {
+    // Fees and slippage make the first round trips lose more than 1.
+    let o = run_with("position_size = 100\ndaily_loss_limit = 1", 1);
+    let rejects = o.rejects_with("daily_loss_limit");
+    assert!(!rejects.is_empty());
+    let first = rejects[0]["ts_event"].as_str().unwrap().to_owned();
+    // After the first refusal, every accepted order reduces a position (sells to flat).
+    for order in o.jsonl("orders") {
+        if order["ts_event"].as_str().unwrap() > first.as_str() {
+            assert_eq!(order["side"], "sell", "{order}");
+        }
+    }
+}
+
+#[test]
+fn the_kill_switch_refuses_everything_after_it_engages() {
+    let o = run_with("position_size = 100\nkill_at = \"2024-01-02T16:00:00Z\"", 1);
+    let rejects = o.rejects_with("kill_switch");
+    assert!(!rejects.is_empty());
+    assert!(
+        o.jsonl("orders")
+            .iter()
+            .all(|r| r["ts_event"].as_str().unwrap() < "2024-01-02T16:00:00")
+    );
+    let all = run_with("kill_switch = true", 1);
+    assert!(all.jsonl("orders").is_empty());
+    assert_eq!(
+        all.summary
+            .trading
+            .as_ref()
+            .unwrap()
+            .risk_rejects
+            .values()
+            .sum::<u64>(),
+        all.jsonl("risk_rejects").len() as u64
+    );
+}
+
+#[test]
+fn pnl_equals_the_pnl_recomputed_from_fills_and_final_prices() {
+    let o = run_with(
+        "position_size = 100\nallow_short = true\nmax_position = 1000",
+        2,
+    );
+    let fills = o.parquet::<Fill>("fills");
+    assert!(fills.len() > 10, "the strategy trades");
+    let mut qty: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut cash = 0i128;
+    let mut fees = 0i128;
+    for f in fills.iter().filter(|f| f.status != FillStatus::Canceled) {
+        *qty.entry(f.instrument.0).or_default() += f.signed_quantity();
+        cash -= exact_notional(f.price, Quantity::from_raw(f.signed_quantity()));
+        fees += money_to_exact(f.fee);
+    }
+    let mut last_close: BTreeMap<u32, Price> = BTreeMap::new();
+    for b in o.parquet::<Bar>("bars") {
+        last_close.insert(b.instrument.0, b.close);
+    }
+    let value: i128 = qty
+        .iter()
+        .map(|(i, q)| exact_notional(last_close[i], Quantity::from_raw(*q)))
+        .sum();
+    let expected = round_money(cash + value - fees);
+    let values = o.parquet::<PortfolioValue>("portfolio");
+    let last = values.last().unwrap();
+    assert_eq!(last.total_pnl, expected, "{last:?}");
+    assert_eq!(last.fees, round_money(fees));
+    // And per instrument: the last position of each matches the fills.
+    let mut final_pos: BTreeMap<u32, Position> = BTreeMap::new();
+    for p in o.parquet::<Position>("positions") {
+        final_pos.insert(p.instrument.0, p);
+    }
+    for (i, q) in &qty {
+        assert_eq!(final_pos[i].quantity.raw(), *q);
+        assert_eq!(final_pos[i].mark, last_close[i]);
+    }
+    let report = o.summary.trading.as_ref().unwrap();
+    assert_eq!(report.final_value.as_ref().unwrap().total_pnl, expected);
+    let canceled = fills
+        .iter()
+        .filter(|f| f.status == FillStatus::Canceled)
+        .count();
+    assert_eq!(report.executions as usize, fills.len() - canceled);
+    assert_eq!(report.canceled as usize, canceled);
+}
+
+#[test]
+fn trading_results_are_identical_for_1_and_4_workers() {
+    let risk = "position_size = 100\nallow_short = true\nmax_position = 150\nmax_orders = 3\nrate_window = \"20m\"";
+    let one = run_with(risk, 1);
+    let four = run_with(risk, 4);
+    for stream in [
+        "orders",
+        "risk_rejects",
+        "fills",
+        "positions",
+        "portfolio",
+        "signals",
+    ] {
+        let a = std::fs::read(one.dir.path().join(format!("{stream}.jsonl"))).unwrap();
+        let b = std::fs::read(four.dir.path().join(format!("{stream}.jsonl"))).unwrap();
+        assert!(a == b, "{stream}.jsonl differs between 1 and 4 workers");
+    }
+    assert!(!one.jsonl("fills").is_empty());
+    assert_eq!(one.summary.trading, four.summary.trading);
+}
