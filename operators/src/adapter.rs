@@ -17,7 +17,7 @@
 //! worker for sinks that only count) and hands them to a writer in step order, sorted by key
 //! within a step, so files are identical whatever the number of workers.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 use timely::container::CapacityContainerBuilder;
@@ -38,36 +38,44 @@ pub type Time = i64;
 /// A record with its event-time step.
 pub type Stamped<T> = (Time, T);
 
-/// Records buffered by step until the watermark passes them: one deque in arrival order,
-/// sorted by step only when something arrived out of order (an adaptive sort, so nearly
-/// sorted input costs about O(n)). No allocation per step.
+/// Records buffered by step until the watermark passes them. Records that arrive in step
+/// order (the common case: one upstream, or several in step) go to a deque without any
+/// allocation per step; a record older than the deque's last goes to a second lane ordered by
+/// step, so interleaved inputs (a concat of streams, a feedback edge) never force a re-sort of
+/// everything buffered.
 struct StepBuffer<T> {
     items: VecDeque<Stamped<T>>,
-    sorted: bool,
+    late: BTreeMap<Time, Vec<T>>,
 }
 
 impl<T> StepBuffer<T> {
     fn new() -> Self {
         Self {
             items: VecDeque::new(),
-            sorted: true,
+            late: BTreeMap::new(),
         }
     }
 
     fn extend(&mut self, data: &mut Vec<Stamped<T>>) {
         for item in data.drain(..) {
             if self.items.back().is_some_and(|(t, _)| *t > item.0) {
-                self.sorted = false;
+                self.late.entry(item.0).or_default().push(item.1);
+            } else {
+                self.items.push_back(item);
             }
-            self.items.push_back(item);
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.late.is_empty()
+    }
+
     fn first(&self) -> Option<Time> {
-        if self.sorted {
-            self.items.front().map(|(t, _)| *t)
-        } else {
-            self.items.iter().map(|(t, _)| *t).min()
+        let a = self.items.front().map(|(t, _)| *t);
+        let b = self.late.keys().next().copied();
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -75,11 +83,7 @@ impl<T> StepBuffer<T> {
     /// step is below `watermark`, or the input has ended (`None`), which releases every step,
     /// `Time::MAX` too. Returns the step.
     fn pop_ready(&mut self, watermark: Option<Time>, out: &mut Vec<T>) -> Option<Time> {
-        if !self.sorted {
-            self.items.make_contiguous().sort_by_key(|(t, _)| *t);
-            self.sorted = true;
-        }
-        let step = self.items.front()?.0;
+        let step = self.first()?;
         if watermark.is_some_and(|wm| step >= wm) {
             return None;
         }
@@ -87,6 +91,11 @@ impl<T> StepBuffer<T> {
             if let Some((_, item)) = self.items.pop_front() {
                 out.push(item);
             }
+        }
+        if self.late.keys().next() == Some(&step)
+            && let Some(mut v) = self.late.remove(&step)
+        {
+            out.append(&mut v);
         }
         Some(step)
     }
@@ -105,7 +114,8 @@ pub fn apply<'s, O: Operator>(
 /// output's frontier does not wait for them. This is how an operator reads a feedback edge
 /// (risk reading the fills its own orders caused) without tying its output to the loop: the
 /// output frontier follows the main input, and a main record at step `t` is still processed
-/// only after the state input has passed `t`.
+/// only after the state input has passed `t` — unless the operator says, through
+/// [`Operator::waits_for_state`], that nothing relevant can come on it.
 pub fn apply_with_state<'s, O: Operator>(
     stream: StreamVec<'s, Time, Stamped<O::In>>,
     state: Option<StreamVec<'s, Time, Stamped<O::In>>>,
@@ -138,16 +148,21 @@ pub fn apply_with_state<'s, O: Operator>(
             if let Some(side) = side.as_mut() {
                 side.for_each(|_cap, data| pending.extend(data));
             }
-            let open = frontiers
+            // The main input's frontier, and with the state input's when the operator waits
+            // for it (asked again after every step: a step can change the answer).
+            let main_open = frontiers[0].frontier().first().copied();
+            let all_open = frontiers
                 .iter()
                 .filter_map(|f| f.frontier().first().copied())
                 .min();
-            let wm = open.unwrap_or(Time::MAX);
-            while let Some(t) = pending.pop_ready(open, &mut batch) {
+            let open = |op: &O| if op.waits_for_state() { all_open } else { main_open };
+            let mut wm = open(&op).unwrap_or(Time::MAX);
+            while let Some(t) = pending.pop_ready(open(&op), &mut batch) {
                 batch.sort_unstable_by_key(Record::order_key);
                 emitter.set_time(Timestamp(t));
                 op.on_batch(Timestamp(t), &mut batch, &mut emitter);
                 batch.clear();
+                wm = open(&op).unwrap_or(Time::MAX);
             }
             if wm > watermark {
                 watermark = wm;
@@ -317,7 +332,7 @@ where
                     batch.clear();
                 }
                 if frontier.frontier().is_empty()
-                    && pending.items.is_empty()
+                    && pending.is_empty()
                     && let Some(f) = finish.take()
                 {
                     f();

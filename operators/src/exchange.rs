@@ -206,9 +206,13 @@ impl SimExchange {
     }
 
     fn on_quote(&mut self, q: &Quote, out: &mut Emitter<Fill>) {
-        let mut book = self.books.remove(&q.instrument.0).unwrap_or_default();
+        let book = self.books.entry(q.instrument.0).or_default();
         book.bid = q.bid.map(|p| (p, q.bid_size.raw()));
         book.ask = q.ask.map(|p| (p, q.ask_size.raw()));
+        if book.working.is_empty() {
+            return; // the common case: nothing rests on this instrument
+        }
+        let mut book = self.books.remove(&q.instrument.0).unwrap_or_default();
         let mut working = std::mem::take(&mut book.working);
         for (order, leaves, exec) in &mut working {
             self.execute(&mut book, q.ts_event, order, leaves, exec, out);

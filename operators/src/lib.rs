@@ -18,6 +18,7 @@ pub mod adapter;
 pub mod bars;
 pub mod error;
 pub mod exchange;
+pub mod features;
 pub mod indicators;
 pub mod normalize;
 pub mod operator;

@@ -93,6 +93,13 @@ pub trait Operator: 'static {
     /// The earliest event time at which a later `on_watermark` may emit; the runtime holds the
     /// output back to it. `None` when nothing is pending.
     fn next_emit(&self) -> Option<Timestamp>;
+    /// Whether the next step must wait for the state-only input (see
+    /// [`crate::adapter::apply_with_state`]) to pass it. An operator returns `false` when its
+    /// state input cannot bring anything relevant (risk with no working orders expects no
+    /// fills), so it does not wait a round trip of a feedback edge for nothing.
+    fn waits_for_state(&self) -> bool {
+        true
+    }
     /// Encodes the operator's state.
     fn snapshot(&self) -> Result<Vec<u8>>;
     /// Replaces the operator's state with a snapshot.

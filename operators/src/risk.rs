@@ -575,6 +575,10 @@ impl Operator for Risk {
         }
     }
     fn on_watermark(&mut self, _w: Timestamp, _out: &mut Emitter<RiskDecision>) {}
+    fn waits_for_state(&self) -> bool {
+        // Fills come only for working orders; with none, no fill can change the state.
+        !self.state.working.is_empty()
+    }
     fn next_emit(&self) -> Option<Timestamp> {
         None
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tickflow_core::{Duration, OrderType, Price, Quantity, TimeInForce, Timestamp};
 use tickflow_operators::exchange::ExchangeConfig;
+use tickflow_operators::features::FeatureConfig;
 use tickflow_operators::indicators::IndicatorPeriods;
 use tickflow_operators::risk::RiskConfig;
 use tickflow_operators::signals::StrategyConfig;
@@ -85,6 +86,13 @@ pub enum OperatorKind {
         /// The strategy.
         strategy: StrategyConfig,
     },
+    /// Feature vectors over an indicator stream, its bars and the quotes.
+    Features {
+        /// Horizons and indicator columns.
+        config: FeatureConfig,
+        /// Quotes stream for spread and order-flow imbalance.
+        quotes: String,
+    },
     /// Pre-trade risk: signals in, orders out (rejects to a second stream).
     Risk {
         /// Order generation and limits.
@@ -121,6 +129,7 @@ impl OperatorKind {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Trades,
             OperatorKind::Indicators { .. } => StreamType::Bars,
             OperatorKind::Signals { .. } => StreamType::Indicators,
+            OperatorKind::Features { .. } => StreamType::Indicators,
             OperatorKind::Risk { .. } => StreamType::Signals,
             OperatorKind::Exchange { .. } => StreamType::Orders,
             OperatorKind::Portfolio { .. } => StreamType::Fills,
@@ -132,6 +141,7 @@ impl OperatorKind {
             OperatorKind::TimeBars { .. } | OperatorKind::VolumeBars { .. } => StreamType::Bars,
             OperatorKind::Indicators { .. } => StreamType::Indicators,
             OperatorKind::Signals { .. } => StreamType::Signals,
+            OperatorKind::Features { .. } => StreamType::Indicators,
             OperatorKind::Risk { .. } => StreamType::Orders,
             OperatorKind::Exchange { .. } => StreamType::Fills,
             OperatorKind::Portfolio { .. } => StreamType::Positions,
@@ -151,7 +161,9 @@ impl OperatorKind {
             OperatorKind::Risk { prices, .. } | OperatorKind::Portfolio { prices, .. } => {
                 vec![(prices.as_str(), StreamType::Bars)]
             }
-            OperatorKind::Exchange { quotes, .. } => vec![(quotes.as_str(), StreamType::Quotes)],
+            OperatorKind::Exchange { quotes, .. } | OperatorKind::Features { quotes, .. } => {
+                vec![(quotes.as_str(), StreamType::Quotes)]
+            }
             _ => Vec::new(),
         }
     }
@@ -232,6 +244,17 @@ impl Pipeline {
                     .map(|(_, t)| t)
             }),
         }
+    }
+
+    /// Column names of a row stream (indicators or features); empty for any other stream.
+    pub fn columns(&self, stream: &str) -> Vec<String> {
+        columns_of(
+            self.operators
+                .iter()
+                .map(|o| (o.name.as_str(), o.input.as_str(), &o.kind)),
+            stream,
+        )
+        .unwrap_or_default()
     }
 
     /// Every stream name, built-in first.
@@ -875,17 +898,20 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             }
         }
     }
-    // Signal rules name columns of their input indicators stream.
+    // Signal rules name columns of their input row stream; features name indicator columns.
+    let defined = operators.iter().filter_map(|o| {
+        o.kind
+            .as_ref()
+            .map(|k| (o.name.as_str(), o.input.as_str(), k))
+    });
     for op in &operators {
-        let periods = operators
-            .iter()
-            .find(|o| o.name == op.input)
-            .and_then(|o| match &o.kind {
-                Some(OperatorKind::Indicators { periods }) => Some(periods),
-                _ => None,
-            });
-        if let Some(periods) = periods {
-            let names = periods.columns();
+        if let Some(OperatorKind::Features { config, .. }) = &op.kind
+            && let Some(input) = columns_of(defined.clone(), &op.input)
+            && let Err(e) = config.chosen(&input)
+        {
+            w.err(op.name_span.clone(), format!("operator `{}`: {e}", op.name));
+        }
+        if let Some(names) = columns_of(defined.clone(), &op.input) {
             for (text, span) in &op.rules {
                 if let Err(e) = tickflow_operators::signals::parse(text, &names) {
                     // +1 for the opening quote of the TOML string.
@@ -1051,6 +1077,21 @@ fn parse_periods(w: &mut Walker<'_>, r: &mut TableReader<'_, '_>, n: usize) -> I
     p
 }
 
+/// Column names of the row stream `stream` among `(name, input, kind)` operators: indicator
+/// columns, or the features computed over them. `None` for any other stream, or features whose
+/// indicator list does not match its input.
+fn columns_of<'a>(
+    ops: impl Iterator<Item = (&'a str, &'a str, &'a OperatorKind)> + Clone,
+    stream: &str,
+) -> Option<Vec<String>> {
+    let (_, input, kind) = ops.clone().find(|(n, _, _)| *n == stream)?;
+    match kind {
+        OperatorKind::Indicators { periods } => Some(periods.columns()),
+        OperatorKind::Features { config, .. } => config.columns(&columns_of(ops, input)?).ok(),
+        _ => None,
+    }
+}
+
 /// An operator as read, before its kind is known to be valid.
 struct ParsedOperator {
     name: String,
@@ -1134,6 +1175,18 @@ fn parse_operator(
             }
         }
         "indicators" => Some(OperatorKind::Indicators { periods: parse_periods(w, &mut r, n) }),
+        "features" => {
+            let d = FeatureConfig::default();
+            let horizons = r.strings_or_ints(w, "horizons").map(|h| h.into_iter().map(|x| x.clamp(0, i64::from(u32::MAX)) as usize).collect::<Vec<_>>());
+            if let Some(h) = &horizons
+                && (h.is_empty() || h.iter().any(|&x| x == 0 || x > 10_000))
+            {
+                w.err(span.clone(), format!("`horizons` in [[operator]] #{n} must be bar counts between 1 and 10000"));
+            }
+            let indicators = r.strings(w, "indicators").map(|v| v.into_iter().map(|(s, _)| s).collect());
+            let quotes = r.string(w, "quotes").map_or_else(|| "quotes".to_owned(), |(s, _)| s);
+            Some(OperatorKind::Features { config: FeatureConfig { horizons: horizons.unwrap_or(d.horizons), indicators }, quotes })
+        }
         "risk" => {
             let d = RiskConfig::default();
             let prices = r.required_string(w, "prices");

@@ -24,6 +24,7 @@ use tickflow_operators::adapter::{
     Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
 };
 use tickflow_operators::exchange::{ExchangeInput, SimExchange};
+use tickflow_operators::features::{FeatureInput, Features};
 use tickflow_operators::indicators::Indicators;
 use tickflow_operators::portfolio::portfolio;
 use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
@@ -229,8 +230,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             OperatorKind::Indicators { periods } => drop(Indicators::new(periods.clone())?),
             OperatorKind::Signals { strategy } => drop(Signals::new(
                 strategy.clone(),
-                &input_columns(pipeline, &op.input),
+                &pipeline.columns(&op.input),
             )?),
+            OperatorKind::Features { config, .. } => {
+                drop(Features::new(config.clone(), &pipeline.columns(&op.input))?)
+            }
             OperatorKind::Risk { config, .. } => drop(Risk::new(config.clone())?),
             OperatorKind::Exchange { config, .. } => drop(SimExchange::new(config.clone())?),
             OperatorKind::Portfolio { .. } => {}
@@ -317,19 +321,6 @@ enum Handle<'s> {
     Fills(StreamVec<'s, Time, Stamped<Fill>>),
     Positions(StreamVec<'s, Time, Stamped<Position>>),
     Portfolio(StreamVec<'s, Time, Stamped<PortfolioValue>>),
-}
-
-/// Column names of an indicators stream (empty for any other stream).
-fn input_columns(pipeline: &Pipeline, stream: &str) -> Vec<String> {
-    pipeline
-        .operators
-        .iter()
-        .find(|o| o.name == stream)
-        .and_then(|o| match &o.kind {
-            OperatorKind::Indicators { periods } => Some(periods.columns()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// Counts the records of operator stream `index` as they pass.
@@ -496,7 +487,7 @@ fn build<'s>(
                 ))
             }
             (OperatorKind::Signals { strategy }, Some(Handle::Indicators(input))) => {
-                let columns = input_columns(&shared.pipeline, &op.input);
+                let columns = shared.pipeline.columns(&op.input);
                 Handle::Signals(counted(
                     apply(
                         input.clone(),
@@ -505,6 +496,29 @@ fn build<'s>(
                     stats,
                     index,
                 ))
+            }
+            (OperatorKind::Features { config, quotes }, Some(Handle::Indicators(input))) => {
+                // The bars the indicators were computed on.
+                let bars_name = shared
+                    .pipeline
+                    .operators
+                    .iter()
+                    .find(|o| o.name == op.input)
+                    .map(|o| o.input.clone())
+                    .unwrap_or_default();
+                let (Some(Handle::Bars(bars)), Some(Handle::Quotes(book))) =
+                    (streams.get(&bars_name), streams.get(quotes))
+                else {
+                    return Err(missing(&bars_name));
+                };
+                let features = Features::new(config.clone(), &shared.pipeline.columns(&op.input))
+                    .map_err(err)?;
+                let merged = book
+                    .clone()
+                    .map(|(t, q)| (t, FeatureInput::Quote(q)))
+                    .concat(bars.clone().map(|(t, b)| (t, FeatureInput::Bar(b))))
+                    .concat(input.clone().map(|(t, r)| (t, FeatureInput::Row(r))));
+                Handle::Indicators(counted(apply(merged, features), stats, index))
             }
             (
                 OperatorKind::Risk {
@@ -532,10 +546,11 @@ fn build<'s>(
                     )
                 });
                 let signals = input.clone().map(|(t, s)| (t, RiskInput::Signal(s)));
-                // Marks and fills only update state: the orders' frontier follows the signals.
+                // Fills only update state: the orders' frontier follows the signals and
+                // marks, and risk waits for the loop only while it has working orders.
                 let decisions = apply_with_state(
-                    signals,
-                    Some(marks.concat(cycle)),
+                    signals.concat(marks),
+                    Some(cycle),
                     Risk::new(config.clone()).map_err(err)?,
                 );
                 let orders = decisions.clone().flat_map(|(t, d)| match d {

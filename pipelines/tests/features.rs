@@ -1,0 +1,82 @@
+//! The features stream: one vector per instrument and bar, consistent with the bars it was
+//! computed from.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+use tickflow_pipelines::{Pipeline, RunOptions, run};
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn features_follow_the_bars_and_quotes() {
+    let text = tickflow_pipelines::config::DEFAULT_PIPELINE
+        .replace("duration = \"6h30m\"", "duration = \"1h\"")
+        .replace("events_per_second = 100", "events_per_second = 300");
+    let pipeline = Pipeline::parse(&text, "daytrade.toml").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &pipeline,
+        &RunOptions {
+            workers: 2,
+            output_dir: out.path().to_path_buf(),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(summary.accounted());
+    let bars = lines(&out.path().join("bars.jsonl"));
+    let features = lines(&out.path().join("features.jsonl"));
+    assert_eq!(bars.len(), features.len(), "one vector per bar");
+    let key = |r: &Value, t: &str| {
+        (
+            r["instrument"].as_str().unwrap().to_owned(),
+            r[t].as_str().unwrap().to_owned(),
+        )
+    };
+    let by_key: HashMap<_, _> = bars.iter().map(|b| (key(b, "end"), b)).collect();
+    let mut prev_close: HashMap<String, f64> = HashMap::new();
+    let mut with_spread = 0;
+    for f in &features {
+        let (inst, end) = key(f, "end");
+        let bar = by_key[&(inst.clone(), end)];
+        let close = bar["close"].as_f64().unwrap();
+        assert_eq!(f["volume"].as_f64(), bar["volume"].as_f64());
+        match prev_close.insert(inst, close) {
+            Some(p) => {
+                let r = f["ret_1"].as_f64().unwrap();
+                assert!((r - (close / p).ln()).abs() < 1e-12, "{f}");
+            }
+            None => assert!(f["ret_1"].is_null(), "no return on the first bar: {f}"),
+        }
+        if let Some(s) = f["spread_bps"].as_f64() {
+            assert!((0.0..1000.0).contains(&s), "{f}");
+            with_spread += 1;
+        }
+        assert!(f.get("rsi_14").is_some() && f.get("ofi").is_some());
+    }
+    assert!(
+        with_spread * 10 >= features.len() * 9,
+        "quotes give most bars a spread"
+    );
+}
+
+#[test]
+fn features_refuse_unknown_indicator_columns() {
+    let text = tickflow_pipelines::config::DEFAULT_PIPELINE.replace(
+        "# indicators = [\"rsi_14\", \"adx_14\"]",
+        "indicators = [\"rsi_14\", \"rsi_99\"]",
+    );
+    let err = Pipeline::parse(&text, "daytrade.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rsi_99"), "{err}");
+    assert!(err.contains("daytrade.toml:"), "{err}");
+}
