@@ -20,6 +20,7 @@ use tickflow_core::{
     exact_notional, money_to_exact, round_money,
 };
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
 use crate::adapter::{Stamped, Time, apply};
@@ -67,23 +68,72 @@ impl Record for PriceChange {
     }
 }
 
-/// Turns bars into last-price changes (one retraction and one insertion per new close).
+/// What [`LatestPrice`] reads: bars, and fills (to know which instruments are held).
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub enum PriceInput {
+    /// A bar; its close is the last trade price at its end.
+    Bar(Bar),
+    /// An execution report.
+    Fill(Fill),
+}
+
+impl Record for PriceInput {
+    fn route(&self) -> u64 {
+        match self {
+            PriceInput::Bar(b) => b.route(),
+            PriceInput::Fill(f) => f.route(),
+        }
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        match self {
+            PriceInput::Bar(b) => b.order_key(),
+            PriceInput::Fill(f) => f.order_key(),
+        }
+    }
+}
+
+/// Turns bars into last-price changes (one retraction and one insertion per new close), for
+/// the instruments the portfolio has traded: an instrument's price enters the valuation with
+/// its first fill, so instruments never traded cost the valuation nothing.
 #[derive(Default)]
 pub struct LatestPrice {
     last: std::collections::BTreeMap<u32, i64>,
+    traded: std::collections::BTreeSet<u32>,
 }
 
 impl Operator for LatestPrice {
-    type In = Bar;
+    type In = PriceInput;
     type Out = PriceChange;
     fn name(&self) -> &'static str {
         "latest_price"
     }
-    fn on_batch(&mut self, _t: Timestamp, input: &mut Vec<Bar>, out: &mut Emitter<PriceChange>) {
-        for bar in input.drain(..) {
+    fn on_batch(
+        &mut self,
+        _t: Timestamp,
+        input: &mut Vec<PriceInput>,
+        out: &mut Emitter<PriceChange>,
+    ) {
+        for item in input.drain(..) {
+            let bar = match item {
+                PriceInput::Fill(f) => {
+                    if f.status != FillStatus::Canceled
+                        && self.traded.insert(f.instrument.0)
+                        && let Some(&price) = self.last.get(&f.instrument.0)
+                    {
+                        out.push(PriceChange {
+                            instrument: f.instrument,
+                            ts: f.ts_event,
+                            price,
+                            diff: 1,
+                        });
+                    }
+                    continue;
+                }
+                PriceInput::Bar(bar) => bar,
+            };
             let price = bar.close.raw();
             let old = self.last.insert(bar.instrument.0, price);
-            if old == Some(price) {
+            if old == Some(price) || !self.traded.contains(&bar.instrument.0) {
                 continue;
             }
             if let Some(old) = old {
@@ -107,10 +157,10 @@ impl Operator for LatestPrice {
         None
     }
     fn snapshot(&self) -> Result<Vec<u8>> {
-        encode_state("latest_price", &self.last)
+        encode_state("latest_price", &(&self.last, &self.traded))
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        self.last = decode_state("latest_price", snapshot)?;
+        (self.last, self.traded) = decode_state("latest_price", snapshot)?;
         Ok(())
     }
 }
@@ -200,6 +250,13 @@ pub fn portfolio<'s>(
     StreamVec<'s, Time, Stamped<Position>>,
     StreamVec<'s, Time, Stamped<PortfolioValue>>,
 ) {
+    let prices = apply(
+        bars.map(|(t, b)| (t, PriceInput::Bar(b)))
+            .concat(fills.clone().map(|(t, f)| (t, PriceInput::Fill(f)))),
+        LatestPrice::default(),
+    )
+    .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
+    .as_collection();
     let fills = fills
         .flat_map(|(t, f)| {
             (f.status != FillStatus::Canceled).then(|| {
@@ -214,9 +271,6 @@ pub fn portfolio<'s>(
                 ((f.instrument.0, key), t, 1isize)
             })
         })
-        .as_collection();
-    let prices = apply(bars, LatestPrice::default())
-        .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
         .as_collection();
     let holdings = fills.reduce(|_instrument, input, output| {
         let mut h = Holding::default();

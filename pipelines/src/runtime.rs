@@ -780,6 +780,100 @@ fn floor(t: i64, step: i64) -> i64 {
     Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
 }
 
+/// Longest a worker waiting for its reader parks between steps.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// One chunk of input as the reader thread hands it to its worker.
+#[derive(Default)]
+struct Chunk {
+    /// Events with their steps.
+    events: Vec<(i64, MarketEvent)>,
+    /// Rows that could not be parsed.
+    bad: Vec<Reject>,
+    /// The watermark (input capability) after this chunk.
+    hold: i64,
+    /// The input has ended.
+    exhausted: bool,
+    /// Pacing cut the chunk short.
+    paced: bool,
+}
+
+/// Reads a worker's parts in event-time order and cuts them into chunks. Each record is sent
+/// at its own event time rounded to the granularity; the watermark is held at the newest event
+/// time read minus the allowed lateness, and a record older than that goes out at the
+/// watermark, where normalize sees it is late.
+struct ChunkReader {
+    merger: Merger,
+    pacer: Pacer,
+    gran: i64,
+    lateness: i64,
+    max_seen: i64,
+    carry: Option<MarketEvent>,
+    /// The watermark of the previous chunk.
+    cur: i64,
+    stats: Arc<Stats>,
+}
+
+impl ChunkReader {
+    fn fill(&mut self, chunk: &mut Chunk) {
+        let (gran, lateness, cur) = (self.gran, self.lateness, self.cur);
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut read = 0u64;
+        chunk.exhausted = false;
+        chunk.paced = false;
+        while chunk.events.len() + chunk.bad.len() < CHUNK {
+            let item = match self.carry.take() {
+                Some(e) => SourceItem::Event(e),
+                None => match self.merger.next_item() {
+                    Some(item) => {
+                        read += 1;
+                        item
+                    }
+                    None => {
+                        chunk.exhausted = true;
+                        break;
+                    }
+                },
+            };
+            match item {
+                SourceItem::Event(e) => {
+                    let ts = e.ts_event().nanos();
+                    let wait = self.pacer.delay_for(e.ts_event());
+                    if !wait.is_zero() {
+                        self.carry = Some(e);
+                        chunk.paced = true;
+                        if chunk.events.is_empty() && chunk.bad.is_empty() {
+                            std::thread::sleep(wait.min(std::time::Duration::from_millis(20)));
+                        }
+                        break;
+                    }
+                    let watermark = if self.max_seen == i64::MIN {
+                        i64::MIN
+                    } else {
+                        floor(self.max_seen.saturating_sub(lateness), gran)
+                    };
+                    let t = floor(ts, gran).max(watermark).max(cur);
+                    self.max_seen = self.max_seen.max(ts);
+                    first = first.min(ts);
+                    last = last.max(ts);
+                    chunk.events.push((t, e));
+                }
+                SourceItem::Bad(r) => chunk.bad.push(r),
+            }
+        }
+        let stats = &self.stats;
+        stats.read.fetch_add(read, Ordering::Relaxed);
+        stats.first_event.fetch_min(first, Ordering::Relaxed);
+        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        chunk.hold = if self.max_seen == i64::MIN {
+            cur
+        } else {
+            floor(self.max_seen.saturating_sub(lateness), gran).max(cur)
+        };
+        self.cur = chunk.hold;
+    }
+}
+
 /// One worker: builds the dataflow, drives its parts, steps until everything is written.
 fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(), String> {
     let index = worker.index();
@@ -824,98 +918,82 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             }),
         }
     }
-    let mut merger = Merger::new(readers);
-    let mut pacer = Pacer::new(shared.speed);
-    let gran = shared.pipeline.granularity.nanos().max(1);
-    let lateness = shared.pipeline.allowed_lateness.nanos();
-    let mut max_seen = i64::MIN;
-    let mut prev_hold = i64::MIN;
-    let mut events: Vec<(i64, MarketEvent)> = Vec::with_capacity(CHUNK);
-    let mut bad: Vec<Reject> = open_failures;
-    let mut carry: Option<MarketEvent> = None;
-    stats.read.fetch_add(bad.len() as u64, Ordering::Relaxed);
-
-    while let Some((events_cap, rejects_cap)) = caps.as_mut() {
-        let cur = *events_cap.time();
-        let mut exhausted = false;
-        let mut paced = false;
-        let (mut first, mut last) = (i64::MAX, i64::MIN);
-        let mut read = 0u64;
-        while events.len() + bad.len() < CHUNK {
-            let item = match carry.take() {
-                Some(e) => SourceItem::Event(e),
-                None => match merger.next_item() {
-                    Some(item) => {
-                        read += 1;
-                        item
-                    }
-                    None => {
-                        exhausted = true;
-                        break;
-                    }
-                },
-            };
-            match item {
-                SourceItem::Event(e) => {
-                    let ts = e.ts_event().nanos();
-                    let wait = pacer.delay_for(e.ts_event());
-                    if !wait.is_zero() {
-                        carry = Some(e);
-                        paced = true;
-                        if events.is_empty() && bad.is_empty() {
-                            std::thread::sleep(wait.min(std::time::Duration::from_millis(20)));
-                        }
-                        break;
-                    }
-                    // A record older than the newest minus the lateness goes out at that
-                    // watermark, where normalize sees it is late.
-                    let watermark = if max_seen == i64::MIN {
-                        i64::MIN
-                    } else {
-                        floor(max_seen.saturating_sub(lateness), gran)
-                    };
-                    let t = floor(ts, gran).max(watermark).max(cur);
-                    max_seen = max_seen.max(ts);
-                    first = first.min(ts);
-                    last = last.max(ts);
-                    events.push((t, e));
+    // Reading and parsing run on a thread of their own, a chunk ahead of the dataflow.
+    let initial = *caps.as_ref().ok_or("input capability missing")?.0.time();
+    let mut reader = ChunkReader {
+        merger: Merger::new(readers),
+        pacer: Pacer::new(shared.speed),
+        gran: shared.pipeline.granularity.nanos().max(1),
+        lateness: shared.pipeline.allowed_lateness.nanos(),
+        max_seen: i64::MIN,
+        carry: None,
+        cur: initial,
+        stats: shared.stats.clone(),
+    };
+    stats
+        .read
+        .fetch_add(open_failures.len() as u64, Ordering::Relaxed);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Chunk>();
+    let first = Chunk {
+        bad: open_failures,
+        ..Chunk::default()
+    };
+    let read_thread = std::thread::Builder::new()
+        .name(format!("tickflow:read-{index}"))
+        .spawn(move || {
+            let mut chunk = first;
+            loop {
+                reader.fill(&mut chunk);
+                let done = chunk.exhausted;
+                if full_tx.send(chunk).is_err() || done {
+                    return;
                 }
-                SourceItem::Bad(r) => bad.push(r),
+                chunk = empty_rx.try_recv().unwrap_or_default();
             }
-        }
-        stats.read.fetch_add(read, Ordering::Relaxed);
-        stats.first_event.fetch_min(first, Ordering::Relaxed);
-        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        })
+        .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+
+    let mut prev_hold = i64::MIN;
+    while let Some((events_cap, rejects_cap)) = caps.as_mut() {
+        // Keep the dataflow moving while the reader works on the next chunk.
+        let mut chunk = loop {
+            match full_rx.try_recv() {
+                Ok(c) => break c,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    worker.step_or_park(Some(READ_WAIT));
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err("the reader thread stopped unexpectedly".into());
+                }
+            }
+        };
+        let cur = *events_cap.time();
         // The whole chunk goes out under the current watermark; each record carries its step.
-        if !events.is_empty() {
+        if !chunk.events.is_empty() {
             events_in
                 .activate()
                 .session(&*events_cap)
-                .give_iterator(events.drain(..));
+                .give_iterator(chunk.events.drain(..));
         }
-        if !bad.is_empty() {
+        if !chunk.bad.is_empty() {
             rejects_in
                 .activate()
                 .session(&*rejects_cap)
-                .give_iterator(bad.drain(..).map(|r| (cur, r)));
+                .give_iterator(chunk.bad.drain(..).map(|r| (cur, r)));
         }
-        if exhausted {
+        if chunk.exhausted {
             caps = None;
         } else {
-            let hold = if max_seen == i64::MIN {
-                cur
-            } else {
-                floor(max_seen.saturating_sub(lateness), gran).max(cur)
-            };
-            events_cap.downgrade(&hold);
-            rejects_cap.downgrade(&hold);
+            events_cap.downgrade(&chunk.hold);
+            rejects_cap.downgrade(&chunk.hold);
             worker.step();
             // Flow control: let normalize catch up with the previous chunk (parking, not
             // spinning, while other workers catch up).
             while flow.less_than(&prev_hold) {
                 worker.step_or_park(Some(PARK));
             }
-            prev_hold = hold;
+            prev_hold = chunk.hold;
             if index == 0 {
                 flow.with_frontier(|f| {
                     if let Some(t) = f.first() {
@@ -923,10 +1001,14 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                     }
                 });
             }
-            if paced {
+            if chunk.paced {
                 worker.step();
             }
         }
+        let _ = empty_tx.send(chunk);
+    }
+    if read_thread.join().is_err() {
+        return Err("the reader thread panicked".into());
     }
     // This worker's input is done; park between steps until every sink has finished.
     while !probe.done() {
