@@ -939,34 +939,48 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         bad: open_failures,
         ..Chunk::default()
     };
-    let read_thread = std::thread::Builder::new()
-        .name(format!("tickflow:read-{index}"))
-        .spawn(move || {
-            let mut chunk = first;
-            loop {
-                reader.fill(&mut chunk);
-                let done = chunk.exhausted;
-                if full_tx.send(chunk).is_err() || done {
-                    return;
+    // A reader thread only where there is a core for it; otherwise the worker reads.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (read_thread, mut inline) = if cores >= 2 * peers {
+        let handle = std::thread::Builder::new()
+            .name(format!("tickflow:read-{index}"))
+            .spawn(move || {
+                let mut chunk = first;
+                loop {
+                    reader.fill(&mut chunk);
+                    let done = chunk.exhausted;
+                    if full_tx.send(chunk).is_err() || done {
+                        return;
+                    }
+                    chunk = empty_rx.try_recv().unwrap_or_default();
                 }
-                chunk = empty_rx.try_recv().unwrap_or_default();
-            }
-        })
-        .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+            })
+            .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+        (Some(handle), None)
+    } else {
+        (None, Some((reader, first)))
+    };
 
     let mut prev_hold = i64::MIN;
     while let Some((events_cap, rejects_cap)) = caps.as_mut() {
-        // Keep the dataflow moving while the reader works on the next chunk.
-        let mut chunk = loop {
-            match full_rx.try_recv() {
-                Ok(c) => break c,
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    worker.step_or_park(Some(READ_WAIT));
-                }
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    return Err("the reader thread stopped unexpectedly".into());
-                }
+        let mut chunk = match inline.as_mut() {
+            Some((reader, spare)) => {
+                let mut chunk = std::mem::take(spare);
+                reader.fill(&mut chunk);
+                chunk
             }
+            // Keep the dataflow moving while the reader works on the next chunk.
+            None => loop {
+                match full_rx.try_recv() {
+                    Ok(c) => break c,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        worker.step_or_park(Some(READ_WAIT));
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        return Err("the reader thread stopped unexpectedly".into());
+                    }
+                }
+            },
         };
         let cur = *events_cap.time();
         // The whole chunk goes out under the current watermark; each record carries its step.
@@ -1005,9 +1019,16 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                 worker.step();
             }
         }
-        let _ = empty_tx.send(chunk);
+        match inline.as_mut() {
+            Some((_, spare)) => *spare = chunk,
+            None => {
+                let _ = empty_tx.send(chunk);
+            }
+        }
     }
-    if read_thread.join().is_err() {
+    if let Some(handle) = read_thread
+        && handle.join().is_err()
+    {
         return Err("the reader thread panicked".into());
     }
     // This worker's input is done; park between steps until every sink has finished.
