@@ -8,13 +8,17 @@
 //! canceled; a GTC order keeps working and executes against later quotes. Each execution pays
 //! `fee_bps` of its notional plus `fee_per_unit` per unit. Execution reports (fills and
 //! cancels) are the operator's output.
+//!
+//! Data without quotes (trade-only files) gives no liquidity: orders are canceled. With
+//! `fill_on_trades`, the side of the book that has no quote is stood in for by the last trade:
+//! its price, and its size as the quantity available until the next trade.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tickflow_core::{
     Duration, Fill, FillStatus, Order, OrderType, Price, Quantity, Quote, Side, TimeInForce,
-    Timestamp, exact_notional, round_money,
+    Timestamp, Trade, exact_notional, round_money,
 };
 
 use crate::error::{Error, Result};
@@ -31,6 +35,8 @@ pub struct ExchangeConfig {
     pub fee_bps: f64,
     /// Fee per unit traded.
     pub fee_per_unit: Price,
+    /// Where a side has no quote, execute against the last trade (price and size).
+    pub fill_on_trades: bool,
 }
 
 impl Default for ExchangeConfig {
@@ -40,6 +46,7 @@ impl Default for ExchangeConfig {
             slippage_bps: 0.0,
             fee_bps: 0.0,
             fee_per_unit: Price::ZERO,
+            fill_on_trades: false,
         }
     }
 }
@@ -49,6 +56,8 @@ impl Default for ExchangeConfig {
 pub enum ExchangeInput {
     /// A quote update.
     Quote(Quote),
+    /// A trade (read with `fill_on_trades` only).
+    Trade(Trade),
     /// An order arriving at `arrival`.
     Order {
         /// Arrival time at the exchange.
@@ -62,13 +71,15 @@ impl Record for ExchangeInput {
     fn route(&self) -> u64 {
         match self {
             ExchangeInput::Quote(q) => u64::from(q.instrument.0),
+            ExchangeInput::Trade(t) => u64::from(t.instrument.0),
             ExchangeInput::Order { order, .. } => u64::from(order.instrument.0),
         }
     }
     fn order_key(&self) -> (i64, u32, u64) {
         match self {
             ExchangeInput::Quote(q) => q.order_key(),
-            // After the quotes of the same instant.
+            ExchangeInput::Trade(t) => t.order_key(),
+            // After the quotes and trades of the same instant.
             ExchangeInput::Order { arrival, order } => {
                 (arrival.nanos(), order.instrument.0, (1 << 63) | order.id)
             }
@@ -80,6 +91,8 @@ impl Record for ExchangeInput {
 struct Book {
     bid: Option<(Price, i64)>,
     ask: Option<(Price, i64)>,
+    /// Last trade: price and the size still available to orders (`fill_on_trades`).
+    last_trade: Option<(Price, i64)>,
     /// Working GTC orders, oldest first: (order, leaves, executions so far).
     working: Vec<(Order, i64, u32)>,
 }
@@ -148,7 +161,17 @@ impl SimExchange {
         out: &mut Emitter<Fill>,
     ) {
         let buy = order.side == Side::Buy;
-        let level = if buy { &mut book.ask } else { &mut book.bid };
+        let quoted = if buy {
+            book.ask.is_some()
+        } else {
+            book.bid.is_some()
+        };
+        let level = match (quoted, buy) {
+            (true, true) => &mut book.ask,
+            (true, false) => &mut book.bid,
+            (false, _) if self.config.fill_on_trades => &mut book.last_trade,
+            (false, _) => return,
+        };
         let Some((quote_px, shown)) = level.as_mut() else {
             return;
         };
@@ -209,17 +232,29 @@ impl SimExchange {
         let book = self.books.entry(q.instrument.0).or_default();
         book.bid = q.bid.map(|p| (p, q.bid_size.raw()));
         book.ask = q.ask.map(|p| (p, q.ask_size.raw()));
-        if book.working.is_empty() {
-            return; // the common case: nothing rests on this instrument
+        if !book.working.is_empty() {
+            self.work(q.instrument.0, q.ts_event, out);
         }
-        let mut book = self.books.remove(&q.instrument.0).unwrap_or_default();
+    }
+
+    fn on_trade(&mut self, t: &Trade, out: &mut Emitter<Fill>) {
+        let book = self.books.entry(t.instrument.0).or_default();
+        book.last_trade = Some((t.price, t.size.raw()));
+        if !book.working.is_empty() {
+            self.work(t.instrument.0, t.ts_event, out);
+        }
+    }
+
+    /// Gives the working orders of an instrument a chance against its updated book.
+    fn work(&mut self, instrument: u32, ts: Timestamp, out: &mut Emitter<Fill>) {
+        let mut book = self.books.remove(&instrument).unwrap_or_default();
         let mut working = std::mem::take(&mut book.working);
         for (order, leaves, exec) in &mut working {
-            self.execute(&mut book, q.ts_event, order, leaves, exec, out);
+            self.execute(&mut book, ts, order, leaves, exec, out);
         }
         working.retain(|(_, leaves, _)| *leaves > 0);
         book.working = working;
-        self.books.insert(q.instrument.0, book);
+        self.books.insert(instrument, book);
     }
 
     fn on_order(&mut self, arrival: Timestamp, order: Order, out: &mut Emitter<Fill>) {
@@ -259,6 +294,7 @@ impl Operator for SimExchange {
         for item in input.drain(..) {
             match item {
                 ExchangeInput::Quote(q) => self.on_quote(&q, out),
+                ExchangeInput::Trade(t) => self.on_trade(&t, out),
                 ExchangeInput::Order { arrival, order } => self.on_order(arrival, order, out),
             }
         }
@@ -344,6 +380,7 @@ mod tests {
             slippage_bps: 10.0,
             fee_bps: 5.0,
             fee_per_unit: p("0.01"),
+            fill_on_trades: false,
         })
         .unwrap();
         let fills = run(
@@ -410,6 +447,54 @@ mod tests {
             )],
         );
         assert_eq!(fills[0].status, FillStatus::Canceled);
+    }
+
+    #[test]
+    fn without_quotes_orders_cancel_or_take_the_last_trade() {
+        let trade = |ts: i64, price: &str, size: &str| {
+            ExchangeInput::Trade(Trade {
+                instrument: InstrumentId(0),
+                ts_event: Timestamp(ts),
+                ts_recv: Timestamp(ts),
+                price: p(price),
+                size: q(size),
+                aggressor: Side::None,
+                trade_id: None,
+                suspicious: false,
+                seq: SeqNo(ts as u64),
+            })
+        };
+        let mut ex = SimExchange::new(ExchangeConfig::default()).unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                trade(1, "50", "30"),
+                order(1, 2, Side::Buy, "10", None, TimeInForce::Ioc),
+            ],
+        );
+        assert_eq!(
+            fills[0].status,
+            FillStatus::Canceled,
+            "no quote, no liquidity"
+        );
+        let mut ex = SimExchange::new(ExchangeConfig {
+            fill_on_trades: true,
+            ..ExchangeConfig::default()
+        })
+        .unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                trade(1, "50", "30"),
+                order(1, 2, Side::Sell, "40", Some("49.5"), TimeInForce::Gtc),
+                trade(3, "50.5", "25"),
+            ],
+        );
+        // 30 at the first trade's price, the other 10 from the next trade.
+        assert_eq!(fills.len(), 2);
+        assert_eq!((fills[0].price, fills[0].quantity), (p("50"), q("30")));
+        assert_eq!((fills[1].price, fills[1].quantity), (p("50.5"), q("10")));
+        assert_eq!(fills[1].status, FillStatus::Filled);
     }
 
     #[test]

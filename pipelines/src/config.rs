@@ -110,6 +110,8 @@ pub enum OperatorKind {
         config: ExchangeConfig,
         /// Quotes stream the orders execute against.
         quotes: String,
+        /// Trades stream, read with `fill_on_trades`.
+        trades: String,
     },
     /// Portfolio valuation: fills in, positions out (totals to a second stream).
     Portfolio {
@@ -161,9 +163,18 @@ impl OperatorKind {
             OperatorKind::Risk { prices, .. } | OperatorKind::Portfolio { prices, .. } => {
                 vec![(prices.as_str(), StreamType::Bars)]
             }
-            OperatorKind::Exchange { quotes, .. } | OperatorKind::Features { quotes, .. } => {
-                vec![(quotes.as_str(), StreamType::Quotes)]
+            OperatorKind::Exchange {
+                quotes,
+                trades,
+                config,
+            } => {
+                let mut v = vec![(quotes.as_str(), StreamType::Quotes)];
+                if config.fill_on_trades {
+                    v.push((trades.as_str(), StreamType::Trades));
+                }
+                v
             }
+            OperatorKind::Features { quotes, .. } => vec![(quotes.as_str(), StreamType::Quotes)],
             _ => Vec::new(),
         }
     }
@@ -1229,7 +1240,14 @@ fn parse_operator(
         "exchange" => {
             let d = ExchangeConfig::default();
             let quotes = r.string(w, "quotes").map_or_else(|| "quotes".to_owned(), |(s, _)| s);
+            let trades = r.string(w, "trades").map_or_else(|| "trades".to_owned(), |(s, _)| s);
+            let fill_on_trades = r.choice(w, "no_quote", |s| match s {
+                "cancel" => Some(false),
+                "last_trade" => Some(true),
+                _ => None,
+            }, "\"cancel\" or \"last_trade\"").unwrap_or(false);
             let config = ExchangeConfig {
+                fill_on_trades,
                 latency: r.duration(w, "latency").unwrap_or(d.latency),
                 slippage_bps: r.float(w, "slippage_bps", 0.0, 999.0).unwrap_or(d.slippage_bps),
                 fee_bps: r.float(w, "fee_bps", 0.0, 999.0).unwrap_or(d.fee_bps),
@@ -1238,7 +1256,7 @@ fn parse_operator(
             if let Err(e) = tickflow_operators::exchange::SimExchange::new(config.clone()) {
                 w.err(span.clone(), format!("[[operator]] #{n}: {e}"));
             }
-            Some(OperatorKind::Exchange { config, quotes })
+            Some(OperatorKind::Exchange { config, quotes, trades })
         }
         "portfolio" => {
             let prices = r.required_string(w, "prices");

@@ -568,7 +568,14 @@ fn build<'s>(
                 ));
                 Handle::Orders(counted(orders, stats, index))
             }
-            (OperatorKind::Exchange { config, quotes }, Some(Handle::Orders(input))) => {
+            (
+                OperatorKind::Exchange {
+                    config,
+                    quotes,
+                    trades,
+                },
+                Some(Handle::Orders(input)),
+            ) => {
                 let Some(Handle::Quotes(book)) = streams.get(quotes) else {
                     return Err(missing(quotes));
                 };
@@ -585,9 +592,16 @@ fn build<'s>(
                         },
                     )
                 });
-                let quotes = book.clone().map(|(t, q)| (t, ExchangeInput::Quote(q)));
+                let mut market = book.clone().map(|(t, q)| (t, ExchangeInput::Quote(q)));
+                if config.fill_on_trades {
+                    let Some(Handle::Trades(prints)) = streams.get(trades) else {
+                        return Err(missing(trades));
+                    };
+                    market =
+                        market.concat(prints.clone().map(|(t, x)| (t, ExchangeInput::Trade(x))));
+                }
                 Handle::Fills(counted(
-                    apply(quotes.concat(orders), exchange),
+                    apply(market.concat(orders), exchange),
                     stats,
                     index,
                 ))

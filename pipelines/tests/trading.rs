@@ -14,6 +14,11 @@ use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
 /// A two-hour synthetic market, 4 instruments, a strategy that trades every crossing of the
 /// 20-bar SMA, and the given risk settings.
 fn pipeline(risk: &str) -> Pipeline {
+    pipeline_with(risk, "", "")
+}
+
+/// The same, with extra lines for the source and the exchange.
+fn pipeline_with(risk: &str, source: &str, exchange: &str) -> Pipeline {
     let text = format!(
         r#"
 [pipeline]
@@ -26,6 +31,7 @@ seed = 11
 start = "2024-01-02T14:30:00Z"
 duration = "3h"
 events_per_second = 200
+{source}
 
 [[operator]]
 name = "bars"
@@ -60,6 +66,7 @@ input = "orders"
 latency = "3ms"
 slippage_bps = 2
 fee_bps = 1
+{exchange}
 
 [[operator]]
 name = "positions"
@@ -111,9 +118,13 @@ impl Outcome {
 }
 
 fn run_with(risk: &str, workers: usize) -> Outcome {
+    run_pipeline(&pipeline(risk), workers)
+}
+
+fn run_pipeline(pipeline: &Pipeline, workers: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let summary = run(
-        &pipeline(risk),
+        pipeline,
         &RunOptions {
             workers,
             output_dir: dir.path().to_path_buf(),
@@ -362,4 +373,27 @@ fn trading_results_are_identical_for_1_and_4_workers() {
     }
     assert!(!one.jsonl("fills").is_empty());
     assert_eq!(one.summary.trading, four.summary.trading);
+}
+
+#[test]
+fn trade_only_data_fills_on_trades_only_when_asked() {
+    let trades_only = "quote_ratio = 0.0";
+    let cancel = run_pipeline(&pipeline_with("position_size = 100", trades_only, ""), 1);
+    let reports = cancel.parquet::<Fill>("fills");
+    assert!(!reports.is_empty());
+    assert!(
+        reports.iter().all(|f| f.status == FillStatus::Canceled),
+        "no quotes, no liquidity"
+    );
+    let filled = run_pipeline(
+        &pipeline_with(
+            "position_size = 100",
+            trades_only,
+            "no_quote = \"last_trade\"",
+        ),
+        1,
+    );
+    let fills = filled.parquet::<Fill>("fills");
+    assert!(fills.iter().any(|f| f.status == FillStatus::Filled));
+    assert!(!filled.parquet::<PortfolioValue>("portfolio").is_empty());
 }
