@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use serde_json::Value;
 use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
 
 /// Runs pipeline text with `workers` threads, writing files under `out`.
@@ -45,4 +46,13 @@ streams = {streams:?}
         path = path.display().to_string(),
         streams = streams,
     )
+}
+
+/// The records of a JSON Lines file.
+pub fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

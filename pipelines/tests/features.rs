@@ -1,36 +1,22 @@
 //! The features stream: one vector per instrument and bar, consistent with the bars it was
 //! computed from.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde_json::Value;
-use tickflow_pipelines::{Pipeline, RunOptions, run};
+use tickflow_pipelines::Pipeline;
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::lines;
 
 #[test]
 fn features_follow_the_bars_and_quotes() {
     let text = tickflow_pipelines::config::DEFAULT_PIPELINE
         .replace("duration = \"6h30m\"", "duration = \"1h\"")
         .replace("events_per_second = 100", "events_per_second = 300");
-    let pipeline = Pipeline::parse(&text, "daytrade.toml").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let summary = run(
-        &pipeline,
-        &RunOptions {
-            workers: 2,
-            output_dir: out.path().to_path_buf(),
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let summary = common::run_text(&text, 2, out.path());
     assert!(summary.accounted());
     let bars = lines(&out.path().join("bars.jsonl"));
     let features = lines(&out.path().join("features.jsonl"));

@@ -5,15 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-fn lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::lines;
 
 #[test]
 fn indicator_rows_follow_the_bars_and_match_a_recomputation() {

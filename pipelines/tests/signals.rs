@@ -1,19 +1,15 @@
 //! The two shipped strategies run and every signal they emit is justified by the indicator
 //! values written beside it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::Value;
 use tickflow_pipelines::{Pipeline, RunOptions, run};
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::lines;
 
 /// Indicator rows by (instrument, end), the rows in order, and the signals.
 type Outputs = (HashMap<(String, String), Value>, Vec<Value>, Vec<Value>);
