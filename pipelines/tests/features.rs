@@ -66,3 +66,26 @@ fn features_refuse_unknown_indicator_columns() {
     assert!(err.contains("rsi_99"), "{err}");
     assert!(err.contains("daytrade.toml:"), "{err}");
 }
+
+#[test]
+fn signal_rules_can_read_feature_columns() {
+    let on_features = tickflow_pipelines::config::DEFAULT_PIPELINE
+        .replace(
+            "name = \"signals\"\nkind = \"signals\"\ninput = \"indicators\"",
+            "name = \"signals\"\nkind = \"signals\"\ninput = \"features\"",
+        )
+        .replace(
+            "buy = \"macd crosses_above 0 and adx_14 > 20\"",
+            "buy = \"ofi > 1 and ret_5 > 0\"",
+        )
+        .replace("sell = \"macd crosses_below 0\"", "sell = \"ofi < -1\"");
+    assert!(on_features.contains("input = \"features\""));
+    Pipeline::parse(&on_features, "daytrade.toml").unwrap_or_else(|e| panic!("{e}"));
+    let err = Pipeline::parse(
+        &on_features.replace("ofi > 1", "imbalance > 1"),
+        "daytrade.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("imbalance"), "{err}");
+}
