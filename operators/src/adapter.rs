@@ -146,7 +146,10 @@ pub fn apply_with_state<'s, O: Operator>(
                 pending.extend(data);
             });
             if let Some(side) = side.as_mut() {
-                side.for_each(|_cap, data| pending.extend(data));
+                side.for_each(|_cap, data| {
+                    data.iter().for_each(|(_, r)| op.observe_state(r));
+                    pending.extend(data);
+                });
             }
             // The main input's frontier, and with the state input's when the operator waits
             // for it (asked again after every step: a step can change the answer).

@@ -100,6 +100,11 @@ pub trait Operator: 'static {
     fn waits_for_state(&self) -> bool {
         true
     }
+    /// Sees a state-input record as soon as it arrives, before its step is processed, so the
+    /// operator can tell when nothing more can come (risk, once the last report of every
+    /// working order is in). It must not change what the operator emits: records are still
+    /// processed in step order by `on_batch`.
+    fn observe_state(&mut self, _record: &Self::In) {}
     /// Encodes the operator's state.
     fn snapshot(&self) -> Result<Vec<u8>>;
     /// Replaces the operator's state with a snapshot.

@@ -218,6 +218,8 @@ struct State {
 pub struct Risk {
     config: RiskConfig,
     state: State,
+    /// Orders whose last report has arrived but is not processed yet.
+    closing_reports: std::collections::BTreeSet<u64>,
 }
 
 impl Risk {
@@ -276,6 +278,7 @@ impl Risk {
         Ok(Self {
             config,
             state: State::default(),
+            closing_reports: Default::default(),
         })
     }
 
@@ -329,6 +332,9 @@ impl Risk {
             }
             None => false,
         };
+        if done {
+            self.closing_reports.remove(&f.order_id);
+        }
         if done && let Some(w) = self.state.working.remove(&f.order_id) {
             // A fill report that closes an order frees what is still counted as working.
             match w.side {
@@ -576,8 +582,19 @@ impl Operator for Risk {
     }
     fn on_watermark(&mut self, _w: Timestamp, _out: &mut Emitter<RiskDecision>) {}
     fn waits_for_state(&self) -> bool {
-        // Fills come only for working orders; with none, no fill can change the state.
-        !self.state.working.is_empty()
+        // Reports come only for working orders, each order's in sequence from one exchange
+        // instance: once the last report of every working order has arrived, nothing else can.
+        self.state
+            .working
+            .keys()
+            .any(|id| !self.closing_reports.contains(id))
+    }
+    fn observe_state(&mut self, record: &RiskInput) {
+        if let RiskInput::Fill(f) = record
+            && f.status != FillStatus::Partial
+        {
+            self.closing_reports.insert(f.order_id);
+        }
     }
     fn next_emit(&self) -> Option<Timestamp> {
         None
@@ -669,6 +686,46 @@ mod tests {
         // The next buy asks for the missing 60.
         let d = step(&mut risk, vec![signal(6, Side::Buy)]);
         assert!(matches!(&d[0], RiskDecision::Accepted(o) if o.quantity == q("60")));
+    }
+
+    #[test]
+    fn waits_for_reports_only_until_the_last_one_of_every_working_order_is_in() {
+        let mut risk = Risk::new(RiskConfig::default()).unwrap();
+        assert!(!risk.waits_for_state(), "nothing works, nothing can come");
+        let d = step(&mut risk, vec![mark(1, "10"), signal(2, Side::Buy)]);
+        let RiskDecision::Accepted(order) = &d[0] else {
+            panic!("{d:?}")
+        };
+        assert!(risk.waits_for_state());
+        let report = |status, qty: &str| {
+            RiskInput::Fill(Fill {
+                order_id: order.id,
+                exec: 0,
+                instrument: InstrumentId(1),
+                ts_event: Timestamp(3),
+                side: Side::Buy,
+                price: Price::parse("10").unwrap(),
+                quantity: q(qty),
+                fee: Price::ZERO,
+                leaves: Quantity::ZERO,
+                status,
+            })
+        };
+        // A partial report leaves more to come; the cancel of the rest is the last one.
+        risk.observe_state(&report(FillStatus::Partial, "30"));
+        assert!(risk.waits_for_state());
+        risk.observe_state(&report(FillStatus::Canceled, "0"));
+        assert!(!risk.waits_for_state());
+        step(
+            &mut risk,
+            vec![
+                report(FillStatus::Partial, "30"),
+                report(FillStatus::Canceled, "0"),
+            ],
+        );
+        assert!(!risk.waits_for_state());
+        assert!(risk.closing_reports.is_empty());
+        assert_eq!(risk.state.books[&1].position, q("30").raw());
     }
 
     #[test]
