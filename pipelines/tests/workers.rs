@@ -109,3 +109,42 @@ streams = ["never_full"]
         "one partial bar per instrument at the end"
     );
 }
+
+#[test]
+fn paced_replay_follows_event_time_and_loses_nothing() {
+    // Two seconds of event time at 4× real time take at least half a second.
+    let text = r#"
+[[source]]
+kind = "synthetic"
+instruments = 2
+duration = "2s"
+events_per_second = 500
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1s"
+
+[[sink]]
+kind = "discard"
+streams = ["bars"]
+"#;
+    let pipeline = tickflow_pipelines::Pipeline::parse(text, "paced.toml").unwrap();
+    for workers in [1, 2] {
+        let out = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let summary = tickflow_pipelines::run(
+            &pipeline,
+            &tickflow_pipelines::RunOptions {
+                workers,
+                output_dir: out.path().to_path_buf(),
+                speed: Some(4.0),
+                ..tickflow_pipelines::RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(450));
+        assert!(summary.read > 500 && summary.accounted(), "{summary}");
+    }
+}
