@@ -175,10 +175,6 @@ impl RiskReason {
     pub fn from_name(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
-    /// Position in [`RiskReason::ALL`].
-    pub fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
-    }
 }
 
 impl fmt::Display for RiskReason {

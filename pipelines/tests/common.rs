@@ -9,16 +9,20 @@ use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
 
 /// Runs pipeline text with `workers` threads, writing files under `out`.
 pub fn run_text(text: &str, workers: usize, out: &Path) -> Summary {
-    let pipeline = Pipeline::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-    run(
-        &pipeline,
+    run_text_with(
+        text,
         &RunOptions {
             workers,
             output_dir: out.to_path_buf(),
             ..RunOptions::default()
         },
     )
-    .unwrap()
+}
+
+/// Runs pipeline text with these options.
+pub fn run_text_with(text: &str, options: &RunOptions) -> Summary {
+    let pipeline = Pipeline::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    run(&pipeline, options).unwrap()
 }
 
 /// A pipeline replaying `path` into 1-minute bars, writing `streams` as JSON Lines.

@@ -2,6 +2,8 @@
 //! (and the position never passes it), the differential-dataflow PnL equals the PnL recomputed
 //! from the fills and the final prices, and the results do not depend on the worker count.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
@@ -9,17 +11,17 @@ use tickflow_core::{
     ArrowRecord, Bar, Fill, FillStatus, PortfolioValue, Position, Price, Quantity, exact_notional,
     money_to_exact, round_money,
 };
-use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
+use tickflow_pipelines::Summary;
 
 /// A two-hour synthetic market, 4 instruments, a strategy that trades every crossing of the
 /// 20-bar SMA, and the given risk settings.
-fn pipeline(risk: &str) -> Pipeline {
+fn pipeline(risk: &str) -> String {
     pipeline_with(risk, "", "")
 }
 
 /// The same, with extra lines for the source and the exchange.
-fn pipeline_with(risk: &str, source: &str, exchange: &str) -> Pipeline {
-    let text = format!(
+fn pipeline_with(risk: &str, source: &str, exchange: &str) -> String {
+    format!(
         r#"
 [pipeline]
 name = "trading-test"
@@ -82,8 +84,7 @@ streams = ["orders", "risk_rejects", "fills", "positions", "portfolio", "signals
 kind = "parquet"
 streams = ["bars", "fills", "positions", "portfolio"]
 "#
-    );
-    Pipeline::parse(&text, "trading-test.toml").unwrap_or_else(|e| panic!("{e}"))
+    )
 }
 
 struct Outcome {
@@ -93,11 +94,7 @@ struct Outcome {
 
 impl Outcome {
     fn jsonl(&self, stream: &str) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join(format!("{stream}.jsonl")))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        common::lines(&self.dir.path().join(format!("{stream}.jsonl")))
     }
     fn parquet<T: ArrowRecord>(&self, stream: &str) -> Vec<T> {
         let file = std::fs::File::open(self.dir.path().join(format!("{stream}.parquet"))).unwrap();
@@ -107,6 +104,17 @@ impl Outcome {
             .unwrap();
         reader
             .flat_map(|b| T::from_record_batch(&b.unwrap()).unwrap())
+            .collect()
+    }
+    /// (instrument, ts in ns) of every accepted order.
+    fn order_times(&self) -> Vec<(String, i64)> {
+        self.jsonl("orders")
+            .iter()
+            .map(|o| {
+                let ts = tickflow_core::Timestamp::parse_rfc3339(o["ts_event"].as_str().unwrap())
+                    .unwrap();
+                (o["instrument"].as_str().unwrap().to_owned(), ts.nanos())
+            })
             .collect()
     }
     fn rejects_with(&self, reason: &str) -> Vec<Value> {
@@ -121,17 +129,9 @@ fn run_with(risk: &str, workers: usize) -> Outcome {
     run_pipeline(&pipeline(risk), workers)
 }
 
-fn run_pipeline(pipeline: &Pipeline, workers: usize) -> Outcome {
+fn run_pipeline(text: &str, workers: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let summary = run(
-        pipeline,
-        &RunOptions {
-            workers,
-            output_dir: dir.path().to_path_buf(),
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
+    let summary = common::run_text(text, workers, dir.path());
     assert!(summary.accounted());
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
     Outcome { summary, dir }
@@ -232,20 +232,6 @@ fn order_rate_is_limited_per_instrument() {
         if let Some(prev) = last.insert(order.0.clone(), order.1) {
             assert!(order.1 - prev >= 30 * 60 * 1_000_000_000, "{order:?}");
         }
-    }
-}
-
-impl Outcome {
-    /// (instrument, ts in ns) of every accepted order.
-    fn order_times(&self) -> Vec<(String, i64)> {
-        self.jsonl("orders")
-            .iter()
-            .map(|o| {
-                let ts = tickflow_core::Timestamp::parse_rfc3339(o["ts_event"].as_str().unwrap())
-                    .unwrap();
-                (o["instrument"].as_str().unwrap().to_owned(), ts.nanos())
-            })
-            .collect()
     }
 }
 

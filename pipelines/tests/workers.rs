@@ -130,20 +130,18 @@ interval = "1s"
 kind = "discard"
 streams = ["bars"]
 "#;
-    let pipeline = tickflow_pipelines::Pipeline::parse(text, "paced.toml").unwrap();
     for workers in [1, 2] {
         let out = tempfile::tempdir().unwrap();
         let started = std::time::Instant::now();
-        let summary = tickflow_pipelines::run(
-            &pipeline,
+        let summary = common::run_text_with(
+            text,
             &tickflow_pipelines::RunOptions {
                 workers,
                 output_dir: out.path().to_path_buf(),
                 speed: Some(4.0),
                 ..tickflow_pipelines::RunOptions::default()
             },
-        )
-        .unwrap();
+        );
         assert!(started.elapsed() >= std::time::Duration::from_millis(450));
         assert!(summary.read > 500 && summary.accounted(), "{summary}");
     }
