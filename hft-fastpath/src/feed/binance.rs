@@ -1,0 +1,117 @@
+//! Binance websocket captures: gzip text, one message a line, `<local receive ns> <json>`,
+//! combined-stream envelopes `{"stream": ..., "data": ...}`.
+//!
+//! `@depth` diffs become price-level messages ([`Action::Level`], the new size of each level;
+//! the last level of a diff carries [`FeedMsg::LAST`]); `@trade` messages become trades with
+//! the aggressor's side (`m` true: the buyer was the maker, so a seller aggressed). Other
+//! streams (`@bookTicker`) are skipped. Time is the local receive time, the order in which the
+//! feed arrived. The captures start without a depth snapshot, so levels not updated since the
+//! capture began are missing from the book.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use tickflow_core::{Price, Quantity, Side};
+
+use super::{Feed, FeedError, bad, read};
+use crate::msg::{Action, FeedMsg};
+
+/// Loads a gzip capture.
+pub fn load(path: &Path) -> Result<Feed, FeedError> {
+    let raw = read(path)?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(raw.as_slice())
+        .read_to_string(&mut text)
+        .map_err(|e| bad(path, "file", format!("gzip: {e}")))?;
+    let mut msgs = Vec::new();
+    let mut skipped = 0;
+    let mut symbol = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("line {}", i + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (ts, json) = line
+            .split_once(' ')
+            .ok_or_else(|| bad(path, &at, "expected `<receive ns> <json>`"))?;
+        let ts: u64 = ts
+            .parse()
+            .map_err(|_| bad(path, &at, format!("receive time is not an integer: {ts:?}")))?;
+        let v: Value =
+            serde_json::from_str(json).map_err(|e| bad(path, &at, format!("JSON: {e}")))?;
+        let stream = v.get("stream").and_then(Value::as_str).unwrap_or("");
+        let data = v
+            .get("data")
+            .ok_or_else(|| bad(path, &at, "no `data` in the envelope"))?;
+        if symbol.is_empty()
+            && let Some(s) = data.get("s").and_then(Value::as_str)
+        {
+            symbol = s.to_string();
+        }
+        if stream.contains("@depth") {
+            let start = msgs.len();
+            for (key, side) in [("b", Side::Buy), ("a", Side::Sell)] {
+                let levels = data
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad(path, &at, format!("depth diff without `{key}`")))?;
+                for l in levels {
+                    let (price, size) = level(l).map_err(|why| bad(path, &at, why))?;
+                    msgs.push(FeedMsg {
+                        ts_ns: ts,
+                        order_id: 0,
+                        price,
+                        size,
+                        instrument: 0,
+                        action: Action::Level,
+                        side,
+                        flags: 0,
+                    });
+                }
+            }
+            if msgs.len() > start {
+                msgs.last_mut().expect("non-empty").flags |= FeedMsg::LAST;
+            }
+        } else if stream.ends_with("@trade") {
+            let field = |k: &str| {
+                data.get(k)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(path, &at, format!("trade without `{k}`")))
+            };
+            let price = Price::parse(field("p")?)
+                .map_err(|e| bad(path, &at, format!("trade price: {e}")))?;
+            let size = Quantity::parse(field("q")?)
+                .map_err(|e| bad(path, &at, format!("trade size: {e}")))?;
+            let buyer_maker = data.get("m").and_then(Value::as_bool).unwrap_or(false);
+            msgs.push(FeedMsg {
+                ts_ns: ts,
+                order_id: 0,
+                price,
+                size,
+                instrument: 0,
+                action: Action::Trade,
+                side: if buyer_maker { Side::Sell } else { Side::Buy },
+                flags: FeedMsg::LAST,
+            });
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok(Feed::new(symbol, msgs, skipped))
+}
+
+fn level(l: &Value) -> Result<(Price, Quantity), String> {
+    let pair = l
+        .as_array()
+        .filter(|a| a.len() == 2)
+        .ok_or_else(|| format!("level is not [price, size]: {l}"))?;
+    let text = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or(format!("{v} is not a string"))
+    };
+    let price = Price::parse(&text(&pair[0])?).map_err(|e| format!("level price: {e}"))?;
+    let size = Quantity::parse(&text(&pair[1])?).map_err(|e| format!("level size: {e}"))?;
+    Ok((price, size))
+}

@@ -1,0 +1,230 @@
+//! Databento DBN market-by-order files, decoded from the raw records.
+//!
+//! A DBN stream is `"DBN"`, a version byte, a little-endian `u32` metadata length and the
+//! metadata, then records, each starting with its length in 4-byte words and its record type.
+//! MBO records (type `0xA0`, 56 bytes): header (length, rtype, publisher `u16`, instrument
+//! `u32`, `ts_event` `u64`), `order_id u64`, `price i64` (1e-9), `size u32`, `flags u8`,
+//! `channel_id u8`, `action u8`, `side u8`, `ts_recv u64`, `ts_in_delta i32`, `sequence u32`.
+//! Other record types are skipped.
+//!
+//! Actions: `A` add, `C` cancel, `M` modify, `R` clear, `F` fill (the book is changed by the
+//! cancel that follows), `T` trade (an aggressor print, marked [`FeedMsg::PRINT`]: the fills of
+//! the resting orders follow), `N` none (its `F_LAST` flag moves to the message before it).
+//! Flags keep Databento's bits: `F_LAST` 0x80 is [`FeedMsg::LAST`], `F_SNAPSHOT` 0x20 is
+//! [`FeedMsg::SNAPSHOT`]. A file with several instruments keeps the busiest one.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use tickflow_core::{Price, Quantity, Side};
+
+use super::{Feed, FeedError, bad, read};
+use crate::msg::{Action, FeedMsg};
+
+const MBO: u8 = 0xA0;
+const MBO_LEN: usize = 56;
+const UNDEF_PRICE: i64 = i64::MAX;
+
+/// Loads a `.dbn` or `.dbn.zst` file.
+pub fn load(path: &Path) -> Result<Feed, FeedError> {
+    let raw = read(path)?;
+    let bytes = if path.extension().is_some_and(|e| e == "zst") {
+        let mut out = Vec::new();
+        zstd::stream::read::Decoder::new(raw.as_slice())
+            .and_then(|mut d| d.read_to_end(&mut out))
+            .map_err(|e| bad(path, "file", format!("zstd: {e}")))?;
+        out
+    } else {
+        raw
+    };
+    let (per_instrument, skipped) = decode(&bytes).map_err(|(at, why)| bad(path, at, why))?;
+    let busiest = per_instrument
+        .iter()
+        .max_by_key(|(id, v)| (v.len(), std::cmp::Reverse(**id)))
+        .map(|(id, _)| *id);
+    let Some(id) = busiest else {
+        return Ok(Feed::new("none".into(), Vec::new(), skipped));
+    };
+    let others: u64 = per_instrument
+        .iter()
+        .filter(|(i, _)| **i != id)
+        .map(|(_, v)| v.len() as u64)
+        .sum();
+    let mut map = per_instrument;
+    let msgs = map.remove(&id).unwrap_or_default();
+    Ok(Feed::new(format!("dbn:{id}"), msgs, skipped + others))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+type Decoded = (HashMap<u32, Vec<FeedMsg>>, u64);
+
+/// Decodes a whole uncompressed DBN stream into messages per instrument, and the count of
+/// records skipped. Errors say where (byte offset) and why.
+pub fn decode(b: &[u8]) -> Result<Decoded, (String, String)> {
+    if b.len() < 8 || &b[..3] != b"DBN" {
+        return Err((
+            "header".into(),
+            "not a DBN stream (no \"DBN\" magic)".into(),
+        ));
+    }
+    let version = b[3];
+    if !(1..=3).contains(&version) {
+        return Err((
+            "header".into(),
+            format!("DBN version {version} is not supported"),
+        ));
+    }
+    let meta_len = u32_at(b, 4) as usize;
+    let mut at = 8 + meta_len;
+    if at > b.len() {
+        return Err(("header".into(), "metadata runs past the end".into()));
+    }
+    let mut out: HashMap<u32, Vec<FeedMsg>> = HashMap::new();
+    let mut skipped = 0u64;
+    while at < b.len() {
+        let len = b[at] as usize * 4;
+        if len < 16 || at + len > b.len() {
+            return Err((
+                format!("byte {at}"),
+                format!("record length {len} does not fit the stream"),
+            ));
+        }
+        let r = &b[at..at + len];
+        at += len;
+        if r[1] != MBO {
+            skipped += 1;
+            continue;
+        }
+        if len < MBO_LEN {
+            return Err((
+                format!("byte {}", at - len),
+                format!("MBO record of {len} bytes"),
+            ));
+        }
+        let instrument = u32_at(r, 4);
+        let ts_event = u64_at(r, 8);
+        let order_id = u64_at(r, 16);
+        let price = u64_at(r, 24) as i64;
+        let size = u32_at(r, 32);
+        let flags = r[36];
+        let action = r[38];
+        let side = match r[39] {
+            b'B' => Side::Buy,
+            b'A' => Side::Sell,
+            _ => Side::None,
+        };
+        let msgs = out.entry(instrument).or_default();
+        let (action, extra) = match action {
+            b'A' => (Action::Add, 0),
+            b'C' => (Action::Cancel, 0),
+            b'M' => (Action::Modify, 0),
+            b'R' => (Action::Clear, 0),
+            b'F' => (Action::Fill, 0),
+            b'T' => (Action::Trade, FeedMsg::PRINT),
+            b'N' => {
+                if flags & FeedMsg::LAST != 0
+                    && let Some(prev) = msgs.last_mut()
+                {
+                    prev.flags |= FeedMsg::LAST;
+                }
+                skipped += 1;
+                continue;
+            }
+            other => {
+                return Err((
+                    format!("byte {}", at - len),
+                    format!("unknown MBO action {:?}", other as char),
+                ));
+            }
+        };
+        let size = Quantity::from_raw(i64::from(size) * 1_000_000_000);
+        msgs.push(FeedMsg {
+            ts_ns: ts_event,
+            order_id,
+            price: if price == UNDEF_PRICE {
+                Price::ZERO
+            } else {
+                Price::from_raw(price)
+            },
+            size,
+            instrument,
+            action,
+            side,
+            flags: (flags & (FeedMsg::LAST | FeedMsg::SNAPSHOT)) | extra,
+        });
+    }
+    Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(action: u8, side: u8, id: u64, price: i64, size: u32, flags: u8) -> Vec<u8> {
+        let mut r = vec![0u8; MBO_LEN];
+        r[0] = (MBO_LEN / 4) as u8;
+        r[1] = MBO;
+        r[4..8].copy_from_slice(&7u32.to_le_bytes());
+        r[8..16].copy_from_slice(&1_000u64.to_le_bytes());
+        r[16..24].copy_from_slice(&id.to_le_bytes());
+        r[24..32].copy_from_slice(&price.to_le_bytes());
+        r[32..36].copy_from_slice(&size.to_le_bytes());
+        r[36] = flags;
+        r[38] = action;
+        r[39] = side;
+        r
+    }
+
+    fn stream(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = b"DBN\x01".to_vec();
+        b.extend_from_slice(&4u32.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        for r in records {
+            b.extend_from_slice(r);
+        }
+        b
+    }
+
+    #[test]
+    fn decodes_mbo_records() {
+        let b = stream(&[
+            record(b'A', b'B', 11, 4_750_250_000_000, 3, 0x80),
+            record(b'T', b'A', 0, 4_750_250_000_000, 1, 0),
+            record(b'F', b'B', 11, 4_750_250_000_000, 1, 0),
+            record(b'N', b'N', 0, UNDEF_PRICE, 0, 0x80),
+        ]);
+        let (m, skipped) = decode(&b).unwrap();
+        assert_eq!(skipped, 1);
+        let v = &m[&7];
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].action, Action::Add);
+        assert_eq!(v[0].side, Side::Buy);
+        assert_eq!(v[0].size, Quantity::from_int(3).unwrap());
+        assert_eq!(v[0].price, Price::parse("4750.25").unwrap());
+        assert_eq!(v[1].action, Action::Trade);
+        assert_eq!(v[1].flags & FeedMsg::PRINT, FeedMsg::PRINT);
+        assert!(v[2].is_last(), "the N record's F_LAST moves back");
+    }
+
+    #[test]
+    fn malformed_streams_say_where() {
+        assert!(decode(b"PAR1xxxxxxxx").unwrap_err().1.contains("magic"));
+        let mut b = stream(&[record(b'A', b'B', 1, 1, 1, 0)]);
+        b.truncate(b.len() - 3);
+        let (at, why) = decode(&b).unwrap_err();
+        assert!(
+            at.starts_with("byte ") && why.contains("does not fit"),
+            "{at}: {why}"
+        );
+        let b = stream(&[record(b'Z', b'B', 1, 1, 1, 0)]);
+        assert!(decode(&b).unwrap_err().1.contains("unknown MBO action 'Z'"));
+    }
+}
