@@ -28,6 +28,111 @@ enum Command {
         /// Pipeline file (default: the built-in pipelines/daytrade.toml).
         pipeline: Option<PathBuf>,
     },
+    /// The HFT fast path: order book, strategy, risk and simulated venue in one microsecond loop.
+    #[command(subcommand)]
+    Hft(HftCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum HftCommand {
+    /// Throughput and latency percentiles of the loop, fused and split over two threads.
+    Bench {
+        /// Offered rate in messages per second (paced; latency is measured from when each
+        /// message was due). 0 runs unpaced only.
+        #[arg(long, default_value_t = 1_000_000)]
+        rate: u64,
+        /// Recorded order-by-order data (DBN MBO, LOBSTER messages, Binance capture); default:
+        /// the synthetic L3 feed.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Messages per run (a recorded feed is repeated, the book cleared in between).
+        #[arg(long, default_value_t = 2_000_000)]
+        messages: usize,
+        /// fused, split or both.
+        #[arg(long, default_value = "both", value_parser = ["fused", "split", "both"])]
+        mode: String,
+        /// Strategy: market-maker or imbalance.
+        #[arg(long, default_value = "market-maker")]
+        strategy: String,
+        /// Do not pin threads to cores 0 and 1.
+        #[arg(long)]
+        no_pin: bool,
+        /// Also search for the highest rate the loop sustains.
+        #[arg(long)]
+        find_max: bool,
+    },
+    /// Runs a strategy over recorded data and prints its orders, fills and PnL.
+    Replay {
+        /// Recorded order-by-order data (DBN MBO, LOBSTER messages, Binance capture).
+        #[arg(long)]
+        data: PathBuf,
+        /// Strategy: market-maker or imbalance.
+        #[arg(long, default_value = "market-maker")]
+        strategy: String,
+        /// Order size (default: the median size of the feed's adds).
+        #[arg(long)]
+        qty: Option<String>,
+        /// Latency of our orders to the venue, in microseconds of feed time.
+        #[arg(long, default_value_t = 0)]
+        latency_us: u64,
+        /// Orders and fills to print.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+    },
+}
+
+fn hft_command(cmd: HftCommand) -> Result<bool> {
+    use tickflow_hft_fastpath::Mode;
+    use tickflow_hft_fastpath::cmd::{BenchOptions, FeedSource, ReplayOptions, bench, replay};
+    match cmd {
+        HftCommand::Bench {
+            rate,
+            data,
+            messages,
+            mode,
+            strategy,
+            no_pin,
+            find_max,
+        } => {
+            let modes = match mode.as_str() {
+                "fused" => vec![Mode::Fused],
+                "split" => vec![Mode::Split],
+                _ => vec![Mode::Fused, Mode::Split],
+            };
+            let source = data.map_or(FeedSource::Synthetic(messages), FeedSource::File);
+            let report = bench(&BenchOptions {
+                source,
+                messages,
+                rate,
+                modes,
+                strategy,
+                pin: !no_pin,
+                find_max,
+            })?;
+            println!("{report}");
+        }
+        HftCommand::Replay {
+            data,
+            strategy,
+            qty,
+            latency_us,
+            show,
+        } => {
+            let qty = qty
+                .map(|q| tickflow_core::Quantity::parse(&q))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--qty: {e}"))?;
+            let report = replay(&ReplayOptions {
+                source: FeedSource::File(data),
+                strategy,
+                qty,
+                latency_ns: latency_us.saturating_mul(1_000),
+                show,
+            })?;
+            println!("{report}");
+        }
+    }
+    Ok(true)
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +242,7 @@ fn main() -> ExitCode {
             );
             true
         }),
+        Command::Hft(cmd) => hft_command(cmd),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -109,3 +109,75 @@ fn workers_out_of_range_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
+
+#[test]
+fn hft_replay_of_lobster_prints_orders_fills_and_pnl() {
+    let Some(data) = tickflow_sources::sample_data() else {
+        return;
+    };
+    let file = data.join("lobster/AMZN_2012-06-21_34200000_57600000_message_1.csv");
+    let out = tickflow()
+        .args([
+            "hft",
+            "replay",
+            "--strategy",
+            "market-maker",
+            "--show",
+            "5",
+            "--data",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("feed: AMZN (57515 messages)"), "{text}");
+    assert!(text.contains("first 5 orders and reports"), "{text}");
+    assert!(text.contains("PnL"), "{text}");
+}
+
+#[test]
+fn hft_bench_prints_percentiles_for_both_modes() {
+    let out = tickflow()
+        .args([
+            "hft",
+            "bench",
+            "--messages",
+            "50000",
+            "--rate",
+            "100000",
+            "--no-pin",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "fused, unpaced",
+        "fused, paced 100000/s",
+        "split, paced 100000/s",
+        "tick-to-order",
+        "ring hop",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+}
+
+#[test]
+fn hft_replay_names_a_file_it_cannot_read() {
+    let out = tickflow()
+        .args(["hft", "replay", "--data", "/no/such/file_message_1.csv"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/file_message_1.csv"), "{err}");
+}

@@ -182,10 +182,35 @@ pub struct BookCapacity {
 }
 
 impl Default for BookCapacity {
+    /// Room for 65,536 resting orders and 16,384 levels a side: a busy futures book holds tens
+    /// of thousands of orders. The id map's size follows the order capacity, and a map that
+    /// fits the CPU's caches is what keeps an update near 100 ns, so the capacity is better
+    /// sized to the feed ([`BookCapacity::for_feed`]) than generous.
     fn default() -> Self {
         Self {
-            orders: 1 << 20,
-            levels: 1 << 16,
+            orders: 1 << 16,
+            levels: 1 << 14,
+        }
+    }
+}
+
+impl BookCapacity {
+    /// Twice the peak of resting orders and levels the feed reaches (at least 4,096 of each),
+    /// found by replaying it once into a scratch book at start-up.
+    pub fn for_feed(msgs: &[FeedMsg]) -> Self {
+        let mut probe = OrderBook::new(BookCapacity {
+            orders: 1 << 22,
+            levels: 1 << 20,
+        });
+        let (mut orders, mut levels) = (0usize, 0usize);
+        for m in msgs {
+            let _ = probe.apply(m);
+            orders = orders.max(probe.len());
+            levels = levels.max(probe.sides[0].levels.len().max(probe.sides[1].levels.len()));
+        }
+        Self {
+            orders: (orders * 2).next_power_of_two().max(4096),
+            levels: (levels * 2).next_power_of_two().max(4096),
         }
     }
 }

@@ -23,9 +23,11 @@
 //! - `ring`: the SPSC ring and backoff.
 //! - `clock`: the TSC clock; `latency`: HDR histograms; `pin`: core pinning.
 //! - `engine`: the fused and split loops and the pacing load generator.
+//! - `cmd`: `tickflow hft bench` and `tickflow hft replay`.
 
 pub mod book;
 pub mod clock;
+pub mod cmd;
 pub mod engine;
 pub mod feed;
 pub mod idmap;

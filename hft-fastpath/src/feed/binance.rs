@@ -2,7 +2,8 @@
 //! combined-stream envelopes `{"stream": ..., "data": ...}`.
 //!
 //! `@depth` diffs become price-level messages ([`Action::Level`], the new size of each level;
-//! the last level of a diff carries [`FeedMsg::LAST`]); `@trade` messages become trades with
+//! the last level of a diff carries [`FeedMsg::LAST`]); a REST depth snapshot recorded into the
+//! capture (`lastUpdateId`) becomes a `Clear` and the levels of the snapshot; `@trade` messages become trades with
 //! the aggressor's side (`m` true: the buyer was the maker, so a seller aggressed). Other
 //! streams (`@bookTicker`) are skipped. Time is the local receive time, the order in which the
 //! feed arrived. The captures start without a depth snapshot, so levels not updated since the
@@ -40,6 +41,21 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
             .map_err(|_| bad(path, &at, format!("receive time is not an integer: {ts:?}")))?;
         let v: Value =
             serde_json::from_str(json).map_err(|e| bad(path, &at, format!("JSON: {e}")))?;
+        if v.get("lastUpdateId").is_some() {
+            // A REST depth snapshot recorded into the capture: it replaces the whole book.
+            if symbol.is_empty()
+                && let Some(s) = v.get("symbol").and_then(Value::as_str)
+            {
+                symbol = s.to_string();
+            }
+            msgs.push(FeedMsg {
+                flags: FeedMsg::SNAPSHOT,
+                ..FeedMsg::new(ts, Action::Clear, Side::None)
+            });
+            push_levels(&mut msgs, &v, ("bids", "asks"), ts, FeedMsg::SNAPSHOT)
+                .map_err(|why| bad(path, &at, why))?;
+            continue;
+        }
         let stream = v.get("stream").and_then(Value::as_str).unwrap_or("");
         let data = v
             .get("data")
@@ -50,29 +66,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
             symbol = s.to_string();
         }
         if stream.contains("@depth") {
-            let start = msgs.len();
-            for (key, side) in [("b", Side::Buy), ("a", Side::Sell)] {
-                let levels = data
-                    .get(key)
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| bad(path, &at, format!("depth diff without `{key}`")))?;
-                for l in levels {
-                    let (price, size) = level(l).map_err(|why| bad(path, &at, why))?;
-                    msgs.push(FeedMsg {
-                        ts_ns: ts,
-                        order_id: 0,
-                        price,
-                        size,
-                        instrument: 0,
-                        action: Action::Level,
-                        side,
-                        flags: 0,
-                    });
-                }
-            }
-            if msgs.len() > start {
-                msgs.last_mut().expect("non-empty").flags |= FeedMsg::LAST;
-            }
+            push_levels(&mut msgs, data, ("b", "a"), ts, 0).map_err(|why| bad(path, &at, why))?;
         } else if stream.ends_with("@trade") {
             let field = |k: &str| {
                 data.get(k)
@@ -99,6 +93,43 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
         }
     }
     Ok(Feed::new(symbol, msgs, skipped))
+}
+
+/// Level messages for the bid and ask arrays under `keys`; the whole message is refused if any
+/// level is malformed, so no partial update is applied. The last one carries
+/// [`FeedMsg::LAST`].
+fn push_levels(
+    msgs: &mut Vec<FeedMsg>,
+    data: &Value,
+    keys: (&str, &str),
+    ts: u64,
+    flags: u8,
+) -> Result<(), String> {
+    let mut parsed = Vec::new();
+    for (key, side) in [(keys.0, Side::Buy), (keys.1, Side::Sell)] {
+        let levels = data
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("depth update without `{key}`"))?;
+        for l in levels {
+            let (price, size) = level(l)?;
+            parsed.push(FeedMsg {
+                ts_ns: ts,
+                order_id: 0,
+                price,
+                size,
+                instrument: 0,
+                action: Action::Level,
+                side,
+                flags,
+            });
+        }
+    }
+    if let Some(last) = parsed.last_mut() {
+        last.flags |= FeedMsg::LAST;
+    }
+    msgs.extend(parsed);
+    Ok(())
 }
 
 fn level(l: &Value) -> Result<(Price, Quantity), String> {
