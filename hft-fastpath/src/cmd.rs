@@ -508,7 +508,7 @@ impl fmt::Display for ReplayReport {
         )?;
         writeln!(
             f,
-            "position {}, cash {}, marked at mid {} -> PnL {}",
+            "position {}, cash {}, marked at the last uncrossed mid {} -> PnL {}",
             Quantity::from_raw(t.position),
             format_money(t.cash),
             r.last_mid

@@ -128,6 +128,8 @@ pub struct MarketSide {
     pub counts: MarketCounts,
     /// Feed time of the last message.
     pub now_ns: u64,
+    /// The last mid of a complete, uncrossed book (raw), for marking positions.
+    pub last_mid: Option<i64>,
 }
 
 impl MarketSide {
@@ -139,6 +141,7 @@ impl MarketSide {
             view: MarketView::default(),
             counts: MarketCounts::default(),
             now_ns: 0,
+            last_mid: None,
         }
     }
 
@@ -170,6 +173,9 @@ impl MarketSide {
             },
         }
         self.view.capture(&self.book, m.ts_ns, m.is_last());
+        if let Some(mid) = self.view.mid_raw() {
+            self.last_mid = Some(mid);
+        }
     }
 
     /// Hands an order frame to the venue.
@@ -441,7 +447,7 @@ pub struct RunReport {
     pub market: MarketCounts,
     /// Trading results.
     pub trading: TradingCounts,
-    /// Mid price at the end (raw), for marking the position.
+    /// The last mid of a complete, uncrossed book (raw), for marking the position.
     pub last_mid: Option<i64>,
     /// Orders, reports and rejects, in order, up to the journal capacity.
     pub journal: Vec<JournalEntry>,
@@ -588,7 +594,7 @@ impl Engine {
             latency: lp.latency,
             market: lp.market.counts,
             trading: lp.decision.counts,
-            last_mid: lp.market.view.mid_raw(),
+            last_mid: lp.market.last_mid,
             journal: lp.decision.journal,
             journal_dropped: lp.decision.journal_dropped,
             reports_dropped: lp.market.venue.reports_dropped,
@@ -755,7 +761,7 @@ impl Engine {
             latency,
             market: market.counts,
             trading: decision.counts,
-            last_mid: market.view.mid_raw(),
+            last_mid: market.last_mid,
             journal: decision.journal,
             journal_dropped: decision.journal_dropped,
             reports_dropped: market.venue.reports_dropped,

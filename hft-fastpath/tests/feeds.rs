@@ -39,7 +39,10 @@ fn binance_depth_diffs_and_trades_load_and_apply() {
     }
     eprintln!("{trades} trades, {diffs} depth diffs, {levels} level updates");
     assert_eq!(trades, 39_462, "every trade of the captures (data README)");
-    assert_eq!(diffs, 40_283, "every depth diff of the captures (data README)");
+    assert_eq!(
+        diffs, 40_283,
+        "every depth diff of the captures (data README)"
+    );
 }
 
 #[test]
