@@ -11,6 +11,12 @@ use tickflow_pipelines::config::{DEFAULT_PIPELINE_NAME, Pipeline};
 use tickflow_pipelines::{LoadError, ProgressFn, RunOptions, format_progress, run};
 use tickflow_sources::{ReplayFormat, SourceConfig};
 
+// mimalloc: the dataflow allocates and frees many short-lived batches; glibc's allocator
+// returns large blocks to the OS and faults them back in on every run (measured in
+// benches/RESULTS.md, "Trading chain").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// tickflow: a stream-processing system for day trading.
 #[derive(Parser, Debug)]
 #[command(name = "tickflow", version, about, long_about = None)]

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tickflow_core::{
     Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, MarketEvent, Order, PortfolioValue,
-    Position, Quote, Reject, RejectReason, RiskReject, SeqNo, Signal, Timestamp, Trade,
+    Position, Quote, Reject, RiskReject, Signal, Timestamp, Trade,
 };
 use tickflow_operators::adapter::{
     Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
@@ -31,7 +31,7 @@ use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
-use tickflow_sources::{Merger, Pacer, Part, PartReader, Plan, SourceItem};
+use tickflow_sources::{LazyPart, Merger, Pacer, Part, PartReader, Plan, SourceItem};
 use timely::dataflow::operators::core::Concat;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::vec::UnorderedInput;
@@ -909,33 +909,24 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     let mut caps = Some((events_cap, rejects_cap));
     let stats = &shared.stats;
 
-    // Open this worker's parts; a part that cannot be opened is reported as a reject.
-    let mut readers: Vec<Box<dyn PartReader>> = Vec::new();
-    let mut open_failures = Vec::new();
-    for (i, part) in shared
+    // This worker's parts, opened on first read by whoever reads (the reader thread where
+    // there is one); a part that cannot be opened becomes a reject. A recorded day is opened
+    // only when the merge reaches that day.
+    let readers: Vec<(Option<Timestamp>, Box<dyn PartReader>)> = shared
         .plan
         .parts
         .iter()
         .enumerate()
         .filter(|(i, _)| i % peers == index)
-    {
-        match part.open(&shared.registry) {
-            Ok(r) => readers.push(r),
-            Err(e) => open_failures.push(Reject {
-                instrument: None,
-                ts_event: None,
-                reason: RejectReason::Malformed,
-                detail: format!("cannot open: {e}"),
-                origin: part.name(),
-                line: 0,
-                seq: SeqNo::new(i as u16, 0),
-            }),
-        }
-    }
+        .map(|(i, part)| {
+            let lazy = LazyPart::new(part.clone(), i, shared.registry.clone());
+            (part.earliest(), Box::new(lazy) as Box<dyn PartReader>)
+        })
+        .collect();
     // Reading and parsing run on a thread of their own, a chunk ahead of the dataflow.
     let initial = *caps.as_ref().ok_or("input capability missing")?.0.time();
     let mut reader = ChunkReader {
-        merger: Merger::new(readers),
+        merger: Merger::with_deferred(readers),
         pacer: Pacer::new(shared.speed),
         gran: shared.pipeline.granularity.nanos().max(1),
         lateness: shared.pipeline.allowed_lateness.nanos(),
@@ -944,15 +935,9 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         cur: initial,
         stats: shared.stats.clone(),
     };
-    stats
-        .read
-        .fetch_add(open_failures.len() as u64, Ordering::Relaxed);
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Chunk>();
-    let first = Chunk {
-        bad: open_failures,
-        ..Chunk::default()
-    };
+    let first = Chunk::default();
     // A reader thread only where there is a core for it; otherwise the worker reads.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (read_thread, mut inline) = if cores >= 2 * peers {

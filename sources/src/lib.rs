@@ -24,7 +24,9 @@ pub mod replay;
 pub mod rng;
 pub mod synthetic;
 
-use tickflow_core::{InstrumentRegistry, InstrumentSpec, MarketEvent, Reject};
+use std::sync::Arc;
+
+use tickflow_core::{InstrumentRegistry, InstrumentSpec, MarketEvent, Reject, Timestamp};
 
 pub use crate::config::{ReplayFormat, SourceConfig, SyntheticConfig};
 pub use crate::error::{Error, Result};
@@ -117,6 +119,78 @@ impl Part {
         match self {
             Part::Synthetic { index, .. } => format!("synthetic[{index}]"),
             Part::File { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// A lower bound of the part's event times, where its name gives one: a Lean tick file
+    /// holds one New York trading day, which starts after midnight UTC of its date.
+    pub fn earliest(&self) -> Option<Timestamp> {
+        let Part::File { path, format, .. } = self else {
+            return None;
+        };
+        let lean = match format {
+            ReplayFormat::Lean => true,
+            ReplayFormat::Auto => replay::detect(path) == Ok(ReplayFormat::Lean),
+            _ => false,
+        };
+        if !lean {
+            return None;
+        }
+        let (_, (y, m, d), _) = replay::lean::parse_name(path).ok()?;
+        Timestamp::from_date(y, m, d)
+    }
+}
+
+/// A part opened on its first read, on whichever thread reads it (a reader thread, not the
+/// worker that planned it). A part that cannot be opened yields one reject saying why, then
+/// ends; the other parts go on.
+pub struct LazyPart {
+    part: Part,
+    registry: Arc<InstrumentRegistry>,
+    index: usize,
+    state: LazyState,
+}
+
+enum LazyState {
+    Closed,
+    Open(Box<dyn PartReader>),
+    Done,
+}
+
+impl LazyPart {
+    /// Part number `index` of the plan, not yet opened.
+    pub fn new(part: Part, index: usize, registry: Arc<InstrumentRegistry>) -> Self {
+        Self {
+            part,
+            registry,
+            index,
+            state: LazyState::Closed,
+        }
+    }
+}
+
+impl PartReader for LazyPart {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            match &mut self.state {
+                LazyState::Open(r) => return r.next_item(),
+                LazyState::Done => return None,
+                LazyState::Closed => match self.part.open(&self.registry) {
+                    Ok(r) => self.state = LazyState::Open(r),
+                    Err(e) => {
+                        self.state = LazyState::Done;
+                        return Some(SourceItem::Bad(Reject {
+                            instrument: None,
+                            ts_event: None,
+                            reason: tickflow_core::RejectReason::Malformed,
+                            detail: format!("cannot open: {e}"),
+                            origin: self.part.name(),
+                            line: 0,
+                            seq: tickflow_core::SeqNo::new(self.index as u16, 0),
+                        }));
+                    }
+                },
+            }
         }
     }
 }

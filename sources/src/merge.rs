@@ -2,6 +2,13 @@
 //!
 //! Ties are broken by part position, so the merged order is deterministic. A bad row has no
 //! trustworthy time: it is passed on as soon as its reader reaches it.
+//!
+//! A part may be *deferred* with a lower bound of its event times (a recorded day starts no
+//! earlier than that day's midnight): it is not read — and so not opened, when its reader opens
+//! lazily ([`crate::LazyPart`]) — until the merge reaches that time. Opening a day's files only
+//! when the replay gets to that day spreads the decompression over the run instead of doing it
+//! all before the first record. The merged order is the same: a deferred part joins before any
+//! record at or after its bound is passed on.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,23 +24,73 @@ pub struct Merger {
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
     /// Readers whose head was taken (or that were never read): read before the next pop.
     needs_refill: Vec<usize>,
+    /// Deferred readers by (lower bound of their event times, index), latest first.
+    deferred: Vec<(Timestamp, usize)>,
 }
 
 impl Merger {
     /// A merger over readers, in part order.
     pub fn new(readers: Vec<Box<dyn PartReader>>) -> Self {
-        let heads = readers.iter().map(|_| None).collect();
-        let needs_refill = (0..readers.len()).rev().collect();
+        Self::with_deferred(readers.into_iter().map(|r| (None, r)).collect())
+    }
+
+    /// A merger over readers in part order, each with an optional lower bound of its event
+    /// times: a reader with a bound is first read when the merge reaches it.
+    pub fn with_deferred(parts: Vec<(Option<Timestamp>, Box<dyn PartReader>)>) -> Self {
+        let mut readers = Vec::with_capacity(parts.len());
+        let mut needs_refill = Vec::new();
+        let mut deferred = Vec::new();
+        for (i, (bound, r)) in parts.into_iter().enumerate() {
+            readers.push(r);
+            match bound {
+                Some(t) => deferred.push((t, i)),
+                None => needs_refill.push(i),
+            }
+        }
+        needs_refill.reverse();
+        deferred.sort_unstable_by(|a, b| b.cmp(a));
         Self {
+            heads: readers.iter().map(|_| None).collect(),
             readers,
-            heads,
             heap: BinaryHeap::new(),
             needs_refill,
+            deferred,
         }
     }
 
     /// The next item in event-time order, or `None` when every part is exhausted.
     pub fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            if let Some(bad) = self.refill() {
+                return Some(bad);
+            }
+            // Bring in the deferred parts the merge has reached (all of them once the others
+            // are exhausted), then read their heads before passing anything on.
+            let next = self.heap.peek().map(|Reverse((t, _))| *t);
+            let mut joined = false;
+            while let Some(&(bound, i)) = self.deferred.last() {
+                if next.is_some_and(|t| t < bound) {
+                    break;
+                }
+                self.deferred.pop();
+                self.needs_refill.push(i);
+                joined = true;
+            }
+            if joined {
+                continue;
+            }
+            while let Some(Reverse((_, i))) = self.heap.pop() {
+                if let Some(e) = self.heads[i].take() {
+                    self.needs_refill.push(i);
+                    return Some(SourceItem::Event(e));
+                }
+            }
+            return None;
+        }
+    }
+
+    /// Reads the heads of the readers that need one; a bad row is handed back at once.
+    fn refill(&mut self) -> Option<SourceItem> {
         while let Some(i) = self.needs_refill.pop() {
             match self.readers[i].next_item() {
                 Some(SourceItem::Event(e)) => {
@@ -46,12 +103,6 @@ impl Merger {
                     return Some(bad);
                 }
                 None => {}
-            }
-        }
-        while let Some(Reverse((_, i))) = self.heap.pop() {
-            if let Some(e) = self.heads[i].take() {
-                self.needs_refill.push(i);
-                return Some(SourceItem::Event(e));
             }
         }
         None
@@ -67,6 +118,8 @@ impl PartReader for Merger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tickflow_core::{InstrumentId, Price, Quantity, Reject, RejectReason, SeqNo, Side, Trade};
 
     struct VecReader(std::vec::IntoIter<SourceItem>);
@@ -99,6 +152,57 @@ mod tests {
             line,
             seq: SeqNo(line),
         })
+    }
+
+    /// A reader that records when it is first read.
+    struct Watched(VecReader, Arc<AtomicBool>);
+    impl PartReader for Watched {
+        fn next_item(&mut self) -> Option<SourceItem> {
+            self.1.store(true, Ordering::Relaxed);
+            self.0.next_item()
+        }
+    }
+
+    #[test]
+    fn deferred_parts_are_read_only_when_the_merge_reaches_them_and_order_is_kept() {
+        let parts = || {
+            vec![
+                vec![ev(10, 0), ev(20, 0), ev(40, 0)],
+                vec![ev(20, 1), ev(30, 1)],
+                vec![ev(5, 2), ev(35, 2)],
+            ]
+        };
+        let eager: Vec<_> = {
+            let mut m = Merger::new(
+                parts()
+                    .into_iter()
+                    .map(|v| Box::new(VecReader(v.into_iter())) as Box<dyn PartReader>)
+                    .collect(),
+            );
+            std::iter::from_fn(|| m.next_item()).collect()
+        };
+        let read = Arc::new(AtomicBool::new(false));
+        let mut deferred = Vec::new();
+        for (i, v) in parts().into_iter().enumerate() {
+            let bound = [None, Some(Timestamp(15)), Some(Timestamp(1))][i];
+            let r: Box<dyn PartReader> = if i == 1 {
+                Box::new(Watched(VecReader(v.into_iter()), read.clone()))
+            } else {
+                Box::new(VecReader(v.into_iter()))
+            };
+            deferred.push((bound, r));
+        }
+        let mut m = Merger::with_deferred(deferred);
+        let first = m.next_item().unwrap();
+        let second = m.next_item().unwrap();
+        assert!(
+            !read.load(Ordering::Relaxed),
+            "part 1 is not read before time 15"
+        );
+        let mut lazy = vec![first, second];
+        lazy.extend(std::iter::from_fn(|| m.next_item()));
+        assert!(read.load(Ordering::Relaxed));
+        assert_eq!(lazy, eager, "the same order as reading every part at once");
     }
 
     #[test]

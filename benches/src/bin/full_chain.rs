@@ -10,6 +10,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use tickflow_benches::{best_of, machine};
+
+/// The same allocator as the `tickflow` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tickflow_pipelines::{Pipeline, RunOptions, Summary, run};
 
 /// The trading part of the default pipeline (pipelines/daytrade.toml), with counting sinks.
@@ -87,9 +91,9 @@ events_per_second = {events_per_second}
     Pipeline::parse(&text, "full-chain.toml").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn lean(dir: &Path) -> Result<Pipeline> {
+fn lean(dir: &Path, granularity: &str) -> Result<Pipeline> {
     let text = format!(
-        "[pipeline]\nname = \"lean-chain\"\n\n[[source]]\nkind = \"replay\"\npath = {:?}\n{}",
+        "[pipeline]\nname = \"lean-chain\"\ngranularity = {granularity:?}\n\n[[source]]\nkind = \"replay\"\npath = {:?}\n{}",
         dir.display().to_string(),
         chain("1s")
     );
@@ -156,14 +160,20 @@ fn main() -> Result<()> {
     let mut runs = 3;
     let mut data = PathBuf::from("../shared/data");
     let mut with_pandas = true;
+    let mut with_synthetic = true;
+    let mut granularity = "1ms".to_string();
+    let mut lean_workers = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().context("--runs R")?.parse()?,
             "--data" => data = args.next().context("--data DIR")?.into(),
             "--skip-pandas" => with_pandas = false,
+            "--skip-synthetic" => with_synthetic = false,
+            "--granularity" => granularity = args.next().context("--granularity G")?,
+            "--lean-workers" => lean_workers = args.next().context("--lean-workers N")?.parse()?,
             other => anyhow::bail!(
-                "unknown argument {other} (expected --runs R, --data DIR, --skip-pandas)"
+                "unknown argument {other} (expected --runs R, --data DIR, --skip-pandas, --skip-synthetic, --granularity G, --lean-workers N)"
             ),
         }
     }
@@ -182,6 +192,9 @@ fn main() -> Result<()> {
             "1h",
         ),
     ] {
+        if !with_synthetic {
+            break;
+        }
         let p = synthetic(eps, duration)?;
         for workers in [1, 2] {
             let (secs, s) = best_of(runs, || run(&p, &opts(workers)));
@@ -189,7 +202,7 @@ fn main() -> Result<()> {
         }
     }
     let trades = lean_trades(&data)?;
-    let p = lean(&trades)?;
+    let p = lean(&trades, &granularity)?;
     let script = data.join("../anchors/pandas_monolith.py");
     println!();
     println!(
@@ -202,7 +215,7 @@ fn main() -> Result<()> {
         } else {
             None
         };
-        let (secs, s) = best_of(1, || run(&p, &opts(1)));
+        let (secs, s) = best_of(1, || run(&p, &opts(lean_workers)));
         let s = s?;
         let rate = s.read as f64 / secs;
         match pandas_rate {
