@@ -497,6 +497,22 @@ impl Schedule {
     }
 }
 
+/// When message `i` is due, and when processing it begins: after waiting for its due time on a
+/// schedule, at once (and due at once) without one.
+#[inline]
+fn pace(schedule: Option<&Schedule>, clock: &Clock, i: usize) -> (u64, u64) {
+    match schedule {
+        Some(s) => {
+            let due = s.due(i);
+            (due, wait_until(clock, due))
+        }
+        None => {
+            let now = clock.now();
+            (now, now)
+        }
+    }
+}
+
 /// Waits until `due`; returns the time it started processing.
 #[inline]
 fn wait_until(clock: &Clock, due: u64) -> u64 {
@@ -569,16 +585,7 @@ impl Engine {
         let mut last_done = start;
         let mut last_due = start;
         for (i, frame) in frames.chunks_exact(FeedMsg::WIRE_LEN).enumerate() {
-            let (due, began) = match schedule {
-                Some(s) => {
-                    let due = s.due(i);
-                    (due, wait_until(&clock, due))
-                }
-                None => {
-                    let now = clock.now();
-                    (now, now)
-                }
-            };
+            let (due, began) = pace(schedule.as_ref(), &clock, i);
             last_done = lp.step(frame, due, began, i >= self.cfg.warmup);
             last_due = due;
         }
@@ -680,16 +687,7 @@ impl Engine {
         };
         for (i, frame) in frames.chunks_exact(FeedMsg::WIRE_LEN).enumerate() {
             drain_orders(&mut ord_rx, &mut market);
-            let (due, began) = match schedule {
-                Some(s) => {
-                    let due = s.due(i);
-                    (due, wait_until(&clock, due))
-                }
-                None => {
-                    let now = clock.now();
-                    (now, now)
-                }
-            };
+            let (due, began) = pace(schedule.as_ref(), &clock, i);
             let measured = i >= self.cfg.warmup;
             let Some(m) = market.decode(frame) else {
                 continue;

@@ -70,6 +70,22 @@ struct Resting {
     ahead: i64,
 }
 
+impl Resting {
+    /// The report that this order is done, canceled at `ts_ns`.
+    fn canceled(&self, ts_ns: u64) -> Report {
+        Report {
+            id: self.id,
+            kind: ReportKind::Canceled,
+            side: self.side,
+            price: Price::from_raw(self.price),
+            qty: Quantity::ZERO,
+            leaves: Quantity::ZERO,
+            taker: false,
+            ts_ns,
+        }
+    }
+}
+
 /// Venue settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VenueConfig {
@@ -233,16 +249,7 @@ impl SimVenue {
             match found {
                 Some(slot) => {
                     let r = slot.take().expect("found");
-                    self.report(Report {
-                        id: r.id,
-                        kind: ReportKind::Canceled,
-                        side: r.side,
-                        price: Price::from_raw(r.price),
-                        qty: Quantity::ZERO,
-                        leaves: Quantity::ZERO,
-                        taker: false,
-                        ts_ns: now_ns,
-                    });
+                    self.report(r.canceled(now_ns));
                 }
                 // Already filled or canceled: the cancel is refused, nothing else changes.
                 None => self.report(Report {
@@ -354,16 +361,7 @@ impl SimVenue {
             Effect::Cleared => {
                 for i in 0..Self::MAX_RESTING {
                     if let Some(r) = self.resting[i].take() {
-                        self.report(Report {
-                            id: r.id,
-                            kind: ReportKind::Canceled,
-                            side: r.side,
-                            price: Price::from_raw(r.price),
-                            qty: Quantity::ZERO,
-                            leaves: Quantity::ZERO,
-                            taker: false,
-                            ts_ns: now_ns,
-                        });
+                        self.report(r.canceled(now_ns));
                     }
                 }
             }

@@ -3,7 +3,8 @@
 //! end, on the synthetic market and on the recorded Lean trades beside
 //! `../shared/anchors/pandas_monolith.py` (the same job done the pandas way), in one run.
 //!
-//! `cargo run --release -p tickflow-benches --bin full_chain [-- --runs R --data DIR --skip-pandas]`
+//! `cargo run --release -p tickflow-benches --bin full_chain [-- --runs R --data DIR --skip-pandas
+//! --skip-synthetic --granularity G --lean-workers N]`
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
