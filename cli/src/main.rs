@@ -66,6 +66,10 @@ enum HftCommand {
         /// Also search for the highest rate the loop sustains.
         #[arg(long)]
         find_max: bool,
+        /// How the split mode's decision thread waits: spin, or yield:N (spin N empty polls,
+        /// then yield the core).
+        #[arg(long, default_value = "spin")]
+        backoff: String,
     },
     /// Runs a strategy over recorded data and prints its orders, fills and PnL.
     Replay {
@@ -99,6 +103,7 @@ fn hft_command(cmd: HftCommand) -> Result<bool> {
             strategy,
             no_pin,
             find_max,
+            backoff,
         } => {
             let modes = match mode.as_str() {
                 "fused" => vec![Mode::Fused],
@@ -114,6 +119,7 @@ fn hft_command(cmd: HftCommand) -> Result<bool> {
                 strategy,
                 pin: !no_pin,
                 find_max,
+                backoff: tickflow_hft_fastpath::cmd::parse_backoff(&backoff)?,
             })?;
             println!("{report}");
         }

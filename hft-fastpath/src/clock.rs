@@ -21,13 +21,12 @@ impl Clock {
     pub fn calibrate(ms: u64) -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            let t0 = Instant::now();
-            let c0 = raw_ticks();
+            let (t0, c0) = tight_pair();
             while t0.elapsed().as_millis() < u128::from(ms.max(1)) {
                 std::hint::spin_loop();
             }
-            let c1 = raw_ticks();
-            let ns = t0.elapsed().as_nanos() as f64;
+            let (t1, c1) = tight_pair();
+            let ns = t1.duration_since(t0).as_nanos() as f64;
             let ticks = (c1.wrapping_sub(c0)).max(1) as f64;
             Self {
                 ns_per_tick_q32: (ns / ticks * 4_294_967_296.0) as u64,
@@ -71,6 +70,27 @@ impl Clock {
     }
 }
 
+/// An `Instant` and a TSC reading taken together: the reading between two `Instant`s that are
+/// close (a preemption between them would skew the calibration), retried a few times.
+#[cfg(target_arch = "x86_64")]
+fn tight_pair() -> (Instant, u64) {
+    let mut best: Option<(std::time::Duration, Instant, u64)> = None;
+    for _ in 0..64 {
+        let a = Instant::now();
+        let c = raw_ticks();
+        let b = Instant::now();
+        let gap = b.duration_since(a);
+        if best.is_none_or(|(g, _, _)| gap < g) {
+            best = Some((gap, a + gap / 2, c));
+        }
+        if gap.as_nanos() < 200 {
+            break;
+        }
+    }
+    let (_, at, c) = best.expect("at least one try");
+    (at, c)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn raw_ticks() -> u64 {
@@ -87,13 +107,13 @@ mod tests {
         let c = Clock::calibrate(20);
         let t0 = Instant::now();
         let a = c.now();
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
         let b = c.now();
         let wall = t0.elapsed().as_nanos() as f64;
         let measured = c.to_ns(b - a) as f64;
         // Loose bounds: this machine is shared, and this is a sanity check, not a benchmark.
         assert!(
-            (measured / wall - 1.0).abs() < 0.2,
+            (measured / wall - 1.0).abs() < 0.25,
             "clock says {measured} ns, wall {wall} ns"
         );
         let round = c.to_ns(c.from_ns(1_000_000));

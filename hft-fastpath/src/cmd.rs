@@ -102,6 +102,7 @@ pub fn repeat(msgs: &[FeedMsg], n: usize) -> Vec<FeedMsg> {
 )]
 fn engine_config(
     book: BookCapacity,
+    backoff: Backoff,
     mode: Mode,
     rate: u64,
     strategy: StrategyKind,
@@ -114,7 +115,7 @@ fn engine_config(
         mode,
         rate,
         pin: pin.then_some([0, 1]),
-        backoff: Backoff::Spin,
+        backoff,
         strategy,
         risk: RiskConfig::for_qty(qty),
         venue: VenueConfig { latency_ns },
@@ -141,6 +142,19 @@ pub struct BenchOptions {
     pub pin: bool,
     /// Also search for the highest sustained rate.
     pub find_max: bool,
+    /// How the split mode's decision thread waits for updates.
+    pub backoff: Backoff,
+}
+
+/// Parses `spin` or `yield:N` (spin N empty polls, then yield the core on each further one).
+pub fn parse_backoff(text: &str) -> Result<Backoff, CmdError> {
+    if text == "spin" {
+        return Ok(Backoff::Spin);
+    }
+    text.strip_prefix("yield:")
+        .and_then(|n| n.parse().ok())
+        .map(Backoff::SpinThenYield)
+        .ok_or_else(|| CmdError::Arg(format!("backoff {text:?}: expected spin or yield:N")))
 }
 
 /// One run of the bench.
@@ -236,7 +250,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport, CmdError> {
     for &mode in &o.modes {
         let run = |rate| {
             Engine::new(engine_config(
-                book, mode, rate, strategy, qty, 0, o.pin, 1024,
+                book, o.backoff, mode, rate, strategy, qty, 0, o.pin, 1024,
             ))
             .run(&frames)
         };
@@ -410,6 +424,7 @@ pub fn replay(o: &ReplayOptions) -> Result<ReplayReport, CmdError> {
     let book = BookCapacity::for_feed(&feed.msgs);
     let mut cfg = engine_config(
         book,
+        Backoff::Spin,
         Mode::Fused,
         0,
         strategy,
@@ -521,6 +536,16 @@ impl fmt::Display for ReplayReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_names() {
+        assert_eq!(parse_backoff("spin").unwrap(), Backoff::Spin);
+        assert_eq!(
+            parse_backoff("yield:100").unwrap(),
+            Backoff::SpinThenYield(100)
+        );
+        assert!(parse_backoff("sleep").is_err());
+    }
 
     #[test]
     fn repeat_clears_between_copies_and_keeps_time_increasing() {
