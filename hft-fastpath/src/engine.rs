@@ -679,12 +679,6 @@ impl Engine {
         let schedule = Schedule::new(&clock, self.cfg.rate, start);
         let mut last_done = start;
         let mut last_due = start;
-        let push = |tx: &mut Producer<Update>, mut u: Update| {
-            while let Err(Full(back)) = tx.push(u) {
-                u = back;
-                std::hint::spin_loop();
-            }
-        };
         for (i, frame) in frames.chunks_exact(FeedMsg::WIRE_LEN).enumerate() {
             drain_orders(&mut ord_rx, &mut market);
             let (due, began) = pace(schedule.as_ref(), &clock, i);
@@ -715,7 +709,7 @@ impl Engine {
                 latency.decode.record(clock.to_ns(decoded - began));
                 latency.book.record(clock.to_ns(booked - decoded));
             }
-            push(&mut up_tx, u);
+            push_update(&mut up_tx, u, &mut ord_rx, &mut market);
             last_done = booked;
             last_due = due;
         }
@@ -743,7 +737,7 @@ impl Engine {
                 }
             }
             u.end = !any;
-            push(&mut up_tx, u);
+            push_update(&mut up_tx, u, &mut ord_rx, &mut market);
             if !any {
                 break;
             }
@@ -764,6 +758,23 @@ impl Engine {
             journal_dropped: decision.journal_dropped,
             reports_dropped: market.venue.reports_dropped,
         }
+    }
+}
+
+/// Pushes an update, waiting while the ring is full. While it waits it keeps taking order
+/// frames: the decision thread may itself be waiting for room in the order ring, and each
+/// thread waiting on the other's full ring would never end.
+#[inline]
+fn push_update(
+    tx: &mut Producer<Update>,
+    mut u: Update,
+    orders: &mut Consumer<[u8; OrderMsg::WIRE_LEN]>,
+    market: &mut MarketSide,
+) {
+    while let Err(Full(back)) = tx.push(u) {
+        u = back;
+        drain_orders(orders, market);
+        std::hint::spin_loop();
     }
 }
 

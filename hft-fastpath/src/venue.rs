@@ -3,8 +3,8 @@
 //!
 //! Model (no market impact: the replayed book is the venue's, our orders never change it):
 //! - An order arrives `latency_ns` of feed time after it was sent (0: at once).
-//! - The part of a limit order that crosses the book fills at once against the displayed levels,
-//!   at their prices, up to their sizes. The rest of an IOC order is canceled; the rest of a GTC
+//! - The part of a limit order that crosses the book fills at once against the displayed levels
+//!   (the best 32), at their prices, up to their sizes. The rest of an IOC order is canceled; the rest of a GTC
 //!   order joins the queue at its price *behind every order resting there*: it takes the book's
 //!   next sequence number, so resting orders (smaller numbers) are ahead of it and every order
 //!   that arrives later (that number or larger) is behind it; `ahead` starts at the size resting
@@ -128,6 +128,17 @@ const EMPTY_ORDER: OrderMsg = OrderMsg {
     kind: OrderKind::Cancel,
 };
 
+/// The report refusing order `o`.
+fn rejected(o: &OrderMsg, ts_ns: u64) -> Report {
+    Report {
+        id: o.id,
+        side: o.side,
+        price: o.price,
+        ts_ns,
+        ..EMPTY_REPORT
+    }
+}
+
 #[inline]
 fn better_or_equal(side: Side, a: i64, b: i64) -> bool {
     // For a buyer a lower price is better to pay; this is "a is at least as aggressive as b"
@@ -211,13 +222,7 @@ impl SimVenue {
             return;
         }
         if self.pending_len == Self::MAX_PENDING {
-            self.report(Report {
-                id: o.id,
-                side: o.side,
-                price: o.price,
-                ts_ns: now_ns,
-                ..EMPTY_REPORT
-            });
+            self.report(rejected(&o, now_ns));
             return;
         }
         let at = (self.pending_head + self.pending_len) % Self::MAX_PENDING;
@@ -262,13 +267,7 @@ impl SimVenue {
         }
         let mut leaves = o.qty.raw();
         if leaves <= 0 || o.side == Side::None {
-            self.report(Report {
-                id: o.id,
-                side: o.side,
-                price: o.price,
-                ts_ns: now_ns,
-                ..EMPTY_REPORT
-            });
+            self.report(rejected(&o, now_ns));
             return;
         }
         // Take what crosses, level by level, at the levels' prices.
