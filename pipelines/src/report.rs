@@ -4,12 +4,12 @@
 //! Worker 0 feeds a [`ReportBuilder`] from the ordered sinks of the fills, positions, portfolio
 //! and risk-rejects streams, so the report is the same for any number of workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use tickflow_core::{
-    Fill, FillStatus, PortfolioValue, Position, Price, RiskReason, exact_notional, money_to_exact,
-    round_money,
+    Fill, FillStatus, Order, PortfolioValue, Position, Price, Quantity, RiskReason, TimeInForce,
+    exact_notional, money_to_exact, round_money,
 };
 use tickflow_operators::portfolio::Holding;
 
@@ -34,6 +34,12 @@ pub struct ReportBuilder {
     last_value: Option<PortfolioValue>,
     /// Last total PnL (raw) of each sampled minute.
     samples: Vec<(i64, i64)>,
+    /// GTC orders by id, with their quantity.
+    gtc: BTreeMap<u64, Quantity>,
+    /// What the latest report of a partly filled order left working.
+    leaves: BTreeMap<u64, Quantity>,
+    /// Orders whose last report came in (filled, or the rest canceled).
+    done: BTreeSet<u64>,
 }
 
 impl ReportBuilder {
@@ -45,8 +51,11 @@ impl ReportBuilder {
         }
     }
     /// An order passed risk.
-    pub fn order(&mut self) {
+    pub fn order(&mut self, o: &Order) {
         self.orders += 1;
+        if o.tif == TimeInForce::Gtc {
+            self.gtc.insert(o.id, o.quantity);
+        }
     }
     /// An order was refused.
     pub fn reject(&mut self, reason: RiskReason) {
@@ -54,6 +63,14 @@ impl ReportBuilder {
     }
     /// An execution report, in execution order.
     pub fn fill(&mut self, f: &Fill) {
+        // The streams reach the builder separately, so an order's reports may come before the
+        // order itself: what is still working is worked out at the end.
+        if f.status == FillStatus::Canceled || f.leaves.is_zero() {
+            self.done.insert(f.order_id);
+            self.leaves.remove(&f.order_id);
+        } else {
+            self.leaves.insert(f.order_id, f.leaves);
+        }
         if f.status == FillStatus::Canceled {
             self.canceled += 1;
             return;
@@ -129,7 +146,14 @@ impl ReportBuilder {
             .last_value
             .as_ref()
             .map_or(Price::ZERO, |v| v.total_pnl);
+        let open_orders = self
+            .gtc
+            .iter()
+            .filter(|(id, _)| !self.done.contains(id))
+            .map(|(id, q)| (*id, self.leaves.get(id).copied().unwrap_or(*q)))
+            .collect();
         TradingReport {
+            open_orders,
             capital: self.capital,
             orders: self.orders,
             executions: self.executions,
@@ -152,6 +176,9 @@ impl ReportBuilder {
 /// Orders, fills, positions and the backtest figures of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TradingReport {
+    /// GTC orders still working when the data ended (id, quantity left): a replay does not
+    /// cancel them; they would go on working in a live run.
+    pub open_orders: Vec<(u64, Quantity)>,
     /// Capital returns are relative to.
     pub capital: Price,
     /// Orders that passed risk.
@@ -194,6 +221,25 @@ impl fmt::Display for TradingReport {
         )?;
         for (reason, n) in &self.risk_rejects {
             writeln!(f, "  {:<22}{:>10}", reason.as_str(), n)?;
+        }
+        if !self.open_orders.is_empty() {
+            let shown: Vec<String> = self
+                .open_orders
+                .iter()
+                .take(5)
+                .map(|(id, q)| format!("#{id} {q}"))
+                .collect();
+            writeln!(
+                f,
+                "open at end     {:>14}   GTC orders still working: {}{}",
+                self.open_orders.len(),
+                shown.join(", "),
+                if self.open_orders.len() > 5 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )?;
         }
         if !self.positions.is_empty() {
             writeln!(

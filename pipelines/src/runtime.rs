@@ -766,7 +766,7 @@ fn attach_report(
     for h in streams.values() {
         let f = finish.clone();
         match h {
-            Handle::Orders(s) => tap(s, &state, f, probe, |b, _| b.order()),
+            Handle::Orders(s) => tap(s, &state, f, probe, |b, o| b.order(o)),
             Handle::RiskRejects(s) => tap(s, &state, f, probe, |b, r| b.reject(r.reason)),
             Handle::Fills(s) => tap(s, &state, f, probe, |b, x| b.fill(x)),
             Handle::Positions(s) => {

@@ -383,3 +383,46 @@ fn trade_only_data_fills_on_trades_only_when_asked() {
     assert!(fills.iter().any(|f| f.status == FillStatus::Filled));
     assert!(!filled.parquet::<PortfolioValue>("portfolio").is_empty());
 }
+
+#[test]
+fn gtc_orders_still_working_at_the_end_are_reported() {
+    let o = run_with(
+        "position_size = 100\norder_type = \"limit\"\ntime_in_force = \"gtc\"\nlimit_offset_bps = -300",
+        1,
+    );
+    let report = o.summary.trading.as_ref().expect("a trading report");
+    assert!(
+        !report.open_orders.is_empty(),
+        "orders 3 % away stay working"
+    );
+    let orders = o.jsonl("orders");
+    let fills = o.parquet::<Fill>("fills");
+    for (id, left) in &report.open_orders {
+        let order = orders
+            .iter()
+            .find(|x| x["order_id"].as_u64() == Some(*id))
+            .unwrap_or_else(|| panic!("open order #{id} is an order"));
+        assert_eq!(order["tif"], "gtc");
+        let filled: i64 = fills
+            .iter()
+            .filter(|f| f.order_id == *id)
+            .map(|f| f.quantity.raw())
+            .sum();
+        assert!(
+            fills
+                .iter()
+                .all(|f| f.order_id != *id
+                    || (f.status != FillStatus::Canceled && !f.leaves.is_zero())),
+            "#{id} has no final report"
+        );
+        assert_eq!(
+            filled + left.raw(),
+            qty(order["quantity"].to_string().trim_matches('"')),
+            "#{id}: filled plus left is the order's quantity"
+        );
+    }
+    assert!(o.summary.to_string().contains("open at end"));
+    // IOC orders never stay open.
+    let ioc = run_with("position_size = 100", 1);
+    assert!(ioc.summary.trading.as_ref().unwrap().open_orders.is_empty());
+}
