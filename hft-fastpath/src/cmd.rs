@@ -436,7 +436,16 @@ pub fn replay(o: &ReplayOptions) -> Result<ReplayReport, CmdError> {
     cfg.warmup = 0;
     let report = Engine::new(cfg).run(&frames);
     Ok(ReplayReport {
-        feed: format!("{} ({} messages)", feed.instrument, feed.msgs.len()),
+        feed: if feed.skipped > 0 {
+            format!(
+                "{} ({} messages; {} records of other instruments or without market data left out)",
+                feed.instrument,
+                feed.msgs.len(),
+                feed.skipped
+            )
+        } else {
+            format!("{} ({} messages)", feed.instrument, feed.msgs.len())
+        },
         tick: feed.tick,
         qty,
         strategy: o.strategy.clone(),
