@@ -37,6 +37,11 @@ pub struct ExchangeConfig {
     pub fee_per_unit: Price,
     /// Where a side has no quote, execute against the last trade (price and size).
     pub fill_on_trades: bool,
+    /// The kill switch of the risk operator that sends the orders: from this event time on,
+    /// every order still working on an instrument is canceled at that instrument's first event
+    /// (quote, trade or order), and a GTC rest arriving later is canceled instead of resting.
+    #[serde(default)]
+    pub kill_at: Option<Timestamp>,
 }
 
 impl Default for ExchangeConfig {
@@ -47,6 +52,7 @@ impl Default for ExchangeConfig {
             fee_bps: 0.0,
             fee_per_unit: Price::ZERO,
             fill_on_trades: false,
+            kill_at: None,
         }
     }
 }
@@ -228,7 +234,32 @@ impl SimExchange {
         *exec += 1;
     }
 
+    /// After the kill switch: cancels what still works on `instrument` at `ts`.
+    fn kill(&mut self, instrument: u32, ts: Timestamp, out: &mut Emitter<Fill>) {
+        if self.config.kill_at.is_none_or(|k| ts < k) {
+            return;
+        }
+        let Some(book) = self.books.get_mut(&instrument) else {
+            return;
+        };
+        for (order, _, exec) in book.working.drain(..) {
+            out.push(Fill {
+                order_id: order.id,
+                exec,
+                instrument: order.instrument,
+                ts_event: ts,
+                side: order.side,
+                price: Price::ZERO,
+                quantity: Quantity::ZERO,
+                fee: Price::ZERO,
+                leaves: Quantity::ZERO,
+                status: FillStatus::Canceled,
+            });
+        }
+    }
+
     fn on_quote(&mut self, q: &Quote, out: &mut Emitter<Fill>) {
+        self.kill(q.instrument.0, q.ts_event, out);
         let book = self.books.entry(q.instrument.0).or_default();
         book.bid = q.bid.map(|p| (p, q.bid_size.raw()));
         book.ask = q.ask.map(|p| (p, q.ask_size.raw()));
@@ -238,6 +269,7 @@ impl SimExchange {
     }
 
     fn on_trade(&mut self, t: &Trade, out: &mut Emitter<Fill>) {
+        self.kill(t.instrument.0, t.ts_event, out);
         let book = self.books.entry(t.instrument.0).or_default();
         book.last_trade = Some((t.price, t.size.raw()));
         if !book.working.is_empty() {
@@ -281,6 +313,7 @@ impl SimExchange {
             }
         }
         self.books.insert(instrument.0, book);
+        self.kill(instrument.0, arrival, out);
     }
 }
 
@@ -381,6 +414,7 @@ mod tests {
             fee_bps: 5.0,
             fee_per_unit: p("0.01"),
             fill_on_trades: false,
+            kill_at: None,
         })
         .unwrap();
         let fills = run(
@@ -407,6 +441,45 @@ mod tests {
         );
         assert_eq!(more.len(), 1);
         assert_eq!(more[0].status, FillStatus::Canceled);
+    }
+
+    #[test]
+    fn the_kill_switch_cancels_what_still_works() {
+        let mut ex = SimExchange::new(ExchangeConfig {
+            kill_at: Some(Timestamp(10)),
+            ..ExchangeConfig::default()
+        })
+        .unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                quote(1, "9.99", "100", "10.01", "100"),
+                order(1, 2, Side::Sell, "150", Some("10.05"), TimeInForce::Gtc),
+                quote(9, "10.00", "100", "10.02", "100"),
+            ],
+        );
+        assert!(fills.is_empty(), "working before the kill: {fills:?}");
+        let fills = run(&mut ex, vec![quote(10, "10.00", "100", "10.02", "100")]);
+        assert_eq!(fills.len(), 1);
+        assert_eq!(
+            (fills[0].order_id, fills[0].status, fills[0].ts_event),
+            (1, FillStatus::Canceled, Timestamp(10))
+        );
+        // A GTC order still arriving after the kill does not rest.
+        let fills = run(
+            &mut ex,
+            vec![order(
+                2,
+                12,
+                Side::Buy,
+                "10",
+                Some("9.50"),
+                TimeInForce::Gtc,
+            )],
+        );
+        assert_eq!(fills.len(), 1);
+        assert_eq!(fills[0].status, FillStatus::Canceled);
+        assert!(run(&mut ex, vec![quote(13, "9.40", "100", "9.45", "100")]).is_empty());
     }
 
     #[test]

@@ -949,24 +949,45 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             }
         }
     }
+    let mut operators: Vec<OperatorDef> = operators
+        .into_iter()
+        .filter_map(|o| {
+            o.kind.map(|kind| OperatorDef {
+                name: o.name,
+                input: o.input,
+                kind,
+            })
+        })
+        .collect();
+    wire_kill_switches(&mut operators);
     Some(Pipeline {
         name,
         granularity,
         allowed_lateness,
         sources,
         normalize,
-        operators: operators
-            .into_iter()
-            .filter_map(|o| {
-                o.kind.map(|kind| OperatorDef {
-                    name: o.name,
-                    input: o.input,
-                    kind,
-                })
-            })
-            .collect(),
+        operators,
         sinks: sinks.into_iter().filter_map(|(s, _)| s).collect(),
     })
+}
+
+/// An exchange fed by a risk operator cancels what still works when that operator's kill switch
+/// engages (`kill_at`).
+fn wire_kill_switches(operators: &mut [OperatorDef]) {
+    let kills: std::collections::BTreeMap<String, Option<Timestamp>> = operators
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OperatorKind::Risk { config, .. } => Some((o.name.clone(), config.kill_at)),
+            _ => None,
+        })
+        .collect();
+    for o in operators.iter_mut() {
+        if let OperatorKind::Exchange { config, .. } = &mut o.kind
+            && let Some(kill_at) = kills.get(&o.input)
+        {
+            config.kill_at = *kill_at;
+        }
+    }
 }
 
 fn parse_source(
@@ -1252,6 +1273,8 @@ fn parse_operator(
                 slippage_bps: r.float(w, "slippage_bps", 0.0, 999.0).unwrap_or(d.slippage_bps),
                 fee_bps: r.float(w, "fee_bps", 0.0, 999.0).unwrap_or(d.fee_bps),
                 fee_per_unit: r.money(w, "fee_per_unit").unwrap_or(d.fee_per_unit),
+                // Set from the risk operator that feeds this exchange (`wire_kill_switches`).
+                kill_at: None,
             };
             if let Err(e) = tickflow_operators::exchange::SimExchange::new(config.clone()) {
                 w.err(span.clone(), format!("[[operator]] #{n}: {e}"));

@@ -426,3 +426,50 @@ fn gtc_orders_still_working_at_the_end_are_reported() {
     let ioc = run_with("position_size = 100", 1);
     assert!(ioc.summary.trading.as_ref().unwrap().open_orders.is_empty());
 }
+
+#[test]
+fn the_kill_switch_cancels_resting_gtc_orders() {
+    let gtc = "position_size = 100\norder_type = \"limit\"\ntime_in_force = \"gtc\"\nlimit_offset_bps = -300";
+    let kill = "2024-01-02T16:00:00Z";
+    let o = run_with(&format!("{gtc}\nkill_at = \"{kill}\""), 1);
+    let kill_ns = tickflow_core::Timestamp::parse_rfc3339(kill)
+        .unwrap()
+        .nanos();
+    let orders: Vec<u64> = o
+        .jsonl("orders")
+        .iter()
+        .map(|x| x["order_id"].as_u64().unwrap())
+        .collect();
+    assert!(!orders.is_empty());
+    let fills = o.parquet::<Fill>("fills");
+    // Every order ends: filled, or canceled, and no cancel comes before the kill.
+    for id in &orders {
+        let last = fills
+            .iter()
+            .rfind(|f| f.order_id == *id)
+            .unwrap_or_else(|| panic!("order #{id} has a final report"));
+        assert!(last.leaves.is_zero(), "#{id} ends with nothing working");
+        if last.status == FillStatus::Canceled {
+            assert!(
+                last.ts_event.nanos() >= kill_ns,
+                "#{id} canceled by the kill"
+            );
+        }
+    }
+    assert!(
+        o.summary.trading.as_ref().unwrap().open_orders.is_empty(),
+        "nothing works after the kill switch"
+    );
+    assert!(
+        fills
+            .iter()
+            .any(|f| f.status == FillStatus::Canceled && f.ts_event.nanos() >= kill_ns),
+        "the kill canceled resting orders"
+    );
+    let four = run_with(&format!("{gtc}\nkill_at = \"{kill}\""), 4);
+    assert_eq!(
+        four.jsonl("fills"),
+        o.jsonl("fills"),
+        "the same cancels for 1 and 4 workers"
+    );
+}
