@@ -196,21 +196,32 @@ impl Default for BookCapacity {
 
 impl BookCapacity {
     /// Twice the peak of resting orders and levels the feed reaches (at least 4,096 of each),
-    /// found by replaying it once into a scratch book at start-up.
+    /// found by replaying it into a scratch book at start-up. The scratch book starts at that
+    /// floor and is rebuilt four times larger whenever the feed overflows it, so a small feed
+    /// costs a small book.
     pub fn for_feed(msgs: &[FeedMsg]) -> Self {
-        let mut probe = OrderBook::new(BookCapacity {
-            orders: 1 << 22,
-            levels: 1 << 20,
-        });
-        let (mut orders, mut levels) = (0usize, 0usize);
-        for m in msgs {
-            let _ = probe.apply(m);
-            orders = orders.max(probe.len());
-            levels = levels.max(probe.sides[0].levels.len().max(probe.sides[1].levels.len()));
-        }
-        Self {
-            orders: (orders * 2).next_power_of_two().max(4096),
-            levels: (levels * 2).next_power_of_two().max(4096),
+        let mut probe_cap = BookCapacity {
+            orders: 4096,
+            levels: 4096,
+        };
+        loop {
+            let mut probe = OrderBook::new(probe_cap);
+            let (mut orders, mut levels, mut full) = (0usize, 0usize, false);
+            for m in msgs {
+                full |= probe.apply(m) == Err(BookError::Full);
+                orders = orders.max(probe.len());
+                levels = levels.max(probe.sides[0].levels.len().max(probe.sides[1].levels.len()));
+            }
+            if !full || probe_cap.orders >= 1 << 24 {
+                return Self {
+                    orders: (orders * 2).next_power_of_two().max(4096),
+                    levels: (levels * 2).next_power_of_two().max(4096),
+                };
+            }
+            probe_cap = BookCapacity {
+                orders: probe_cap.orders * 4,
+                levels: probe_cap.levels * 4,
+            };
         }
     }
 }

@@ -96,33 +96,37 @@ pub fn repeat(msgs: &[FeedMsg], n: usize) -> Vec<FeedMsg> {
     out
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per command, each naming them"
-)]
-fn engine_config(
-    book: BookCapacity,
-    backoff: Backoff,
-    mode: Mode,
-    rate: u64,
-    strategy: StrategyKind,
+/// A loaded feed with the order size and the engine settings a command starts from.
+struct Job {
+    feed: Feed,
     qty: Quantity,
-    latency_ns: u64,
-    pin: bool,
-    journal: usize,
-) -> EngineConfig {
-    EngineConfig {
-        mode,
-        rate,
-        pin: pin.then_some([0, 1]),
-        backoff,
+    config: EngineConfig,
+}
+
+/// Loads the feed and builds the strategy (by name) and the engine settings around it: fused,
+/// unpaced, no pinning, risk limits for the order size (default: the feed's median add size),
+/// a book sized to the feed.
+fn prepare(source: &FeedSource, strategy: &str, qty: Option<Quantity>) -> Result<Job, CmdError> {
+    let feed = load(source)?;
+    let qty = qty.unwrap_or_else(|| typical_size(&feed));
+    let strategy = StrategyKind::by_name(strategy, feed.tick, qty).ok_or_else(|| {
+        CmdError::Arg(format!(
+            "unknown strategy {strategy:?} (expected market-maker or imbalance)"
+        ))
+    })?;
+    let config = EngineConfig {
+        mode: Mode::Fused,
+        rate: 0,
+        pin: None,
+        backoff: Backoff::Spin,
         strategy,
         risk: RiskConfig::for_qty(qty),
-        venue: VenueConfig { latency_ns },
-        book,
+        venue: VenueConfig::default(),
+        book: BookCapacity::for_feed(&feed.msgs),
         warmup: 10_000,
-        journal,
-    }
+        journal: 1024,
+    };
+    Ok(Job { feed, qty, config })
 }
 
 /// Options of `tickflow hft bench`.
@@ -230,16 +234,8 @@ pub fn sustained(r: &RunReport) -> bool {
 
 /// Runs the bench.
 pub fn bench(o: &BenchOptions) -> Result<BenchReport, CmdError> {
-    let feed = load(&o.source)?;
-    let qty = typical_size(&feed);
-    let strategy = StrategyKind::by_name(&o.strategy, feed.tick, qty).ok_or_else(|| {
-        CmdError::Arg(format!(
-            "unknown strategy {:?} (expected market-maker or imbalance)",
-            o.strategy
-        ))
-    })?;
+    let Job { feed, config, .. } = prepare(&o.source, &o.strategy, None)?;
     let msgs = repeat(&feed.msgs, o.messages);
-    let book = BookCapacity::for_feed(&feed.msgs);
     let frames = encode_all(&msgs);
     if o.pin {
         let _ = crate::pin::pin_to_core(0);
@@ -249,9 +245,13 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport, CmdError> {
     let mut max_sustained = Vec::new();
     for &mode in &o.modes {
         let run = |rate| {
-            Engine::new(engine_config(
-                book, o.backoff, mode, rate, strategy, qty, 0, o.pin, 1024,
-            ))
+            Engine::new(EngineConfig {
+                mode,
+                rate,
+                pin: o.pin.then_some([0, 1]),
+                backoff: o.backoff,
+                ..config.clone()
+            })
             .run(&frames)
         };
         let label = |rate: u64| {
@@ -411,29 +411,16 @@ pub struct ReplayReport {
 
 /// Runs a strategy over a feed once, fused and unpaced.
 pub fn replay(o: &ReplayOptions) -> Result<ReplayReport, CmdError> {
-    let feed = load(&o.source)?;
-    let qty = o.qty.unwrap_or_else(|| typical_size(&feed));
-    let strategy = StrategyKind::by_name(&o.strategy, feed.tick, qty).ok_or_else(|| {
-        CmdError::Arg(format!(
-            "unknown strategy {:?} (expected market-maker or imbalance)",
-            o.strategy
-        ))
-    })?;
+    let Job { feed, qty, config } = prepare(&o.source, &o.strategy, o.qty)?;
     let frames = encode_all(&feed.msgs);
-    let journal = (feed.msgs.len() * 2).max(1024);
-    let book = BookCapacity::for_feed(&feed.msgs);
-    let mut cfg = engine_config(
-        book,
-        Backoff::Spin,
-        Mode::Fused,
-        0,
-        strategy,
-        qty,
-        o.latency_ns,
-        false,
-        journal,
-    );
-    cfg.warmup = 0;
+    let cfg = EngineConfig {
+        venue: VenueConfig {
+            latency_ns: o.latency_ns,
+        },
+        warmup: 0,
+        journal: (feed.msgs.len() * 2).max(1024),
+        ..config
+    };
     let report = Engine::new(cfg).run(&frames);
     Ok(ReplayReport {
         feed: if feed.skipped > 0 {

@@ -202,7 +202,7 @@ pub struct TradingCounts {
     pub venue_rejects: u64,
     /// Intents refused by risk, by [`RiskReject`] index.
     pub risk_rejects: [u64; 5],
-    /// Signed position (raw quantity).
+    /// Signed position (raw quantity), as our state holds it.
     pub position: i64,
     /// Cash (raw price × raw quantity / 1e9: money at 1e-9).
     pub cash: i128,
@@ -224,8 +224,7 @@ pub struct DecisionSide {
     pub own: OwnState,
     intents: Intents,
     next_id: u64,
-    /// Results.
-    pub counts: TradingCounts,
+    counts: TradingCounts,
     journal: Vec<JournalEntry>,
     /// Journal entries that did not fit.
     pub journal_dropped: u64,
@@ -264,9 +263,13 @@ impl DecisionSide {
         }
     }
 
-    /// The journal.
-    pub fn journal(&self) -> &[JournalEntry] {
-        &self.journal
+    /// Results so far (position from our state, risk rejects from the checks).
+    pub fn counts(&self) -> TradingCounts {
+        TradingCounts {
+            position: self.own.position,
+            risk_rejects: self.risk.rejects,
+            ..self.counts
+        }
     }
 
     /// Books a venue report into our state.
@@ -285,7 +288,6 @@ impl DecisionSide {
                 let q = r.qty.raw();
                 let signed = if r.side == Side::Buy { q } else { -q };
                 self.own.position += signed;
-                self.counts.position = self.own.position;
                 self.counts.cash -= signed as i128 * r.price.raw() as i128 / 1_000_000_000;
                 self.counts.fills += 1;
                 self.counts.filled_qty += q as i128;
@@ -327,8 +329,8 @@ impl DecisionSide {
     ) -> usize {
         let mut n = 0;
         let mid = view.mid_raw();
-        for k in 0..self.intents.as_slice().len() {
-            let intent = self.intents.as_slice()[k];
+        let intents = self.intents;
+        for &intent in intents.as_slice() {
             let msg = match intent {
                 Intent::Cancel { id } => {
                     let Some(w) = self.own.get_mut(id) else {
@@ -358,7 +360,6 @@ impl DecisionSide {
                         .risk
                         .check(side, price, qty, mid, &self.own, view.ts_ns)
                     {
-                        self.counts.risk_rejects[why as usize] += 1;
                         self.log(JournalEntry {
                             ts_ns: view.ts_ns,
                             kind: JournalKind::Rejected(why),
@@ -426,6 +427,31 @@ pub struct Update {
 impl Update {
     /// Reports carried per update at most (the rest wait for the next one).
     pub const MAX_REPORTS: usize = 8;
+
+    /// The market's view and up to [`Update::MAX_REPORTS`] of the venue's waiting reports;
+    /// also whether there was any report.
+    #[inline]
+    fn collect(market: &mut MarketSide, due: u64, measured: bool) -> (Self, bool) {
+        let mut u = Update {
+            view: market.view,
+            reports: [None; Update::MAX_REPORTS],
+            due,
+            booked: 0,
+            measured,
+            end: false,
+        };
+        let mut any = false;
+        for slot in u.reports.iter_mut() {
+            match market.venue.next_report() {
+                Some(r) => {
+                    *slot = Some(r);
+                    any = true;
+                }
+                None => break,
+            }
+        }
+        (u, any)
+    }
 }
 
 /// The result of a run.
@@ -592,20 +618,12 @@ impl Engine {
         while let Some(r) = lp.market.venue.next_report() {
             lp.decision.on_report(&r);
         }
-        RunReport {
-            mode: Mode::Fused,
-            rate: self.cfg.rate,
-            messages: lp.market.counts.messages,
-            elapsed_ns: clock.to_ns(last_done.saturating_sub(start)),
-            final_lag_ns: clock.to_ns(last_done.saturating_sub(last_due)),
-            latency: lp.latency,
-            market: lp.market.counts,
-            trading: lp.decision.counts,
-            last_mid: lp.market.last_mid,
-            journal: lp.decision.journal,
-            journal_dropped: lp.decision.journal_dropped,
-            reports_dropped: lp.market.venue.reports_dropped,
-        }
+        self.report(
+            lp.market,
+            lp.decision,
+            lp.latency,
+            [start, last_done, last_due],
+        )
     }
 
     fn run_split(&self, frames: &[u8]) -> RunReport {
@@ -688,20 +706,7 @@ impl Engine {
             };
             let decoded = clock.now();
             market.apply(&m);
-            let mut u = Update {
-                view: market.view,
-                reports: [None; Update::MAX_REPORTS],
-                due,
-                booked: 0,
-                measured,
-                end: false,
-            };
-            for slot in u.reports.iter_mut() {
-                match market.venue.next_report() {
-                    Some(r) => *slot = Some(r),
-                    None => break,
-                }
-            }
+            let (mut u, _) = Update::collect(&mut market, due, measured);
             let booked = clock.now();
             u.booked = booked;
             if measured {
@@ -718,24 +723,7 @@ impl Engine {
         // is handed over, the last update marked as the end.
         drain_orders(&mut ord_rx, &mut market);
         loop {
-            let mut u = Update {
-                view: market.view,
-                reports: [None; Update::MAX_REPORTS],
-                due: 0,
-                booked: 0,
-                measured: false,
-                end: false,
-            };
-            let mut any = false;
-            for slot in u.reports.iter_mut() {
-                match market.venue.next_report() {
-                    Some(r) => {
-                        *slot = Some(r);
-                        any = true;
-                    }
-                    None => break,
-                }
-            }
+            let (mut u, any) = Update::collect(&mut market, 0, false);
             u.end = !any;
             push_update(&mut up_tx, u, &mut ord_rx, &mut market);
             if !any {
@@ -744,15 +732,27 @@ impl Engine {
         }
         let (decision, dlat) = decision_thread.join().expect("decision thread");
         latency.merge(&dlat);
+        self.report(market, decision, latency, [start, last_done, last_due])
+    }
+
+    /// The report of a finished run; `times` are the start, when the last message was done
+    /// and when it was due (clock ticks).
+    fn report(
+        &self,
+        market: MarketSide,
+        decision: DecisionSide,
+        latency: StageLatencies,
+        [start, last_done, last_due]: [u64; 3],
+    ) -> RunReport {
         RunReport {
-            mode: Mode::Split,
+            mode: self.cfg.mode,
             rate: self.cfg.rate,
             messages: market.counts.messages,
-            elapsed_ns: clock.to_ns(last_done.saturating_sub(start)),
-            final_lag_ns: clock.to_ns(last_done.saturating_sub(last_due)),
+            elapsed_ns: self.clock.to_ns(last_done.saturating_sub(start)),
+            final_lag_ns: self.clock.to_ns(last_done.saturating_sub(last_due)),
             latency,
             market: market.counts,
-            trading: decision.counts,
+            trading: decision.counts(),
             last_mid: market.last_mid,
             journal: decision.journal,
             journal_dropped: decision.journal_dropped,

@@ -54,59 +54,47 @@ impl IdMap {
         self.len == 0
     }
 
-    /// The slot of `key`.
+    /// Where `key` sits, or the empty position that ends its probe run.
     #[inline]
-    pub fn get(&self, key: u64) -> Option<u32> {
+    fn probe(&self, key: u64) -> Result<usize, usize> {
         let mut i = hash(key) as usize & self.mask;
         loop {
             let e = self.slots[i];
             if e.val == EMPTY {
-                return None;
+                return Err(i);
             }
             if e.key == key {
-                return Some(e.val);
+                return Ok(i);
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// The slot of `key`.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<u32> {
+        self.probe(key).ok().map(|i| self.slots[i].val)
     }
 
     /// Inserts or replaces; returns the previous value.
     #[inline]
     pub fn insert(&mut self, key: u64, val: u32) -> Result<Option<u32>, MapFull> {
         debug_assert!(val != EMPTY);
-        let mut i = hash(key) as usize & self.mask;
-        loop {
-            let e = self.slots[i];
-            if e.val == EMPTY {
-                if self.len >= self.max_len {
-                    return Err(MapFull);
-                }
+        match self.probe(key) {
+            Ok(i) => Ok(Some(std::mem::replace(&mut self.slots[i].val, val))),
+            Err(_) if self.len >= self.max_len => Err(MapFull),
+            Err(i) => {
                 self.slots[i] = Entry { key, val };
                 self.len += 1;
-                return Ok(None);
+                Ok(None)
             }
-            if e.key == key {
-                self.slots[i].val = val;
-                return Ok(Some(e.val));
-            }
-            i = (i + 1) & self.mask;
         }
     }
 
     /// Removes `key`; returns its value.
     #[inline]
     pub fn remove(&mut self, key: u64) -> Option<u32> {
-        let mut i = hash(key) as usize & self.mask;
-        loop {
-            let e = self.slots[i];
-            if e.val == EMPTY {
-                return None;
-            }
-            if e.key == key {
-                break;
-            }
-            i = (i + 1) & self.mask;
-        }
+        let i = self.probe(key).ok()?;
         let removed = self.slots[i].val;
         // Backward-shift: move later entries of the probe run into the hole when their home
         // slot does not lie (cyclically) between the hole and their position.

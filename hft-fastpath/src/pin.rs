@@ -28,8 +28,3 @@ pub fn pin_to_core(core: usize) -> std::io::Result<()> {
 pub fn pin_to_core(_core: usize) -> std::io::Result<()> {
     Ok(())
 }
-
-/// Cores this process may run on.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}

@@ -1,15 +1,13 @@
 //! Replaying the CME ESH4 market-by-order file: the fast path's own DBN decoder agrees with the
 //! `dbn` crate record by record, and the book's invariants hold after every complete event.
 
-mod common;
-
 use dbn::decode::{DbnMetadata, DecodeRecord};
 use tickflow_core::Side;
 use tickflow_hft_fastpath::feed::{self, dbn as fast_dbn};
 use tickflow_hft_fastpath::{Action, BookCapacity, OrderBook};
 
 fn esh4() -> Option<std::path::PathBuf> {
-    Some(common::sample_data()?.join("cme-mbo/esh4-glbx-mdp3-20231225.mbo.dbn.zst"))
+    Some(tickflow_sources::sample_data()?.join("cme-mbo/esh4-glbx-mdp3-20231225.mbo.dbn.zst"))
 }
 
 #[test]

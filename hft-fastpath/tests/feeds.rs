@@ -1,13 +1,11 @@
 //! The recorded feeds load into frames the book accepts.
 
-mod common;
-
 use tickflow_hft_fastpath::feed;
 use tickflow_hft_fastpath::{Action, BookCapacity, FeedMsg, OrderBook};
 
 #[test]
 fn binance_depth_diffs_and_trades_load_and_apply() {
-    let Some(data) = common::sample_data() else {
+    let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let (mut trades, mut diffs, mut levels) = (0, 0, 0);

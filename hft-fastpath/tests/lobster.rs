@@ -21,8 +21,6 @@
 //! On the sample: 115,030 sides compared, 106,863 matched from the messages alone, 8,167 new
 //! best levels revealed after the one in front emptied, none unexplained.
 
-mod common;
-
 use tickflow_core::{Price, Quantity, Side};
 use tickflow_hft_fastpath::feed::lobster;
 use tickflow_hft_fastpath::{Action, BookCapacity, FeedMsg, OrderBook};
@@ -101,7 +99,7 @@ impl Harness {
 
 #[test]
 fn lobster_amzn_best_bid_and_ask_match_the_orderbook_file_row_by_row() {
-    let Some(data) = common::sample_data() else {
+    let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let dir = data.join("lobster");

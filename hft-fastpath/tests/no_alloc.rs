@@ -93,14 +93,14 @@ fn fused_loop_allocates_nothing_after_warm_up() {
             let t = clock.now();
             lp.step(f, t, t, true);
         }
-        let orders_before = lp.decision.counts.orders;
+        let orders_before = lp.decision.counts().orders;
         let ((), allocations) = watched(|| {
             for f in rest.chunks_exact(FeedMsg::WIRE_LEN) {
                 let t = clock.now();
                 lp.step(f, t, t, true);
             }
         });
-        let c = lp.decision.counts;
+        let c = lp.decision.counts();
         assert!(
             c.orders > orders_before + 100 && c.fills > 0,
             "{strategy}: the measured stretch trades ({} orders, {} fills)",

@@ -243,18 +243,7 @@ impl SimExchange {
             return;
         };
         for (order, _, exec) in book.working.drain(..) {
-            out.push(Fill {
-                order_id: order.id,
-                exec,
-                instrument: order.instrument,
-                ts_event: ts,
-                side: order.side,
-                price: Price::ZERO,
-                quantity: Quantity::ZERO,
-                fee: Price::ZERO,
-                leaves: Quantity::ZERO,
-                status: FillStatus::Canceled,
-            });
+            out.push(canceled(&order, exec, ts));
         }
     }
 
@@ -298,22 +287,27 @@ impl SimExchange {
         if leaves > 0 {
             match order.tif {
                 TimeInForce::Gtc => book.working.push((order, leaves, exec)),
-                TimeInForce::Ioc => out.push(Fill {
-                    order_id: order.id,
-                    exec,
-                    instrument: order.instrument,
-                    ts_event: arrival,
-                    side: order.side,
-                    price: Price::ZERO,
-                    quantity: Quantity::ZERO,
-                    fee: Price::ZERO,
-                    leaves: Quantity::ZERO,
-                    status: FillStatus::Canceled,
-                }),
+                TimeInForce::Ioc => out.push(canceled(&order, exec, arrival)),
             }
         }
         self.books.insert(instrument.0, book);
         self.kill(instrument.0, arrival, out);
+    }
+}
+
+/// The report that what was left of `order` is canceled at `ts` (after `exec` executions).
+fn canceled(order: &Order, exec: u32, ts: Timestamp) -> Fill {
+    Fill {
+        order_id: order.id,
+        exec,
+        instrument: order.instrument,
+        ts_event: ts,
+        side: order.side,
+        price: Price::ZERO,
+        quantity: Quantity::ZERO,
+        fee: Price::ZERO,
+        leaves: Quantity::ZERO,
+        status: FillStatus::Canceled,
     }
 }
 

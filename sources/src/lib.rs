@@ -125,17 +125,15 @@ impl Part {
     /// A lower bound of the part's event times, where its name gives one: a Lean tick file
     /// holds one New York trading day, which starts after midnight UTC of its date.
     pub fn earliest(&self) -> Option<Timestamp> {
-        let Part::File { path, format, .. } = self else {
+        // Planned parts carry their detected format (`plan` resolves `auto`).
+        let Part::File {
+            path,
+            format: ReplayFormat::Lean,
+            ..
+        } = self
+        else {
             return None;
         };
-        let lean = match format {
-            ReplayFormat::Lean => true,
-            ReplayFormat::Auto => replay::detect(path) == Ok(ReplayFormat::Lean),
-            _ => false,
-        };
-        if !lean {
-            return None;
-        }
         let (_, (y, m, d), _) = replay::lean::parse_name(path).ok()?;
         Timestamp::from_date(y, m, d)
     }

@@ -186,3 +186,43 @@ fn lean_garbage_is_reported_with_line_and_reason() {
     assert_eq!(good, 3, "the suspicious row is read; normalize rejects it");
     assert_eq!(bad, vec![2, 3, 4, 7]);
 }
+
+#[test]
+fn lean_days_opened_lazily_merge_in_the_same_order() {
+    let Some(data) = sample_data() else { return };
+    let plan = plan(&[SourceConfig::Replay {
+        path: data.join("us-equities/tick"),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    let mut eager = Merger::new(
+        plan.parts
+            .iter()
+            .map(|p| p.open(&plan.registry).unwrap())
+            .collect(),
+    );
+    let registry = std::sync::Arc::new(plan.registry.clone());
+    let mut lazy = Merger::with_deferred(
+        plan.parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                assert!(p.earliest().is_some(), "{} has a day", p.name());
+                let r: Box<dyn tickflow_sources::PartReader> = Box::new(
+                    tickflow_sources::LazyPart::new(p.clone(), i, registry.clone()),
+                );
+                (p.earliest(), r)
+            })
+            .collect(),
+    );
+    let mut n = 0u64;
+    loop {
+        let (a, b) = (eager.next_item(), lazy.next_item());
+        assert_eq!(a, b, "item {n}");
+        if a.is_none() {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 2_000_000, "{n} items");
+}

@@ -162,11 +162,6 @@ impl OwnState {
             }
         }
     }
-
-    /// Working orders.
-    pub fn count(&self) -> usize {
-        self.working.iter().flatten().count()
-    }
 }
 
 /// What a strategy wants done.
