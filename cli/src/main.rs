@@ -37,6 +37,133 @@ enum Command {
     /// The HFT fast path: order book, strategy, risk and simulated venue in one microsecond loop.
     #[command(subcommand)]
     Hft(HftCommand),
+    /// Train a price-prediction model on a pipeline's features and print its evaluation.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Pipeline whose features the model learns (default: the built-in pipelines/daytrade.toml).
+    pipeline: Option<PathBuf>,
+    /// Train on recorded data (a file or directory, as `run --data`) instead of the pipeline's
+    /// sources.
+    #[arg(long, conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Train on the pipeline's synthetic market (the default when --data is not given).
+    #[arg(long)]
+    synthetic: bool,
+    /// Plant a learnable signal of this strength (0..1) in the synthetic market.
+    #[arg(long)]
+    signal: Option<f64>,
+    /// Seed of the synthetic market.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Model kind: linear, mlp or gru.
+    #[arg(long, default_value = "mlp")]
+    model: String,
+    /// Forecast horizon, in bars.
+    #[arg(long, default_value_t = 1)]
+    horizon: usize,
+    /// Model directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of initialization and batch order.
+    #[arg(long, default_value_t = 7)]
+    train_seed: u64,
+    /// Most epochs (early stopping usually ends sooner).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Hidden widths, comma-separated (mlp: one per layer; gru: the state size).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Feature vectors a gru reads.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Features operator to learn from (default: the pipeline's first).
+    #[arg(long)]
+    features: Option<String>,
+    /// Worker threads of the feature runs.
+    #[arg(long, short = 'w', default_value_t = 1)]
+    workers: usize,
+    /// Skip the strategy run over the test part.
+    #[arg(long)]
+    no_strategy: bool,
+}
+
+fn train_command(args: TrainArgs) -> Result<bool> {
+    use tickflow_models::ModelKind;
+    use tickflow_models::train::TrainConfig;
+    let (mut pipeline, origin) = load(args.pipeline.as_ref())?;
+    let kind = ModelKind::parse(&args.model)?;
+    let source = match &args.data {
+        Some(data) => {
+            replay_data(&mut pipeline, data, "auto")?;
+            data.display().to_string()
+        }
+        None => {
+            let mut found = None;
+            for s in &mut pipeline.sources {
+                if let SourceConfig::Synthetic(c) = s {
+                    if let Some(seed) = args.seed {
+                        c.seed = seed;
+                    }
+                    if let Some(signal) = args.signal {
+                        if !(0.0..=1.0).contains(&signal) {
+                            bail!("--signal must be between 0 and 1, got {signal}");
+                        }
+                        c.signal = signal;
+                    }
+                    found = Some(format!(
+                        "synthetic market of {origin} (seed {}, signal {})",
+                        c.seed, c.signal
+                    ));
+                }
+            }
+            found.with_context(|| {
+                format!(
+                    "{origin} has no synthetic source; give --data PATH to train on recorded data"
+                )
+            })?
+        }
+    };
+    let mut config = TrainConfig::new(kind);
+    config.seed = args.train_seed;
+    if let Some(e) = args.epochs {
+        config.max_epochs = e;
+    }
+    if let Some(h) = args.hidden {
+        config.hidden = h;
+    }
+    if let Some(w) = args.window {
+        config.window = w;
+    }
+    eprintln!("tickflow: training a {} model on {source}", kind.as_str());
+    let outcome = tickflow_pipelines::train::train(&tickflow_pipelines::train::TrainJob {
+        pipeline,
+        features: args.features,
+        horizon: args.horizon,
+        config,
+        out: args.out.clone(),
+        workers: args.workers,
+        source,
+        strategy: !args.no_strategy,
+    })?;
+    println!("{}", tickflow_pipelines::train::report_text(&outcome.meta));
+    println!("saved to {}", args.out.display());
+    Ok(true)
+}
+
+/// Points the pipeline's sources at recorded data.
+fn replay_data(pipeline: &mut Pipeline, data: &std::path::Path, format: &str) -> Result<()> {
+    let format = ReplayFormat::from_name(format).context("unknown --format")?;
+    if !data.exists() {
+        bail!("--data {}: no such file or directory", data.display());
+    }
+    pipeline.sources = vec![SourceConfig::Replay {
+        path: data.to_path_buf(),
+        format,
+    }];
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,14 +319,7 @@ fn load(path: Option<&PathBuf>) -> Result<(Pipeline, String)> {
 fn run_command(args: RunArgs) -> Result<bool> {
     let (mut pipeline, origin) = load(args.pipeline.as_ref())?;
     if let Some(data) = &args.data {
-        let format = ReplayFormat::from_name(&args.format).context("unknown --format")?;
-        if !data.exists() {
-            bail!("--data {}: no such file or directory", data.display());
-        }
-        pipeline.sources = vec![SourceConfig::Replay {
-            path: data.clone(),
-            format,
-        }];
+        replay_data(&mut pipeline, data, &args.format)?;
     }
     if let Some(seed) = args.seed {
         let mut found = false;
@@ -255,6 +375,7 @@ fn main() -> ExitCode {
             true
         }),
         Command::Hft(cmd) => hft_command(cmd),
+        Command::Train(args) => train_command(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

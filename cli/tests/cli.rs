@@ -181,3 +181,80 @@ fn hft_replay_names_a_file_it_cannot_read() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/file_message_1.csv"), "{err}");
 }
+
+#[test]
+fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/ml.toml");
+    let out = tickflow()
+        .current_dir(dir.path())
+        .args([
+            "train",
+            pipeline,
+            "--synthetic",
+            "--model",
+            "linear",
+            "--out",
+            "models/mlp",
+        ])
+        .args(["--epochs", "5", "--no-strategy"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "model linear-",
+        "majority class",
+        "sign of last return",
+        "saved to models/mlp",
+    ] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    for f in ["model.safetensors", "model.json", "report.txt"] {
+        assert!(dir.path().join("models/mlp").join(f).is_file(), "{f}");
+    }
+    // pipelines/ml.toml reads models/mlp, relative to where it runs; another day of the market.
+    let out = tickflow()
+        .current_dir(dir.path())
+        .args(["run", pipeline, "--seed", "43", "-q", "-o", "out"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preds = std::fs::read_to_string(dir.path().join("out/predictions.jsonl")).unwrap();
+    assert_eq!(preds.lines().count(), 16 * 780);
+    assert!(
+        preds
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"model_version\":\"linear-")
+    );
+
+    // Bad requests are named.
+    let out = tickflow()
+        .args(["train", "--model", "transformer", "--out"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model kind `transformer`"));
+    let out = tickflow()
+        .current_dir(dir.path().join("out"))
+        .args(["run", pipeline, "-q"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("models/mlp") && err.contains("no such model directory"),
+        "{err}"
+    );
+}

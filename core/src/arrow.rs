@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::fixed::{Price, Quantity};
 use crate::instrument::{InstrumentId, InstrumentRegistry};
 use crate::records::{
-    Bar, BarKind, BookAction, BookEvent, IndicatorRow, Quote, Reject, RejectReason, SeqNo, Side,
-    Signal, Trade,
+    Bar, BarKind, BookAction, BookEvent, IndicatorRow, Prediction, Quote, Reject, RejectReason,
+    SeqNo, Side, Signal, Trade,
 };
 use crate::time::{Duration, Timestamp};
 use crate::trading::{
@@ -554,6 +554,54 @@ impl ArrowRecord for Signal {
                     side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
                     strength: strength.value(i),
                     reason: r.req_str("reason", i)?.into(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl ArrowRecord for Prediction {
+    const NAME: &'static str = "predictions";
+    fn schema() -> SchemaRef {
+        let mut fields = head_fields();
+        fields.extend([
+            f("ts_event", ts_type(), false),
+            f("horizon", DataType::UInt32, false),
+            f("p_up", DataType::Float64, false),
+            f("expected_return", DataType::Float64, false),
+            f("model_version", DataType::Utf8, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    }
+    fn to_record_batch(rows: &[Self], reg: &InstrumentRegistry) -> Result<RecordBatch> {
+        let mut c = Cols::new();
+        c.u32(rows.iter().map(|r| Some(r.instrument.0)));
+        c.str(symbols(rows, reg, |r| r.instrument));
+        c.ts(rows.iter().map(|r| Some(r.ts_event)));
+        c.u32(rows.iter().map(|r| Some(r.horizon)));
+        for get in [|r: &Prediction| r.p_up, |r: &Prediction| r.expected_return] {
+            c.out.push(Arc::new(
+                rows.iter()
+                    .map(|r| Some(get(r)))
+                    .collect::<arrow_array::Float64Array>(),
+            ));
+        }
+        c.str(rows.iter().map(|r| Some(&*r.model_version)));
+        c.finish(Self::schema())
+    }
+    fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
+        let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let p_up = r.col::<arrow_array::Float64Array>("p_up")?;
+        let expected = r.col::<arrow_array::Float64Array>("expected_return")?;
+        (0..batch.num_rows())
+            .map(|i| {
+                Ok(Prediction {
+                    instrument: r.instrument(i)?,
+                    ts_event: r.req_ts("ts_event", i)?,
+                    horizon: r.u32("horizon", i)?.ok_or_else(|| r.null("horizon", i))?,
+                    p_up: p_up.value(i),
+                    expected_return: expected.value(i),
+                    model_version: r.req_str("model_version", i)?.into(),
                 })
             })
             .collect()
@@ -1142,6 +1190,20 @@ mod tests {
         }];
         let batch = Signal::to_record_batch(&rows, &registry()).unwrap();
         assert_eq!(Signal::from_record_batch(&batch).unwrap(), rows);
+    }
+
+    #[test]
+    fn predictions_round_trip() {
+        let rows = vec![Prediction {
+            instrument: InstrumentId(3),
+            ts_event: Timestamp(60),
+            horizon: 5,
+            p_up: 0.625,
+            expected_return: -1e-4,
+            model_version: "mlp-00ff".into(),
+        }];
+        let batch = Prediction::to_record_batch(&rows, &registry()).unwrap();
+        assert_eq!(Prediction::from_record_batch(&batch).unwrap(), rows);
     }
 
     #[test]

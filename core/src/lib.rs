@@ -27,8 +27,8 @@ pub use crate::error::{Error, Result};
 pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quantity};
 pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};
 pub use crate::records::{
-    Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Quote, Reject, RejectReason,
-    SeqNo, Side, Signal, Trade,
+    Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Prediction, Quote, Reject,
+    RejectReason, SeqNo, Side, Signal, Trade,
 };
 pub use crate::time::{Duration, Timestamp};
 pub use crate::trading::{

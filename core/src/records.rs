@@ -270,6 +270,23 @@ pub struct Signal {
     pub reason: std::sync::Arc<str>,
 }
 
+/// A model's forecast of one instrument's return over the next `horizon` bars.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
+pub struct Prediction {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Event time: the end of the bar whose features the model read.
+    pub ts_event: Timestamp,
+    /// Forecast horizon, in bars.
+    pub horizon: u32,
+    /// Probability that the return over the horizon is positive.
+    pub p_up: f64,
+    /// Expected log return over the horizon.
+    pub expected_return: f64,
+    /// Version of the model that made it (kind and a hash of its weights).
+    pub model_version: std::sync::Arc<str>,
+}
+
 /// Any market record a source produces.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
 pub enum MarketEvent {

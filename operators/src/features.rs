@@ -10,6 +10,10 @@
 //! - `ofi`: order-flow imbalance over the bar (Cont, Kukanov & Stoikov: the net change of
 //!   displayed size at the best bid and ask, summed over quote updates) divided by the mean
 //!   displayed depth, so it is comparable across instruments;
+//! - `book_imbalance`: the mean over the bar's two-sided quotes of
+//!   `(bid size − ask size) / (bid size + ask size)`, in [−1, 1];
+//! - `mid`: the midpoint of the last two-sided quote at the bar's end (a price, not a feature
+//!   for models: training takes its forward returns as targets, free of bid-ask bounce);
 //! - `volume`: the bar's volume.
 //!
 //! A value is `None` until it is defined (a return needs `h + 1` closes; spread and imbalance
@@ -80,7 +84,7 @@ impl FeatureConfig {
     pub fn columns(&self, input: &[String]) -> Result<Vec<String>> {
         let mut out: Vec<String> = self.horizons.iter().map(|h| format!("ret_{h}")).collect();
         out.extend(self.chosen(input)?);
-        out.extend(["spread_bps", "ofi", "volume"].map(String::from));
+        out.extend(["spread_bps", "ofi", "book_imbalance", "mid", "volume"].map(String::from));
         Ok(out)
     }
 }
@@ -127,6 +131,9 @@ struct Instrument {
     ofi: f64,
     depth: f64,
     updates: u32,
+    /// Sum and count of the book imbalance of the bar's two-sided quotes.
+    #[serde(default)]
+    imbalance: (f64, u32),
 }
 
 /// The features operator.
@@ -173,6 +180,11 @@ impl Features {
             q.ask_size.to_f64(),
         );
         let st = self.state.entry(q.instrument.0).or_default();
+        let depth = now.1 + now.3;
+        if depth > 0.0 {
+            st.imbalance.0 += (now.1 - now.3) / depth;
+            st.imbalance.1 += 1;
+        }
         if let Some((b0, qb0, a0, qa0)) = st.quote {
             let (b, qb, a, qa) = now;
             let mut e = 0.0;
@@ -215,6 +227,9 @@ impl Features {
         }));
         let depth = st.depth / f64::from(st.updates.max(1));
         values.push((st.updates > 0 && depth > 0.0).then(|| st.ofi / depth));
+        let (sum, count) = std::mem::take(&mut st.imbalance);
+        values.push((count > 0).then(|| sum / f64::from(count)));
+        values.push(st.quote.map(|(b, _, a, _)| (a + b) / 2.0));
         values.push(st.volume.take());
         st.ofi = 0.0;
         st.depth = 0.0;
@@ -336,7 +351,16 @@ mod tests {
         .unwrap();
         assert_eq!(
             &*f.names,
-            ["ret_1", "ret_2", "rsi_14", "spread_bps", "ofi", "volume"]
+            [
+                "ret_1",
+                "ret_2",
+                "rsi_14",
+                "spread_bps",
+                "ofi",
+                "book_imbalance",
+                "mid",
+                "volume"
+            ]
         );
         let mut out = Emitter::default();
         let mut feed = |f: &mut Features, items: Vec<FeatureInput>| {
@@ -368,10 +392,14 @@ mod tests {
         assert_eq!(r1[3], Some(0.0), "locked market: zero spread");
         // OFI = 5 + 4 − 6 = 3 over mean depth ((15+10)/2 + (4+6)/2)/2 = 8.75.
         assert!((r1[4].unwrap() - 3.0 / 8.75).abs() < 1e-12, "{r1:?}");
-        assert_eq!(r1[5], Some(20.0));
+        // Book imbalance of the three quotes: 0, (15−10)/25, (4−6)/10.
+        assert!((r1[5].unwrap() - (0.2 - 0.2) / 3.0).abs() < 1e-12, "{r1:?}");
+        assert_eq!(r1[6], Some(110.0));
+        assert_eq!(r1[7], Some(20.0));
         let r2 = &rows[2].values;
         assert!((r2[1].unwrap() - (121.0f64 / 100.0).ln()).abs() < 1e-12);
         assert_eq!(r2[4], None, "no quote updates in the bar");
+        assert_eq!(r2[5], None, "no quotes in the bar");
     }
 
     #[test]

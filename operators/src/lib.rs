@@ -23,6 +23,7 @@ pub mod indicators;
 pub mod normalize;
 pub mod operator;
 pub mod portfolio;
+pub mod predict;
 pub mod risk;
 pub mod signals;
 

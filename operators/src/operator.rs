@@ -3,8 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tickflow_core::{
-    Bar, BookEvent, IndicatorRow, InstrumentId, MarketEvent, Quote, Reject, Signal, Timestamp,
-    Trade,
+    Bar, BookEvent, IndicatorRow, InstrumentId, MarketEvent, Prediction, Quote, Reject, Signal,
+    Timestamp, Trade,
 };
 
 use crate::error::Result;
@@ -181,6 +181,15 @@ impl Record for IndicatorRow {
     }
     fn order_key(&self) -> (i64, u32, u64) {
         key(self.end, self.instrument, 0)
+    }
+}
+
+impl Record for Prediction {
+    fn route(&self) -> u64 {
+        u64::from(self.instrument.0)
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        key(self.ts_event, self.instrument, 0)
     }
 }
 

@@ -12,6 +12,7 @@ use tickflow_core::{Duration, OrderType, Price, Quantity, TimeInForce, Timestamp
 use tickflow_operators::exchange::ExchangeConfig;
 use tickflow_operators::features::FeatureConfig;
 use tickflow_operators::indicators::IndicatorPeriods;
+use tickflow_operators::predict::{PREDICTION_COLUMNS, PredictConfig};
 use tickflow_operators::risk::RiskConfig;
 use tickflow_operators::signals::StrategyConfig;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
@@ -93,6 +94,11 @@ pub enum OperatorKind {
         /// Quotes stream for spread and order-flow imbalance.
         quotes: String,
     },
+    /// A model over a features stream: feature rows in, predictions out.
+    Predict {
+        /// Model directory, device, first prediction time.
+        config: PredictConfig,
+    },
     /// Pre-trade risk: signals in, orders out (rejects to a second stream).
     Risk {
         /// Order generation and limits.
@@ -132,6 +138,7 @@ impl OperatorKind {
             OperatorKind::Indicators { .. } => StreamType::Bars,
             OperatorKind::Signals { .. } => StreamType::Indicators,
             OperatorKind::Features { .. } => StreamType::Indicators,
+            OperatorKind::Predict { .. } => StreamType::Indicators,
             OperatorKind::Risk { .. } => StreamType::Signals,
             OperatorKind::Exchange { .. } => StreamType::Orders,
             OperatorKind::Portfolio { .. } => StreamType::Fills,
@@ -144,12 +151,22 @@ impl OperatorKind {
             OperatorKind::Indicators { .. } => StreamType::Indicators,
             OperatorKind::Signals { .. } => StreamType::Signals,
             OperatorKind::Features { .. } => StreamType::Indicators,
+            OperatorKind::Predict { .. } => StreamType::Predictions,
             OperatorKind::Risk { .. } => StreamType::Orders,
             OperatorKind::Exchange { .. } => StreamType::Fills,
             OperatorKind::Portfolio { .. } => StreamType::Positions,
         }
     }
     /// Streams the operator writes besides its own.
+    /// Whether the operator can read a stream of type `ty` (its input type, or predictions for
+    /// signal rules, which see each prediction as a row of `p_up` and `expected_return`).
+    pub fn accepts(&self, ty: StreamType) -> bool {
+        ty == self.input_type()
+            || matches!(
+                (self, ty),
+                (OperatorKind::Signals { .. }, StreamType::Predictions)
+            )
+    }
     pub fn extra_outputs(&self) -> Vec<(String, StreamType)> {
         match self {
             OperatorKind::Risk { rejects, .. } => vec![(rejects.clone(), StreamType::RiskRejects)],
@@ -195,6 +212,8 @@ pub enum StreamType {
     Bars,
     /// Indicator rows.
     Indicators,
+    /// Model predictions.
+    Predictions,
     /// Trading signals.
     Signals,
     /// Orders that passed risk.
@@ -832,7 +851,10 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         }
         let wanted = op.kind.as_ref().map(OperatorKind::input_type);
         match known.iter().find(|(n, _)| *n == op.input) {
-            Some((_, Some(ty))) if wanted.is_some_and(|w| w != *ty) => {
+            Some((_, Some(ty)))
+                if wanted.is_some_and(|w| w != *ty)
+                    && !op.kind.as_ref().is_some_and(|k| k.accepts(*ty)) =>
+            {
                 w.err(
                     op.input_span.clone(),
                     format!(
@@ -1028,6 +1050,9 @@ fn parse_source(
             if let Some(v) = r.float(w, "fault_rate", 0.0, 1.0) {
                 c.fault_rate = v;
             }
+            if let Some(v) = r.float(w, "signal", 0.0, 1.0) {
+                c.signal = v;
+            }
             if c.duration.nanos() <= 0 {
                 w.err(
                     span,
@@ -1120,6 +1145,7 @@ fn columns_of<'a>(
     match kind {
         OperatorKind::Indicators { periods } => Some(periods.columns()),
         OperatorKind::Features { config, .. } => config.columns(&columns_of(ops, input)?).ok(),
+        OperatorKind::Predict { .. } => Some(PREDICTION_COLUMNS.map(String::from).to_vec()),
         _ => None,
     }
 }
@@ -1290,8 +1316,26 @@ fn parse_operator(
             }
             prices.map(|(prices, _)| OperatorKind::Portfolio { prices, totals, capital })
         }
+        "predict" => {
+            let model = r.required_string(w, "model");
+            let device = r.string(w, "device").and_then(|(d, dspan)| match tickflow_models::DeviceChoice::parse(&d) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    w.err(dspan, format!("`device` in [[operator]] #{n}: {e}"));
+                    None
+                }
+            });
+            let from = r.string(w, "from").and_then(|(t, tspan)| match Timestamp::parse_rfc3339(&t) {
+                Ok(ts) => Some(ts),
+                Err(e) => {
+                    w.err(tspan, format!("`from` in [[operator]] #{n}: {e}"));
+                    None
+                }
+            });
+            model.map(|(m, _)| OperatorKind::Predict { config: PredictConfig { model: PathBuf::from(m), device: device.unwrap_or_default(), from } })
+        }
         other => {
-            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars, indicators, signals, risk, exchange or portfolio)"));
+            w.err(kspan, format!("unknown operator kind `{other}` (expected time_bars, volume_bars, indicators, features, predict, signals, risk, exchange or portfolio)"));
             None
         }
     });

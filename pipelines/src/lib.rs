@@ -9,11 +9,13 @@
 //! - `config`: the pipeline file format and its validation.
 //! - `runtime`: workers, source driving, sinks, progress.
 //! - `stats`: counters shared by the workers, and the run summary.
+//! - `train`: training a model on the pipeline's own features.
 
 pub mod config;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod train;
 
 pub use crate::config::{ConfigErrors, LoadError, Pipeline, SinkDef, SinkKind};
 pub use crate::runtime::{ProgressFn, RunError, RunOptions, format_progress, run};

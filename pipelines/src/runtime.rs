@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tickflow_core::{
     Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, MarketEvent, Order, PortfolioValue,
-    Position, Quote, Reject, RiskReject, Signal, Timestamp, Trade,
+    Position, Prediction, Quote, Reject, RiskReject, Signal, Timestamp, Trade,
 };
 use tickflow_operators::adapter::{
     Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
@@ -27,6 +27,7 @@ use tickflow_operators::exchange::{ExchangeInput, SimExchange};
 use tickflow_operators::features::{FeatureInput, Features};
 use tickflow_operators::indicators::Indicators;
 use tickflow_operators::portfolio::portfolio;
+use tickflow_operators::predict::{self, PREDICTION_COLUMNS, Predict};
 use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
@@ -93,6 +94,9 @@ pub enum RunError {
     /// Unavailable dependency: an output that cannot be created.
     #[error(transparent)]
     Sink(#[from] tickflow_sinks::Error),
+    /// Bad input: a model that cannot be trained, loaded or used.
+    #[error(transparent)]
+    Model(#[from] tickflow_models::Error),
     /// Internal: the dataflow runtime failed.
     #[error("dataflow runtime: {0}")]
     Runtime(String),
@@ -107,6 +111,7 @@ enum TypedSinks {
     Bars(Vec<(String, Box<dyn Sink<Bar>>)>),
     Indicators(Vec<(String, Box<dyn Sink<IndicatorRow>>)>),
     Signals(Vec<(String, Box<dyn Sink<Signal>>)>),
+    Predictions(Vec<(String, Box<dyn Sink<Prediction>>)>),
     Orders(Vec<(String, Box<dyn Sink<Order>>)>),
     RiskRejects(Vec<(String, Box<dyn Sink<RiskReject>>)>),
     Fills(Vec<(String, Box<dyn Sink<Fill>>)>),
@@ -165,6 +170,7 @@ fn create_sinks(
                 StreamType::Bars => TypedSinks::Bars(Vec::new()),
                 StreamType::Indicators => TypedSinks::Indicators(Vec::new()),
                 StreamType::Signals => TypedSinks::Signals(Vec::new()),
+                StreamType::Predictions => TypedSinks::Predictions(Vec::new()),
                 StreamType::Orders => TypedSinks::Orders(Vec::new()),
                 StreamType::RiskRejects => TypedSinks::RiskRejects(Vec::new()),
                 StreamType::Fills => TypedSinks::Fills(Vec::new()),
@@ -179,6 +185,9 @@ fn create_sinks(
                 TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Indicators(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Signals(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Predictions(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry)?)
+                }
                 TypedSinks::Orders(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::RiskRejects(v) => {
                     v.push(make_sink(&sink.kind, &dir, stream, registry)?)
@@ -234,6 +243,9 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             )?),
             OperatorKind::Features { config, .. } => {
                 drop(Features::new(config.clone(), &pipeline.columns(&op.input))?)
+            }
+            OperatorKind::Predict { config } => {
+                drop(Predict::new(config.clone(), &pipeline.columns(&op.input))?)
             }
             OperatorKind::Risk { config, .. } => drop(Risk::new(config.clone())?),
             OperatorKind::Exchange { config, .. } => drop(SimExchange::new(config.clone())?),
@@ -316,6 +328,7 @@ enum Handle<'s> {
     Bars(StreamVec<'s, Time, Stamped<Bar>>),
     Indicators(StreamVec<'s, Time, Stamped<IndicatorRow>>),
     Signals(StreamVec<'s, Time, Stamped<Signal>>),
+    Predictions(StreamVec<'s, Time, Stamped<Prediction>>),
     Orders(StreamVec<'s, Time, Stamped<Order>>),
     RiskRejects(StreamVec<'s, Time, Stamped<RiskReject>>),
     Fills(StreamVec<'s, Time, Stamped<Fill>>),
@@ -496,6 +509,26 @@ fn build<'s>(
                     stats,
                     index,
                 ))
+            }
+            (OperatorKind::Signals { strategy }, Some(Handle::Predictions(input))) => {
+                let names: Arc<[String]> = PREDICTION_COLUMNS.map(String::from).to_vec().into();
+                let rows = input
+                    .clone()
+                    .map(move |(t, p)| (t, predict::as_row(&p, &names)));
+                Handle::Signals(counted(
+                    apply(
+                        rows,
+                        Signals::new(strategy.clone(), &PREDICTION_COLUMNS.map(String::from))
+                            .map_err(err)?,
+                    ),
+                    stats,
+                    index,
+                ))
+            }
+            (OperatorKind::Predict { config }, Some(Handle::Indicators(input))) => {
+                let predict = Predict::new(config.clone(), &shared.pipeline.columns(&op.input))
+                    .map_err(err)?;
+                Handle::Predictions(counted(apply(input.clone(), predict), stats, index))
             }
             (OperatorKind::Features { config, quotes }, Some(Handle::Indicators(input))) => {
                 // The bars the indicators were computed on.
@@ -681,6 +714,7 @@ fn build<'s>(
             Handle::Bars(s) => attach_as!(s, Bars),
             Handle::Indicators(s) => attach_as!(s, Indicators),
             Handle::Signals(s) => attach_as!(s, Signals),
+            Handle::Predictions(s) => attach_as!(s, Predictions),
             Handle::Orders(s) => attach_as!(s, Orders),
             Handle::RiskRejects(s) => attach_as!(s, RiskRejects),
             Handle::Fills(s) => attach_as!(s, Fills),

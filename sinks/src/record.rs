@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use tickflow_core::{
     ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, Order, PortfolioValue,
-    Position, Quote, Reject, RiskReject, Signal, Trade,
+    Position, Prediction, Quote, Reject, RiskReject, Signal, Trade,
 };
 
 /// A record that sinks can write.
@@ -194,6 +194,40 @@ impl SinkRecord for Signal {
             self.side.as_str(),
             self.strength,
             self.reason
+        );
+    }
+}
+
+impl SinkRecord for Prediction {
+    fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let num = |v: f64| {
+            if v.is_finite() {
+                v.to_string()
+            } else {
+                "null".into()
+            }
+        };
+        let _ = write!(
+            out,
+            r#"{{"instrument":{},"ts_event":"{}","horizon":{},"p_up":{},"expected_return":{},"model_version":{}}}"#,
+            js(reg.symbol(self.instrument)),
+            self.ts_event,
+            self.horizon,
+            num(self.p_up),
+            num(self.expected_return),
+            js(&self.model_version)
+        );
+    }
+    fn write_human(&self, reg: &InstrumentRegistry, out: &mut String) {
+        let _ = write!(
+            out,
+            "predict {:<10} {}  p_up {:.3}  E[r] {:+.6} over {} bar(s)  {}",
+            reg.symbol(self.instrument),
+            self.ts_event,
+            self.p_up,
+            self.expected_return,
+            self.horizon,
+            self.model_version
         );
     }
 }

@@ -1,0 +1,354 @@
+//! A model directory, and running a model on batches.
+//!
+//! A model directory holds `model.safetensors` (the weights) and `model.json` ([`ModelMeta`]:
+//! the architecture, the feature spec, the target's scale, the horizon, the data range, the
+//! training settings and seed, and the evaluation). Loading checks everything against
+//! everything: a missing file, unparsable metadata, a spec without statistics, a weight missing
+//! or of the wrong shape is refused with what does not match.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::metrics::Evaluation;
+use crate::net::{Architecture, Net};
+use crate::spec::FeatureSpec;
+
+/// Version of the metadata layout.
+pub const FORMAT: u32 = 1;
+/// Weights file in a model directory.
+pub const WEIGHTS: &str = "model.safetensors";
+/// Metadata file in a model directory.
+pub const META: &str = "model.json";
+
+/// What a model was trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataRange {
+    /// Where the data came from (a path, or the synthetic market and its seed).
+    pub source: String,
+    /// First and last bar end, validation and test starts (RFC 3339).
+    pub first: String,
+    /// Last bar end.
+    pub last: String,
+    /// Start of the validation part.
+    pub val_start: String,
+    /// Start of the test part.
+    pub test_start: String,
+    /// Feature rows, and samples in each part.
+    pub rows: usize,
+    /// Training samples.
+    pub train: usize,
+    /// Validation samples.
+    pub val: usize,
+    /// Test samples.
+    pub test: usize,
+    /// Samples purged at the part boundaries.
+    pub purged: usize,
+}
+
+/// How a model was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    /// Seed of initialization and batch order.
+    pub seed: u64,
+    /// Learning rate of AdamW.
+    pub learning_rate: f64,
+    /// Weight decay of AdamW.
+    pub weight_decay: f64,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The epoch whose weights were kept (lowest validation loss).
+    pub best_epoch: usize,
+    /// Validation loss of that epoch.
+    pub best_val_loss: f64,
+}
+
+/// The contents of `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Metadata layout version.
+    pub format: u32,
+    /// Model version: kind and a hash of the weights.
+    pub version: String,
+    /// Shape of the model.
+    pub architecture: Architecture,
+    /// Forecast horizon, in bars.
+    pub horizon: usize,
+    /// Features and their normalization.
+    pub spec: FeatureSpec,
+    /// Mean of the training targets (forward log returns).
+    pub target_mean: f64,
+    /// Standard deviation of the training targets.
+    pub target_std: f64,
+    /// Training settings.
+    pub training: Training,
+    /// Data range.
+    pub data: DataRange,
+    /// Evaluation on the held-out parts.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// FNV-1a, for the weights' content hash.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Writes the weights and the metadata into `dir` (created if missing); fills in the version.
+pub fn save(dir: &Path, meta: &mut ModelMeta, weights: &VarMap) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let wpath = dir.join(WEIGHTS);
+    weights.save(&wpath).map_err(|e| Error::Model {
+        path: wpath.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
+    meta.version = format!("{}-{:016x}", meta.architecture.kind.as_str(), fnv1a(&bytes));
+    write_meta(dir, meta)
+}
+
+/// Rewrites `model.json` (after the evaluation is known).
+pub fn write_meta(dir: &Path, meta: &ModelMeta) -> Result<()> {
+    let mpath = dir.join(META);
+    let text = serde_json::to_string_pretty(meta).map_err(|e| Error::Model {
+        path: mpath.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))
+}
+
+/// The names and shapes of the weights a model of `arch` has.
+fn expected_weights(arch: &Architecture) -> Result<Vec<(String, Vec<usize>)>> {
+    let map = VarMap::new();
+    Net::build(
+        arch,
+        VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu),
+    )?;
+    let mut out: Vec<(String, Vec<usize>)> = map
+        .data()
+        .lock()
+        .expect("var map lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A loaded model on its device.
+pub struct Predictor {
+    path: String,
+    meta: ModelMeta,
+    net: Net,
+    device: Device,
+    /// Positions of the spec's columns in the input rows, once bound.
+    index: Option<Vec<usize>>,
+}
+
+/// One prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Output {
+    /// Probability that the forward return is positive.
+    pub p_up: f64,
+    /// Expected forward log return.
+    pub expected_return: f64,
+}
+
+impl Predictor {
+    /// Loads and checks a model directory, and puts the weights on `device`.
+    pub fn load(dir: &Path, device: DeviceChoice) -> Result<Self> {
+        let path = dir.display().to_string();
+        let bad = |reason: String| Error::Model {
+            path: path.clone(),
+            reason,
+        };
+        if !dir.is_dir() {
+            return Err(bad("no such model directory".into()));
+        }
+        let mpath = dir.join(META);
+        let text =
+            std::fs::read_to_string(&mpath).map_err(|e| bad(format!("cannot read {META}: {e}")))?;
+        let meta: ModelMeta =
+            serde_json::from_str(&text).map_err(|e| bad(format!("{META}: {e}")))?;
+        if meta.format != FORMAT {
+            return Err(bad(format!(
+                "{META} has format {}, this build reads format {FORMAT}",
+                meta.format
+            )));
+        }
+        meta.spec.validate(&path)?;
+        meta.architecture
+            .validate()
+            .map_err(|e| bad(format!("{META}: {e}")))?;
+        if meta.architecture.features != meta.spec.len() {
+            return Err(bad(format!(
+                "the architecture reads {} features but the feature spec lists {}",
+                meta.architecture.features,
+                meta.spec.len()
+            )));
+        }
+        if !(meta.target_std.is_finite() && meta.target_std > 0.0 && meta.target_mean.is_finite()) {
+            return Err(bad(format!(
+                "target scale mean {} std {} is not usable",
+                meta.target_mean, meta.target_std
+            )));
+        }
+        let device = device.open()?;
+        let wpath: PathBuf = dir.join(WEIGHTS);
+        if !wpath.is_file() {
+            return Err(bad(format!("no {WEIGHTS}")));
+        }
+        let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&wpath, &device)
+            .map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+        let mut problems = Vec::new();
+        let expected = expected_weights(&meta.architecture)?;
+        for (name, shape) in &expected {
+            match weights.get(name) {
+                None => problems.push(format!("weight `{name}` {shape:?} is missing")),
+                Some(t) if t.dims() != shape.as_slice() => problems.push(format!(
+                    "weight `{name}` has shape {:?} in the file, the model needs {shape:?}",
+                    t.dims()
+                )),
+                Some(t) if t.dtype() != DType::F32 => problems.push(format!(
+                    "weight `{name}` is {:?}, the model needs f32",
+                    t.dtype()
+                )),
+                Some(_) => {}
+            }
+        }
+        let mut extra: Vec<&String> = weights
+            .keys()
+            .filter(|k| !expected.iter().any(|(n, _)| n == *k))
+            .collect();
+        extra.sort();
+        for name in extra {
+            problems.push(format!(
+                "weight `{name}` is not part of a {} model",
+                meta.architecture.kind.as_str()
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(bad(format!(
+                "{WEIGHTS} does not match {META}: {}",
+                problems.join("; ")
+            )));
+        }
+        let net = Net::build(
+            &meta.architecture,
+            VarBuilder::from_tensors(weights, DType::F32, &device),
+        )?;
+        Ok(Self {
+            path,
+            meta,
+            net,
+            device,
+            index: None,
+        })
+    }
+
+    /// A predictor of an in-memory model (after training), on the CPU.
+    pub fn from_parts(meta: ModelMeta, net: Net) -> Self {
+        Self {
+            path: "(in memory)".into(),
+            meta,
+            net,
+            device: Device::Cpu,
+            index: None,
+        }
+    }
+
+    /// Binds the model to the columns of a features stream: every column the model reads must
+    /// be there.
+    pub fn bind(&mut self, columns: &[String]) -> Result<()> {
+        self.index = Some(self.meta.spec.bind(columns, &self.path)?);
+        Ok(())
+    }
+
+    /// The network, for reuse with new metadata.
+    pub(crate) fn into_net(self) -> Net {
+        self.net
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Vectors per input.
+    pub fn window(&self) -> usize {
+        self.meta.architecture.window
+    }
+
+    /// Features per vector.
+    pub fn features(&self) -> usize {
+        self.meta.architecture.features
+    }
+
+    /// Appends the normalized vector of one row of the bound stream's columns to `out`.
+    /// Panics if [`Predictor::bind`] was not called.
+    pub fn vector_into(&self, row: &[Option<f64>], out: &mut Vec<f32>) {
+        let index = self
+            .index
+            .as_ref()
+            .expect("Predictor::bind before vector_into");
+        for (i, &at) in index.iter().enumerate() {
+            out.push(
+                self.meta
+                    .spec
+                    .normalize_one(i, row.get(at).copied().flatten()),
+            );
+        }
+    }
+
+    /// Runs a batch of `rows` inputs (`rows * window * features` values, row-major, each row's
+    /// vectors oldest first).
+    pub fn predict(&self, input: &[f32], rows: usize) -> Result<Vec<Output>> {
+        let arch = &self.meta.architecture;
+        if input.len() != rows * arch.input_len() {
+            return Err(Error::Config(format!(
+                "batch of {rows} rows has {} values, expected {}",
+                input.len(),
+                rows * arch.input_len()
+            )));
+        }
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let x = if arch.kind.is_sequence() {
+            Tensor::from_slice(input, (rows, arch.window, arch.features), &self.device)?
+        } else {
+            Tensor::from_slice(input, (rows, arch.features), &self.device)?
+        };
+        self.outputs(&x)
+    }
+
+    /// Runs an input tensor already on the device.
+    pub fn outputs(&self, x: &Tensor) -> Result<Vec<Output>> {
+        let out = self
+            .net
+            .forward(x)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
+        let (m, s) = (self.meta.target_mean, self.meta.target_std);
+        Ok(out
+            .into_iter()
+            .map(|o| Output {
+                p_up: 1.0 / (1.0 + (-f64::from(o[0])).exp()),
+                expected_return: m + s * f64::from(o[1]),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,235 @@
+//! Training on the pipeline's own features: a planted signal is learned, no signal shows no
+//! skill; the predict operator in a running pipeline; bad models refused at start.
+
+use std::path::Path;
+
+use tickflow_models::ModelKind;
+use tickflow_models::train::TrainConfig;
+use tickflow_pipelines::train::{TrainJob, report_text, train};
+use tickflow_pipelines::{Pipeline, RunOptions, run};
+
+/// A synthetic market with a planted signal of the given strength, rolled into 30-second bars.
+fn market_text(signal: f64, seed: u64, horizons: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "ml-test"
+[[source]]
+kind = "synthetic"
+instruments = 16
+seed = {seed}
+duration = "6h30m"
+events_per_second = 120
+signal = {signal}
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "30s"
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+[[operator]]
+name = "features"
+kind = "features"
+input = "indicators"
+quotes = "quotes"
+horizons = {horizons}
+"#
+    )
+}
+
+fn market(signal: f64, seed: u64) -> Pipeline {
+    Pipeline::parse(&market_text(signal, seed, "[1, 5]"), "ml-test.toml").unwrap()
+}
+
+/// The market of `seed` with a predict operator on `model` (`extra` lines added to it) and
+/// signal rules on its predictions, both written as JSON Lines.
+fn with_model(seed: u64, horizons: &str, model: &Path, extra: &str) -> Pipeline {
+    let text = format!(
+        r#"{}
+[[operator]]
+name = "predictions"
+kind = "predict"
+input = "features"
+model = "{}"
+{extra}
+[[operator]]
+name = "signals"
+kind = "signals"
+input = "predictions"
+buy = "p_up > 0.55"
+sell = "p_up < 0.45"
+[[sink]]
+kind = "jsonl"
+streams = ["predictions", "signals"]
+"#,
+        market_text(1.0, seed, horizons),
+        model.display()
+    );
+    Pipeline::parse(&text, "ml-predict.toml").unwrap()
+}
+
+fn job(pipeline: Pipeline, kind: ModelKind, out: &Path) -> TrainJob {
+    TrainJob {
+        pipeline,
+        features: None,
+        horizon: 1,
+        config: TrainConfig::new(kind),
+        out: out.to_path_buf(),
+        workers: 2,
+        source: "synthetic".into(),
+        strategy: false,
+    }
+}
+
+#[test]
+fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [ModelKind::Linear, ModelKind::Mlp, ModelKind::Gru] {
+        let mut j = job(market(1.0, 11), kind, &dir.path().join(kind.as_str()));
+        // The mlp also trades its predictions over the test part.
+        j.strategy = kind == ModelKind::Mlp;
+        let outcome = train(&j).unwrap();
+        let e = outcome.meta.evaluation.as_ref().unwrap();
+        println!("{kind:?}\n{}", report_text(&outcome.meta));
+        let best_baseline = e.majority.accuracy.max(e.last_sign.accuracy);
+        assert!(e.model.accuracy > best_baseline + 0.04, "{kind:?}: {e}");
+        assert!(e.model.auc > 0.6, "{kind:?}: {e}");
+        assert!(
+            e.model.log_loss < e.majority.log_loss.min(e.last_sign.log_loss) - 0.01,
+            "{kind:?}: {e}"
+        );
+        assert_eq!(e.strategy.is_some(), kind == ModelKind::Mlp);
+        if let Some(s) = &e.strategy {
+            assert_eq!(s.from, outcome.meta.data.test_start);
+            assert!(s.signals > 0 && s.fills > 0 && s.fees > 0.0, "{s:?}");
+        }
+    }
+}
+
+#[test]
+fn without_a_signal_the_evaluation_shows_no_skill() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = train(&job(market(0.0, 11), ModelKind::Mlp, dir.path())).unwrap();
+    let e = outcome.meta.evaluation.as_ref().unwrap();
+    println!("{}", report_text(&outcome.meta));
+    assert!((e.model.auc - 0.5).abs() < 0.04, "{e}");
+    assert!((e.model.accuracy - 0.5).abs() < 0.04, "{e}");
+    assert!(e.model.log_loss > e.majority.log_loss - 0.01, "{e}");
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_predict_operator_batches_each_step_and_signals_trade_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("gru");
+    let mut j = job(market(1.0, 11), ModelKind::Gru, &model);
+    j.config.max_epochs = 3;
+    let meta = train(&j).unwrap().meta;
+    let from = "2024-01-02T15:00:00Z";
+    let p = with_model(12, "[1, 5]", &model, &format!("from = \"{from}\""));
+    let mut outputs = Vec::new();
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("out{workers}"));
+        let summary = run(
+            &p,
+            &RunOptions {
+                workers,
+                output_dir: out.clone(),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        outputs.push((
+            lines(&out.join("predictions.jsonl")),
+            lines(&out.join("signals.jsonl")),
+        ));
+    }
+    let (preds, signals) = &outputs[0];
+    // Batches differ with the number of workers (each holds its own instruments), and a matrix
+    // product of another height may round differently in the last bits of f32: equal within
+    // 1e-6 relative.
+    assert_eq!(outputs[1].0.len(), preds.len());
+    for (a, b) in preds.iter().zip(&outputs[1].0) {
+        assert_eq!(
+            (&a["instrument"], &a["ts_event"]),
+            (&b["instrument"], &b["ts_event"])
+        );
+        for k in ["p_up", "expected_return"] {
+            let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-6 * x.abs().max(1e-3), "{k}: {x} vs {y}");
+        }
+    }
+    assert_eq!(
+        outputs[1].1.len(),
+        signals.len(),
+        "signals on 1 and 3 workers"
+    );
+    // 16 instruments, one row per 30 s bar ending from 15:00 to 21:00, both included.
+    assert_eq!(preds.len(), 16 * 721);
+    for p in preds {
+        assert!(p["ts_event"].as_str().unwrap() >= from);
+        let p_up = p["p_up"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p_up));
+        assert_eq!(p["model_version"].as_str().unwrap(), meta.version);
+        assert_eq!(p["horizon"], 1);
+    }
+    assert!(!signals.is_empty());
+    assert!(
+        signals
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().contains("p_up"))
+    );
+}
+
+#[test]
+fn bad_models_stop_the_pipeline_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp");
+    let mut j = job(market(1.0, 11), ModelKind::Mlp, &model);
+    j.config.max_epochs = 1;
+    train(&j).unwrap();
+    let start = |p: &Pipeline| {
+        let opts = RunOptions {
+            output_dir: dir.path().join("out"),
+            ..RunOptions::default()
+        };
+        match run(p, &opts) {
+            Ok(_) => panic!("the pipeline started"),
+            Err(e) => e.to_string(),
+        }
+    };
+    // The model reads ret_5; this pipeline's features have no 5-bar return.
+    let e = start(&with_model(12, "[1, 15]", &model, ""));
+    assert!(e.contains("ret_5") && e.contains("does not fit"), "{e}");
+    let e = start(&with_model(12, "[1, 5]", &dir.path().join("missing"), ""));
+    assert!(
+        e.contains("missing") && e.contains("no such model directory"),
+        "{e}"
+    );
+    // A device this build cannot open.
+    if tickflow_models::DeviceChoice::Cuda(0).open().is_err() {
+        let e = start(&with_model(12, "[1, 5]", &model, "device = \"cuda:0\""));
+        assert!(e.contains("cuda:0"), "{e}");
+    }
+    std::fs::write(model.join("model.safetensors"), b"not weights").unwrap();
+    let e = start(&with_model(12, "[1, 5]", &model, ""));
+    assert!(e.contains("model.safetensors"), "{e}");
+    let err = Pipeline::parse(
+        &format!("{}\n[[operator]]\nname = \"p\"\nkind = \"predict\"\ninput = \"features\"\nmodel = \"m\"\ndevice = \"tpu\"\n", market_text(1.0, 1, "[1]")),
+        "bad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bad.toml:") && err.contains("`tpu`"), "{err}");
+}
