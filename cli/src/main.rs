@@ -39,6 +39,95 @@ enum Command {
     Hft(HftCommand),
     /// Train a price-prediction model on a pipeline's features and print its evaluation.
     Train(TrainArgs),
+    /// Model inference on a device: latency per batch size, CPU-vs-device agreement.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCommand {
+    /// Latency per batch and predictions/s of each model kind.
+    Bench {
+        /// cpu, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Batch sizes (instruments per batch).
+        #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+        batches: Vec<usize>,
+        /// Model kinds.
+        #[arg(long, value_delimiter = ',', default_value = "linear,mlp,gru")]
+        kinds: Vec<String>,
+        /// Timed batches per size.
+        #[arg(long, default_value_t = 2000)]
+        iters: usize,
+    },
+    /// Runs the same models and batch on the CPU and on a device; fails if they disagree.
+    Check {
+        /// The device to compare with the CPU.
+        #[arg(long, default_value = "cuda:0")]
+        device: String,
+        /// Rows in the batch.
+        #[arg(long, default_value_t = 1024)]
+        rows: usize,
+        /// Largest allowed absolute difference of an output.
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
+    },
+}
+
+fn model_command(cmd: ModelCommand) -> Result<bool> {
+    use tickflow_models::{DeviceChoice, ModelKind, bench};
+    let kinds_of = |names: &[String]| -> Result<Vec<ModelKind>> {
+        names.iter().map(|n| Ok(ModelKind::parse(n)?)).collect()
+    };
+    match cmd {
+        ModelCommand::Bench {
+            device,
+            batches,
+            kinds,
+            iters,
+        } => {
+            let choice = DeviceChoice::parse(&device)?;
+            let rows = bench::latency(&kinds_of(&kinds)?, &batches, choice, iters)?;
+            println!(
+                "device {device} ({} features per vector; gru window 8; RAYON_NUM_THREADS={})",
+                bench::FEATURES,
+                std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
+            );
+            println!("| model | batch | p50 µs | p99 µs | predictions/s (p50) |");
+            println!("|---|---:|---:|---:|---:|");
+            for r in rows {
+                println!(
+                    "| {} | {} | {:.1} | {:.1} | {:.0} |",
+                    r.kind.as_str(),
+                    r.batch,
+                    r.p50_us,
+                    r.p99_us,
+                    r.predictions_per_s
+                );
+            }
+            Ok(true)
+        }
+        ModelCommand::Check {
+            device,
+            rows,
+            tolerance,
+        } => {
+            let choice = DeviceChoice::parse(&device)?;
+            let all = [ModelKind::Linear, ModelKind::Mlp, ModelKind::Gru];
+            let mut ok = true;
+            for (kind, diff) in bench::agreement(&all, choice, rows)? {
+                let pass = diff <= tolerance;
+                ok &= pass;
+                println!(
+                    "{:<6} cpu vs {device}: largest difference {diff:.3e} over {rows} rows ({})",
+                    kind.as_str(),
+                    if pass { "ok" } else { "TOO LARGE" }
+                );
+            }
+            Ok(ok)
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -361,7 +450,22 @@ fn run_command(args: RunArgs) -> Result<bool> {
     Ok(summary.errors.is_empty())
 }
 
+/// candle sizes the thread pool of each CPU matrix product from `RAYON_NUM_THREADS`; when it is
+/// unset it reads the CPU affinity from `/proc` and `/sys` on every product, which costs more
+/// than the product itself (a 64-row MLP batch: 186 µs unset, 15 µs with it set;
+/// benches/RESULTS.md). One thread, because the dataflow already runs a worker per core and a
+/// batch of a few hundred rows gains nothing from a pool. A value the user set is kept.
+#[allow(unsafe_code)]
+fn single_threaded_inference() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing can
+        // read the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    single_threaded_inference();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
@@ -376,6 +480,7 @@ fn main() -> ExitCode {
         }),
         Command::Hft(cmd) => hft_command(cmd),
         Command::Train(args) => train_command(args),
+        Command::Model(cmd) => model_command(cmd),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

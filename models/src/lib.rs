@@ -16,7 +16,9 @@
 //!   early stopping on the validation loss.
 //! - [`metrics`]: accuracy, AUC and log-loss beside naive baselines.
 //! - [`store`]: saving and loading a model directory; [`Predictor`] runs batches on a device.
+//! - [`bench`]: inference latency per batch size, and CPU-vs-device agreement.
 
+pub mod bench;
 pub mod data;
 pub mod device;
 mod error;

@@ -192,3 +192,19 @@ fn bad_model_files_are_refused_with_what_does_not_match() {
     std::fs::write(d.join(WEIGHTS), b"garbage").unwrap();
     assert!(load(&d).contains("model.safetensors"), "{}", load(&d));
 }
+
+/// Runs where this build has CUDA and a GPU is present; elsewhere it says so and passes
+/// (`tickflow model check --device cuda:0` is the same check for a carried binary).
+#[test]
+fn cpu_and_gpu_agree_where_a_gpu_exists() {
+    if DeviceChoice::Cuda(0).open().is_err() {
+        eprintln!("no usable CUDA device in this build or on this machine: nothing to compare");
+        return;
+    }
+    let kinds = [ModelKind::Linear, ModelKind::Mlp, ModelKind::Gru];
+    for (kind, diff) in
+        tickflow_models::bench::agreement(&kinds, DeviceChoice::Cuda(0), 512).unwrap()
+    {
+        assert!(diff < 1e-4, "{kind:?}: CPU and GPU differ by {diff}");
+    }
+}

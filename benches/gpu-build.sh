@@ -1,0 +1,18 @@
+#!/bin/bash
+# On a build machine (no GPU, no CUDA toolkit): build tickflow with candle's CUDA device and pack
+# what the GPU machine needs into .gpu/ (git-ignored): the xz-compressed binary and gpu.sh.
+# nvcc and the CUDA libraries come from PyPI wheels (../shared/gpu/cuda-build-env.sh); the first
+# build spends about 15 minutes compiling candle's kernels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${TICKFLOW_SHARED:-../shared}
+cargo fetch
+# shellcheck disable=SC1091
+source "$SHARED/gpu/cuda-build-env.sh"
+export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+cargo build --release --features cuda -p tickflow-cli
+mkdir -p .gpu
+xz -T2 -6 -c target/release/tickflow > .gpu/tickflow.xz
+cp benches/gpu.sh .gpu/gpu.sh
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+ls -l .gpu
