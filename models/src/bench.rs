@@ -86,7 +86,7 @@ pub fn latency(
         p.bind(&p.meta().spec.columns.clone())?;
         for &b in batches {
             let input = batch(&p, b, b as u64);
-            for _ in 0..iters.min(50).max(5) {
+            for _ in 0..iters.clamp(5, 50) {
                 p.predict(&input, b)?;
             }
             let mut times = Vec::with_capacity(iters);
