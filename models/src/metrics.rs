@@ -18,9 +18,8 @@ pub struct Scores {
 /// Probabilities are clipped to [EPS, 1 − EPS] for the log-loss.
 const EPS: f64 = 1e-7;
 
-/// Scores probabilities `p` (of an up move) against outcomes `up`; `rank` orders samples for
-/// the AUC (usually `p` itself).
-pub fn scores(p: &[f64], rank: &[f64], up: &[bool]) -> Scores {
+/// Scores probabilities `p` (of an up move) against outcomes `up`.
+pub fn scores(p: &[f64], up: &[bool]) -> Scores {
     let n = up.len();
     let hits = p.iter().zip(up).filter(|(p, u)| (**p > 0.5) == **u).count();
     let log_loss = p
@@ -35,7 +34,7 @@ pub fn scores(p: &[f64], rank: &[f64], up: &[bool]) -> Scores {
     Scores {
         n,
         accuracy: hits as f64 / n.max(1) as f64,
-        auc: auc(rank, up),
+        auc: auc(p, up),
         log_loss,
     }
 }
@@ -190,7 +189,7 @@ mod tests {
 
     #[test]
     fn accuracy_and_log_loss() {
-        let s = scores(&[0.9, 0.2, 0.6], &[0.9, 0.2, 0.6], &[true, false, false]);
+        let s = scores(&[0.9, 0.2, 0.6], &[true, false, false]);
         assert!((s.accuracy - 2.0 / 3.0).abs() < 1e-12);
         let ll = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln()) / 3.0;
         assert!((s.log_loss - ll).abs() < 1e-12);

@@ -346,13 +346,13 @@ fn evaluate(
         let out = predictor.outputs(&p.x)?;
         let probs: Vec<f64> = out.iter().map(|o| o.p_up).collect();
         let expected: Vec<f64> = out.iter().map(|o| o.expected_return).collect();
-        Ok((scores(&probs, &probs, &p.up), expected))
+        Ok((scores(&probs, &p.up), expected))
     };
     let (model, expected) = model_scores(te)?;
     let (validation, _) = model_scores(va)?;
     let up_rate = tr.up.iter().filter(|u| **u).count() as f64 / tr.up.len() as f64;
     let constant = vec![up_rate; te.up.len()];
-    let majority = scores(&constant, &constant, &te.up);
+    let majority = scores(&constant, &te.up);
     // Sign of the last return, with its training hit rate as the probability.
     let last = |k: usize| data.samples[k].last_return.filter(|r| *r != 0.0);
     let (mut hits, mut calls) = (0usize, 0usize);
@@ -376,7 +376,7 @@ fn evaluate(
             None => up_rate,
         })
         .collect();
-    let last_sign = scores(&p_last, &p_last, &te.up);
+    let last_sign = scores(&p_last, &te.up);
     Ok(Evaluation {
         model,
         majority,

@@ -287,6 +287,15 @@ impl Pipeline {
         .unwrap_or_default()
     }
 
+    /// The bars stream a features operator reads beside its indicator input: the input of that
+    /// indicators operator.
+    pub fn bars_of(&self, features: &OperatorDef) -> Option<String> {
+        self.operators
+            .iter()
+            .find(|o| o.name == features.input)
+            .map(|o| o.input.clone())
+    }
+
     /// Every stream name, built-in first.
     pub fn stream_names(&self) -> Vec<String> {
         BUILTIN_STREAMS

@@ -532,13 +532,7 @@ fn build<'s>(
             }
             (OperatorKind::Features { config, quotes }, Some(Handle::Indicators(input))) => {
                 // The bars the indicators were computed on.
-                let bars_name = shared
-                    .pipeline
-                    .operators
-                    .iter()
-                    .find(|o| o.name == op.input)
-                    .map(|o| o.input.clone())
-                    .unwrap_or_default();
+                let bars_name = shared.pipeline.bars_of(op).unwrap_or_default();
                 let (Some(Handle::Bars(bars)), Some(Handle::Quotes(book))) =
                     (streams.get(&bars_name), streams.get(quotes))
                 else {

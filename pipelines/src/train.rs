@@ -86,10 +86,7 @@ pub fn features_pipeline(
         })?;
     // The bars the features' indicator input was computed on.
     let bars = pipeline
-        .operators
-        .iter()
-        .find(|o| o.name == op.input)
-        .map(|ind| ind.input.clone())
+        .bars_of(op)
         .filter(|b| pipeline.stream_type(b) == Some(StreamType::Bars))
         .ok_or_else(|| {
             RunError::Options(format!(
