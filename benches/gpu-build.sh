@@ -10,9 +10,12 @@ cargo fetch
 # shellcheck disable=SC1091
 source "$SHARED/gpu/cuda-build-env.sh"
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
+# A target directory of its own: the cuda feature changes candle's build, and sharing
+# target/release would rebuild it back and forth with the ordinary release build.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 cargo build --release --features cuda -p tickflow-cli
 mkdir -p .gpu
-xz -T2 -6 -c target/release/tickflow > .gpu/tickflow.xz
+xz -T2 -6 -c "$CARGO_TARGET_DIR/release/tickflow" > .gpu/tickflow.xz
 cp benches/gpu.sh .gpu/gpu.sh
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 ls -l .gpu
