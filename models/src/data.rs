@@ -282,9 +282,11 @@ impl Dataset {
         })?;
         let columns = columns
             .ok_or_else(|| Error::Data(format!("{}: no feature rows", features.display())))?;
-        if rows.is_empty() {
+        // Every feature row is computed on a bar: one without is a sign of mismatched files.
+        if unmatched > 0 {
             return Err(Error::Data(format!(
-                "none of the {unmatched} rows of {} has a bar in {} (same instrument and end)",
+                "{unmatched} of the {} rows of {} have no bar in {} (same instrument and end)",
+                unmatched + rows.len(),
                 features.display(),
                 bars.display()
             )));
@@ -424,5 +426,15 @@ mod tests {
             e.contains("features.jsonl:2") && e.contains("`x` is not a number"),
             "{e}"
         );
+        // A feature row whose bar is not in the bars file.
+        std::fs::write(
+            &feats,
+            "{\"instrument\":\"A\",\"end\":\"2024-01-02T14:32:00Z\",\"x\":1}\n",
+        )
+        .unwrap();
+        let e = Dataset::load_jsonl(&feats, &bars, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 of the 1 rows") && e.contains("no bar"), "{e}");
     }
 }

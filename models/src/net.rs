@@ -107,6 +107,7 @@ impl Architecture {
 }
 
 /// A built model.
+#[derive(Clone)]
 pub enum Net {
     /// One linear layer.
     Linear(Linear),

@@ -143,7 +143,8 @@ fn expected_weights(arch: &Architecture) -> Result<Vec<(String, Vec<usize>)>> {
     Ok(out)
 }
 
-/// A loaded model on its device.
+/// A loaded model on its device. Clones share the weights.
+#[derive(Clone)]
 pub struct Predictor {
     path: String,
     meta: ModelMeta,
@@ -272,19 +273,14 @@ impl Predictor {
         Ok(())
     }
 
-    /// The network, for reuse with new metadata.
-    pub(crate) fn into_net(self) -> Net {
-        self.net
-    }
-
     /// The metadata.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
     }
 
-    /// The device the model runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
+    /// The metadata, to add the evaluation once it is known.
+    pub(crate) fn meta_mut(&mut self) -> &mut ModelMeta {
+        &mut self.meta
     }
 
     /// Vectors per input.

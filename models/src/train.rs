@@ -322,10 +322,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, source: &str) -> Result<Trained>
         evaluation: None,
     };
     let mut predictor = Predictor::from_parts(meta, net);
-    let evaluation = evaluate(&predictor, data, &split, &tr, &va, &te)?;
-    let mut meta = predictor.meta().clone();
-    meta.evaluation = Some(evaluation);
-    predictor = Predictor::from_parts(meta, predictor.into_net());
+    predictor.meta_mut().evaluation = Some(evaluate(&predictor, data, &split, &tr, &va, &te)?);
     Ok(Trained {
         predictor,
         weights,

@@ -8,8 +8,11 @@
 //! Per instrument the operator keeps the last `window` normalized vectors (sequence models read
 //! them oldest first). All rows of one event-time step — every instrument's bar that ends then —
 //! go to the model as one batch: one tensor, one forward pass. Rows before `from` only feed the
-//! history. A failed forward pass (it should not happen: shapes are checked at load) is counted
-//! and reported, and the step's predictions are skipped; the pipeline goes on.
+//! history. A failed forward pass (it should not happen: shapes are checked at load) skips that
+//! step's predictions and is reported on stderr (the first, then every thousandth with the
+//! count); the pipeline goes on.
+//!
+//! A `Predict` is cloned for each worker: the clones share the loaded weights.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -37,6 +40,7 @@ pub struct PredictConfig {
 }
 
 /// The predict operator.
+#[derive(Clone)]
 pub struct Predict {
     config: PredictConfig,
     predictor: Predictor,
@@ -67,16 +71,6 @@ impl Predict {
             input: Vec::new(),
             failures: 0,
         })
-    }
-
-    /// The loaded model.
-    pub fn predictor(&self) -> &Predictor {
-        &self.predictor
-    }
-
-    /// Forward passes that failed.
-    pub fn failures(&self) -> u64 {
-        self.failures
     }
 }
 
@@ -134,10 +128,10 @@ impl Operator for Predict {
             }
             Err(e) => {
                 self.failures += 1;
-                if self.failures == 1 {
+                if self.failures % 1000 == 1 {
                     eprintln!(
-                        "predict: model {}: {e}; predictions of this step skipped",
-                        self.version
+                        "predict: model {}: {e}; predictions of this step skipped ({} so far)",
+                        self.version, self.failures
                     );
                 }
             }

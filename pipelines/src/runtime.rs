@@ -210,6 +210,9 @@ struct Shared {
     stats: Arc<Stats>,
     sinks: Mutex<Option<BTreeMap<String, TypedSinks>>>,
     speed: Option<f64>,
+    /// Predict operators by name, their models loaded and checked once before the workers
+    /// start; each worker takes a copy (the weights are shared, not copied).
+    predictors: BTreeMap<String, Predict>,
 }
 
 /// Runs a pipeline to completion.
@@ -232,6 +235,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
     // Refuse bad operator parameters before any thread starts.
     Normalize::new(normalize_config(pipeline, &origins))?;
+    let mut predictors = BTreeMap::new();
     for op in &pipeline.operators {
         match &op.kind {
             OperatorKind::TimeBars { interval } => drop(TimeBars::new(*interval)?),
@@ -245,7 +249,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
                 drop(Features::new(config.clone(), &pipeline.columns(&op.input))?)
             }
             OperatorKind::Predict { config } => {
-                drop(Predict::new(config.clone(), &pipeline.columns(&op.input))?)
+                let predict = Predict::new(config.clone(), &pipeline.columns(&op.input))?;
+                predictors.insert(op.name.clone(), predict);
             }
             OperatorKind::Risk { config, .. } => drop(Risk::new(config.clone())?),
             OperatorKind::Exchange { config, .. } => drop(SimExchange::new(config.clone())?),
@@ -270,6 +275,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         stats: stats.clone(),
         sinks: Mutex::new(Some(sinks)),
         speed: opts.speed,
+        predictors,
     });
 
     let started = Instant::now();
@@ -525,9 +531,11 @@ fn build<'s>(
                     index,
                 ))
             }
-            (OperatorKind::Predict { config }, Some(Handle::Indicators(input))) => {
-                let predict = Predict::new(config.clone(), &shared.pipeline.columns(&op.input))
-                    .map_err(err)?;
+            (OperatorKind::Predict { .. }, Some(Handle::Indicators(input))) => {
+                let predict =
+                    shared.predictors.get(&op.name).cloned().ok_or_else(|| {
+                        format!("predict operator `{}` has no loaded model", op.name)
+                    })?;
                 Handle::Predictions(counted(apply(input.clone(), predict), stats, index))
             }
             (OperatorKind::Features { config, quotes }, Some(Handle::Indicators(input))) => {
