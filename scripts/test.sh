@@ -24,6 +24,19 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# Python for the tests that check tickflow against third-party tools: DuckDB computes the
+# expected answers of SQL queries, and the ADBC Flight SQL driver queries a running job. A
+# virtual environment in the cache directory, made once.
+venv="${TICKFLOW_CACHE:-$HOME/.cache/tickflow}/venv"
+py_packages=(duckdb==2.0.1 pyarrow==26.0.1 adbc-driver-manager adbc-driver-flightsql)
+if ! "$venv/bin/python" -c "import duckdb, pyarrow, adbc_driver_flightsql" >/dev/null 2>&1; then
+  echo "installing Python test tools into $venv"
+  command -v python3 >/dev/null || { echo "error: python3 is required"; exit 1; }
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_packages[@]}"
+fi
+export TICKFLOW_PYTHON="$venv/bin/python"
+
 # External services. The current suite needs none of PostgreSQL, Redis or the Kafka-compatible
 # broker; the helpers below install and start each one on 127.0.0.1 for the tests that will.
 started=()

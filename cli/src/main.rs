@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod sql;
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tickflow_pipelines::config::{DEFAULT_PIPELINE_NAME, Pipeline};
@@ -42,6 +44,23 @@ enum Command {
     /// Model inference on a device: latency per batch size, CPU-vs-device agreement.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Ask a running job a question in SQL over Arrow Flight SQL and print the answer.
+    ///
+    /// Snapshot queries read each stream's recent history (`trades`, `bars`, ...) and current
+    /// state (`latest_quotes`, `latest_positions`, ...). With --continuous (or a statement that
+    /// starts with CONTINUOUS) the query runs on the live streams and prints each result as its
+    /// windows close, e.g. SELECT symbol, window_start, count(*) FROM tumble('trades',
+    /// 'ts_event', INTERVAL '1 minute') GROUP BY symbol, window_start.
+    Sql {
+        /// The statement.
+        statement: String,
+        /// The job's Flight SQL address (`tickflow run --sql-listen`).
+        #[arg(long, default_value = "127.0.0.1:8815", value_name = "HOST:PORT")]
+        connect: String,
+        /// Run as a continuous query until the job's streams end.
+        #[arg(long)]
+        continuous: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -389,6 +408,15 @@ struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Answer SQL over Arrow Flight SQL on this address while the job runs (`tickflow sql`).
+    #[arg(long, value_name = "HOST:PORT")]
+    sql_listen: Option<std::net::SocketAddr>,
+    /// Event-time history each stream keeps for snapshot queries, in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    sql_retention: u64,
+    /// Keep answering SQL this many seconds after the run ends.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    sql_linger: u64,
 }
 
 fn load(path: Option<&PathBuf>) -> Result<(Pipeline, String)> {
@@ -438,16 +466,39 @@ fn run_command(args: RunArgs) -> Result<bool> {
         args.workers,
         if args.workers == 1 { "" } else { "s" }
     );
+    let job = sql::start(
+        &pipeline,
+        &sql::SqlSettings {
+            listen: args.sql_listen,
+            retention_secs: args.sql_retention,
+        },
+        &args.output,
+    )
+    .with_context(|| format!("starting the SQL queries of {origin}"))?;
     let opts = RunOptions {
         workers: usize::from(args.workers),
         output_dir: args.output.clone(),
         speed: args.speed,
         progress,
+        tap: job.as_ref().map(sql::Job::tap),
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;
     println!("{summary}");
-    Ok(summary.errors.is_empty())
+    let mut ok = summary.errors.is_empty();
+    if let Some(job) = job {
+        ok &= job.finish();
+        if args.sql_linger > 0
+            && let Some(addr) = job.address
+        {
+            eprintln!(
+                "tickflow: the run has ended; answering SQL on {addr} for {} s more",
+                args.sql_linger
+            );
+            std::thread::sleep(std::time::Duration::from_secs(args.sql_linger));
+        }
+    }
+    Ok(ok)
 }
 
 /// candle sizes the thread pool of each CPU matrix product from `RAYON_NUM_THREADS`; when it is
@@ -469,15 +520,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
-        Command::Validate { pipeline } => load(pipeline.as_ref()).map(|(p, origin)| {
+        Command::Validate { pipeline } => load(pipeline.as_ref()).and_then(|(p, origin)| {
+            sql::check_queries(&p, &origin)?;
             println!(
-                "{origin}: ok ({} source(s), {} operator(s), {} sink(s))",
+                "{origin}: ok ({} source(s), {} operator(s), {} sink(s), {} quer{})",
                 p.sources.len(),
                 p.operators.len(),
-                p.sinks.len()
+                p.sinks.len(),
+                p.queries.len(),
+                if p.queries.len() == 1 { "y" } else { "ies" }
             );
-            true
+            Ok(true)
         }),
+        Command::Sql {
+            statement,
+            connect,
+            continuous,
+        } => sql::query_command(&connect, &statement, continuous),
         Command::Hft(cmd) => hft_command(cmd),
         Command::Train(args) => train_command(args),
         Command::Model(cmd) => model_command(cmd),

@@ -301,17 +301,20 @@ pub enum Gather {
 }
 
 /// Hands `stream`'s records to `write` in timestamp order (sorted by key within a timestamp)
-/// once the watermark has passed them; `finish` is called when the stream ends.
-pub fn ordered_sink<'s, T, W, F>(
+/// once the watermark has passed them; `progress` receives each new watermark once the records
+/// before it are written; `finish` is called when the stream ends.
+pub fn ordered_sink<'s, T, W, P, F>(
     stream: StreamVec<'s, Time, Stamped<T>>,
     name: &str,
     gather: Gather,
     mut write: W,
+    mut progress: P,
     finish: F,
 ) -> StreamVec<'s, Time, ()>
 where
     T: Record,
     W: FnMut(&mut Vec<T>) + 'static,
+    P: FnMut(Time) + 'static,
     F: FnOnce() + 'static,
 {
     let mut finish = Some(finish);
@@ -326,6 +329,7 @@ where
         move |_initial, _info| {
             let mut pending: StepBuffer<T> = StepBuffer::new();
             let mut batch: Vec<T> = Vec::new();
+            let mut reported: Option<Time> = None;
             move |(input, frontier), _output| {
                 input.for_each(|_cap, data| pending.extend(data));
                 let open = frontier.frontier().first().copied();
@@ -333,6 +337,17 @@ where
                     batch.sort_unstable_by_key(Record::order_key);
                     write(&mut batch);
                     batch.clear();
+                }
+                // Everything before the first pending step (or the frontier) is written.
+                let done = match (open, pending.first()) {
+                    (Some(o), Some(p)) => Some(o.min(p)),
+                    (o, p) => o.or(p),
+                };
+                if let Some(d) = done
+                    && reported.is_none_or(|r| d > r)
+                {
+                    reported = Some(d);
+                    progress(d);
                 }
                 if frontier.frontier().is_empty()
                     && pending.is_empty()

@@ -44,6 +44,8 @@ pub struct Pipeline {
     pub operators: Vec<OperatorDef>,
     /// Outputs.
     pub sinks: Vec<SinkDef>,
+    /// Continuous SQL queries over the streams (`[[query]]`).
+    pub queries: Vec<QueryDef>,
 }
 
 /// Settings of the normalize stage (always present: every record is validated).
@@ -237,6 +239,22 @@ pub struct SinkDef {
     pub streams: Vec<String>,
     /// Directory for file outputs; `None` means the run's output directory.
     pub dir: Option<PathBuf>,
+}
+
+/// A continuous SQL query declared in the pipeline (`[[query]]`). The SQL itself is checked
+/// by the SQL layer when the job starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryDef {
+    /// Name of the query and of its output.
+    pub name: String,
+    /// The SELECT statement.
+    pub sql: String,
+    /// Where the results go (`stdout`, `jsonl`, `parquet` or `discard`).
+    pub sink: SinkKind,
+    /// Directory for file outputs; `None` means the run's output directory.
+    pub dir: Option<PathBuf>,
+    /// How long a window stays open after the watermark passes its end.
+    pub lateness: Duration,
 }
 
 /// Sink kinds.
@@ -843,6 +861,14 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             sinks.push(parse_sink(w, t, span, i + 1));
         }
     }
+    let mut queries: Vec<(QueryDef, Range<usize>)> = Vec::new();
+    if let Some(v) = top.get("query") {
+        for (i, (t, span)) in tables(w, v, "query").into_iter().enumerate() {
+            if let Some(q) = parse_query(w, t, span.clone(), i + 1) {
+                queries.push((q, span));
+            }
+        }
+    }
     top.finish(w);
 
     // Stream names: unique, inputs defined before use, sinks name existing streams. An
@@ -980,6 +1006,16 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             }
         }
     }
+    for (n, (q, span)) in queries.iter().enumerate() {
+        if known.iter().any(|(k, _)| *k == q.name)
+            || queries[..n].iter().any(|(o, _)| o.name == q.name)
+        {
+            w.err(
+                span.clone(),
+                format!("query name `{}` is already a stream or query name", q.name),
+            );
+        }
+    }
     let mut operators: Vec<OperatorDef> = operators
         .into_iter()
         .filter_map(|o| {
@@ -999,6 +1035,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         normalize,
         operators,
         sinks: sinks.into_iter().filter_map(|(s, _)| s).collect(),
+        queries: queries.into_iter().map(|(q, _)| q).collect(),
     })
 }
 
@@ -1398,6 +1435,47 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
         dir,
     });
     (def, streams)
+}
+
+fn parse_query(
+    w: &mut Walker<'_>,
+    t: &DeTable<'_>,
+    span: Range<usize>,
+    n: usize,
+) -> Option<QueryDef> {
+    let mut r = TableReader::new(t, span, format!("[[query]] #{n}"));
+    let name = r.required_string(w, "name");
+    let sql = r.required_string(w, "sql");
+    let sink = r.string(w, "sink");
+    let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
+    let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
+    let lateness = r.duration(w, "lateness").unwrap_or(Duration::ZERO);
+    let sink = match sink {
+        None => Some(SinkKind::Stdout { limit }),
+        Some((k, kspan)) => {
+            match k.as_str() {
+                "stdout" => Some(SinkKind::Stdout { limit }),
+                "jsonl" => Some(SinkKind::Jsonl),
+                "parquet" => Some(SinkKind::Parquet),
+                "discard" => Some(SinkKind::Discard),
+                other => {
+                    w.err(
+                    kspan,
+                    format!("unknown query sink `{other}` (expected stdout, jsonl, parquet or discard)"),
+                );
+                    None
+                }
+            }
+        }
+    };
+    r.finish(w);
+    Some(QueryDef {
+        name: name?.0,
+        sql: sql?.0,
+        sink: sink?,
+        dir,
+        lateness,
+    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub mod runtime;
 pub mod stats;
 pub mod train;
 
-pub use crate::config::{ConfigErrors, LoadError, Pipeline, SinkDef, SinkKind};
-pub use crate::runtime::{ProgressFn, RunError, RunOptions, format_progress, run};
+pub use crate::config::{ConfigErrors, LoadError, Pipeline, QueryDef, SinkDef, SinkKind};
+pub use crate::runtime::{
+    ProgressFn, RunError, RunOptions, StreamSchema, format_progress, run, stream_schemas,
+};
 pub use crate::stats::{Progress, Summary};

@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arrow_schema::SchemaRef;
+
 use tickflow_core::{
-    Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, MarketEvent, Order, PortfolioValue,
-    Position, Prediction, Quote, Reject, RiskReject, Signal, Timestamp, Trade,
+    ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentId, InstrumentRegistry, MarketEvent,
+    Order, PortfolioValue, Position, Prediction, Quote, Reject, RiskReject, Signal, Timestamp,
+    Trade,
 };
 use tickflow_operators::adapter::{
     Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
@@ -31,7 +34,9 @@ use tickflow_operators::predict::{self, PREDICTION_COLUMNS, Predict};
 use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
-use tickflow_sinks::{DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink};
+use tickflow_sinks::{
+    DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink, StreamTap, TapSink,
+};
 use tickflow_sources::{LazyPart, Merger, Pacer, Part, PartReader, Plan, SourceItem};
 use timely::dataflow::operators::core::Concat;
 use timely::dataflow::operators::vec::Map;
@@ -65,6 +70,8 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// How often to report progress.
     pub progress_interval: std::time::Duration,
+    /// Receives every stream as Arrow batches with watermarks (the SQL layer).
+    pub tap: Option<Arc<dyn StreamTap>>,
 }
 
 impl Default for RunOptions {
@@ -75,6 +82,7 @@ impl Default for RunOptions {
             speed: None,
             progress: None,
             progress_interval: std::time::Duration::from_secs(2),
+            tap: None,
         }
     }
 }
@@ -162,21 +170,9 @@ fn create_sinks(
             let ty = pipeline
                 .stream_type(stream)
                 .ok_or_else(|| RunError::Options(format!("unknown stream {stream}")))?;
-            let entry = out.entry(stream.clone()).or_insert_with(|| match ty {
-                StreamType::Trades => TypedSinks::Trades(Vec::new()),
-                StreamType::Quotes => TypedSinks::Quotes(Vec::new()),
-                StreamType::Book => TypedSinks::Book(Vec::new()),
-                StreamType::Rejects => TypedSinks::Rejects(Vec::new()),
-                StreamType::Bars => TypedSinks::Bars(Vec::new()),
-                StreamType::Indicators => TypedSinks::Indicators(Vec::new()),
-                StreamType::Signals => TypedSinks::Signals(Vec::new()),
-                StreamType::Predictions => TypedSinks::Predictions(Vec::new()),
-                StreamType::Orders => TypedSinks::Orders(Vec::new()),
-                StreamType::RiskRejects => TypedSinks::RiskRejects(Vec::new()),
-                StreamType::Fills => TypedSinks::Fills(Vec::new()),
-                StreamType::Positions => TypedSinks::Positions(Vec::new()),
-                StreamType::Portfolio => TypedSinks::Portfolio(Vec::new()),
-            });
+            let entry = out
+                .entry(stream.clone())
+                .or_insert_with(|| TypedSinks::empty(ty));
             match entry {
                 TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
                 TypedSinks::Quotes(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
@@ -201,6 +197,129 @@ fn create_sinks(
     Ok(out)
 }
 
+impl TypedSinks {
+    fn empty(ty: StreamType) -> Self {
+        match ty {
+            StreamType::Trades => Self::Trades(Vec::new()),
+            StreamType::Quotes => Self::Quotes(Vec::new()),
+            StreamType::Book => Self::Book(Vec::new()),
+            StreamType::Rejects => Self::Rejects(Vec::new()),
+            StreamType::Bars => Self::Bars(Vec::new()),
+            StreamType::Indicators => Self::Indicators(Vec::new()),
+            StreamType::Signals => Self::Signals(Vec::new()),
+            StreamType::Predictions => Self::Predictions(Vec::new()),
+            StreamType::Orders => Self::Orders(Vec::new()),
+            StreamType::RiskRejects => Self::RiskRejects(Vec::new()),
+            StreamType::Fills => Self::Fills(Vec::new()),
+            StreamType::Positions => Self::Positions(Vec::new()),
+            StreamType::Portfolio => Self::Portfolio(Vec::new()),
+        }
+    }
+
+    /// Adds a tap on the stream.
+    fn tap(&mut self, tap: &Arc<dyn StreamTap>, stream: &str, registry: &Arc<InstrumentRegistry>) {
+        fn add<T: SinkRecord>(
+            v: &mut Named<T>,
+            tap: &Arc<dyn StreamTap>,
+            stream: &str,
+            registry: &Arc<InstrumentRegistry>,
+        ) {
+            let sink = TapSink::<T>::new(tap.clone(), stream, registry.clone());
+            v.push((format!("sql:{stream}"), Box::new(sink)));
+        }
+        match self {
+            Self::Trades(v) => add(v, tap, stream, registry),
+            Self::Quotes(v) => add(v, tap, stream, registry),
+            Self::Book(v) => add(v, tap, stream, registry),
+            Self::Rejects(v) => add(v, tap, stream, registry),
+            Self::Bars(v) => add(v, tap, stream, registry),
+            Self::Indicators(v) => add(v, tap, stream, registry),
+            Self::Signals(v) => add(v, tap, stream, registry),
+            Self::Predictions(v) => add(v, tap, stream, registry),
+            Self::Orders(v) => add(v, tap, stream, registry),
+            Self::RiskRejects(v) => add(v, tap, stream, registry),
+            Self::Fills(v) => add(v, tap, stream, registry),
+            Self::Positions(v) => add(v, tap, stream, registry),
+            Self::Portfolio(v) => add(v, tap, stream, registry),
+        }
+    }
+}
+
+/// The Arrow schema of a stream of type `ty` (`columns`: an indicator or feature stream's
+/// value columns).
+fn stream_schema(ty: StreamType, columns: &[String]) -> SchemaRef {
+    match ty {
+        StreamType::Trades => Trade::schema(),
+        StreamType::Quotes => Quote::schema(),
+        StreamType::Book => BookEvent::schema(),
+        StreamType::Rejects => Reject::schema(),
+        StreamType::Bars => Bar::schema(),
+        StreamType::Indicators => IndicatorRow::schema_for(&[IndicatorRow {
+            instrument: InstrumentId(0),
+            end: Timestamp(0),
+            names: columns.to_vec().into(),
+            values: Vec::new(),
+        }]),
+        StreamType::Signals => Signal::schema(),
+        StreamType::Predictions => Prediction::schema(),
+        StreamType::Orders => Order::schema(),
+        StreamType::RiskRejects => RiskReject::schema(),
+        StreamType::Fills => Fill::schema(),
+        StreamType::Positions => Position::schema(),
+        StreamType::Portfolio => PortfolioValue::schema(),
+    }
+}
+
+/// A named stream as the SQL layer sees it.
+#[derive(Debug, Clone)]
+pub struct StreamSchema {
+    /// The stream's name.
+    pub name: String,
+    /// Its columns.
+    pub schema: SchemaRef,
+    /// Its event-time column.
+    pub time_column: &'static str,
+}
+
+/// Every stream of the pipeline with its Arrow schema and event-time column.
+pub fn stream_schemas(pipeline: &Pipeline) -> Vec<StreamSchema> {
+    pipeline
+        .stream_names()
+        .into_iter()
+        .filter_map(|name| {
+            let ty = pipeline.stream_type(&name)?;
+            let schema = stream_schema(ty, &pipeline.columns(&name));
+            let time_column = tickflow_sinks::tap::time_column(&schema)?;
+            Some(StreamSchema {
+                name,
+                schema,
+                time_column,
+            })
+        })
+        .collect()
+}
+
+/// Taps every stream of the pipeline for SQL: declares it, then adds a tap sink.
+fn add_taps(
+    pipeline: &Pipeline,
+    tap: &Arc<dyn StreamTap>,
+    registry: &Arc<InstrumentRegistry>,
+    sinks: &mut BTreeMap<String, TypedSinks>,
+) -> Result<(), RunError> {
+    for s in stream_schemas(pipeline) {
+        let Some(ty) = pipeline.stream_type(&s.name) else {
+            continue;
+        };
+        tap.declare(&s.name, s.schema, s.time_column)
+            .map_err(RunError::Options)?;
+        sinks
+            .entry(s.name.clone())
+            .or_insert_with(|| TypedSinks::empty(ty))
+            .tap(tap, &s.name, registry);
+    }
+    Ok(())
+}
+
 /// Everything the workers share.
 struct Shared {
     pipeline: Pipeline,
@@ -210,6 +329,8 @@ struct Shared {
     stats: Arc<Stats>,
     sinks: Mutex<Option<BTreeMap<String, TypedSinks>>>,
     speed: Option<f64>,
+    /// Whether every stream is tapped (so every stream gets a sink operator).
+    tapped: bool,
     /// Predict operators by name, their models loaded and checked once before the workers
     /// start; each worker takes a copy (the weights are shared, not copied).
     predictors: BTreeMap<String, Predict>,
@@ -257,7 +378,10 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             OperatorKind::Portfolio { .. } => {}
         }
     }
-    let sinks = create_sinks(pipeline, opts, &registry)?;
+    let mut sinks = create_sinks(pipeline, opts, &registry)?;
+    if let Some(tap) = &opts.tap {
+        add_taps(pipeline, tap, &registry, &mut sinks)?;
+    }
     let operator_streams: Vec<String> = pipeline
         .operators
         .iter()
@@ -275,6 +399,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         stats: stats.clone(),
         sinks: Mutex::new(Some(sinks)),
         speed: opts.speed,
+        tapped: opts.tap.is_some(),
         predictors,
     });
 
@@ -373,7 +498,7 @@ fn attach<'s, T: SinkRecord + Record>(
             .map(|(n, s)| (n, s, false))
             .collect::<Vec<_>>(),
     ));
-    let (write_sinks, finish_sinks) = (sinks.clone(), sinks);
+    let (write_sinks, mark_sinks, finish_sinks) = (sinks.clone(), sinks.clone(), sinks);
     let (write_stats, finish_stats) = (stats.clone(), stats.clone());
     let gather = if all_discard {
         Gather::Local
@@ -395,6 +520,13 @@ fn attach<'s, T: SinkRecord + Record>(
                     write_stats.error(format!(
                         "sink {sink_name} failed, later rows were not written: {e}"
                     ));
+                }
+            }
+        },
+        move |watermark: Time| {
+            for (_, sink, failed) in mark_sinks.borrow_mut().iter_mut() {
+                if !*failed {
+                    sink.watermark(Timestamp(watermark));
                 }
             }
         },
@@ -433,7 +565,8 @@ fn build<'s>(
     let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Stamped<Reject>>();
     let normalize = Normalize::new(normalize_config(&shared.pipeline, &shared.origins))
         .map_err(|e| e.to_string())?;
-    // Only the kinds something reads are passed on; all are counted.
+    // Only the kinds something reads (an operator, a sink, the SQL tap) are passed on; all are
+    // counted.
     let reads =
         |stream: &str| {
             shared.pipeline.operators.iter().any(|o| {
@@ -443,6 +576,7 @@ fn build<'s>(
                 .sinks
                 .iter()
                 .any(|s| s.streams.iter().any(|x| x == stream))
+                || shared.tapped
         };
     let keep = [reads("trades"), reads("quotes"), reads("book")];
     let counts = stats.clone();
@@ -687,6 +821,11 @@ fn build<'s>(
             *all_discard &= matches!(sink.kind, SinkKind::Discard);
         }
     }
+    if shared.tapped {
+        for name in streams.keys() {
+            defs.insert(name.as_str(), false);
+        }
+    }
     for (name, all_discard) in defs {
         let Some(handle) = streams.get(name) else {
             continue;
@@ -795,6 +934,7 @@ fn attach_report(
                     batch.iter().for_each(|r| each(b, r));
                 }
             },
+            |_| {},
             finish,
         )
         .probe_with(probe);

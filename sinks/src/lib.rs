@@ -11,6 +11,7 @@
 //! - `jsonl`: one JSON object per line, one file per stream.
 //! - `parquet`: one Parquet file per stream.
 //! - `discard`: counts and drops (benchmarks).
+//! - `tap`: every stream as Arrow batches with watermarks, for SQL.
 //! - `error`: the crate's [`Error`].
 
 pub mod discard;
@@ -19,6 +20,7 @@ pub mod jsonl;
 pub mod parquet;
 pub mod record;
 pub mod stdout;
+pub mod tap;
 
 pub use crate::discard::DiscardSink;
 pub use crate::error::{Error, Result};
@@ -26,6 +28,7 @@ pub use crate::jsonl::JsonlSink;
 pub use crate::parquet::ParquetSink;
 pub use crate::record::SinkRecord;
 pub use crate::stdout::StdoutSink;
+pub use crate::tap::{StreamTap, TapSink};
 
 /// Creates (or truncates) `<dir>/<stream>.<extension>`, creating `dir` if needed.
 pub(crate) fn create_stream_file(
@@ -49,6 +52,8 @@ pub(crate) fn create_stream_file(
 pub trait Sink<T>: Send {
     /// Writes a batch (already ordered).
     fn write(&mut self, rows: &[T]) -> Result<()>;
+    /// No later row has an event time below `watermark`; sinks that care (the SQL tap) use it.
+    fn watermark(&mut self, _watermark: tickflow_core::Timestamp) {}
     /// Flushes and closes at the end of the stream; returns rows written.
     fn finish(&mut self) -> Result<u64>;
 }

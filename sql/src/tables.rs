@@ -1,0 +1,223 @@
+//! The DataFusion tables of the streams. Every table is a DataFusion `StreamingTable` whose
+//! partition reads the live hub when a query runs: a stream's retained history, its latest
+//! row per instrument, or — inside a continuous query — the rows the watermark has just
+//! released. Nothing is copied into a memory table; batches are shared.
+
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use datafusion::catalog::TableFunctionArgs;
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::SessionContext;
+
+use crate::error::SqlError;
+use crate::hub::{Hub, LATEST_PREFIX};
+use crate::window::{WindowBuffer, WindowSpec};
+
+/// The window table functions.
+pub const WINDOW_FUNCTIONS: [&str; 3] = ["tumble", "hop", "session"];
+
+/// Batches handed to one execution of a continuous query.
+#[derive(Debug, Clone, Default)]
+pub struct Slot(Arc<Mutex<Vec<RecordBatch>>>);
+
+impl Slot {
+    /// Replaces the batches.
+    pub fn set(&self, batches: Vec<RecordBatch>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = batches;
+    }
+    /// Adds batches.
+    pub fn extend(&self, batches: impl IntoIterator<Item = RecordBatch>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batches);
+    }
+    /// Whether there is nothing to run over.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+    fn get(&self) -> Vec<RecordBatch> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    History(Arc<Hub>, String),
+    Latest(Arc<Hub>, String),
+    Windows(Arc<Hub>, WindowSpec),
+    Slot(Slot),
+}
+
+#[derive(Debug)]
+struct LivePartition {
+    schema: SchemaRef,
+    source: Source,
+}
+
+impl LivePartition {
+    fn batches(&self) -> Result<Vec<RecordBatch>, SqlError> {
+        match &self.source {
+            Source::History(hub, name) => Ok(hub.history(name)),
+            Source::Latest(hub, name) => Ok(hub.latest(name)?.into_iter().collect()),
+            Source::Windows(hub, spec) => {
+                let stream = hub
+                    .stream(&spec.table)
+                    .ok_or_else(|| SqlError::plan(format!("no stream named {}", spec.table)))?;
+                let mut buffer = WindowBuffer::new(spec.clone(), &stream.schema)?;
+                for b in hub.history(&spec.table) {
+                    buffer.insert(&b)?;
+                }
+                buffer.all_windows()
+            }
+            Source::Slot(slot) => Ok(slot.get()),
+        }
+    }
+}
+
+impl PartitionStream for LivePartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let items: Vec<DfResult<RecordBatch>> = match self.batches() {
+            Ok(b) => b.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(items),
+        ))
+    }
+}
+
+fn table(schema: SchemaRef, source: Source) -> DfResult<Arc<dyn TableProvider>> {
+    let partition = LivePartition {
+        schema: schema.clone(),
+        source,
+    };
+    Ok(Arc::new(StreamingTable::try_new(
+        schema,
+        vec![Arc::new(partition)],
+    )?))
+}
+
+/// Registers the hub's streams (their retained history) and current-state tables in a
+/// snapshot context, skipping those already there.
+pub fn register_snapshot_tables(ctx: &SessionContext, hub: &Arc<Hub>) -> Result<(), SqlError> {
+    for info in hub.streams() {
+        if !ctx.table_exist(info.name.as_str())? {
+            ctx.register_table(
+                info.name.as_str(),
+                table(
+                    info.schema.clone(),
+                    Source::History(hub.clone(), info.name.clone()),
+                )?,
+            )?;
+        }
+        let latest = format!("{LATEST_PREFIX}{}", info.name);
+        if hub.has_latest(&info.name) && !ctx.table_exist(latest.as_str())? {
+            ctx.register_table(
+                latest.as_str(),
+                table(
+                    info.schema.clone(),
+                    Source::Latest(hub.clone(), info.name.clone()),
+                )?,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Registers one stream of a continuous query: its rows come from `slot` at each step.
+pub fn register_step_table(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+    slot: Slot,
+) -> Result<(), SqlError> {
+    ctx.register_table(name, table(schema, Source::Slot(slot))?)?;
+    Ok(())
+}
+
+/// A windowed stream read by a continuous query.
+#[derive(Debug)]
+pub struct WindowFeed {
+    /// Rows waiting for their windows to close.
+    pub buffer: WindowBuffer,
+    /// Where the closed windows' rows go for the next execution.
+    pub slot: Slot,
+}
+
+/// `tumble`, `hop` and `session` as table functions.
+#[derive(Debug)]
+pub struct WindowFunction {
+    name: &'static str,
+    hub: Arc<Hub>,
+    /// In a continuous query, the feeds created by planning; in a snapshot, `None`.
+    feeds: Option<Arc<Mutex<Vec<WindowFeed>>>>,
+}
+
+impl WindowFunction {
+    /// Registers the three window functions in `ctx`.
+    pub fn register(
+        ctx: &SessionContext,
+        hub: &Arc<Hub>,
+        feeds: Option<Arc<Mutex<Vec<WindowFeed>>>>,
+    ) {
+        for name in WINDOW_FUNCTIONS {
+            ctx.register_udtf(
+                name,
+                Arc::new(WindowFunction {
+                    name,
+                    hub: hub.clone(),
+                    feeds: feeds.clone(),
+                }),
+            );
+        }
+    }
+}
+
+impl TableFunctionImpl for WindowFunction {
+    fn call_with_args(&self, args: TableFunctionArgs<'_, '_>) -> DfResult<Arc<dyn TableProvider>> {
+        let plan_err = |e: SqlError| DataFusionError::Plan(e.to_string());
+        let spec = WindowSpec::from_args(self.name, args.exprs()).map_err(plan_err)?;
+        let Some(stream) = self.hub.stream(&spec.table) else {
+            let names: Vec<String> = self.hub.streams().into_iter().map(|s| s.name).collect();
+            return Err(DataFusionError::Plan(format!(
+                "{}(): no stream named {} (streams: {})",
+                self.name,
+                spec.table,
+                names.join(", ")
+            )));
+        };
+        match &self.feeds {
+            None => {
+                let schema = spec.schema(&stream.schema).map_err(plan_err)?;
+                table(schema, Source::Windows(self.hub.clone(), spec))
+            }
+            Some(feeds) => {
+                let buffer = WindowBuffer::new(spec, &stream.schema).map_err(plan_err)?;
+                let slot = Slot::default();
+                let schema = buffer.schema().clone();
+                feeds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(WindowFeed {
+                        buffer,
+                        slot: slot.clone(),
+                    });
+                table(schema, Source::Slot(slot))
+            }
+        }
+    }
+}
