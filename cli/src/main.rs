@@ -468,13 +468,13 @@ fn run_command(args: RunArgs) -> Result<bool> {
     );
     let job = sql::start(
         &pipeline,
+        &origin,
         &sql::SqlSettings {
             listen: args.sql_listen,
             retention_secs: args.sql_retention,
         },
         &args.output,
-    )
-    .with_context(|| format!("starting the SQL queries of {origin}"))?;
+    )?;
     let opts = RunOptions {
         workers: usize::from(args.workers),
         output_dir: args.output.clone(),

@@ -63,8 +63,13 @@ pub fn check_queries(pipeline: &Pipeline, origin: &str) -> Result<()> {
     let errors: Vec<String> = pipeline
         .queries
         .iter()
-        .filter_map(|q| engine.handle().block_on(engine.plan(def(q))).err())
-        .map(|e| format!("{origin}: {e}"))
+        .filter_map(|q| {
+            let e = engine.handle().block_on(engine.plan(def(q))).err()?;
+            Some(format!(
+                "{origin}: {e} (lines within the query; its SQL starts on line {} of the file)",
+                q.sql_line
+            ))
+        })
         .collect();
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
@@ -75,6 +80,7 @@ pub fn check_queries(pipeline: &Pipeline, origin: &str) -> Result<()> {
 /// Starts the SQL engine of a job when it has queries or serves SQL; `None` otherwise.
 pub fn start(
     pipeline: &Pipeline,
+    origin: &str,
     settings: &SqlSettings,
     output_dir: &Path,
 ) -> Result<Option<Job>> {
@@ -82,6 +88,7 @@ pub fn start(
         return Ok(None);
     }
     let engine = engine_for(pipeline, settings.retention_secs)?;
+    check_queries(pipeline, origin)?;
     for q in &pipeline.queries {
         let query = engine.handle().block_on(engine.plan(def(q)))?;
         let dir = q.dir.clone().unwrap_or_else(|| output_dir.to_path_buf());

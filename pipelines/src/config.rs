@@ -255,6 +255,9 @@ pub struct QueryDef {
     pub dir: Option<PathBuf>,
     /// How long a window stays open after the watermark passes its end.
     pub lateness: Duration,
+    /// Line of the pipeline file where the SQL text starts (1-based; 0 when not from a file),
+    /// so errors the SQL layer reports by line within the query can be found in the file.
+    pub sql_line: usize,
 }
 
 /// Sink kinds.
@@ -1469,9 +1472,15 @@ fn parse_query(
         }
     };
     r.finish(w);
+    let (sql, span) = sql?;
+    // A multi-line string drops the newline right after its opening quotes.
+    let opening = &w.text[span.start..w.text.len().min(span.start + 4)];
+    let skip = usize::from(opening.starts_with("\"\"\"\n") || opening.starts_with("'''\n"));
+    let sql_line = w.text[..span.start].matches('\n').count() + 1 + skip;
     Some(QueryDef {
         name: name?.0,
-        sql: sql?.0,
+        sql,
+        sql_line,
         sink: sink?,
         dir,
         lateness,
@@ -1488,6 +1497,32 @@ mod tests {
         assert_eq!(p.name, "daytrade");
         assert!(matches!(p.sources[0], SourceConfig::Synthetic(_)));
         assert!(p.stream_type("bars").is_some());
+    }
+
+    #[test]
+    fn queries_are_read_with_their_sink_lateness_and_line() {
+        let text = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"q\"\nsink = \"jsonl\"\nlateness = \"2s\"\nsql = \"\"\"\nSELECT 1\n\"\"\"\n";
+        let p = Pipeline::parse(text, "x.toml").unwrap();
+        assert_eq!(p.queries.len(), 1);
+        let q = &p.queries[0];
+        assert_eq!((q.name.as_str(), q.sql.trim()), ("q", "SELECT 1"));
+        assert_eq!(q.sink, SinkKind::Jsonl);
+        assert_eq!(q.lateness, Duration::from_secs(2));
+        assert_eq!(
+            q.sql_line, 9,
+            "the SQL text starts on the line after the quotes"
+        );
+
+        let bad = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsink = \"kafka\"\nsql = \"SELECT 1\"\n\n[[query]]\nsink = \"stdout\"\n";
+        let e = Pipeline::parse(bad, "x.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown query sink `kafka`"), "{e}");
+        assert!(e.contains("[[query]] #2"), "{e}");
+        let dup = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsql = \"SELECT 1\"\n";
+        let e = Pipeline::parse(dup, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("query name `trades` is already a stream or query name"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct SqlEngine {
     runtime: Option<Runtime>,
     handle: Handle,
     snapshot: SessionContext,
+    /// Held while stream tables are added to the snapshot context (concurrent queries).
+    registering: Mutex<()>,
     queries: Mutex<Vec<Running>>,
 }
 
@@ -75,6 +77,7 @@ impl SqlEngine {
             runtime,
             handle,
             snapshot,
+            registering: Mutex::new(()),
             queries: Mutex::new(Vec::new()),
         }
     }
@@ -91,16 +94,21 @@ impl SqlEngine {
 
     /// Answers a query over the streams' retained history and current state.
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
-        register_snapshot_tables(&self.snapshot, &self.hub)?;
+        self.register()?;
         let df = self.snapshot.sql_with_options(sql, read_only()).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         Ok((schema, batches))
     }
 
+    fn register(&self) -> Result<(), SqlError> {
+        let _guard = self.registering.lock().unwrap_or_else(|p| p.into_inner());
+        register_snapshot_tables(&self.snapshot, &self.hub)
+    }
+
     /// The result schema of a snapshot query, without running it.
     pub async fn plan_snapshot(&self, sql: &str) -> Result<SchemaRef, SqlError> {
-        register_snapshot_tables(&self.snapshot, &self.hub)?;
+        self.register()?;
         let df = self.snapshot.sql_with_options(sql, read_only()).await?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }

@@ -209,7 +209,12 @@ pub fn spawn(engine: Arc<SqlEngine>, addr: SocketAddr) -> Result<SocketAddr, Sql
         .map_err(|e| SqlError::Transport(e.to_string()))?;
     let service = FlightServiceServer::new(FlightSqlServer::new(engine));
     handle.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Small answers must not wait for delayed acknowledgements (40 ms each way).
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|c| {
+                let _ = c.set_nodelay(true);
+            })
+        });
         if let Err(e) = Server::builder()
             .add_service(service)
             .serve_with_incoming(incoming)
@@ -252,6 +257,7 @@ impl Client {
         };
         let channel = Endpoint::new(url.clone())
             .map_err(|e| SqlError::Transport(format!("bad address {addr}: {e}")))?
+            .tcp_nodelay(true)
             .connect()
             .await
             .map_err(|e| SqlError::Transport(format!("cannot connect to {addr}: {e}")))?;
