@@ -1416,19 +1416,7 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     }
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
-    let kind = kind.and_then(|(k, kspan)| match k.as_str() {
-        "stdout" => Some(SinkKind::Stdout { limit }),
-        "jsonl" => Some(SinkKind::Jsonl),
-        "parquet" => Some(SinkKind::Parquet),
-        "discard" => Some(SinkKind::Discard),
-        other => {
-            w.err(
-                kspan,
-                format!("unknown sink kind `{other}` (expected stdout, jsonl, parquet or discard)"),
-            );
-            None
-        }
-    });
+    let kind = kind.and_then(|(k, kspan)| sink_kind(w, &k, kspan, limit, "sink kind"));
     r.finish(w);
     // The streams are returned even when the kind was refused, so they are still checked.
     let streams = streams.unwrap_or_default();
@@ -1438,6 +1426,29 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
         dir,
     });
     (def, streams)
+}
+
+/// A sink kind by name; an unknown one is reported at `span` (`what`: how the error names it).
+fn sink_kind(
+    w: &mut Walker<'_>,
+    kind: &str,
+    span: Range<usize>,
+    limit: Option<u64>,
+    what: &str,
+) -> Option<SinkKind> {
+    match kind {
+        "stdout" => Some(SinkKind::Stdout { limit }),
+        "jsonl" => Some(SinkKind::Jsonl),
+        "parquet" => Some(SinkKind::Parquet),
+        "discard" => Some(SinkKind::Discard),
+        other => {
+            w.err(
+                span,
+                format!("unknown {what} `{other}` (expected stdout, jsonl, parquet or discard)"),
+            );
+            None
+        }
+    }
 }
 
 fn parse_query(
@@ -1455,21 +1466,7 @@ fn parse_query(
     let lateness = r.duration(w, "lateness").unwrap_or(Duration::ZERO);
     let sink = match sink {
         None => Some(SinkKind::Stdout { limit }),
-        Some((k, kspan)) => {
-            match k.as_str() {
-                "stdout" => Some(SinkKind::Stdout { limit }),
-                "jsonl" => Some(SinkKind::Jsonl),
-                "parquet" => Some(SinkKind::Parquet),
-                "discard" => Some(SinkKind::Discard),
-                other => {
-                    w.err(
-                    kspan,
-                    format!("unknown query sink `{other}` (expected stdout, jsonl, parquet or discard)"),
-                );
-                    None
-                }
-            }
-        }
+        Some((k, kspan)) => sink_kind(w, &k, kspan, limit, "query sink"),
     };
     r.finish(w);
     let (sql, span) = sql?;

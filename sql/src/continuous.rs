@@ -126,14 +126,14 @@ struct StateFeed {
     slot: Slot,
 }
 
-/// Splits batches into the rows before `bound` (by the time column) and the rest.
-fn split(
-    batches: Vec<RecordBatch>,
+/// Takes the rows before `bound` (by the time column) out of `pending`, leaving the rest.
+fn release(
+    pending: &mut Vec<RecordBatch>,
     time_index: usize,
     bound: i64,
-) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), SqlError> {
+) -> Result<Vec<RecordBatch>, SqlError> {
     let (mut before, mut after) = (Vec::new(), Vec::new());
-    for b in batches {
+    for b in std::mem::take(pending) {
         let times = b
             .column(time_index)
             .as_any()
@@ -159,7 +159,8 @@ fn split(
             after.push(filter_record_batch(&b, &rest)?);
         }
     }
-    Ok((before, after))
+    *pending = after;
+    Ok(before)
 }
 
 impl std::fmt::Debug for ContinuousQuery {
@@ -418,22 +419,12 @@ impl ContinuousQuery {
             released_to = watermark;
             let mut ready = false;
             for feed in self.plain.values_mut() {
-                let (now, later) = split(
-                    std::mem::take(&mut feed.pending),
-                    feed.time_index,
-                    watermark,
-                )?;
-                feed.pending = later;
+                let now = release(&mut feed.pending, feed.time_index, watermark)?;
                 ready |= !now.is_empty();
                 feed.slot.set(now);
             }
             for feed in self.state.values_mut() {
-                let (now, later) = split(
-                    std::mem::take(&mut feed.pending),
-                    feed.time_index,
-                    watermark,
-                )?;
-                feed.pending = later;
+                let now = release(&mut feed.pending, feed.time_index, watermark)?;
                 for b in &now {
                     remember_latest(&mut feed.latest, b, feed.key);
                 }
