@@ -296,11 +296,6 @@ impl ContinuousQuery {
         &self.def
     }
 
-    /// Whether the query is windowed.
-    pub fn windowed(&self) -> bool {
-        !self.feeds.is_empty()
-    }
-
     async fn execute(&self) -> Result<Vec<RecordBatch>, SqlError> {
         let state = self.ctx.state();
         let physical = DefaultPhysicalPlanner::default()

@@ -62,11 +62,6 @@ impl SqlEngine {
         Ok(Self::build(retention, Some(runtime), handle))
     }
 
-    /// An engine on an existing runtime.
-    pub fn with_handle(retention: Retention, handle: Handle) -> Self {
-        Self::build(retention, None, handle)
-    }
-
     fn build(retention: Retention, runtime: Option<Runtime>, handle: Handle) -> Self {
         let hub = Arc::new(Hub::new(retention));
         let snapshot =

@@ -75,7 +75,6 @@ struct Table {
     /// Batches with their largest event time.
     history: VecDeque<(i64, RecordBatch)>,
     rows: usize,
-    total_rows: u64,
     watermark: Option<i64>,
     finished: bool,
     /// The last row per instrument: (batch, row).
@@ -171,7 +170,6 @@ impl Hub {
                 time_index,
                 history: VecDeque::new(),
                 rows: 0,
-                total_rows: 0,
                 watermark: None,
                 finished: false,
                 latest,
@@ -192,11 +190,6 @@ impl Hub {
     /// One stream's description.
     pub fn stream(&self, name: &str) -> Option<StreamInfo> {
         self.lock().tables.get(name).map(|t| t.info.clone())
-    }
-
-    /// Rows of a stream received so far.
-    pub fn rows_received(&self, name: &str) -> u64 {
-        self.lock().tables.get(name).map_or(0, |t| t.total_rows)
     }
 
     /// Problems met while receiving (batches refused); each names its stream.
@@ -263,11 +256,6 @@ impl Hub {
             senders(&inner.subscribers, name)
         };
         self.deliver(targets, Event::Finish(Arc::from(name)));
-    }
-
-    /// Whether every declared stream has ended.
-    pub fn all_finished(&self) -> bool {
-        self.lock().tables.values().all(|t| t.finished)
     }
 
     /// Subscribes to streams; the receiver gets their events from now on, starting with each
@@ -413,7 +401,6 @@ impl Table {
             .map(|t| t.iter().flatten().max().unwrap_or(i64::MIN))
             .unwrap_or(i64::MIN);
         self.rows += batch.num_rows();
-        self.total_rows += batch.num_rows() as u64;
         self.history.push_back((max, batch.clone()));
         if let Some((key, rows)) = &mut self.latest {
             remember_latest(rows, batch, *key);
