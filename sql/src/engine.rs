@@ -35,6 +35,7 @@ struct Running {
 /// See the module documentation.
 pub struct SqlEngine {
     hub: Arc<Hub>,
+    /// Taken when the engine is dropped, to shut the runtime down without waiting.
     runtime: Option<Runtime>,
     handle: Handle,
     snapshot: SessionContext,
@@ -59,22 +60,18 @@ impl SqlEngine {
             .build()
             .map_err(|e| SqlError::Execution(format!("cannot start the SQL runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        Ok(Self::build(retention, Some(runtime), handle))
-    }
-
-    fn build(retention: Retention, runtime: Option<Runtime>, handle: Handle) -> Self {
         let hub = Arc::new(Hub::new(retention));
         let snapshot =
             SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
         WindowFunction::register(&snapshot, &hub, None);
-        Self {
+        Ok(Self {
             hub,
-            runtime,
+            runtime: Some(runtime),
             handle,
             snapshot,
             registering: Mutex::new(()),
             queries: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// The hub the pipeline's streams go into.

@@ -427,13 +427,9 @@ impl WindowBuffer {
                 // in (previous, boundary].
                 let mut ends = BTreeSet::new();
                 for &pane in panes.range(..boundary).map(|(p, _)| p) {
-                    let mut end = pane.saturating_add(slide);
-                    while end <= pane.saturating_add(size) {
-                        if end > previous && end <= boundary {
-                            ends.insert(end);
-                        }
-                        end = end.saturating_add(slide);
-                    }
+                    ends.extend(
+                        window_ends(pane, slide, size).filter(|&e| e > previous && e <= boundary),
+                    );
                 }
                 for end in ends {
                     let start = end - size;
@@ -481,11 +477,7 @@ impl WindowBuffer {
             State::Panes { slide, size, panes } => {
                 let mut ends = BTreeSet::new();
                 for &pane in panes.keys() {
-                    let mut end = pane + slide;
-                    while end <= pane + size {
-                        ends.insert(end);
-                        end += slide;
-                    }
+                    ends.extend(window_ends(pane, *slide, *size));
                 }
                 for end in ends {
                     let start = end - size;
@@ -506,6 +498,11 @@ impl WindowBuffer {
         }
         Ok(out)
     }
+}
+
+/// The ends of the windows holding the pane that starts at `pane`.
+fn window_ends(pane: i64, slide: i64, size: i64) -> impl Iterator<Item = i64> {
+    (1..=size / slide).map(move |k| pane.saturating_add(k.saturating_mul(slide)))
 }
 
 /// Adds one run of rows, `[start, last]`, to a key's sessions, merging every session it
