@@ -467,7 +467,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         if args.workers == 1 { "" } else { "s" }
     );
     let job = sql::start(
-        &pipeline,
+        &mut pipeline,
         &origin,
         &sql::SqlSettings {
             listen: args.sql_listen,
@@ -481,6 +481,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         speed: args.speed,
         progress,
         tap: job.as_ref().map(sql::Job::tap),
+        query_feeds: job.as_ref().map(|j| j.feeds.clone()).unwrap_or_default(),
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;
@@ -520,8 +521,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
-        Command::Validate { pipeline } => load(pipeline.as_ref()).and_then(|(p, origin)| {
-            sql::check_queries(&p, &origin)?;
+        Command::Validate { pipeline } => load(pipeline.as_ref()).and_then(|(mut p, origin)| {
+            sql::check_queries(&mut p, &origin)?;
+            tickflow_pipelines::check_operators(&p).with_context(|| origin.clone())?;
             println!(
                 "{origin}: ok ({} source(s), {} operator(s), {} sink(s), {} quer{})",
                 p.sources.len(),

@@ -1,16 +1,22 @@
 //! The SQL side of the command: the engine of a running job (its `[[query]]`s and the Flight
 //! SQL endpoint), and `tickflow sql`, the client.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 
 use anyhow::{Context, Result, bail};
-use tickflow_pipelines::{Pipeline, QueryDef as PipelineQuery, SinkKind, stream_schemas};
+use arrow_array::RecordBatch;
+use tickflow_pipelines::{
+    FeedEvent, Pipeline, QueryDef as PipelineQuery, QueryFeeds, QuerySink, SinkKind, row_columns,
+    stream_schemas,
+};
 use tickflow_sinks::StreamTap;
 use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Stdout};
-use tickflow_sql::{QueryDef, Retention, SqlEngine, flight};
+use tickflow_sql::{ContinuousQuery, QueryDef, Retention, SqlEngine, SqlError, flight};
 
 /// Result rows printed per query by a `stdout` query sink when the pipeline sets no limit.
 const STDOUT_ROWS: u64 = 50;
@@ -29,6 +35,37 @@ pub struct Job {
     pub engine: Arc<SqlEngine>,
     /// Where Flight SQL answers, if it does.
     pub address: Option<SocketAddr>,
+    /// The results of the queries whose output is a stream, for the dataflow.
+    pub feeds: QueryFeeds,
+}
+
+/// A query's results on their way into the dataflow (`sink = "stream"`). The channel is
+/// unbounded: the query must never wait for the dataflow, which may itself be waiting for the
+/// query's input to be taken (see `tickflow_pipelines::query_stream`).
+struct ToStream {
+    name: String,
+    tx: Sender<FeedEvent>,
+}
+
+impl ToStream {
+    fn send(&self, event: FeedEvent) -> Result<(), SqlError> {
+        self.tx.send(event).map_err(|_| SqlError::Sink {
+            sink: format!("stream {}", self.name),
+            reason: "the pipeline has stopped".into(),
+        })
+    }
+}
+
+impl QueryOutput for ToStream {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
+        self.send(FeedEvent::Rows(batch.clone()))
+    }
+    fn watermark(&mut self, t: i64) -> Result<(), SqlError> {
+        self.send(FeedEvent::Watermark(t))
+    }
+    fn finish(&mut self) -> Result<(), SqlError> {
+        self.send(FeedEvent::End)
+    }
 }
 
 fn engine_for(pipeline: &Pipeline, retention_secs: u64) -> Result<Arc<SqlEngine>> {
@@ -54,32 +91,94 @@ fn def(q: &PipelineQuery) -> QueryDef {
     }
 }
 
-/// Plans every `[[query]]` of the pipeline against its streams; all problems at once.
-pub fn check_queries(pipeline: &Pipeline, origin: &str) -> Result<()> {
+/// Plans every `[[query]]` of the pipeline against its streams, in file order; all problems
+/// at once. A query whose results are a stream gets its columns recorded in the pipeline and
+/// its table declared, so the queries after it can read it; it may not read a stream that
+/// depends on its own results.
+fn plan_all(
+    engine: &SqlEngine,
+    pipeline: &mut Pipeline,
+    origin: &str,
+) -> Result<Vec<ContinuousQuery>> {
+    let mut planned = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    // Query stream -> the streams its query reads.
+    let mut reads: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for q in pipeline.queries.clone() {
+        let at = |e: &dyn std::fmt::Display| {
+            format!(
+                "{origin}: {e} (lines within the query; its SQL starts on line {} of the file)",
+                q.sql_line
+            )
+        };
+        let query = match engine.handle().block_on(engine.plan(def(&q))) {
+            Ok(query) => query,
+            Err(e) => {
+                let hint = if pipeline.stream_query(&q.name).is_some()
+                    || !e.to_string().contains("not found")
+                {
+                    String::new()
+                } else {
+                    " (a query reads the streams of the queries declared before it)".into()
+                };
+                errors.push(format!("{}{hint}", at(&e)));
+                continue;
+            }
+        };
+        if q.sink == QuerySink::Stream {
+            let mut problem = None;
+            let downstream = pipeline.downstream_of(&q.name, &reads);
+            if let Some(cycle) = query.streams().iter().find(|s| downstream.contains(*s)) {
+                problem = Some(format!(
+                    "query {}: it reads `{cycle}`, which is computed from its own results; a \
+                     query stream cannot feed itself",
+                    q.name
+                ));
+            }
+            match row_columns(&q.name, query.schema(), q.time.as_deref()) {
+                Ok(columns) if problem.is_none() => {
+                    if let Err(e) = pipeline.set_query_columns(&q.name, columns) {
+                        problem = Some(e);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => problem = Some(e),
+            }
+            if let Some(p) = problem {
+                errors.push(at(&p));
+                continue;
+            }
+            reads.insert(q.name.clone(), query.streams().to_vec());
+            if let Some(s) = stream_schemas(pipeline)
+                .into_iter()
+                .find(|s| s.name == q.name)
+            {
+                engine.hub().declare(&s.name, s.schema, s.time_column)?;
+            }
+        }
+        planned.push(query);
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(planned)
+}
+
+/// Plans every `[[query]]` of the pipeline against its streams, all problems at once, and
+/// records the columns of the query streams in `pipeline`.
+pub fn check_queries(pipeline: &mut Pipeline, origin: &str) -> Result<()> {
     if pipeline.queries.is_empty() {
         return Ok(());
     }
     let engine = engine_for(pipeline, 60)?;
-    let errors: Vec<String> = pipeline
-        .queries
-        .iter()
-        .filter_map(|q| {
-            let e = engine.handle().block_on(engine.plan(def(q))).err()?;
-            Some(format!(
-                "{origin}: {e} (lines within the query; its SQL starts on line {} of the file)",
-                q.sql_line
-            ))
-        })
-        .collect();
-    if !errors.is_empty() {
-        bail!("{}", errors.join("\n"));
-    }
-    Ok(())
+    plan_all(&engine, pipeline, origin).map(drop)
 }
 
 /// Starts the SQL engine of a job when it has queries or serves SQL; `None` otherwise.
+/// Starts the SQL engine of a job when it has queries or serves SQL; `None` otherwise. The
+/// columns of the query streams are recorded in `pipeline`.
 pub fn start(
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     origin: &str,
     settings: &SqlSettings,
     output_dir: &Path,
@@ -88,21 +187,32 @@ pub fn start(
         return Ok(None);
     }
     let engine = engine_for(pipeline, settings.retention_secs)?;
-    check_queries(pipeline, origin)?;
-    for q in &pipeline.queries {
-        let query = engine.handle().block_on(engine.plan(def(q)))?;
+    let feeds = QueryFeeds::default();
+    for query in plan_all(&engine, pipeline, origin)? {
+        let name = query.def().name.clone();
+        let q = pipeline
+            .queries
+            .iter()
+            .find(|q| q.name == name)
+            .context("a planned query is not in the pipeline")?;
         let dir = q.dir.clone().unwrap_or_else(|| output_dir.to_path_buf());
-        if matches!(q.sink, SinkKind::Jsonl | SinkKind::Parquet) {
+        if matches!(q.sink, QuerySink::Sink(SinkKind::Jsonl | SinkKind::Parquet)) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let output: Box<dyn QueryOutput> = match q.sink {
-            SinkKind::Stdout { limit } => Box::new(Stdout::new(
+        let output: Box<dyn QueryOutput> = match &q.sink {
+            QuerySink::Sink(SinkKind::Stdout { limit }) => Box::new(Stdout::new(
                 &q.name,
                 usize::try_from(limit.unwrap_or(STDOUT_ROWS)).unwrap_or(usize::MAX),
             )),
-            SinkKind::Jsonl => Box::new(Jsonl::create(&dir, &q.name)?),
-            SinkKind::Parquet => Box::new(Parquet::create(&dir, &q.name, query.schema().clone())?),
-            SinkKind::Discard => Box::new(Discard),
+            QuerySink::Sink(SinkKind::Jsonl) => Box::new(Jsonl::create(&dir, &q.name)?),
+            QuerySink::Sink(SinkKind::Parquet) => {
+                Box::new(Parquet::create(&dir, &q.name, query.schema().clone())?)
+            }
+            QuerySink::Sink(SinkKind::Discard) => Box::new(Discard),
+            QuerySink::Stream => Box::new(ToStream {
+                name: q.name.clone(),
+                tx: feeds.open(&q.name),
+            }),
         };
         engine.start(query, output)?;
     }
@@ -114,7 +224,11 @@ pub fn start(
         }
         None => None,
     };
-    Ok(Some(Job { engine, address }))
+    Ok(Some(Job {
+        engine,
+        address,
+        feeds,
+    }))
 }
 
 impl Job {
@@ -174,7 +288,7 @@ pub fn query_command(connect: &str, statement: &str, continuous: bool) -> Result
             let (schema, batches) = client.query(&statement).await?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             if batches.is_empty() {
-                let empty = arrow_array::RecordBatch::new_empty(schema);
+                let empty = RecordBatch::new_empty(schema);
                 println!("{}", arrow_cast::pretty::pretty_format_batches(&[empty])?);
             } else {
                 println!("{}", arrow_cast::pretty::pretty_format_batches(&batches)?);

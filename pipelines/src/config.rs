@@ -4,6 +4,7 @@
 //! — unknown keys, wrong types, bad values, dangling stream names — each with `file:line:column`.
 //! The format is documented in the README and by `pipelines/daytrade.toml`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -249,8 +250,15 @@ pub struct QueryDef {
     pub name: String,
     /// The SELECT statement.
     pub sql: String,
-    /// Where the results go (`stdout`, `jsonl`, `parquet` or `discard`).
-    pub sink: SinkKind,
+    /// Where the results go: a sink (`stdout`, `jsonl`, `parquet` or `discard`), or a stream
+    /// of the dataflow named after the query (`stream`).
+    pub sink: QuerySink,
+    /// For a query whose results are a stream: the event-time column of its rows (`time`;
+    /// `None` picks `window_end`, `end` or `ts_event`, the first the results have).
+    pub time: Option<String>,
+    /// For a query whose results are a stream: the value columns its rows carry, known once the
+    /// SQL layer has planned the query ([`Pipeline::set_query_columns`]).
+    pub columns: Option<Vec<String>>,
     /// Directory for file outputs; `None` means the run's output directory.
     pub dir: Option<PathBuf>,
     /// How long a window stays open after the watermark passes its end.
@@ -258,6 +266,17 @@ pub struct QueryDef {
     /// Line of the pipeline file where the SQL text starts (1-based; 0 when not from a file),
     /// so errors the SQL layer reports by line within the query can be found in the file.
     pub sql_line: usize,
+}
+
+/// Where a query's results go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuerySink {
+    /// A sink of their own.
+    Sink(SinkKind),
+    /// A row stream of the dataflow, named after the query, that later operators (signals,
+    /// predict), sinks and queries read: one row per result row, keyed by `instrument_id`, at
+    /// its event-time column, carrying the numeric columns as values.
+    Stream,
 }
 
 /// Sink kinds.
@@ -284,21 +303,90 @@ impl Pipeline {
             "quotes" => Some(StreamType::Quotes),
             "book" => Some(StreamType::Book),
             "rejects" => Some(StreamType::Rejects),
-            _ => self.operators.iter().find_map(|o| {
-                if o.name == name {
-                    return Some(o.kind.output_type());
-                }
-                o.kind
-                    .extra_outputs()
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, t)| t)
-            }),
+            _ => self
+                .operators
+                .iter()
+                .find_map(|o| {
+                    if o.name == name {
+                        return Some(o.kind.output_type());
+                    }
+                    o.kind
+                        .extra_outputs()
+                        .into_iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, t)| t)
+                })
+                .or_else(|| self.stream_query(name).map(|_| StreamType::Indicators)),
         }
+    }
+
+    /// The query whose results are stream `name`, if there is one.
+    pub fn stream_query(&self, name: &str) -> Option<&QueryDef> {
+        self.stream_queries().find(|q| q.name == name)
+    }
+
+    /// The queries whose results are streams, in file order.
+    pub fn stream_queries(&self) -> impl Iterator<Item = &QueryDef> {
+        self.queries
+            .iter()
+            .filter(|q| matches!(q.sink, QuerySink::Stream))
+    }
+
+    /// Records the event-time and value columns of the stream of query `name`, once the SQL
+    /// layer has planned it ([`crate::row_columns`]). Errors when the pipeline has no such
+    /// stream query.
+    pub fn set_query_columns(
+        &mut self,
+        name: &str,
+        columns: crate::RowColumns,
+    ) -> Result<(), String> {
+        let q = self
+            .queries
+            .iter_mut()
+            .find(|q| q.name == name && matches!(q.sink, QuerySink::Stream))
+            .ok_or_else(|| format!("the pipeline has no query `{name}` with sink = \"stream\""))?;
+        q.time = Some(columns.time);
+        q.columns = Some(columns.values);
+        Ok(())
+    }
+
+    /// Every stream that depends on `stream`: the outputs of the operators that read it, and of
+    /// the operators that read those, and so on, through `queries`' streams too
+    /// (`queries`: query stream name → the streams that query reads).
+    pub fn downstream_of(
+        &self,
+        stream: &str,
+        queries: &BTreeMap<String, Vec<String>>,
+    ) -> BTreeSet<String> {
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut todo = vec![stream.to_string()];
+        while let Some(s) = todo.pop() {
+            let mut outputs: Vec<String> = Vec::new();
+            for o in &self.operators {
+                if o.input == s || o.kind.extra_inputs().iter().any(|(x, _)| *x == s) {
+                    outputs.push(o.name.clone());
+                    outputs.extend(o.kind.extra_outputs().into_iter().map(|(n, _)| n));
+                }
+            }
+            for (q, reads) in queries {
+                if reads.contains(&s) {
+                    outputs.push(q.clone());
+                }
+            }
+            for out in outputs {
+                if found.insert(out.clone()) {
+                    todo.push(out);
+                }
+            }
+        }
+        found
     }
 
     /// Column names of a row stream (indicators or features); empty for any other stream.
     pub fn columns(&self, stream: &str) -> Vec<String> {
+        if let Some(q) = self.stream_query(stream) {
+            return q.columns.clone().unwrap_or_default();
+        }
         columns_of(
             self.operators
                 .iter()
@@ -322,6 +410,7 @@ impl Pipeline {
         BUILTIN_STREAMS
             .iter()
             .map(|s| s.to_string())
+            .chain(self.stream_queries().map(|q| q.name.clone()))
             .chain(self.operators.iter().flat_map(|o| {
                 std::iter::once(o.name.clone())
                     .chain(o.kind.extra_outputs().into_iter().map(|(n, _)| n))
@@ -883,6 +972,20 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         ("book".into(), Some(StreamType::Book)),
         ("rejects".into(), Some(StreamType::Rejects)),
     ];
+    // Queries have names of their own; a query whose results are a stream is known to every
+    // operator (what the query itself reads is checked when the SQL layer plans it).
+    for (n, (q, span)) in queries.iter().enumerate() {
+        if known.iter().any(|(k, _)| *k == q.name)
+            || queries[..n].iter().any(|(o, _)| o.name == q.name)
+        {
+            w.err(
+                span.clone(),
+                format!("query name `{}` is already a stream or query name", q.name),
+            );
+        } else if q.sink == QuerySink::Stream {
+            known.push((q.name.clone(), Some(StreamType::Indicators)));
+        }
+    }
     for op in &operators {
         if known.iter().any(|(n, _)| *n == op.name) {
             w.err(op.name_span.clone(), format!("stream `{}` is already defined; operator names must be unique and differ from {}", op.name, BUILTIN_STREAMS.join(", ")));
@@ -1009,10 +1112,8 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             }
         }
     }
-    for (n, (q, span)) in queries.iter().enumerate() {
-        if known.iter().any(|(k, _)| *k == q.name)
-            || queries[..n].iter().any(|(o, _)| o.name == q.name)
-        {
+    for (q, span) in &queries {
+        if q.sink != QuerySink::Stream && operators.iter().any(|o| o.name == q.name) {
             w.err(
                 span.clone(),
                 format!("query name `{}` is already a stream or query name", q.name),
@@ -1045,7 +1146,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
 /// An exchange fed by a risk operator cancels what still works when that operator's kill switch
 /// engages (`kill_at`).
 fn wire_kill_switches(operators: &mut [OperatorDef]) {
-    let kills: std::collections::BTreeMap<String, Option<Timestamp>> = operators
+    let kills: BTreeMap<String, Option<Timestamp>> = operators
         .iter()
         .filter_map(|o| match &o.kind {
             OperatorKind::Risk { config, .. } => Some((o.name.clone(), config.kill_at)),
@@ -1444,7 +1545,14 @@ fn sink_kind(
         other => {
             w.err(
                 span,
-                format!("unknown {what} `{other}` (expected stdout, jsonl, parquet or discard)"),
+                format!(
+                    "unknown {what} `{other}` (expected stdout, jsonl, parquet, {}discard)",
+                    if what == "query sink" {
+                        "stream or "
+                    } else {
+                        "or "
+                    }
+                ),
             );
             None
         }
@@ -1464,10 +1572,19 @@ fn parse_query(
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
     let lateness = r.duration(w, "lateness").unwrap_or(Duration::ZERO);
+    let time = r.string(w, "time");
     let sink = match sink {
-        None => Some(SinkKind::Stdout { limit }),
-        Some((k, kspan)) => sink_kind(w, &k, kspan, limit, "query sink"),
+        None => Some(QuerySink::Sink(SinkKind::Stdout { limit })),
+        Some((k, _)) if k == "stream" => Some(QuerySink::Stream),
+        Some((k, kspan)) => sink_kind(w, &k, kspan, limit, "query sink").map(QuerySink::Sink),
     };
+    if let (Some((_, tspan)), Some(QuerySink::Sink(_))) = (&time, &sink) {
+        w.err(
+            tspan.clone(),
+            "`time` names the event-time column of a query stream; it needs sink = \"stream\""
+                .to_string(),
+        );
+    }
     r.finish(w);
     let (sql, span) = sql?;
     // A multi-line string drops the newline right after its opening quotes.
@@ -1481,6 +1598,8 @@ fn parse_query(
         sink: sink?,
         dir,
         lateness,
+        time: time.map(|(t, _)| t),
+        columns: None,
     })
 }
 
@@ -1503,7 +1622,7 @@ mod tests {
         assert_eq!(p.queries.len(), 1);
         let q = &p.queries[0];
         assert_eq!((q.name.as_str(), q.sql.trim()), ("q", "SELECT 1"));
-        assert_eq!(q.sink, SinkKind::Jsonl);
+        assert_eq!(q.sink, QuerySink::Sink(SinkKind::Jsonl));
         assert_eq!(q.lateness, Duration::from_secs(2));
         assert_eq!(
             q.sql_line, 9,
@@ -1520,6 +1639,85 @@ mod tests {
             e.contains("query name `trades` is already a stream or query name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_query_stream_is_a_row_stream_that_operators_read() {
+        let text = r#"[[source]]
+kind = "synthetic"
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[operator]]
+name = "signals"
+kind = "signals"
+input = "flow"
+buy = "x > 1"
+sell = "x < -1"
+
+[[operator]]
+name = "orders"
+kind = "risk"
+input = "signals"
+prices = "bars"
+fills = "fills"
+
+[[operator]]
+name = "fills"
+kind = "exchange"
+input = "orders"
+
+[[query]]
+name = "flow"
+sink = "stream"
+time = "window_end"
+sql = "SELECT 1"
+"#;
+        let p = Pipeline::parse(text, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.stream_type("flow"), Some(StreamType::Indicators));
+        assert!(p.stream_names().contains(&"flow".to_string()));
+        assert!(p.columns("flow").is_empty(), "unknown until planned");
+        let mut p = p;
+        p.set_query_columns(
+            "flow",
+            crate::RowColumns {
+                time: "window_end".into(),
+                values: vec!["x".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(p.columns("flow"), ["x"]);
+        assert!(
+            p.set_query_columns(
+                "signals",
+                crate::RowColumns {
+                    time: String::new(),
+                    values: vec![]
+                }
+            )
+            .is_err()
+        );
+        // What depends on the query stream, through a query reading `orders`.
+        let reads = BTreeMap::from([
+            ("flow".to_string(), vec!["trades".to_string()]),
+            ("late".to_string(), vec!["orders".to_string()]),
+        ]);
+        let down = p.downstream_of("flow", &reads);
+        for s in ["signals", "orders", "fills", "late"] {
+            assert!(down.contains(s), "{s} in {down:?}");
+        }
+        assert!(
+            !down.contains("bars") && !down.contains("trades"),
+            "{down:?}"
+        );
+
+        let clash = text.replace("name = \"flow\"", "name = \"bars\"");
+        let e = Pipeline::parse(&clash, "x.toml").unwrap_err().to_string();
+        assert!(e.contains("stream `bars` is already defined"), "{e}");
     }
 
     #[test]

@@ -10,15 +10,21 @@
 //! - `runtime`: workers, source driving, sinks, progress.
 //! - `stats`: counters shared by the workers, and the run summary.
 //! - `train`: training a model on the pipeline's own features.
+//! - `query_stream`: results of SQL queries fed back into the dataflow as streams.
 
 pub mod config;
+pub mod query_stream;
 pub mod report;
 pub mod runtime;
 pub mod stats;
 pub mod train;
 
-pub use crate::config::{ConfigErrors, LoadError, Pipeline, QueryDef, SinkDef, SinkKind};
+pub use crate::config::{
+    ConfigErrors, LoadError, Pipeline, QueryDef, QuerySink, SinkDef, SinkKind,
+};
+pub use crate::query_stream::{FeedEvent, QueryFeeds, RowColumns, row_columns};
 pub use crate::runtime::{
-    ProgressFn, RunError, RunOptions, StreamSchema, format_progress, run, stream_schemas,
+    ProgressFn, RunError, RunOptions, StreamSchema, check_operators, format_progress, run,
+    stream_schemas,
 };
 pub use crate::stats::{Progress, Summary};

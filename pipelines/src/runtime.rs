@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -45,6 +46,7 @@ use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
+use crate::query_stream::{self, FeedEvent, QueryFeeds};
 use crate::report::ReportBuilder;
 use crate::stats::{Progress, Stats, Summary};
 
@@ -72,6 +74,9 @@ pub struct RunOptions {
     pub progress_interval: std::time::Duration,
     /// Receives every stream as Arrow batches with watermarks (the SQL layer).
     pub tap: Option<Arc<dyn StreamTap>>,
+    /// The results of the queries whose output is a stream (`sink = "stream"`), from the SQL
+    /// layer; the run takes them.
+    pub query_feeds: QueryFeeds,
 }
 
 impl Default for RunOptions {
@@ -83,6 +88,7 @@ impl Default for RunOptions {
             progress: None,
             progress_interval: std::time::Duration::from_secs(2),
             tap: None,
+            query_feeds: QueryFeeds::default(),
         }
     }
 }
@@ -287,6 +293,13 @@ pub fn stream_schemas(pipeline: &Pipeline) -> Vec<StreamSchema> {
         .stream_names()
         .into_iter()
         .filter_map(|name| {
+            // A query stream's columns are known once its query is planned.
+            if pipeline
+                .stream_query(&name)
+                .is_some_and(|q| q.columns.is_none())
+            {
+                return None;
+            }
             let ty = pipeline.stream_type(&name)?;
             let schema = stream_schema(ty, &pipeline.columns(&name));
             let time_column = tickflow_sinks::tap::time_column(&schema)?;
@@ -334,28 +347,15 @@ struct Shared {
     /// Predict operators by name, their models loaded and checked once before the workers
     /// start; each worker takes a copy (the weights are shared, not copied).
     predictors: BTreeMap<String, Predict>,
+    /// The feeds of the query streams, taken by worker 0.
+    query_feeds: Mutex<Option<BTreeMap<String, Receiver<FeedEvent>>>>,
 }
 
-/// Runs a pipeline to completion.
-pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> {
-    if opts.workers == 0 || opts.workers > 256 {
-        return Err(RunError::Options(format!(
-            "--workers must be between 1 and 256, got {}",
-            opts.workers
-        )));
-    }
-    if let Some(s) = opts.speed
-        && !(s.is_finite() && s > 0.0)
-    {
-        return Err(RunError::Options(format!(
-            "--speed must be a positive number, got {s}"
-        )));
-    }
-    let plan = tickflow_sources::plan(&pipeline.sources)?;
-    let registry = Arc::new(plan.registry.clone());
-    let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
-    // Refuse bad operator parameters before any thread starts.
-    Normalize::new(normalize_config(pipeline, &origins))?;
+/// Checks every operator's parameters against the streams it reads (signal rules name columns
+/// the input has, models match their input's features), loading the models of the predict
+/// operators, which it returns by operator name. A query stream's columns must have been
+/// recorded first.
+pub fn check_operators(pipeline: &Pipeline) -> Result<BTreeMap<String, Predict>, RunError> {
     let mut predictors = BTreeMap::new();
     for op in &pipeline.operators {
         match &op.kind {
@@ -378,17 +378,51 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             OperatorKind::Portfolio { .. } => {}
         }
     }
+    Ok(predictors)
+}
+
+/// Runs a pipeline to completion.
+pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> {
+    if opts.workers == 0 || opts.workers > 256 {
+        return Err(RunError::Options(format!(
+            "--workers must be between 1 and 256, got {}",
+            opts.workers
+        )));
+    }
+    if let Some(s) = opts.speed
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(RunError::Options(format!(
+            "--speed must be a positive number, got {s}"
+        )));
+    }
+    let feeds = opts.query_feeds.names();
+    for q in pipeline.stream_queries() {
+        if q.columns.is_none() || !feeds.contains(&q.name) {
+            return Err(RunError::Options(format!(
+                "query `{}` has sink = \"stream\", but no SQL engine runs it: its stream is fed \
+                 by the SQL layer, which `tickflow run` starts",
+                q.name
+            )));
+        }
+    }
+    let plan = tickflow_sources::plan(&pipeline.sources)?;
+    let registry = Arc::new(plan.registry.clone());
+    let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
+    // Refuse bad operator parameters before any thread starts.
+    Normalize::new(normalize_config(pipeline, &origins))?;
+    let predictors = check_operators(pipeline)?;
     let mut sinks = create_sinks(pipeline, opts, &registry)?;
     if let Some(tap) = &opts.tap {
         add_taps(pipeline, tap, &registry, &mut sinks)?;
     }
     let operator_streams: Vec<String> = pipeline
-        .operators
-        .iter()
-        .flat_map(|o| {
+        .stream_queries()
+        .map(|q| q.name.clone())
+        .chain(pipeline.operators.iter().flat_map(|o| {
             std::iter::once(o.name.clone())
                 .chain(o.kind.extra_outputs().into_iter().map(|(n, _)| n))
-        })
+        }))
         .collect();
     let stats = Arc::new(Stats::new(&operator_streams));
     let shared = Arc::new(Shared {
@@ -401,6 +435,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         speed: opts.speed,
         tapped: opts.tap.is_some(),
         predictors,
+        query_feeds: Mutex::new(Some(opts.query_feeds.take())),
     });
 
     let started = Instant::now();
@@ -559,7 +594,7 @@ fn build<'s>(
     mut sinks: BTreeMap<String, TypedSinks>,
     flow: &ProbeHandle<Time>,
     probe: &ProbeHandle<Time>,
-) -> Result<(InputEnds, InputEnds2), String> {
+) -> Result<(InputEnds, InputEnds2, Vec<QueryInput>), String> {
     let stats = &shared.stats;
     let ((events_in, events_cap), events) = scope.new_unordered_input::<Stamped<MarketEvent>>();
     let ((rejects_in, rejects_cap), parse_rejects) = scope.new_unordered_input::<Stamped<Reject>>();
@@ -607,6 +642,25 @@ fn build<'s>(
 
     let stream_index = |name: &str| stats.streams.iter().position(|(n, _)| n == name);
     let gran = shared.pipeline.granularity.nanos().max(1);
+    // Query streams: inputs fed by worker 0 from the SQL layer.
+    let mut query_inputs = Vec::new();
+    for q in shared.pipeline.stream_queries() {
+        let ((handle, cap), stream) = scope.new_unordered_input::<Stamped<IndicatorRow>>();
+        let index = stream_index(&q.name).ok_or("query stream without a counter")?;
+        streams.insert(
+            q.name.clone(),
+            Handle::Indicators(counted(stream, stats, index)),
+        );
+        query_inputs.push(QueryInput {
+            name: q.name.clone(),
+            handle,
+            cap: Some(cap),
+            feed: None,
+            time: q.time.clone().unwrap_or_default(),
+            names: shared.pipeline.columns(&q.name).into(),
+            unkeyed: 0,
+        });
+    }
     // Feedback edges still to close: (fills stream, loop handle).
     let mut loops = Vec::new();
     for op in &shared.pipeline.operators {
@@ -863,7 +917,11 @@ fn build<'s>(
             Handle::Portfolio(s) => attach_as!(s, Portfolio),
         }
     }
-    Ok(((events_in, events_cap), (rejects_in, rejects_cap)))
+    Ok((
+        (events_in, events_cap),
+        (rejects_in, rejects_cap),
+        query_inputs,
+    ))
 }
 
 /// Feeds the trading streams to the report: the taps gather every record on worker 0, which
@@ -965,6 +1023,101 @@ type InputEnds2 = (
     timely::dataflow::operators::vec::unordered_input::UnorderedHandle<Time, Stamped<Reject>>,
     timely::dataflow::operators::ActivateCapability<Time>,
 );
+
+/// The input of one query stream. Worker 0 feeds it from the SQL layer; the other workers
+/// release their capability at once.
+struct QueryInput {
+    name: String,
+    handle: timely::dataflow::operators::vec::unordered_input::UnorderedHandle<
+        Time,
+        Stamped<IndicatorRow>,
+    >,
+    cap: Option<timely::dataflow::operators::ActivateCapability<Time>>,
+    feed: Option<Receiver<FeedEvent>>,
+    /// The event-time column of the results.
+    time: String,
+    /// The value columns.
+    names: Arc<[String]>,
+    /// Result rows left out for want of an instrument or an event time.
+    unkeyed: usize,
+}
+
+impl QueryInput {
+    /// Moves what the query has sent into the dataflow; returns whether anything came. A row
+    /// goes out at its own event time, or at the query's watermark when it is behind it.
+    fn pump(&mut self, gran: i64, stats: &Stats) -> bool {
+        let (Some(feed), Some(cap)) = (self.feed.as_ref(), self.cap.as_mut()) else {
+            return false;
+        };
+        let mut any = false;
+        let mut ended = None;
+        loop {
+            match feed.try_recv() {
+                Ok(FeedEvent::Rows(batch)) => {
+                    any = true;
+                    match query_stream::decode(&batch, &self.time, &self.names) {
+                        Ok((rows, unkeyed)) => {
+                            self.unkeyed += unkeyed;
+                            let now = *cap.time();
+                            self.handle.activate().session(&*cap).give_iterator(
+                                rows.into_iter()
+                                    .map(|r| (floor(r.end.nanos(), gran).max(now), r)),
+                            );
+                        }
+                        Err(e) => stats.error(format!(
+                            "query stream {}: a result batch was refused: {e}",
+                            self.name
+                        )),
+                    }
+                }
+                Ok(FeedEvent::Watermark(w)) => {
+                    any = true;
+                    let t = floor(w, gran);
+                    if t > *cap.time() {
+                        cap.downgrade(&t);
+                    }
+                }
+                Ok(FeedEvent::End) => {
+                    ended = Some(true);
+                    break;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    ended = Some(false);
+                    break;
+                }
+            }
+        }
+        if let Some(clean) = ended {
+            if !clean {
+                stats.error(format!(
+                    "query stream {} ended before its query finished (the query's error says why)",
+                    self.name
+                ));
+            }
+            if self.unkeyed > 0 {
+                stats.error(format!(
+                    "query stream {}: {} result rows had no instrument_id or event time and were \
+                     left out",
+                    self.name, self.unkeyed
+                ));
+            }
+            self.cap = None;
+            self.feed = None;
+            return true;
+        }
+        any
+    }
+}
+
+/// Feeds every query stream (worker 0); returns whether anything came.
+fn pump(queries: &mut [QueryInput], gran: i64, stats: &Stats) -> bool {
+    let mut any = false;
+    for q in queries {
+        any |= q.pump(gran, stats);
+    }
+    any
+}
 
 fn floor(t: i64, step: i64) -> i64 {
     Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
@@ -1081,9 +1234,29 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     let probe = ProbeHandle::new();
     let flow = ProbeHandle::new();
     let built = worker.dataflow::<Time, _, _>(|scope| build(scope, shared, sinks, &flow, &probe));
-    let ((mut events_in, events_cap), (mut rejects_in, rejects_cap)) = built?;
+    let ((mut events_in, events_cap), (mut rejects_in, rejects_cap), mut queries) = built?;
     let mut caps = Some((events_cap, rejects_cap));
     let stats = &shared.stats;
+    let gran = shared.pipeline.granularity.nanos().max(1);
+    // Worker 0 feeds the query streams; the others hold nothing back.
+    if index == 0 {
+        let mut feeds = shared
+            .query_feeds
+            .lock()
+            .map_err(|_| "query feeds poisoned")?
+            .take()
+            .unwrap_or_default();
+        for q in &mut queries {
+            q.feed = feeds.remove(&q.name);
+            if q.feed.is_none() {
+                return Err(format!("query stream {} has no feed", q.name));
+            }
+        }
+    } else {
+        for q in &mut queries {
+            q.cap = None;
+        }
+    }
 
     // This worker's parts, opened on first read by whoever reads (the reader thread where
     // there is one); a part that cannot be opened becomes a reject. A recorded day is opened
@@ -1149,7 +1322,9 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                 match full_rx.try_recv() {
                     Ok(c) => break c,
                     Err(std::sync::mpsc::TryRecvError::Empty) => {
-                        worker.step_or_park(Some(READ_WAIT));
+                        if !pump(&mut queries, gran, stats) {
+                            worker.step_or_park(Some(READ_WAIT));
+                        }
                     }
                     Err(std::sync::mpsc::TryRecvError::Disconnected) => {
                         return Err("the reader thread stopped unexpectedly".into());
@@ -1176,11 +1351,14 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         } else {
             events_cap.downgrade(&chunk.hold);
             rejects_cap.downgrade(&chunk.hold);
+            pump(&mut queries, gran, stats);
             worker.step();
             // Flow control: let normalize catch up with the previous chunk (parking, not
             // spinning, while other workers catch up).
             while flow.less_than(&prev_hold) {
-                worker.step_or_park(Some(PARK));
+                if !pump(&mut queries, gran, stats) {
+                    worker.step_or_park(Some(PARK));
+                }
             }
             prev_hold = chunk.hold;
             if index == 0 {
@@ -1206,9 +1384,12 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     {
         return Err("the reader thread panicked".into());
     }
-    // This worker's input is done; park between steps until every sink has finished.
+    // This worker's input is done; park between steps until every sink has finished (and
+    // every query stream has ended).
     while !probe.done() {
-        worker.step_or_park(Some(PARK));
+        if !pump(&mut queries, gran, stats) {
+            worker.step_or_park(Some(PARK));
+        }
     }
     Ok(())
 }

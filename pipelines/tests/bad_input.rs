@@ -96,3 +96,16 @@ fn a_missing_path_is_an_error_that_names_it() {
         .to_string();
     assert!(err.contains("/no/such/dir"), "{err}");
 }
+
+#[test]
+fn a_query_stream_without_the_sql_layer_is_refused_before_the_run() {
+    let text = "[[source]]\nkind = \"synthetic\"\nduration = \"1m\"\n\n[[query]]\nname = \"flow\"\nsink = \"stream\"\nsql = \"SELECT instrument_id, ts_event, price FROM trades\"\n";
+    let pipeline = tickflow_pipelines::Pipeline::parse(text, "t.toml").unwrap();
+    let err = tickflow_pipelines::run(&pipeline, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("query `flow` has sink = \"stream\", but no SQL engine runs it"),
+        "{err}"
+    );
+}

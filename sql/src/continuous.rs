@@ -446,6 +446,7 @@ impl ContinuousQuery {
             if watermark == i64::MAX {
                 break;
             }
+            output.watermark(watermark)?;
         }
         output.finish()
     }

@@ -16,6 +16,11 @@ use crate::error::SqlError;
 pub trait QueryOutput: Send {
     /// Writes one batch of results.
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError>;
+    /// The query has taken in every input row with an event time below `t` and written what
+    /// they closed (called after the results of each step; never with `i64::MAX`).
+    fn watermark(&mut self, _t: i64) -> Result<(), SqlError> {
+        Ok(())
+    }
     /// Called once when the query ends.
     fn finish(&mut self) -> Result<(), SqlError> {
         Ok(())
