@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod kafka;
 mod sql;
 
 use anyhow::{Context, Result, bail};
@@ -61,6 +62,17 @@ enum Command {
         #[arg(long)]
         continuous: bool,
     },
+    /// Replay recorded market data into a Kafka topic (created if missing), keyed by symbol.
+    Publish(kafka::PublishArgs),
+    /// Signal topics on Kafka.
+    #[command(subcommand)]
+    Signals(SignalsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SignalsCommand {
+    /// Print a signal topic as it arrives, one line per signal.
+    Tail(kafka::TailArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -540,6 +552,8 @@ fn main() -> ExitCode {
             continuous,
         } => sql::query_command(&connect, &statement, continuous),
         Command::Hft(cmd) => hft_command(cmd),
+        Command::Publish(args) => kafka::publish_command(args),
+        Command::Signals(SignalsCommand::Tail(args)) => kafka::tail_command(args),
         Command::Train(args) => train_command(args),
         Command::Model(cmd) => model_command(cmd),
     };

@@ -209,6 +209,11 @@ pub fn start(
                 Box::new(Parquet::create(&dir, &q.name, query.schema().clone())?)
             }
             QuerySink::Sink(SinkKind::Discard) => Box::new(Discard),
+            QuerySink::Sink(SinkKind::Kafka { .. }) => bail!(
+                "query {}: results go to Kafka through its stream (sink = \"stream\") and a \
+                 [[sink]] of kind \"kafka\"",
+                q.name
+            ),
             QuerySink::Stream => Box::new(ToStream {
                 name: q.name.clone(),
                 tx: feeds.open(&q.name),

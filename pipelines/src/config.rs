@@ -293,6 +293,21 @@ pub enum SinkKind {
     Parquet,
     /// Count and drop.
     Discard,
+    /// A Kafka topic per stream, one JSON message per record keyed by instrument.
+    Kafka {
+        /// Bootstrap brokers (`TICKFLOW_KAFKA_BROKERS` overrides them; default
+        /// 127.0.0.1:9092).
+        brokers: Option<String>,
+        /// Topic name; `{stream}` is replaced by the stream's name (default `{stream}`).
+        topic: String,
+        /// Partitions of a topic the sink creates.
+        partitions: i32,
+    },
+}
+
+/// The topic a Kafka sink writes `stream` to.
+pub fn kafka_topic(template: &str, stream: &str) -> String {
+    template.replace("{stream}", stream)
 }
 
 impl Pipeline {
@@ -1517,7 +1532,23 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     }
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
-    let kind = kind.and_then(|(k, kspan)| sink_kind(w, &k, kspan, limit, "sink kind"));
+    let kind = kind.and_then(|(k, kspan)| {
+        if k == "kafka" {
+            let topic = r.string(w, "topic").map(|(t, tspan)| {
+                if kafka_topic(&t, "x").is_empty() {
+                    w.err(tspan, format!("[[sink]] #{n}: `topic` must not be empty"));
+                }
+                t
+            });
+            Some(SinkKind::Kafka {
+                brokers: r.string(w, "brokers").map(|(b, _)| b),
+                topic: topic.unwrap_or_else(|| "{stream}".to_string()),
+                partitions: r.integer(w, "partitions", 1..100_001).unwrap_or(4) as i32,
+            })
+        } else {
+            sink_kind(w, &k, kspan, limit, "sink kind")
+        }
+    });
     r.finish(w);
     // The streams are returned even when the kind was refused, so they are still checked.
     let streams = streams.unwrap_or_default();
@@ -1542,15 +1573,25 @@ fn sink_kind(
         "jsonl" => Some(SinkKind::Jsonl),
         "parquet" => Some(SinkKind::Parquet),
         "discard" => Some(SinkKind::Discard),
+        "kafka" => {
+            w.err(
+                span,
+                format!(
+                    "a {what} cannot be kafka yet: give the query sink = \"stream\" and send its \
+                     stream to Kafka with a [[sink]] of kind \"kafka\""
+                ),
+            );
+            None
+        }
         other => {
             w.err(
                 span,
                 format!(
-                    "unknown {what} `{other}` (expected stdout, jsonl, parquet, {}discard)",
+                    "unknown {what} `{other}` (expected {})",
                     if what == "query sink" {
-                        "stream or "
+                        "stdout, jsonl, parquet, discard or stream"
                     } else {
-                        "or "
+                        "stdout, jsonl, parquet, kafka or discard"
                     }
                 ),
             );
@@ -1629,9 +1670,17 @@ mod tests {
             "the SQL text starts on the line after the quotes"
         );
 
-        let bad = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsink = \"kafka\"\nsql = \"SELECT 1\"\n\n[[query]]\nsink = \"stdout\"\n";
+        let bad = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsink = \"ftp\"\nsql = \"SELECT 1\"\n\n[[query]]\nsink = \"stdout\"\n";
         let e = Pipeline::parse(bad, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("unknown query sink `kafka`"), "{e}");
+        assert!(
+            e.contains(
+                "unknown query sink `ftp` (expected stdout, jsonl, parquet, discard or stream)"
+            ),
+            "{e}"
+        );
+        let kafka = bad.replace("ftp", "kafka");
+        let e = Pipeline::parse(&kafka, "x.toml").unwrap_err().to_string();
+        assert!(e.contains("a query sink cannot be kafka yet"), "{e}");
         assert!(e.contains("[[query]] #2"), "{e}");
         let dup = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsql = \"SELECT 1\"\n";
         let e = Pipeline::parse(dup, "x.toml").unwrap_err().to_string();
@@ -1639,6 +1688,32 @@ mod tests {
             e.contains("query name `trades` is already a stream or query name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn kafka_sinks_read_topic_brokers_and_partitions() {
+        let text = "[[source]]\nkind = \"synthetic\"\n\n[[sink]]\nkind = \"kafka\"\nstreams = [\"trades\"]\ntopic = \"md.{stream}\"\nbrokers = \"h:1\"\npartitions = 6\n\n[[sink]]\nkind = \"kafka\"\nstreams = [\"quotes\"]\n";
+        let p = Pipeline::parse(text, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.sinks[0].kind,
+            SinkKind::Kafka {
+                brokers: Some("h:1".into()),
+                topic: "md.{stream}".into(),
+                partitions: 6
+            }
+        );
+        assert_eq!(
+            p.sinks[1].kind,
+            SinkKind::Kafka {
+                brokers: None,
+                topic: "{stream}".into(),
+                partitions: 4
+            }
+        );
+        assert_eq!(kafka_topic("md.{stream}", "trades"), "md.trades");
+        let bad = text.replace("partitions = 6", "partitions = 0");
+        let e = Pipeline::parse(&bad, "x.toml").unwrap_err().to_string();
+        assert!(e.contains("partitions"), "{e}");
     }
 
     #[test]

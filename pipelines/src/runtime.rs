@@ -36,7 +36,8 @@ use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
 use tickflow_operators::{Normalize, NormalizeConfig, Record, TimeBars, VolumeBars};
 use tickflow_sinks::{
-    DiscardSink, JsonlSink, ParquetSink, Sink, SinkRecord, StdoutSink, StreamTap, TapSink,
+    DiscardSink, JsonlSink, KafkaSink, ParquetSink, Sink, SinkRecord, StdoutSink, StreamTap,
+    TapSink,
 };
 use tickflow_sources::{LazyPart, Merger, Pacer, Part, PartReader, Plan, SourceItem};
 use timely::dataflow::operators::core::Concat;
@@ -159,6 +160,23 @@ fn make_sink<T: SinkRecord>(
             format!("discard:{stream}"),
             Box::new(DiscardSink::default()),
         ),
+        SinkKind::Kafka {
+            brokers,
+            topic,
+            partitions,
+        } => {
+            let topic = crate::config::kafka_topic(topic, stream);
+            let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
+            (
+                format!("kafka:{topic}"),
+                Box::new(KafkaSink::create(
+                    &brokers,
+                    &topic,
+                    *partitions,
+                    registry.clone(),
+                )?),
+            )
+        }
     })
 }
 

@@ -13,6 +13,15 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Unavailable dependency: Kafka brokers that cannot be reached, a topic that cannot be
+    /// created, messages that could not be delivered.
+    #[error("kafka topic {topic}: {reason}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// What failed.
+        reason: String,
+    },
     /// Internal: a batch that Arrow or Parquet refused.
     #[error("{path}: {reason}")]
     Encode {

@@ -11,12 +11,14 @@
 //! - `jsonl`: one JSON object per line, one file per stream.
 //! - `parquet`: one Parquet file per stream.
 //! - `discard`: counts and drops (benchmarks).
+//! - `kafka`: a stream to a Kafka topic, keyed by instrument.
 //! - `tap`: every stream as Arrow batches with watermarks, for SQL.
 //! - `error`: the crate's [`Error`].
 
 pub mod discard;
 pub mod error;
 pub mod jsonl;
+pub mod kafka;
 pub mod parquet;
 pub mod record;
 pub mod stdout;
@@ -25,6 +27,7 @@ pub mod tap;
 pub use crate::discard::DiscardSink;
 pub use crate::error::{Error, Result};
 pub use crate::jsonl::JsonlSink;
+pub use crate::kafka::KafkaSink;
 pub use crate::parquet::ParquetSink;
 pub use crate::record::SinkRecord;
 pub use crate::stdout::StdoutSink;

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use tickflow_core::{
-    ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentRegistry, Order, PortfolioValue,
-    Position, Prediction, Quote, Reject, RiskReject, Signal, Trade,
+    ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentId, InstrumentRegistry, Order,
+    PortfolioValue, Position, Prediction, Quote, Reject, RiskReject, Signal, Trade,
 };
 
 /// A record that sinks can write.
@@ -13,6 +13,10 @@ pub trait SinkRecord: ArrowRecord + Clone + Send + 'static {
     fn write_json(&self, registry: &InstrumentRegistry, out: &mut String);
     /// Appends one human-readable line (no newline) to `out`.
     fn write_human(&self, registry: &InstrumentRegistry, out: &mut String);
+    /// The instrument the record is about, if any (the message key of Kafka sinks).
+    fn instrument(&self) -> Option<InstrumentId> {
+        None
+    }
 }
 
 /// JSON string literal.
@@ -25,6 +29,9 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 impl SinkRecord for Trade {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -53,6 +60,9 @@ impl SinkRecord for Trade {
 }
 
 impl SinkRecord for Quote {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -85,6 +95,9 @@ impl SinkRecord for Quote {
 }
 
 impl SinkRecord for BookEvent {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -115,6 +128,9 @@ impl SinkRecord for BookEvent {
 }
 
 impl SinkRecord for Bar {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -150,6 +166,9 @@ impl SinkRecord for Bar {
 }
 
 impl SinkRecord for Reject {
+    fn instrument(&self) -> Option<InstrumentId> {
+        self.instrument
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -170,6 +189,9 @@ impl SinkRecord for Reject {
 }
 
 impl SinkRecord for Signal {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -199,6 +221,9 @@ impl SinkRecord for Signal {
 }
 
 impl SinkRecord for Prediction {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let num = |v: f64| {
             if v.is_finite() {
@@ -233,6 +258,9 @@ impl SinkRecord for Prediction {
 }
 
 impl SinkRecord for IndicatorRow {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -299,6 +327,9 @@ fn order_human(o: &Order, reg: &InstrumentRegistry, out: &mut String) {
 }
 
 impl SinkRecord for Order {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         out.push('{');
         order_json(self, reg, out);
@@ -311,6 +342,9 @@ impl SinkRecord for Order {
 }
 
 impl SinkRecord for RiskReject {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.order.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         out.push('{');
         order_json(&self.order, reg, out);
@@ -329,6 +363,9 @@ impl SinkRecord for RiskReject {
 }
 
 impl SinkRecord for Fill {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,
@@ -364,6 +401,9 @@ impl SinkRecord for Fill {
 }
 
 impl SinkRecord for Position {
+    fn instrument(&self) -> Option<InstrumentId> {
+        Some(self.instrument)
+    }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
         let _ = write!(
             out,

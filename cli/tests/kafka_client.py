@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A third-party Kafka client (confluent-kafka, librdkafka 2.16) for the Kafka tests.
+
+    python3 kafka_client.py consume BROKERS TOPIC COUNT [TIMEOUT_S]
+        reads COUNT messages of every partition from the beginning and prints one JSON line
+        per message: {"key", "partition", "offset", "value"} (value parsed as JSON)
+"""
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+
+def consume(brokers, topic, count, timeout):
+    c = Consumer({
+        "bootstrap.servers": brokers,
+        "group.id": f"third-party-{topic}",
+        "enable.auto.commit": False,
+    })
+    meta = c.list_topics(topic, timeout=10)
+    t = meta.topics.get(topic)
+    if t is None or t.error is not None:
+        sys.exit(f"topic {topic}: {t.error if t else 'missing'}")
+    c.assign([TopicPartition(topic, p, 0) for p in sorted(t.partitions)])
+    got = 0
+    deadline = time.time() + timeout
+    while got < count and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            sys.exit(f"consume error: {m.error()}")
+        got += 1
+        print(json.dumps({
+            "key": m.key().decode() if m.key() is not None else None,
+            "partition": m.partition(),
+            "offset": m.offset(),
+            "value": json.loads(m.value()),
+        }))
+    c.close()
+    if got < count:
+        sys.exit(f"only {got} of {count} messages within {timeout} s")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "consume":
+        consume(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                float(sys.argv[5]) if len(sys.argv) > 5 else 60.0)
+    else:
+        sys.exit(f"unknown command {cmd}")
