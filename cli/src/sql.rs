@@ -9,12 +9,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 
 use anyhow::{Context, Result, bail};
+use arrow_array::Array;
 use arrow_array::RecordBatch;
 use tickflow_pipelines::{
     FeedEvent, Pipeline, QueryDef as PipelineQuery, QueryFeeds, QuerySink, SinkKind, row_columns,
     stream_schemas,
 };
 use tickflow_sinks::StreamTap;
+use tickflow_sinks::kafka::TopicProducer;
 use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Stdout};
 use tickflow_sql::{ContinuousQuery, QueryDef, Retention, SqlEngine, SqlError, flight};
 
@@ -37,6 +39,69 @@ pub struct Job {
     pub address: Option<SocketAddr>,
     /// The results of the queries whose output is a stream, for the dataflow.
     pub feeds: QueryFeeds,
+}
+
+/// A query's results to a Kafka topic: one JSON object per row (as the `jsonl` query sink
+/// writes it), keyed by the row's `symbol` when it has one, else by the query's name.
+struct ToKafka {
+    name: String,
+    producer: TopicProducer,
+}
+
+impl ToKafka {
+    fn error(&self, e: impl std::fmt::Display) -> SqlError {
+        SqlError::Sink {
+            sink: format!("kafka topic {}", self.producer.topic()),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl QueryOutput for ToKafka {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
+        let mut lines = Vec::new();
+        {
+            let mut w = arrow_json::LineDelimitedWriter::new(&mut lines);
+            w.write(batch).map_err(|e| self.error(e))?;
+            w.finish().map_err(|e| self.error(e))?;
+        }
+        let symbols = match batch.column_by_name("symbol") {
+            Some(c) => Some(
+                arrow_cast::cast(c, &arrow_schema::DataType::Utf8).map_err(|e| self.error(e))?,
+            ),
+            None => None,
+        };
+        let symbols = symbols
+            .as_ref()
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>());
+        for (i, line) in lines
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            let key = match symbols {
+                Some(s) if s.is_valid(i) => s.value(i),
+                _ => self.name.as_str(),
+            };
+            self.producer
+                .send(key.as_bytes(), line)
+                .map_err(|e| SqlError::Sink {
+                    sink: format!("query {}", self.name),
+                    reason: e.to_string(),
+                })?;
+        }
+        self.producer.poll();
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), SqlError> {
+        self.producer
+            .finish()
+            .map(drop)
+            .map_err(|e| SqlError::Sink {
+                sink: format!("query {}", self.name),
+                reason: e.to_string(),
+            })
+    }
 }
 
 /// A query's results on their way into the dataflow (`sink = "stream"`). The channel is
@@ -209,11 +274,18 @@ pub fn start(
                 Box::new(Parquet::create(&dir, &q.name, query.schema().clone())?)
             }
             QuerySink::Sink(SinkKind::Discard) => Box::new(Discard),
-            QuerySink::Sink(SinkKind::Kafka { .. }) => bail!(
-                "query {}: results go to Kafka through its stream (sink = \"stream\") and a \
-                 [[sink]] of kind \"kafka\"",
-                q.name
-            ),
+            QuerySink::Sink(SinkKind::Kafka {
+                brokers,
+                topic,
+                partitions,
+            }) => {
+                let topic = tickflow_pipelines::config::kafka_topic(topic, &q.name);
+                let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
+                Box::new(ToKafka {
+                    name: q.name.clone(),
+                    producer: TopicProducer::new(&brokers, &topic, *partitions)?,
+                })
+            }
             QuerySink::Stream => Box::new(ToStream {
                 name: q.name.clone(),
                 tx: feeds.open(&q.name),

@@ -219,6 +219,18 @@ streams = ["signals"]
 kind = "kafka"
 topic = "TOPIC"
 streams = ["signals"]
+
+# A continuous query to a topic, and the same query to a file.
+[[query]]
+name = "trades_5m"
+sink = "kafka"
+topic = "TOPIC-{stream}"
+sql = "SELECT symbol, window_end, count(*) AS trades, max(price) AS high FROM tumble('trades', 'ts_event', INTERVAL '5 minutes') GROUP BY symbol, window_end"
+
+[[query]]
+name = "trades_5m_file"
+sink = "jsonl"
+sql = "SELECT symbol, window_end, count(*) AS trades, max(price) AS high FROM tumble('trades', 'ts_event', INTERVAL '5 minutes') GROUP BY symbol, window_end"
 "#;
 
 #[test]
@@ -273,6 +285,28 @@ fn signals_go_to_a_topic_that_third_parties_and_the_console_read() {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect())
+    );
+
+    // The query's results: the same rows as its file twin, keyed by symbol.
+    let file: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/trades_5m_file.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(file.len(), 3 * 24, "3 instruments x 24 five-minute windows");
+    let rows = consume(&python, &brokers, &format!("{t}-trades_5m"), file.len());
+    let symbol_of = |v: &serde_json::Value| v["symbol"].as_str().unwrap().to_string();
+    for (key, _, v) in &rows {
+        assert_eq!(*key, symbol_of(v));
+    }
+    let sorted = |mut v: Vec<serde_json::Value>| {
+        v.sort_by_key(|r| (symbol_of(r), r["window_end"].as_str().unwrap().to_string()));
+        v
+    };
+    assert_eq!(
+        sorted(rows.into_iter().map(|(_, _, v)| v).collect()),
+        sorted(file)
     );
 
     // The trader's console.

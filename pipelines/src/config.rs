@@ -1534,17 +1534,7 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
     let kind = kind.and_then(|(k, kspan)| {
         if k == "kafka" {
-            let topic = r.string(w, "topic").map(|(t, tspan)| {
-                if kafka_topic(&t, "x").is_empty() {
-                    w.err(tspan, format!("[[sink]] #{n}: `topic` must not be empty"));
-                }
-                t
-            });
-            Some(SinkKind::Kafka {
-                brokers: r.string(w, "brokers").map(|(b, _)| b),
-                topic: topic.unwrap_or_else(|| "{stream}".to_string()),
-                partitions: r.integer(w, "partitions", 1..100_001).unwrap_or(4) as i32,
-            })
+            Some(kafka_sink(w, &mut r, &format!("[[sink]] #{n}")))
         } else {
             sink_kind(w, &k, kspan, limit, "sink kind")
         }
@@ -1560,6 +1550,21 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     (def, streams)
 }
 
+/// The settings of a Kafka sink: `topic` (default `{stream}`), `brokers`, `partitions`.
+fn kafka_sink(w: &mut Walker<'_>, r: &mut TableReader<'_, '_>, what: &str) -> SinkKind {
+    let topic = r.string(w, "topic").map(|(t, tspan)| {
+        if kafka_topic(&t, "x").is_empty() {
+            w.err(tspan, format!("{what}: `topic` must not be empty"));
+        }
+        t
+    });
+    SinkKind::Kafka {
+        brokers: r.string(w, "brokers").map(|(b, _)| b),
+        topic: topic.unwrap_or_else(|| "{stream}".to_string()),
+        partitions: r.integer(w, "partitions", 1..100_001).unwrap_or(4) as i32,
+    }
+}
+
 /// A sink kind by name; an unknown one is reported at `span` (`what`: how the error names it).
 fn sink_kind(
     w: &mut Walker<'_>,
@@ -1573,23 +1578,13 @@ fn sink_kind(
         "jsonl" => Some(SinkKind::Jsonl),
         "parquet" => Some(SinkKind::Parquet),
         "discard" => Some(SinkKind::Discard),
-        "kafka" => {
-            w.err(
-                span,
-                format!(
-                    "a {what} cannot be kafka yet: give the query sink = \"stream\" and send its \
-                     stream to Kafka with a [[sink]] of kind \"kafka\""
-                ),
-            );
-            None
-        }
         other => {
             w.err(
                 span,
                 format!(
                     "unknown {what} `{other}` (expected {})",
                     if what == "query sink" {
-                        "stdout, jsonl, parquet, discard or stream"
+                        "stdout, jsonl, parquet, kafka, discard or stream"
                     } else {
                         "stdout, jsonl, parquet, kafka or discard"
                     }
@@ -1617,6 +1612,11 @@ fn parse_query(
     let sink = match sink {
         None => Some(QuerySink::Sink(SinkKind::Stdout { limit })),
         Some((k, _)) if k == "stream" => Some(QuerySink::Stream),
+        Some((k, _)) if k == "kafka" => Some(QuerySink::Sink(kafka_sink(
+            w,
+            &mut r,
+            &format!("[[query]] #{n}"),
+        ))),
         Some((k, kspan)) => sink_kind(w, &k, kspan, limit, "query sink").map(QuerySink::Sink),
     };
     if let (Some((_, tspan)), Some(QuerySink::Sink(_))) = (&time, &sink) {
@@ -1674,14 +1674,21 @@ mod tests {
         let e = Pipeline::parse(bad, "x.toml").unwrap_err().to_string();
         assert!(
             e.contains(
-                "unknown query sink `ftp` (expected stdout, jsonl, parquet, discard or stream)"
+                "unknown query sink `ftp` (expected stdout, jsonl, parquet, kafka, discard or stream)"
             ),
             "{e}"
         );
-        let kafka = bad.replace("ftp", "kafka");
-        let e = Pipeline::parse(&kafka, "x.toml").unwrap_err().to_string();
-        assert!(e.contains("a query sink cannot be kafka yet"), "{e}");
         assert!(e.contains("[[query]] #2"), "{e}");
+        let kafka = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"q\"\nsink = \"kafka\"\ntopic = \"t.{stream}\"\nsql = \"SELECT 1\"\n";
+        let p = Pipeline::parse(kafka, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.queries[0].sink,
+            QuerySink::Sink(SinkKind::Kafka {
+                brokers: None,
+                topic: "t.{stream}".into(),
+                partitions: 4
+            })
+        );
         let dup = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsql = \"SELECT 1\"\n";
         let e = Pipeline::parse(dup, "x.toml").unwrap_err().to_string();
         assert!(
