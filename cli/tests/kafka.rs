@@ -365,3 +365,217 @@ fn an_unreachable_broker_or_missing_topic_is_a_clear_error() {
         "{err}"
     );
 }
+
+fn run_ok(args: &[&str], dir: &Path, pipeline: &Path, brokers: &str) -> String {
+    let out = tickflow()
+        .args(["run", "-q", "-o"])
+        .arg(dir)
+        .arg(pipeline)
+        .args(args)
+        .env("TICKFLOW_KAFKA_BROKERS", brokers)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn records_read(summary: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix("records read"))
+        .map(|n| n.trim().replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("{summary}"))
+}
+
+const FROM_KAFKA: &str = r#"
+[pipeline]
+name = "from-kafka"
+
+[[source]]
+kind = "kafka"
+topic = "TOPIC"
+group = "GROUP"
+venue = "US"
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+
+[[sink]]
+kind = "jsonl"
+streams = ["bars", "indicators", "rejects"]
+"#;
+
+#[test]
+fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
+    let Some((brokers, _)) =
+        setup("a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped")
+    else {
+        return;
+    };
+    let Some(tick) = lean_trades() else {
+        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    for f in [
+        "aig_20131007_trade.zip",
+        "bac_20131007_trade.zip",
+        "ibm_20131007_quote.zip",
+    ] {
+        std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
+    }
+    let t = topic("ticks");
+    let publish = tickflow()
+        .args([
+            "publish",
+            "--partitions",
+            "3",
+            "--topic",
+            &t,
+            "--brokers",
+            &brokers,
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        FROM_KAFKA.replace("TOPIC", &t).replace("GROUP", &t),
+    )
+    .unwrap();
+    // The files themselves, then the topic on two workers.
+    let files = dir.path().join("files");
+    let direct = run_ok(
+        &["--data", data.path().to_str().unwrap()],
+        &files,
+        &pipeline,
+        &brokers,
+    );
+    let kafka = dir.path().join("kafka");
+    let first = run_ok(&["--workers", "2"], &kafka, &pipeline, &brokers);
+    assert_eq!(records_read(&first), records_read(&direct), "{first}");
+    for f in ["bars.jsonl", "indicators.jsonl"] {
+        let a = std::fs::read_to_string(files.join(f)).unwrap();
+        assert!(a.lines().count() > 100, "{f}: {direct}");
+        assert_eq!(
+            a,
+            std::fs::read_to_string(kafka.join(f)).unwrap(),
+            "{f}: the topic gives what the files give"
+        );
+    }
+    // The group's offsets moved to the end: a second run has nothing new to read.
+    let again = run_ok(&[], &dir.path().join("again"), &pipeline, &brokers);
+    assert_eq!(records_read(&again), 0, "{again}");
+}
+
+#[test]
+fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter_topic() {
+    let Some((brokers, python)) = setup(
+        "ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter_topic",
+    ) else {
+        return;
+    };
+    let t = topic("third-party");
+    let dlq = format!("{t}-dlq");
+    let lines = [
+        r#"AIG	{"type":"trade","instrument":"AIG","ts_event":"2024-01-02T14:30:00Z","price":"47.125","size":200}"#,
+        r#"AIG	{"type":"trade","instrument":"AIG","ts_event":"2024-01-02T14:30:01Z","price":"abc","size":1}"#,
+        "AIG\tnot json at all",
+        r#"AIG	{"type":"quote","instrument":"AIG","ts_event":1704205802000000000,"bid":47.1,"bid_size":5,"ask":47.2,"ask_size":7}"#,
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_client.py");
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .args(["produce", &brokers, &t, "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[[source]]\nkind = \"kafka\"\ntopic = \"{t}\"\ngroup = \"{t}\"\ndead_letter = \"{dlq}\"\n\n[[sink]]\nkind = \"jsonl\"\nstreams = [\"trades\", \"quotes\", \"rejects\"]\n"
+        ),
+    )
+    .unwrap();
+    let summary = run_ok(&[], &dir.path().join("out"), &pipeline, &brokers);
+    assert_eq!(records_read(&summary), 4, "{summary}");
+    let read = |f: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.path().join("out").join(f))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let trades = read("trades.jsonl");
+    assert_eq!(trades.len(), 1, "{summary}");
+    assert_eq!(trades[0]["price"].to_string(), "47.125");
+    assert_eq!(read("quotes.jsonl").len(), 1);
+    let rejects = read("rejects.jsonl");
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    let details: Vec<String> = rejects.iter().map(|r| r.to_string()).collect();
+    assert!(
+        details.iter().any(|d| d.contains("field price")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("not a JSON object")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().all(|d| d.contains(&format!("kafka:{t}/0@"))),
+        "{details:?}"
+    );
+
+    // The dead-letter topic holds both messages as they were, keyed by the reason.
+    let dead = consume(&python, &brokers, &dlq, 2);
+    assert!(
+        dead.iter()
+            .any(|(k, _, v)| k.contains("field price") && v["price"] == "abc"),
+        "{dead:?}"
+    );
+    assert!(
+        dead.iter()
+            .any(|(k, _, v)| k.contains("not a JSON object") && v == "not json at all"),
+        "{dead:?}"
+    );
+}

@@ -3,13 +3,17 @@
 
     python3 kafka_client.py consume BROKERS TOPIC COUNT [TIMEOUT_S]
         reads COUNT messages of every partition from the beginning and prints one JSON line
-        per message: {"key", "partition", "offset", "value"} (value parsed as JSON)
+        per message: {"key", "partition", "offset", "value"} (value parsed as JSON; text
+        when it is not JSON)
+    python3 kafka_client.py produce BROKERS TOPIC PARTITIONS
+        creates the topic when missing and sends one message per stdin line "KEY<TAB>VALUE"
 """
 import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def consume(brokers, topic, count, timeout):
@@ -34,15 +38,35 @@ def consume(brokers, topic, count, timeout):
                 continue
             sys.exit(f"consume error: {m.error()}")
         got += 1
+        try:
+            value = json.loads(m.value())
+        except ValueError:
+            value = m.value().decode(errors="replace")
         print(json.dumps({
             "key": m.key().decode() if m.key() is not None else None,
             "partition": m.partition(),
             "offset": m.offset(),
-            "value": json.loads(m.value()),
+            "value": value,
         }))
     c.close()
     if got < count:
         sys.exit(f"only {got} of {count} messages within {timeout} s")
+
+
+def produce(brokers, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": brokers})
+    if topic not in admin.list_topics(timeout=10).topics:
+        for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+            f.result()
+    p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
+    sent = 0
+    for line in sys.stdin:
+        key, _, value = line.rstrip("\n").partition("\t")
+        p.produce(topic, key=key.encode(), value=value.encode())
+        sent += 1
+    if p.flush(30) != 0:
+        sys.exit("messages left undelivered")
+    print(sent)
 
 
 if __name__ == "__main__":
@@ -50,5 +74,7 @@ if __name__ == "__main__":
     if cmd == "consume":
         consume(sys.argv[2], sys.argv[3], int(sys.argv[4]),
                 float(sys.argv[5]) if len(sys.argv) > 5 else 60.0)
+    elif cmd == "produce":
+        produce(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         sys.exit(f"unknown command {cmd}")

@@ -18,6 +18,7 @@ pub mod arrow;
 pub mod error;
 pub mod fixed;
 pub mod instrument;
+pub mod kafka;
 pub mod records;
 pub mod time;
 pub mod trading;

@@ -16,6 +16,7 @@ use tickflow_operators::indicators::IndicatorPeriods;
 use tickflow_operators::predict::{PREDICTION_COLUMNS, PredictConfig};
 use tickflow_operators::risk::RiskConfig;
 use tickflow_operators::signals::StrategyConfig;
+use tickflow_sources::kafka::KafkaSourceConfig;
 use tickflow_sources::{ReplayFormat, SourceConfig, SyntheticConfig};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -1252,10 +1253,27 @@ fn parse_source(
                 _ => None,
             }
         }
+        "kafka" => {
+            let topic = r.required_string(w, "topic");
+            let mut c =
+                KafkaSourceConfig::new(&topic.as_ref().map(|(t, _)| t.clone()).unwrap_or_default());
+            c.brokers = r.string(w, "brokers").map(|(b, _)| b);
+            if let Some((g, _)) = r.string(w, "group") {
+                c.group = g;
+            }
+            c.dead_letter = r.string(w, "dead_letter").map(|(d, _)| d);
+            if let Some((v, _)) = r.string(w, "venue") {
+                c.venue = v;
+            }
+            if let Some(s) = r.strings(w, "symbols") {
+                c.symbols = s.into_iter().map(|(s, _)| s).collect();
+            }
+            topic.map(|_| SourceConfig::Kafka(c))
+        }
         other => {
             w.err(
                 kind_span,
-                format!("unknown source kind `{other}` (expected synthetic or replay)"),
+                format!("unknown source kind `{other}` (expected synthetic, replay or kafka)"),
             );
             None
         }

@@ -425,6 +425,15 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         }
     }
     let plan = tickflow_sources::plan(&pipeline.sources)?;
+    let committed = plan.clone();
+    // Dead-letter topics exist before any reader needs one.
+    for source in &pipeline.sources {
+        if let tickflow_sources::SourceConfig::Kafka(k) = source
+            && let Some(topic) = &k.dead_letter
+        {
+            tickflow_sinks::kafka::ensure_topic(&k.brokers(), topic, 1)?;
+        }
+    }
     let registry = Arc::new(plan.registry.clone());
     let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
     // Refuse bad operator parameters before any thread starts.
@@ -487,6 +496,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         let _ = h.join();
     }
     outcome?;
+    // Everything read has been processed by every sink: the Kafka offsets may move on.
+    tickflow_sources::commit_read(&committed)?;
     Ok(Summary::collect(
         &stats,
         &pipeline.name,

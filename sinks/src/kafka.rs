@@ -19,26 +19,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use tickflow_core::InstrumentRegistry;
+pub use tickflow_core::kafka::brokers;
 
 use crate::Sink;
 use crate::error::{Error, Result};
 use crate::record::SinkRecord;
 
-/// Environment variable that overrides the brokers of every Kafka source and sink.
-pub const BROKERS_ENV: &str = "TICKFLOW_KAFKA_BROKERS";
-/// Brokers used when neither the pipeline nor the environment names any.
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 /// How long the end of a stream waits for outstanding deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The brokers to use: `TICKFLOW_KAFKA_BROKERS` when set, else `configured`, else
-/// [`DEFAULT_BROKERS`].
-pub fn brokers(configured: Option<&str>) -> String {
-    match std::env::var(BROKERS_ENV) {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => configured.unwrap_or(DEFAULT_BROKERS).to_string(),
-    }
-}
 
 fn kafka_error(topic: &str, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Kafka {

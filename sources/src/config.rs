@@ -11,6 +11,8 @@ pub enum SourceConfig {
     /// The built-in deterministic synthetic market.
     Synthetic(SyntheticConfig),
     /// Recorded data: a file or a directory of files.
+    /// A Kafka topic (see [`crate::kafka`]).
+    Kafka(crate::kafka::KafkaSourceConfig),
     Replay {
         /// File or directory.
         path: PathBuf,

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod error;
+pub mod kafka;
 pub mod merge;
 pub mod pacing;
 pub mod replay;
@@ -74,6 +75,15 @@ pub enum Part {
         /// Part index (for sequence numbers).
         source: u16,
     },
+    /// One partition of a Kafka topic, between two offsets.
+    Kafka {
+        /// The source.
+        config: kafka::KafkaSourceConfig,
+        /// The partition and its offsets.
+        range: kafka::PartitionRange,
+        /// Part index (for sequence numbers).
+        source: u16,
+    },
     /// One recorded file.
     File {
         /// Path of the file.
@@ -93,6 +103,9 @@ impl Part {
                 Ok(vec![synthetic::instrument_spec(config, *index)])
             }
             Part::File { path, format, .. } => replay::instruments(path, *format),
+            Part::Kafka { config, range, .. } => {
+                kafka::instruments(config, std::slice::from_ref(range))
+            }
         }
     }
 
@@ -111,6 +124,16 @@ impl Part {
                 format,
                 source,
             } => replay::open(path, *format, *source, registry),
+            Part::Kafka {
+                config,
+                range,
+                source,
+            } => Ok(Box::new(kafka::PartitionReader::open(
+                config,
+                range,
+                *source,
+                Arc::new(registry.clone()),
+            )?)),
         }
     }
 
@@ -119,6 +142,9 @@ impl Part {
         match self {
             Part::Synthetic { index, .. } => format!("synthetic[{index}]"),
             Part::File { path, .. } => path.display().to_string(),
+            Part::Kafka { config, range, .. } => {
+                format!("kafka:{}/{}", config.topic, range.partition)
+            }
         }
     }
 
@@ -193,6 +219,25 @@ impl PartReader for LazyPart {
     }
 }
 
+/// Records, for every Kafka source of `plan`, that the run has processed what it read: the
+/// consumer groups' offsets move to the ends of the ranges read. Call only once every sink has
+/// finished.
+pub fn commit_read(plan: &Plan) -> Result<()> {
+    let mut by_source: Vec<(&kafka::KafkaSourceConfig, Vec<kafka::PartitionRange>)> = Vec::new();
+    for part in &plan.parts {
+        if let Part::Kafka { config, range, .. } = part {
+            match by_source.iter_mut().find(|(c, _)| *c == config) {
+                Some((_, ranges)) => ranges.push(range.clone()),
+                None => by_source.push((config, vec![range.clone()])),
+            }
+        }
+    }
+    for (config, ranges) in by_source {
+        kafka::commit(config, &ranges)?;
+    }
+    Ok(())
+}
+
 /// The planned sources of a job: the instrument registry and the parts to read.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -220,6 +265,16 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
                     parts.push(Part::Synthetic {
                         config: cfg.clone(),
                         index,
+                        source,
+                    });
+                }
+            }
+            SourceConfig::Kafka(config) => {
+                for range in kafka::partitions(config)? {
+                    let source = part_index(&parts)?;
+                    parts.push(Part::Kafka {
+                        config: config.clone(),
+                        range,
                         source,
                     });
                 }

@@ -1,0 +1,729 @@
+//! Kafka: market data from a topic (`[[source]] kind = "kafka"`).
+//!
+//! Each partition of the topic is one part, so partitions spread over the workers like files
+//! do. A part reads from the consumer group's committed offset (the partition's first offset
+//! when the group has none) to the partition's end as it was when the job was planned: a run
+//! over a topic is a bounded replay, and the next run goes on where this one finished. Offsets
+//! are committed only when the whole run has finished, after every sink has processed every
+//! record ([`commit`]), so a run that stops early reads the same records again.
+//!
+//! Messages are JSON objects, as `tickflow publish` writes them: `type` (`trade`, `quote` or
+//! `book`), `instrument` (the symbol) and the record's fields as the JSON Lines sinks write
+//! them. Prices and sizes are read from their decimal text, never through floating point. A
+//! message that cannot be decoded becomes a reject naming the partition, the offset and what
+//! is wrong, and goes to the dead-letter topic (which the job creates when it starts) with that
+//! reason as its key, when the source has one; the run goes on.
+//!
+//! Instruments are declared when the job is planned: those listed in `symbols`, or else the
+//! keys of the messages the parts will read (the symbols, as `tickflow publish` keys them).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tickflow_core::{
+    BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
+    Quantity, Quote, Reject, RejectReason, SeqNo, Side, Timestamp, Trade,
+};
+
+use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
+
+/// How long metadata, offset and watermark requests may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a part waits for a message it knows exists before it gives up on the partition.
+const STALL: Duration = Duration::from_secs(30);
+
+/// A Kafka source as written in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KafkaSourceConfig {
+    /// The topic.
+    pub topic: String,
+    /// Bootstrap brokers; `TICKFLOW_KAFKA_BROKERS` overrides them.
+    pub brokers: Option<String>,
+    /// Consumer group whose committed offsets the source starts from and advances.
+    pub group: String,
+    /// Topic that undecodable messages go to, with the reason.
+    pub dead_letter: Option<String>,
+    /// Venue of the instruments.
+    pub venue: String,
+    /// Instruments to declare; empty: the keys of the messages to read.
+    pub symbols: Vec<String>,
+}
+
+impl KafkaSourceConfig {
+    /// A source of `topic` with the defaults: group `tickflow`, venue `kafka`.
+    pub fn new(topic: &str) -> Self {
+        Self {
+            topic: topic.to_string(),
+            brokers: None,
+            group: "tickflow".into(),
+            dead_letter: None,
+            venue: "kafka".into(),
+            symbols: Vec::new(),
+        }
+    }
+
+    /// The brokers to use ([`tickflow_core::kafka::brokers`]).
+    pub fn brokers(&self) -> String {
+        tickflow_core::kafka::brokers(self.brokers.as_deref())
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()
+            .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::Config(format!(
+            "kafka topic {} on {}: {reason}",
+            self.topic,
+            self.brokers()
+        ))
+    }
+}
+
+/// One partition to read: offsets `start..end`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionRange {
+    /// Partition.
+    pub partition: i32,
+    /// First offset to read.
+    pub start: i64,
+    /// One past the last offset to read.
+    pub end: i64,
+}
+
+/// The partitions of the topic with the offsets a run reads: from the group's committed
+/// offset (or the first offset) to the end as of now.
+pub fn partitions(config: &KafkaSourceConfig) -> Result<Vec<PartitionRange>> {
+    let consumer = config.consumer()?;
+    let metadata = consumer
+        .fetch_metadata(Some(&config.topic), TIMEOUT)
+        .map_err(|e| config.error(format!("cannot read the topic's metadata: {e}")))?;
+    let mut ids: Vec<i32> = Vec::new();
+    for t in metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == config.topic)
+    {
+        if let Some(e) = t.error() {
+            return Err(config.error(format!("the topic cannot be read: {e:?}")));
+        }
+        ids.extend(t.partitions().iter().map(|p| p.id()));
+    }
+    if ids.is_empty() {
+        return Err(config.error("the topic does not exist or has no partitions".into()));
+    }
+    ids.sort_unstable();
+    let mut wanted = TopicPartitionList::new();
+    for p in &ids {
+        wanted.add_partition(&config.topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .map_err(|e| config.error(format!("cannot read the group's committed offsets: {e}")))?;
+    let mut out = Vec::new();
+    for p in ids {
+        let (low, high) = consumer
+            .fetch_watermarks(&config.topic, p, TIMEOUT)
+            .map_err(|e| config.error(format!("cannot read the offsets of partition {p}: {e}")))?;
+        let end = if high > low {
+            last_batch_end(config, p, high)?
+        } else {
+            high
+        };
+        let start = match committed
+            .find_partition(&config.topic, p)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) if o >= low => o.min(end),
+            _ => low,
+        };
+        out.push(PartitionRange {
+            partition: p,
+            start,
+            end,
+        });
+    }
+    Ok(out)
+}
+
+/// The true end of a partition whose high watermark is `high`: one past the last offset of the
+/// record batch that starts before `high`. Kafka brokers report one past the last record;
+/// some Kafka-compatible brokers (tansu 0.6) report one past the first record of the last
+/// batch, so the last batch is read to find its end.
+fn last_batch_end(config: &KafkaSourceConfig, partition: i32, high: i64) -> Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", config.brokers())
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(|e| config.error(format!("cannot create a consumer: {e}")))?;
+    let range = PartitionRange {
+        partition,
+        start: high - 1,
+        end: high,
+    };
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(&config.topic, partition, Offset::Offset(range.start))
+        .map_err(|e| config.error(e.to_string()))?;
+    consumer
+        .assign(&list)
+        .map_err(|e| config.error(format!("cannot assign partition {partition}: {e}")))?;
+    let mut end = high;
+    let started = std::time::Instant::now();
+    let mut last_message = None::<std::time::Instant>;
+    loop {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                end = end.max(m.offset() + 1);
+                last_message = Some(std::time::Instant::now());
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => {
+                return Err(
+                    config.error(format!("cannot read the end of partition {partition}: {e}"))
+                );
+            }
+            None => {
+                // No end-of-partition event: stop once the last batch has stopped arriving.
+                let quiet = last_message.map_or(started.elapsed(), |t| t.elapsed());
+                if quiet > Duration::from_secs(1) && last_message.is_some()
+                    || started.elapsed() > TIMEOUT
+                {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(end)
+}
+
+/// The instruments the source declares: `symbols`, or the keys of the messages in `ranges`.
+pub fn instruments(
+    config: &KafkaSourceConfig,
+    ranges: &[PartitionRange],
+) -> Result<Vec<InstrumentSpec>> {
+    let mut symbols: BTreeSet<String> = config.symbols.iter().cloned().collect();
+    if symbols.is_empty() {
+        for range in ranges.iter().filter(|r| r.start < r.end) {
+            let consumer = assign(config, range)?;
+            let mut next = range.start;
+            let mut last_progress = std::time::Instant::now();
+            while next < range.end {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        next = m.offset() + 1;
+                        last_progress = std::time::Instant::now();
+                        if let Some(k) = m.key().and_then(|k| std::str::from_utf8(k).ok())
+                            && !k.is_empty()
+                        {
+                            symbols.insert(k.to_string());
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Err(
+                            config.error(format!("cannot read partition {}: {e}", range.partition))
+                        );
+                    }
+                    None if last_progress.elapsed() > STALL => {
+                        return Err(config.error(format!(
+                            "partition {} stopped at offset {next} before its end {}",
+                            range.partition, range.end
+                        )));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Ok(symbols
+        .into_iter()
+        .map(|symbol| InstrumentSpec {
+            symbol,
+            venue: config.venue.clone(),
+            tick_size: Price::from_raw(10_000_000),
+            lot_size: Quantity::from_raw(1_000_000_000),
+            currency: "USD".into(),
+        })
+        .collect())
+}
+
+fn assign(config: &KafkaSourceConfig, range: &PartitionRange) -> Result<BaseConsumer> {
+    let consumer = config.consumer()?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(&config.topic, range.partition, Offset::Offset(range.start))
+        .map_err(|e| config.error(e.to_string()))?;
+    consumer
+        .assign(&list)
+        .map_err(|e| config.error(format!("cannot assign partition {}: {e}", range.partition)))?;
+    Ok(consumer)
+}
+
+/// Commits the end of every range for the group: called once the run that read them has
+/// finished, so the next run starts after them.
+pub fn commit(config: &KafkaSourceConfig, ranges: &[PartitionRange]) -> Result<()> {
+    let consumer = config.consumer()?;
+    let mut list = TopicPartitionList::new();
+    for r in ranges {
+        list.add_partition_offset(&config.topic, r.partition, Offset::Offset(r.end))
+            .map_err(|e| config.error(e.to_string()))?;
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .map_err(|e| config.error(format!("cannot commit the offsets read: {e}")))
+}
+
+/// Reads one partition range and decodes its messages.
+pub struct PartitionReader {
+    config: KafkaSourceConfig,
+    range: PartitionRange,
+    consumer: BaseConsumer,
+    registry: std::sync::Arc<InstrumentRegistry>,
+    source: u16,
+    next: i64,
+    dead_letter: Option<BaseProducer>,
+    waiting_since: Option<std::time::Instant>,
+}
+
+impl PartitionReader {
+    /// Opens `range` of the source's topic; records get sequence numbers of part `source`.
+    pub fn open(
+        config: &KafkaSourceConfig,
+        range: &PartitionRange,
+        source: u16,
+        registry: std::sync::Arc<InstrumentRegistry>,
+    ) -> Result<Self> {
+        let dead_letter = match &config.dead_letter {
+            Some(_) => Some(
+                ClientConfig::new()
+                    .set("bootstrap.servers", config.brokers())
+                    .set("enable.idempotence", "true")
+                    .create()
+                    .map_err(|e| {
+                        config.error(format!("cannot create the dead-letter producer: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            consumer: assign(config, range)?,
+            config: config.clone(),
+            range: range.clone(),
+            registry,
+            source,
+            next: range.start,
+            dead_letter,
+            waiting_since: None,
+        })
+    }
+
+    fn origin(&self, offset: i64) -> String {
+        format!(
+            "kafka:{}/{}@{offset}",
+            self.config.topic, self.range.partition
+        )
+    }
+
+    fn reject(&mut self, offset: i64, payload: &[u8], detail: String) -> SourceItem {
+        if let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter) {
+            let key = format!(
+                "{}/{}@{offset}: {detail}",
+                self.config.topic, self.range.partition
+            );
+            let record = BaseRecord::<[u8], [u8]>::to(topic)
+                .key(key.as_bytes())
+                .payload(payload);
+            if let Err((e, _)) = producer.send(record) {
+                // The reject below still reports the message; say the dead letter failed too.
+                return SourceItem::Bad(self.bad(
+                    offset,
+                    format!("{detail} (and the dead-letter topic refused it: {e})"),
+                ));
+            }
+            producer.poll(Duration::ZERO);
+        }
+        SourceItem::Bad(self.bad(offset, detail))
+    }
+
+    fn bad(&self, offset: i64, detail: String) -> Reject {
+        Reject {
+            instrument: None,
+            ts_event: None,
+            reason: RejectReason::Malformed,
+            detail,
+            origin: self.origin(offset),
+            line: u64::try_from(offset).unwrap_or(0),
+            seq: SeqNo::new(self.source, u64::try_from(offset).unwrap_or(0)),
+        }
+    }
+}
+
+impl PartReader for PartitionReader {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        while self.next < self.range.end {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    self.waiting_since = None;
+                    let offset = m.offset();
+                    self.next = offset + 1;
+                    if offset >= self.range.end {
+                        break;
+                    }
+                    let payload = m.payload().unwrap_or_default().to_vec();
+                    let seq = SeqNo::new(self.source, u64::try_from(offset).unwrap_or(0));
+                    return Some(
+                        match decode(&payload, &self.registry, &self.config.venue, seq) {
+                            Ok(event) => SourceItem::Event(event),
+                            Err(detail) => self.reject(offset, &payload, detail),
+                        },
+                    );
+                }
+                Some(Err(e)) => {
+                    let offset = self.next;
+                    self.next = self.range.end;
+                    return Some(SourceItem::Bad(
+                        self.bad(offset, format!("cannot read the partition further: {e}")),
+                    ));
+                }
+                None => {
+                    let since = *self
+                        .waiting_since
+                        .get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > STALL {
+                        let offset = self.next;
+                        self.next = self.range.end;
+                        return Some(SourceItem::Bad(self.bad(
+                            offset,
+                            format!(
+                                "no message for {} s although the partition ends at {}",
+                                STALL.as_secs(),
+                                self.range.end
+                            ),
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(p) = &self.dead_letter {
+            let _ = p.flush(TIMEOUT);
+        }
+        None
+    }
+}
+
+/// The fields of a flat JSON object, values as written: strings unescaped, other values as
+/// their text (`12.5`, `null`, `true`).
+fn fields(text: &str) -> std::result::Result<Vec<(String, String, bool)>, String> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let string = |i: &mut usize| -> std::result::Result<String, String> {
+        // b[*i] is the opening quote.
+        *i += 1;
+        let mut out = String::new();
+        let start = *i;
+        let mut plain = true;
+        while *i < b.len() {
+            match b[*i] {
+                b'"' => {
+                    if plain {
+                        out.push_str(&text[start..*i]);
+                    }
+                    *i += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    if plain {
+                        out.push_str(&text[start..*i]);
+                        plain = false;
+                    }
+                    let esc = *b.get(*i + 1).ok_or("unterminated string")?;
+                    *i += 2;
+                    match esc {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'n' => out.push('\n'),
+                        b't' => out.push('\t'),
+                        b'r' => out.push('\r'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'u' => {
+                            let hex = text.get(*i..*i + 4).ok_or("bad \\u escape")?;
+                            let c = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
+                            out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                            *i += 4;
+                        }
+                        _ => return Err("bad escape in a string".into()),
+                    }
+                }
+                _ => {
+                    if !plain {
+                        // Copy one UTF-8 character.
+                        let ch = text[*i..].chars().next().ok_or("bad text")?;
+                        out.push(ch);
+                        *i += ch.len_utf8();
+                        continue;
+                    }
+                    *i += 1;
+                }
+            }
+        }
+        Err("unterminated string".into())
+    };
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    i += 1;
+    let mut out = Vec::new();
+    loop {
+        ws(&mut i);
+        match b.get(i) {
+            Some(b'}') if out.is_empty() => {
+                i += 1;
+                break;
+            }
+            Some(b'"') => {}
+            _ => return Err("expected a field name".into()),
+        }
+        let key = string(&mut i)?;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return Err(format!("expected ':' after \"{key}\""));
+        }
+        i += 1;
+        ws(&mut i);
+        let (value, quoted) = match b.get(i) {
+            Some(b'"') => (string(&mut i)?, true),
+            Some(b'{' | b'[') => return Err(format!("field {key}: nested values are not read")),
+            Some(_) => {
+                let start = i;
+                while i < b.len() && !matches!(b[i], b',' | b'}') && !b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                (text[start..i].to_string(), false)
+            }
+            None => return Err("unexpected end".into()),
+        };
+        out.push((key, value, quoted));
+        ws(&mut i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {
+                i += 1;
+                break;
+            }
+            _ => return Err("expected ',' or '}'".into()),
+        }
+    }
+    ws(&mut i);
+    if i != b.len() {
+        return Err("text after the object".into());
+    }
+    Ok(out)
+}
+
+/// Decodes one message into a market record.
+pub fn decode(
+    payload: &[u8],
+    registry: &InstrumentRegistry,
+    venue: &str,
+    seq: SeqNo,
+) -> std::result::Result<MarketEvent, String> {
+    let text =
+        std::str::from_utf8(payload).map_err(|_| "the message is not UTF-8 text".to_string())?;
+    let fields = fields(text).map_err(|e| format!("not a JSON object of fields: {e}"))?;
+    let get = |name: &str| -> Option<(&str, bool)> {
+        fields
+            .iter()
+            .find(|(k, _, _)| k == name)
+            .map(|(_, v, q)| (v.as_str(), *q))
+    };
+    let required = |name: &str| -> std::result::Result<&str, String> {
+        match get(name) {
+            Some(("null", false)) | None => Err(format!("field {name} is missing")),
+            Some((v, _)) => Ok(v),
+        }
+    };
+    let optional = |name: &str| match get(name) {
+        Some(("null", false)) | None => None,
+        Some((v, _)) => Some(v),
+    };
+    let time = |name: &str| -> std::result::Result<Timestamp, String> {
+        let v = required(name)?;
+        match v.parse::<i64>() {
+            Ok(ns) => Ok(Timestamp(ns)),
+            Err(_) => Timestamp::parse_rfc3339(v).map_err(|e| format!("field {name}: {e}")),
+        }
+    };
+    let price = |name: &str| -> std::result::Result<Price, String> {
+        Price::parse(required(name)?).map_err(|e| format!("field {name}: {e}"))
+    };
+    let opt_price = |name: &str| -> std::result::Result<Option<Price>, String> {
+        optional(name)
+            .map(|v| Price::parse(v).map_err(|e| format!("field {name}: {e}")))
+            .transpose()
+    };
+    let qty = |name: &str| -> std::result::Result<Quantity, String> {
+        Quantity::parse(required(name)?).map_err(|e| format!("field {name}: {e}"))
+    };
+    let id = |name: &str| -> std::result::Result<Option<u64>, String> {
+        optional(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("field {name}: not an id: {v}"))
+            })
+            .transpose()
+    };
+    let flag = |name: &str| matches!(get(name), Some(("true", false)));
+    let side = |name: &str| -> std::result::Result<Side, String> {
+        match optional(name) {
+            None => Ok(Side::None),
+            Some(v) => Side::from_name(v).ok_or_else(|| format!("field {name}: unknown side {v}")),
+        }
+    };
+    let symbol = required("instrument")?;
+    let instrument: InstrumentId = registry.lookup(venue, symbol).ok_or_else(|| {
+        format!("unknown instrument {symbol} (not declared when the job started)")
+    })?;
+    let ts_event = time("ts_event")?;
+    let ts_recv = if optional("ts_recv").is_some() {
+        time("ts_recv")?
+    } else {
+        ts_event
+    };
+    match required("type")? {
+        "trade" => Ok(MarketEvent::Trade(Trade {
+            instrument,
+            ts_event,
+            ts_recv,
+            price: price("price")?,
+            size: qty("size")?,
+            aggressor: side("aggressor")?,
+            trade_id: id("trade_id")?,
+            suspicious: flag("suspicious"),
+            seq,
+        })),
+        "quote" => Ok(MarketEvent::Quote(Quote {
+            instrument,
+            ts_event,
+            ts_recv,
+            bid: opt_price("bid")?,
+            bid_size: qty("bid_size")?,
+            ask: opt_price("ask")?,
+            ask_size: qty("ask_size")?,
+            update_id: id("update_id")?,
+            suspicious: flag("suspicious"),
+            seq,
+        })),
+        "book" => {
+            let action = required("action")?;
+            Ok(MarketEvent::Book(BookEvent {
+                instrument,
+                ts_event,
+                ts_recv,
+                action: BookAction::from_name(action)
+                    .ok_or_else(|| format!("field action: unknown action {action}"))?,
+                side: side("side")?,
+                price: price("price")?,
+                size: qty("size")?,
+                order_id: id("order_id")?,
+                suspicious: flag("suspicious"),
+                seq,
+            }))
+        }
+        other => Err(format!(
+            "field type: unknown record type {other} (expected trade, quote or book)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> InstrumentRegistry {
+        let mut r = InstrumentRegistry::new();
+        r.register(InstrumentSpec {
+            symbol: "AIG".into(),
+            venue: "kafka".into(),
+            tick_size: Price::from_raw(10_000_000),
+            lot_size: Quantity::from_raw(1_000_000_000),
+            currency: "USD".into(),
+        });
+        r
+    }
+
+    #[test]
+    fn decodes_what_publish_writes_exactly() {
+        let reg = registry();
+        let msg = br#"{"type":"trade","instrument":"AIG","ts_event":"2013-10-07T08:00:00.688Z","ts_recv":"2013-10-07T08:00:00.688Z","price":49.18,"size":300,"aggressor":"none","trade_id":null,"suspicious":false}"#;
+        let MarketEvent::Trade(t) = decode(msg, &reg, "kafka", SeqNo::new(1, 7)).unwrap() else {
+            panic!("not a trade");
+        };
+        assert_eq!(t.price, Price::parse("49.18").unwrap());
+        assert_eq!(t.size, Quantity::parse("300").unwrap());
+        assert_eq!(
+            t.ts_event,
+            Timestamp::parse_rfc3339("2013-10-07T08:00:00.688Z").unwrap()
+        );
+        assert_eq!(t.trade_id, None);
+        assert_eq!(t.seq, SeqNo::new(1, 7));
+        // A price that floating point cannot hold stays exact.
+        let msg = br#"{"type":"quote","instrument":"AIG","ts_event":1381132800688000000,"bid":12345678.123456789,"bid_size":"1.5","ask":null,"ask_size":0}"#;
+        let MarketEvent::Quote(q) = decode(msg, &reg, "kafka", SeqNo::new(1, 8)).unwrap() else {
+            panic!("not a quote");
+        };
+        assert_eq!(q.bid, Some(Price::parse("12345678.123456789").unwrap()));
+        assert_eq!(q.ask, None);
+        assert_eq!(q.ts_recv, q.ts_event);
+    }
+
+    #[test]
+    fn bad_messages_say_what_is_wrong() {
+        let reg = registry();
+        let e = |m: &[u8]| decode(m, &reg, "kafka", SeqNo::new(0, 0)).unwrap_err();
+        assert!(e(b"\xff\xfe").contains("not UTF-8"));
+        assert!(e(b"[1,2]").contains("not a JSON object"));
+        assert!(e(br#"{"type":"trade","instrument":"XYZ"}"#).contains("unknown instrument XYZ"));
+        assert!(
+            e(br#"{"type":"trade","instrument":"AIG","ts_event":"2013-10-07T08:00:00Z","size":1}"#)
+                .contains("field price is missing")
+        );
+        assert!(
+            e(br#"{"type":"trade","instrument":"AIG","ts_event":"2013-10-07T08:00:00Z","price":NaN,"size":1}"#)
+                .contains("field price")
+        );
+        assert!(
+            e(br#"{"type":"bar","instrument":"AIG","ts_event":"2013-10-07T08:00:00Z"}"#)
+                .contains("unknown record type bar")
+        );
+        assert!(e(br#"{"type":"trade","instrument":"AIG" "x":1}"#).contains("expected ','"));
+    }
+
+    #[test]
+    fn strings_are_unescaped() {
+        let f = fields(r#"{"a":"x\"y\\z\u00e9","b" : 12 , "c":"é"}"#).unwrap();
+        assert_eq!(f[0], ("a".into(), "x\"y\\zé".into(), true));
+        assert_eq!(f[1], ("b".into(), "12".into(), false));
+        assert_eq!(f[2], ("c".into(), "é".into(), true));
+    }
+}
