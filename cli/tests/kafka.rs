@@ -579,3 +579,168 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
         "{dead:?}"
     );
 }
+
+const RESTART: &str = r#"
+[pipeline]
+name = "restart"
+
+[[source]]
+kind = "kafka"
+topic = "TOPIC"
+group = "TOPIC"
+venue = "US"
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+
+[[operator]]
+name = "signals"
+kind = "signals"
+input = "indicators"
+buy = "close crosses_above ema_20"
+sell = "close crosses_below ema_20"
+
+[[sink]]
+kind = "kafka"
+topic = "TOPIC-signals"
+streams = ["signals"]
+
+[[sink]]
+kind = "jsonl"
+streams = ["signals"]
+"#;
+
+#[test]
+fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
+    let Some((brokers, python)) =
+        setup("a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id")
+    else {
+        return;
+    };
+    let Some(tick) = lean_trades() else {
+        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    for f in [
+        "aig_20131007_trade.zip",
+        "bac_20131007_trade.zip",
+        "ibm_20131007_trade.zip",
+    ] {
+        std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
+    }
+    let t = topic("restart");
+    let publish = tickflow()
+        .args([
+            "publish",
+            "--partitions",
+            "2",
+            "--topic",
+            &t,
+            "--brokers",
+            &brokers,
+            "--data",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        publish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(&pipeline, RESTART.replace("TOPIC", &t)).unwrap();
+
+    // The reference: the files, read once.
+    let reference = run_ok(
+        &["--data", data.path().to_str().unwrap()],
+        &dir.path().join("files"),
+        &pipeline,
+        &brokers,
+    );
+    let expected: BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("files/signals.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+    assert!(expected.len() > 5, "{reference}");
+    // The reference wrote to the signal topic too; start the topic over for the real test.
+    let signals = format!("{t}-signals-restarted");
+    std::fs::write(
+        &pipeline,
+        RESTART
+            .replace("TOPIC-signals", &signals)
+            .replace("TOPIC", &t),
+    )
+    .unwrap();
+
+    // Killed part-way through the topic (the replay paced to about 16 s), once its progress
+    // line says it has passed 16:00 of the recorded day...
+    let mut child = tickflow()
+        .args(["run", "--speed", "3600", "-o"])
+        .arg(dir.path().join("killed"))
+        .arg(&pipeline)
+        .env("TICKFLOW_KAFKA_BROKERS", &brokers)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut passed = false;
+    for line in std::io::BufRead::lines(progress) {
+        let line = line.unwrap();
+        if ["T16:", "T17:", "T18:"]
+            .iter()
+            .any(|h| line.contains(&format!("event time 2013-10-07{h}")))
+        {
+            passed = true;
+            break;
+        }
+        assert!(
+            !line.contains("summary"),
+            "the paced run ended before it was stopped"
+        );
+    }
+    assert!(passed, "the paced run printed no progress past 16:00");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // ...and started again: it reads every tick, because nothing was committed.
+    let rerun = run_ok(&[], &dir.path().join("rerun"), &pipeline, &brokers);
+    assert_eq!(
+        records_read(&rerun),
+        records_read(&reference),
+        "no tick lost: {rerun}"
+    );
+
+    // The topic has the killed run's signals and the rerun's; by id, exactly the reference.
+    let messages = consume(&python, &brokers, &signals, 0);
+    assert!(
+        messages.len() > expected.len(),
+        "the killed run's signals are in the topic too: {} messages, {} signals",
+        messages.len(),
+        expected.len()
+    );
+    let mut by_id: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for (_, _, v) in messages {
+        let id = v["id"].as_str().unwrap().to_string();
+        if let Some(seen) = by_id.get(&id) {
+            assert_eq!(*seen, v, "a repeated id carries the same signal");
+        }
+        by_id.insert(id, v);
+    }
+    assert_eq!(by_id, expected);
+}

@@ -2,7 +2,8 @@
 """A third-party Kafka client (confluent-kafka, librdkafka 2.16) for the Kafka tests.
 
     python3 kafka_client.py consume BROKERS TOPIC COUNT [TIMEOUT_S]
-        reads COUNT messages of every partition from the beginning and prints one JSON line
+        reads COUNT messages (0: until none comes for 3 s) of every partition from the
+        beginning and prints one JSON line
         per message: {"key", "partition", "offset", "value"} (value parsed as JSON; text
         when it is not JSON)
     python3 kafka_client.py produce BROKERS TOPIC PARTITIONS
@@ -29,10 +30,14 @@ def consume(brokers, topic, count, timeout):
     c.assign([TopicPartition(topic, p, 0) for p in sorted(t.partitions)])
     got = 0
     deadline = time.time() + timeout
-    while got < count and time.time() < deadline:
+    last = time.time()
+    while (count == 0 or got < count) and time.time() < deadline:
         m = c.poll(0.2)
         if m is None:
+            if count == 0 and time.time() - last > 3:
+                break
             continue
+        last = time.time()
         if m.error():
             if m.error().code() == KafkaError._PARTITION_EOF:
                 continue
@@ -49,7 +54,7 @@ def consume(brokers, topic, count, timeout):
             "value": value,
         }))
     c.close()
-    if got < count:
+    if count and got < count:
         sys.exit(f"only {got} of {count} messages within {timeout} s")
 
 

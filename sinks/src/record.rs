@@ -193,9 +193,18 @@ impl SinkRecord for Signal {
         Some(self.instrument)
     }
     fn write_json(&self, reg: &InstrumentRegistry, out: &mut String) {
+        // The same signal has the same id however often it is computed (a replayed or restarted
+        // job), so consumers de-duplicate by it: instrument, event time, side.
+        let id = format!(
+            "{}:{}:{}",
+            reg.symbol(self.instrument),
+            self.ts_event.nanos(),
+            self.side.as_str()
+        );
         let _ = write!(
             out,
-            r#"{{"instrument":{},"ts_event":"{}","side":"{}","strength":{},"reason":{}}}"#,
+            r#"{{"id":{},"instrument":{},"ts_event":"{}","side":"{}","strength":{},"reason":{}}}"#,
+            js(&id),
             js(reg.symbol(self.instrument)),
             self.ts_event,
             self.side.as_str(),
