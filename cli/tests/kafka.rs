@@ -72,42 +72,62 @@ fn lean_trades() -> Option<PathBuf> {
     dir.exists().then_some(dir)
 }
 
+/// Copies `files` of the Lean tick data into a new directory and publishes them with
+/// `tickflow publish` to a new topic of `partitions` partitions; returns both and what the
+/// command printed. `None` (SKIPPED) without the recorded data.
+fn publish_lean(
+    files: &[&str],
+    partitions: &str,
+    brokers: &str,
+    name: &str,
+) -> Option<(tempfile::TempDir, String, String)> {
+    let Some(tick) = lean_trades() else {
+        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+        return None;
+    };
+    let data = tempfile::tempdir().unwrap();
+    for f in files {
+        std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
+    }
+    let t = topic(name);
+    let out = tickflow()
+        .args([
+            "publish",
+            "--partitions",
+            partitions,
+            "--topic",
+            &t,
+            "--brokers",
+            brokers,
+        ])
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((data, t, stdout))
+}
+
 #[test]
 fn publish_replays_recorded_trades_in_order_per_symbol() {
     let Some((brokers, python)) = setup("publish_replays_recorded_trades_in_order_per_symbol")
     else {
         return;
     };
-    let Some(tick) = lean_trades() else {
-        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+    // Two symbols' trades of one day.
+    let Some((dir, t, stdout)) = publish_lean(
+        &["aig_20131007_trade.zip", "bac_20131007_trade.zip"],
+        "3",
+        &brokers,
+        "trades",
+    ) else {
         return;
     };
-    // Two symbols' trades of one day.
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["aig_20131007_trade.zip", "bac_20131007_trade.zip"] {
-        std::fs::copy(tick.join(f), dir.path().join(f)).unwrap();
-    }
-    let t = topic("trades");
-    let out = tickflow()
-        .args([
-            "publish",
-            "--partitions",
-            "3",
-            "--topic",
-            &t,
-            "--brokers",
-            &brokers,
-            "--data",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let sent: usize = stdout
         .split_whitespace()
         .nth(1)
@@ -425,38 +445,18 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
     else {
         return;
     };
-    let Some(tick) = lean_trades() else {
-        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+    let Some((data, t, _)) = publish_lean(
+        &[
+            "aig_20131007_trade.zip",
+            "bac_20131007_trade.zip",
+            "ibm_20131007_quote.zip",
+        ],
+        "3",
+        &brokers,
+        "ticks",
+    ) else {
         return;
     };
-    let data = tempfile::tempdir().unwrap();
-    for f in [
-        "aig_20131007_trade.zip",
-        "bac_20131007_trade.zip",
-        "ibm_20131007_quote.zip",
-    ] {
-        std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
-    }
-    let t = topic("ticks");
-    let publish = tickflow()
-        .args([
-            "publish",
-            "--partitions",
-            "3",
-            "--topic",
-            &t,
-            "--brokers",
-            &brokers,
-            "--data",
-        ])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert!(
-        publish.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publish.stderr)
-    );
 
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("p.toml");
@@ -625,38 +625,18 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
     else {
         return;
     };
-    let Some(tick) = lean_trades() else {
-        eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
+    let Some((data, t, _)) = publish_lean(
+        &[
+            "aig_20131007_trade.zip",
+            "bac_20131007_trade.zip",
+            "ibm_20131007_trade.zip",
+        ],
+        "2",
+        &brokers,
+        "restart",
+    ) else {
         return;
     };
-    let data = tempfile::tempdir().unwrap();
-    for f in [
-        "aig_20131007_trade.zip",
-        "bac_20131007_trade.zip",
-        "ibm_20131007_trade.zip",
-    ] {
-        std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
-    }
-    let t = topic("restart");
-    let publish = tickflow()
-        .args([
-            "publish",
-            "--partitions",
-            "2",
-            "--topic",
-            &t,
-            "--brokers",
-            &brokers,
-            "--data",
-        ])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert!(
-        publish.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publish.stderr)
-    );
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("p.toml");
     std::fs::write(&pipeline, RESTART.replace("TOPIC", &t)).unwrap();
@@ -743,4 +723,15 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
         by_id.insert(id, v);
     }
     assert_eq!(by_id, expected);
+}
+
+#[test]
+fn the_shipped_kafka_pipeline_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/kafka.toml");
+    let out = tickflow().arg("validate").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

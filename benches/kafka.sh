@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Kafka benchmark: records/s from a topic of recorded ticks through the default day-trading chain
+# (pipelines/kafka.toml: normalize, bars, indicators, features, signals, risk, simulated fills,
+# portfolio) and back to topics, beside confluent-kafka's raw consume of the same topic, in one
+# run on one broker.
+#
+#   cargo build --release -p tickflow-cli && benches/kafka.sh [DATA]
+#
+# DATA: recorded data (default ../shared/data/us-equities/tick). Uses TICKFLOW_KAFKA_BROKERS,
+# else starts tansu (scripts/test.sh installs it) on a free port; TICKFLOW_PYTHON must have
+# confluent-kafka (scripts/test.sh makes that virtual environment).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${TICKFLOW_BIN:-${CARGO_TARGET_DIR:-target}/release/tickflow}"
+cache="${TICKFLOW_CACHE:-$HOME/.cache/tickflow}"
+python="${TICKFLOW_PYTHON:-$cache/venv/bin/python}"
+data="${1:-../shared/data/us-equities/tick}"
+[ -x "$bin" ] || { echo "error: build first: cargo build --release -p tickflow-cli"; exit 1; }
+if [ -z "${TICKFLOW_KAFKA_BROKERS:-}" ]; then
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$cache/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
+    >"$cache/tansu-bench.log" 2>&1 &
+  broker=$!
+  trap 'kill $broker' EXIT
+  sleep 1
+  export TICKFLOW_KAFKA_BROKERS="127.0.0.1:$port"
+fi
+brokers="$TICKFLOW_KAFKA_BROKERS"
+topic="bench-ticks-$$"
+echo "== publish $data to $topic (4 partitions) on $brokers"
+"$bin" publish --data "$data" --topic "$topic" --partitions 4 | tee /tmp/kafka-bench-publish.txt
+count="$(awk '{print $2}' /tmp/kafka-bench-publish.txt)"
+
+echo "== confluent-kafka: raw consume of $count messages"
+read -r got raw_secs < <("$python" benches/kafka_consume.py "$brokers" "$topic" "$count")
+echo "$got messages in $raw_secs s: $(python3 -c "print(round($got / $raw_secs))") msg/s"
+
+pipeline="$(mktemp -t kafka-bench.XXXXXX.toml)"
+sed -e "s/topic = \"ticks\"/topic = \"$topic\"/" -e "s/group = \"daytrade\"/group = \"bench-$$\"/" \
+    -e "s/dead_letter = \"ticks.dead\"/dead_letter = \"$topic.dead\"/" \
+    -e "s/daytrade.{stream}/$topic.{stream}/" pipelines/kafka.toml >"$pipeline"
+echo "== tickflow: topic -> default chain -> topics (1 worker)"
+start=$(date +%s.%N)
+"$bin" run "$pipeline" -q -o "$(mktemp -d)" | grep -E "records read|wall time|throughput|kafka:"
+end=$(date +%s.%N)
+python3 - "$count" "$start" "$end" "$raw_secs" <<'PY'
+import sys
+n, s, e, raw = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+secs = e - s
+print(f"tickflow end to end (planning, reading, the chain, producing, committing): {secs:.2f} s, {n / secs:,.0f} records/s")
+print(f"confluent-kafka raw consume: {raw:.2f} s, {n / raw:,.0f} records/s")
+print(f"ratio tickflow / raw consume: {raw / secs:.2f}")
+PY
