@@ -496,8 +496,24 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         let _ = h.join();
     }
     outcome?;
-    // Everything read has been processed by every sink: the Kafka offsets may move on.
-    tickflow_sources::commit_read(&committed)?;
+    // Everything read has been processed by every sink: the Kafka offsets may move on, unless
+    // a sink failed, in which case the next run reads the same records again.
+    let failed = stats.errors.lock().map_or(true, |e| !e.is_empty());
+    if failed {
+        if committed
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Kafka { .. }))
+        {
+            stats.error(
+                "kafka offsets were not committed because of the errors above; the next run \
+                 reads the same records again"
+                    .into(),
+            );
+        }
+    } else {
+        tickflow_sources::commit_read(&committed)?;
+    }
     Ok(Summary::collect(
         &stats,
         &pipeline.name,

@@ -296,6 +296,8 @@ pub struct PartitionReader {
     next: i64,
     dead_letter: Option<BaseProducer>,
     waiting_since: Option<std::time::Instant>,
+    /// The next offset to read, for the commit at the end of the run.
+    read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl PartitionReader {
@@ -305,6 +307,7 @@ impl PartitionReader {
         range: &PartitionRange,
         source: u16,
         registry: std::sync::Arc<InstrumentRegistry>,
+        read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
     ) -> Result<Self> {
         let dead_letter = match &config.dead_letter {
             Some(_) => Some(
@@ -327,6 +330,7 @@ impl PartitionReader {
             next: range.start,
             dead_letter,
             waiting_since: None,
+            read_to,
         })
     }
 
@@ -382,6 +386,10 @@ impl PartReader for PartitionReader {
                     if offset >= self.range.end {
                         break;
                     }
+                    // Read, and (once the run has finished) processed: a rejected message too,
+                    // which went to the rejects stream and the dead-letter topic.
+                    self.read_to
+                        .store(self.next, std::sync::atomic::Ordering::Release);
                     let payload = m.payload().unwrap_or_default().to_vec();
                     let seq = SeqNo::new(self.source, u64::try_from(offset).unwrap_or(0));
                     return Some(

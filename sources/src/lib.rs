@@ -83,6 +83,9 @@ pub enum Part {
         range: kafka::PartitionRange,
         /// Part index (for sequence numbers).
         source: u16,
+        /// The next offset to read: how far the reader got, shared with the plan so that only
+        /// what was read is committed.
+        read_to: Arc<std::sync::atomic::AtomicI64>,
     },
     /// One recorded file.
     File {
@@ -128,11 +131,13 @@ impl Part {
                 config,
                 range,
                 source,
+                read_to,
             } => Ok(Box::new(kafka::PartitionReader::open(
                 config,
                 range,
                 *source,
                 Arc::new(registry.clone()),
+                read_to.clone(),
             )?)),
         }
     }
@@ -220,15 +225,25 @@ impl PartReader for LazyPart {
 }
 
 /// Records, for every Kafka source of `plan`, that the run has processed what it read: the
-/// consumer groups' offsets move to the ends of the ranges read. Call only once every sink has
-/// finished.
+/// consumer groups' offsets move to where each partition's reader got (its range's end unless
+/// reading failed part-way). Call only once every sink has finished without error.
 pub fn commit_read(plan: &Plan) -> Result<()> {
     let mut by_source: Vec<(&kafka::KafkaSourceConfig, Vec<kafka::PartitionRange>)> = Vec::new();
     for part in &plan.parts {
-        if let Part::Kafka { config, range, .. } = part {
+        if let Part::Kafka {
+            config,
+            range,
+            read_to,
+            ..
+        } = part
+        {
+            let read = kafka::PartitionRange {
+                end: read_to.load(std::sync::atomic::Ordering::Acquire),
+                ..range.clone()
+            };
             match by_source.iter_mut().find(|(c, _)| *c == config) {
-                Some((_, ranges)) => ranges.push(range.clone()),
-                None => by_source.push((config, vec![range.clone()])),
+                Some((_, ranges)) => ranges.push(read),
+                None => by_source.push((config, vec![read])),
             }
         }
     }
@@ -274,6 +289,7 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
                     let source = part_index(&parts)?;
                     parts.push(Part::Kafka {
                         config: config.clone(),
+                        read_to: Arc::new(std::sync::atomic::AtomicI64::new(range.start)),
                         range,
                         source,
                     });
