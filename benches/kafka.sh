@@ -40,11 +40,20 @@ pipeline="$(mktemp -t kafka-bench.XXXXXX.toml)"
 sed -e "s/topic = \"ticks\"/topic = \"$topic\"/" -e "s/group = \"daytrade\"/group = \"bench-$$\"/" \
     -e "s/dead_letter = \"ticks.dead\"/dead_letter = \"$topic.dead\"/" \
     -e "s/daytrade.{stream}/$topic.{stream}/" pipelines/kafka.toml >"$pipeline"
-echo "== tickflow: topic -> default chain -> topics (1 worker)"
-start=$(date +%s.%N)
-"$bin" run "$pipeline" -q -o "$(mktemp -d)" | grep -E "records read|wall time|throughput|kafka:"
-end=$(date +%s.%N)
-python3 - "$count" "$start" "$end" "$raw_secs" <<'PY'
+# Instruments: found by reading the topic's keys once when the job starts (the default), or
+# declared in the pipeline (SYMBOLS, default: the symbols of Lean file names in DATA), which
+# skips that pass.
+symbols="${SYMBOLS:-$(ls "$data" | sed -n 's/^\([a-z]*\)_[0-9]*_.*/\1/p' | sort -u | tr 'a-z' 'A-Z' | paste -sd, -)}"
+declared="$(mktemp -t kafka-bench.XXXXXX.toml)"
+sed "s/^venue = \"US\"/venue = \"US\"\nsymbols = [\"$(echo "$symbols" | sed 's/,/", "/g')\"]/" "$pipeline" >"$declared"
+for variant in keys declared; do
+  file="$pipeline"; [ "$variant" = declared ] && file="$declared"
+  sed -i "s/group = \"bench-[^\"]*\"/group = \"bench-$$-$variant\"/" "$file"
+  echo "== tickflow ($variant instruments: $([ $variant = keys ] && echo "read from the message keys" || echo "$symbols")): topic -> default chain -> topics (1 worker)"
+  start=$(date +%s.%N)
+  "$bin" run "$file" -q -o "$(mktemp -d)" | grep -E "records read|wall time|throughput|kafka:"
+  end=$(date +%s.%N)
+  python3 - "$count" "$start" "$end" "$raw_secs" <<'PY'
 import sys
 n, s, e, raw = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 secs = e - s
@@ -52,3 +61,4 @@ print(f"tickflow end to end (planning, reading, the chain, producing, committing
 print(f"confluent-kafka raw consume: {raw:.2f} s, {n / raw:,.0f} records/s")
 print(f"ratio tickflow / raw consume: {raw / secs:.2f}")
 PY
+done
