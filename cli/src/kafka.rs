@@ -12,10 +12,10 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tickflow_core::{MarketEvent, Timestamp};
+use tickflow_core::MarketEvent;
 use tickflow_sinks::SinkRecord;
 use tickflow_sinks::kafka::{TopicProducer, brokers};
-use tickflow_sources::{LazyPart, Merger, PartReader, ReplayFormat, SourceConfig, SourceItem};
+use tickflow_sources::{Merger, ReplayFormat, SourceConfig, SourceItem};
 
 /// `tickflow publish`.
 #[derive(Args, Debug)]
@@ -48,28 +48,22 @@ pub fn market_message(
     out: &mut String,
 ) {
     out.clear();
-    let (kind, body) = {
-        let mut body = String::new();
-        let kind = match event {
-            MarketEvent::Trade(t) => {
-                t.write_json(registry, &mut body);
-                "trade"
-            }
-            MarketEvent::Quote(q) => {
-                q.write_json(registry, &mut body);
-                "quote"
-            }
-            MarketEvent::Book(b) => {
-                b.write_json(registry, &mut body);
-                "book"
-            }
-        };
-        (kind, body)
+    let kind = match event {
+        MarketEvent::Trade(t) => {
+            t.write_json(registry, out);
+            "\"type\":\"trade\","
+        }
+        MarketEvent::Quote(q) => {
+            q.write_json(registry, out);
+            "\"type\":\"quote\","
+        }
+        MarketEvent::Book(b) => {
+            b.write_json(registry, out);
+            "\"type\":\"book\","
+        }
     };
-    out.push_str("{\"type\":\"");
-    out.push_str(kind);
-    out.push_str("\",");
-    out.push_str(body.strip_prefix('{').unwrap_or(&body));
+    // Right after the record's opening brace.
+    out.insert_str(1, kind);
 }
 
 /// Replays `args.data` into the topic in event-time order; prints what it sent.
@@ -88,16 +82,7 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
         format,
     }])?;
     let registry = Arc::new(plan.registry.clone());
-    let readers: Vec<(Option<Timestamp>, Box<dyn PartReader>)> = plan
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(i, part)| {
-            let lazy = LazyPart::new(part.clone(), i, registry.clone());
-            (part.earliest(), Box::new(lazy) as Box<dyn PartReader>)
-        })
-        .collect();
-    let mut merger = Merger::with_deferred(readers);
+    let mut merger = Merger::lazy(plan.parts.iter().enumerate(), &registry);
     let brokers = brokers(args.brokers.as_deref());
     let mut producer = TopicProducer::new(&brokers, &args.topic, args.partitions)?;
     let started = Instant::now();

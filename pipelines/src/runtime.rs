@@ -39,7 +39,7 @@ use tickflow_sinks::{
     DiscardSink, JsonlSink, KafkaSink, ParquetSink, Sink, SinkRecord, StdoutSink, StreamTap,
     TapSink,
 };
-use tickflow_sources::{LazyPart, Merger, Pacer, Part, PartReader, Plan, SourceItem};
+use tickflow_sources::{Merger, Pacer, Part, Plan, SourceItem};
 use timely::dataflow::operators::core::Concat;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::vec::UnorderedInput;
@@ -1306,21 +1306,19 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     // This worker's parts, opened on first read by whoever reads (the reader thread where
     // there is one); a part that cannot be opened becomes a reject. A recorded day is opened
     // only when the merge reaches that day.
-    let readers: Vec<(Option<Timestamp>, Box<dyn PartReader>)> = shared
-        .plan
-        .parts
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % peers == index)
-        .map(|(i, part)| {
-            let lazy = LazyPart::new(part.clone(), i, shared.registry.clone());
-            (part.earliest(), Box::new(lazy) as Box<dyn PartReader>)
-        })
-        .collect();
+    let merger = Merger::lazy(
+        shared
+            .plan
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == index),
+        &shared.registry,
+    );
     // Reading and parsing run on a thread of their own, a chunk ahead of the dataflow.
     let initial = *caps.as_ref().ok_or("input capability missing")?.0.time();
     let mut reader = ChunkReader {
-        merger: Merger::with_deferred(readers),
+        merger,
         pacer: Pacer::new(shared.speed),
         gran: shared.pipeline.granularity.nanos().max(1),
         lateness: shared.pipeline.allowed_lateness.nanos(),

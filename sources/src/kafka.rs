@@ -75,11 +75,18 @@ impl KafkaSourceConfig {
     }
 
     fn consumer(&self) -> Result<BaseConsumer> {
+        self.consumer_with_eof(false)
+    }
+
+    /// A consumer of the group that never commits on its own; with `eof`, polling reports the
+    /// end of each partition.
+    fn consumer_with_eof(&self, eof: bool) -> Result<BaseConsumer> {
         ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("group.id", &self.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", if eof { "true" } else { "false" })
             .create()
             .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
     }
@@ -164,20 +171,9 @@ pub fn partitions(config: &KafkaSourceConfig) -> Result<Vec<PartitionRange>> {
 /// some Kafka-compatible brokers (tansu 0.6) report one past the first record of the last
 /// batch, so the last batch is read to find its end.
 fn last_batch_end(config: &KafkaSourceConfig, partition: i32, high: i64) -> Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", config.brokers())
-        .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .map_err(|e| config.error(format!("cannot create a consumer: {e}")))?;
-    let range = PartitionRange {
-        partition,
-        start: high - 1,
-        end: high,
-    };
+    let consumer = config.consumer_with_eof(true)?;
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(&config.topic, partition, Offset::Offset(range.start))
+    list.add_partition_offset(&config.topic, partition, Offset::Offset(high - 1))
         .map_err(|e| config.error(e.to_string()))?;
     consumer
         .assign(&list)

@@ -34,6 +34,25 @@ impl Merger {
         Self::with_deferred(readers.into_iter().map(|r| (None, r)).collect())
     }
 
+    /// A merger over `parts` (numbered as in their plan), each opened lazily (a [`LazyPart`])
+    /// and first read when the merge reaches its earliest event time.
+    ///
+    /// [`LazyPart`]: crate::LazyPart
+    pub fn lazy<'a>(
+        parts: impl IntoIterator<Item = (usize, &'a crate::Part)>,
+        registry: &std::sync::Arc<tickflow_core::InstrumentRegistry>,
+    ) -> Self {
+        Self::with_deferred(
+            parts
+                .into_iter()
+                .map(|(i, part)| {
+                    let lazy = crate::LazyPart::new(part.clone(), i, registry.clone());
+                    (part.earliest(), Box::new(lazy) as Box<dyn PartReader>)
+                })
+                .collect(),
+        )
+    }
+
     /// A merger over readers in part order, each with an optional lower bound of its event
     /// times: a reader with a bound is first read when the merge reaches it.
     pub fn with_deferred(parts: Vec<(Option<Timestamp>, Box<dyn PartReader>)>) -> Self {

@@ -202,19 +202,10 @@ fn lean_days_opened_lazily_merge_in_the_same_order() {
             .collect(),
     );
     let registry = std::sync::Arc::new(plan.registry.clone());
-    let mut lazy = Merger::with_deferred(
-        plan.parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                assert!(p.earliest().is_some(), "{} has a day", p.name());
-                let r: Box<dyn tickflow_sources::PartReader> = Box::new(
-                    tickflow_sources::LazyPart::new(p.clone(), i, registry.clone()),
-                );
-                (p.earliest(), r)
-            })
-            .collect(),
-    );
+    for p in &plan.parts {
+        assert!(p.earliest().is_some(), "{} has a day", p.name());
+    }
+    let mut lazy = Merger::lazy(plan.parts.iter().enumerate(), &registry);
     let mut n = 0u64;
     loop {
         let (a, b) = (eager.next_item(), lazy.next_item());
