@@ -38,6 +38,10 @@ pub struct PublishArgs {
     /// Partitions of a topic this command creates.
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,
+    /// Message encoding: `json` (one JSON object per record) or `binary` (the compact
+    /// fixed-layout encoding, README "Kafka messages").
+    #[arg(long, default_value = "json", value_parser = ["json", "binary"])]
+    pub encoding: String,
 }
 
 /// One market record as a message: `{"type":"trade"|"quote"|"book", ...}` followed by the
@@ -87,7 +91,9 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
     let mut producer = TopicProducer::new(&brokers, &args.topic, args.partitions)?;
     let started = Instant::now();
     let (mut sent, mut bad) = (0u64, 0u64);
+    let binary = args.encoding == "binary";
     let mut message = String::new();
+    let mut bytes = Vec::new();
     while let Some(item) = merger.next_item() {
         match item {
             SourceItem::Event(event) => {
@@ -98,9 +104,16 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
                         std::thread::sleep(due - now);
                     }
                 }
-                market_message(&event, &registry, &mut message);
                 let key = registry.symbol(event.instrument());
-                producer.send(key.as_bytes(), message.as_bytes())?;
+                let payload = if binary {
+                    tickflow_core::wire::encode(&event, key, &mut bytes)
+                        .map_err(anyhow::Error::msg)?;
+                    bytes.as_slice()
+                } else {
+                    market_message(&event, &registry, &mut message);
+                    message.as_bytes()
+                };
+                producer.send(key.as_bytes(), payload)?;
                 sent += 1;
                 if sent.is_multiple_of(4096) {
                     producer.poll();

@@ -81,6 +81,18 @@ fn publish_lean(
     brokers: &str,
     name: &str,
 ) -> Option<(tempfile::TempDir, String, String)> {
+    let (data, t, stdout) = publish_lean_with(files, partitions, brokers, name, &[])?;
+    Some((data, t, stdout))
+}
+
+/// [`publish_lean`] with more arguments for `tickflow publish`.
+fn publish_lean_with(
+    files: &[&str],
+    partitions: &str,
+    brokers: &str,
+    name: &str,
+    extra: &[&str],
+) -> Option<(tempfile::TempDir, String, String)> {
     let Some(tick) = lean_trades() else {
         eprintln!("SKIPPED: TICKFLOW_SAMPLE_DATA is not set");
         return None;
@@ -100,6 +112,7 @@ fn publish_lean(
             "--brokers",
             brokers,
         ])
+        .args(extra)
         .arg("--data")
         .arg(data.path())
         .output()
@@ -488,6 +501,36 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
     // The group's offsets moved to the end: a second run has nothing new to read.
     let again = run_ok(&[], &dir.path().join("again"), &pipeline, &brokers);
     assert_eq!(records_read(&again), 0, "{again}");
+
+    // The same files in the binary encoding give the same results.
+    let Some((_, bt, _)) = publish_lean_with(
+        &[
+            "aig_20131007_trade.zip",
+            "bac_20131007_trade.zip",
+            "ibm_20131007_quote.zip",
+        ],
+        "3",
+        &brokers,
+        "ticks-binary",
+        &["--encoding", "binary"],
+    ) else {
+        return;
+    };
+    std::fs::write(
+        &pipeline,
+        FROM_KAFKA.replace("TOPIC", &bt).replace("GROUP", &bt),
+    )
+    .unwrap();
+    let binary = dir.path().join("binary");
+    let summary = run_ok(&["--workers", "2"], &binary, &pipeline, &brokers);
+    assert_eq!(records_read(&summary), records_read(&direct), "{summary}");
+    for f in ["bars.jsonl", "indicators.jsonl"] {
+        assert_eq!(
+            std::fs::read_to_string(files.join(f)).unwrap(),
+            std::fs::read_to_string(binary.join(f)).unwrap(),
+            "{f}: the binary topic gives what the files give"
+        );
+    }
 }
 
 #[test]
@@ -499,6 +542,22 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
     };
     let t = topic("third-party");
     let dlq = format!("{t}-dlq");
+    // A trade in the binary encoding, byte by byte as the README's table lays it out: magic,
+    // version 1, type 1 (trade), flags 2 (id present), aggressor 1 (buy), action 0, symbol
+    // length 3, "AIG", ts_event, ts_recv, trade id 42, price 47.25, size 100.
+    let mut binary = b"TF\x01\x01\x02\x01\x00\x03AIG".to_vec();
+    binary.extend(1_704_205_803_000_000_000i64.to_le_bytes());
+    binary.extend(1_704_205_803_000_000_000i64.to_le_bytes());
+    binary.extend(42u64.to_le_bytes());
+    binary.extend(47_250_000_000i64.to_le_bytes());
+    binary.extend(100_000_000_000i64.to_le_bytes());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut future = binary.clone();
+    future[2] = 9;
+    let binary_lines = [
+        format!("AIG\thex:{}", hex(&binary)),
+        format!("AIG\thex:{}", hex(&future)),
+    ];
     let lines = [
         r#"AIG	{"type":"trade","instrument":"AIG","ts_event":"2024-01-02T14:30:00Z","price":"47.125","size":200}"#,
         r#"AIG	{"type":"trade","instrument":"AIG","ts_event":"2024-01-02T14:30:01Z","price":"abc","size":1}"#,
@@ -517,7 +576,11 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        for l in lines {
+        for l in lines
+            .iter()
+            .copied()
+            .chain(binary_lines.iter().map(String::as_str))
+        {
             writeln!(stdin, "{l}").unwrap();
         }
     }
@@ -538,7 +601,7 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
     )
     .unwrap();
     let summary = run_ok(&[], &dir.path().join("out"), &pipeline, &brokers);
-    assert_eq!(records_read(&summary), 4, "{summary}");
+    assert_eq!(records_read(&summary), 6, "{summary}");
     let read = |f: &str| -> Vec<serde_json::Value> {
         std::fs::read_to_string(dir.path().join("out").join(f))
             .unwrap()
@@ -547,11 +610,16 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
             .collect()
     };
     let trades = read("trades.jsonl");
-    assert_eq!(trades.len(), 1, "{summary}");
+    assert_eq!(trades.len(), 2, "{summary}");
     assert_eq!(trades[0]["price"].to_string(), "47.125");
+    assert_eq!(trades[1]["price"].to_string(), "47.25");
+    assert_eq!(trades[1]["size"].to_string(), "100");
+    assert_eq!(trades[1]["aggressor"], "buy");
+    assert_eq!(trades[1]["trade_id"], 42);
+    assert_eq!(trades[1]["ts_event"], "2024-01-02T14:30:03Z");
     assert_eq!(read("quotes.jsonl").len(), 1);
     let rejects = read("rejects.jsonl");
-    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(rejects.len(), 3, "{rejects:?}");
     let details: Vec<String> = rejects.iter().map(|r| r.to_string()).collect();
     assert!(
         details.iter().any(|d| d.contains("field price")),
@@ -562,12 +630,22 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
         "{details:?}"
     );
     assert!(
+        details
+            .iter()
+            .any(|d| d.contains("binary message of version 9")),
+        "{details:?}"
+    );
+    assert!(
         details.iter().all(|d| d.contains(&format!("kafka:{t}/0@"))),
         "{details:?}"
     );
 
-    // The dead-letter topic holds both messages as they were, keyed by the reason.
-    let dead = consume(&python, &brokers, &dlq, 2);
+    // The dead-letter topic holds the messages as they were, keyed by the reason.
+    let dead = consume(&python, &brokers, &dlq, 3);
+    assert!(
+        dead.iter().any(|(k, _, _)| k.contains("version 9")),
+        "{dead:?}"
+    );
     assert!(
         dead.iter()
             .any(|(k, _, v)| k.contains("field price") && v["price"] == "abc"),

@@ -8,6 +8,7 @@
         when it is not JSON)
     python3 kafka_client.py produce BROKERS TOPIC PARTITIONS
         creates the topic when missing and sends one message per stdin line "KEY<TAB>VALUE"
+        (VALUE "hex:..." is sent as those bytes)
 """
 import json
 import sys
@@ -67,7 +68,8 @@ def produce(brokers, topic, partitions):
     sent = 0
     for line in sys.stdin:
         key, _, value = line.rstrip("\n").partition("\t")
-        p.produce(topic, key=key.encode(), value=value.encode())
+        raw = bytes.fromhex(value[4:]) if value.startswith("hex:") else value.encode()
+        p.produce(topic, key=key.encode(), value=raw)
         sent += 1
     if p.flush(30) != 0:
         sys.exit("messages left undelivered")

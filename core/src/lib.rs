@@ -13,6 +13,7 @@
 //! - `records`: [`Trade`], [`Quote`], [`BookEvent`], [`Bar`], [`MarketEvent`], [`Reject`].
 //! - `arrow`: Arrow schemas and `RecordBatch` conversion for every record type.
 //! - `error`: the crate's [`Error`].
+//! - `wire`: the compact binary encoding of market records on Kafka.
 
 pub mod arrow;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod kafka;
 pub mod records;
 pub mod time;
 pub mod trading;
+pub mod wire;
 
 pub use crate::arrow::ArrowRecord;
 pub use crate::error::{Error, Result};

@@ -9,7 +9,9 @@
 //!
 //! Messages are JSON objects, as `tickflow publish` writes them: `type` (`trade`, `quote` or
 //! `book`), `instrument` (the symbol) and the record's fields as the JSON Lines sinks write
-//! them. Prices and sizes are read from their decimal text, never through floating point. A
+//! them. Prices and sizes are read from their decimal text, never through floating point.
+//! Messages that start with `TF` are the compact binary encoding instead
+//! ([`tickflow_core::wire`], `tickflow publish --encoding binary`); a topic may mix both. A
 //! message that cannot be decoded becomes a reject naming the partition, the offset and what
 //! is wrong, and goes to the dead-letter topic (which the job creates when it starts) with that
 //! reason as its key, when the source has one; the run goes on.
@@ -552,8 +554,21 @@ pub fn decode(
     venue: &str,
     seq: SeqNo,
 ) -> std::result::Result<MarketEvent, String> {
-    let text =
-        std::str::from_utf8(payload).map_err(|_| "the message is not UTF-8 text".to_string())?;
+    let unknown =
+        |symbol: &str| format!("unknown instrument {symbol} (not declared when the job started)");
+    if tickflow_core::wire::is_binary(payload) {
+        return tickflow_core::wire::decode(
+            payload,
+            |symbol| {
+                registry
+                    .lookup(venue, symbol)
+                    .ok_or_else(|| unknown(symbol))
+            },
+            seq,
+        );
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| "the message is neither UTF-8 JSON nor a binary record".to_string())?;
     let fields = fields(text).map_err(|e| format!("not a JSON object of fields: {e}"))?;
     let get = |name: &str| -> Option<(&str, bool)> {
         fields
@@ -605,9 +620,9 @@ pub fn decode(
         }
     };
     let symbol = required("instrument")?;
-    let instrument: InstrumentId = registry.lookup(venue, symbol).ok_or_else(|| {
-        format!("unknown instrument {symbol} (not declared when the job started)")
-    })?;
+    let instrument: InstrumentId = registry
+        .lookup(venue, symbol)
+        .ok_or_else(|| unknown(symbol))?;
     let ts_event = time("ts_event")?;
     let ts_recv = if optional("ts_recv").is_some() {
         time("ts_recv")?
@@ -705,7 +720,8 @@ mod tests {
     fn bad_messages_say_what_is_wrong() {
         let reg = registry();
         let e = |m: &[u8]| decode(m, &reg, "kafka", SeqNo::new(0, 0)).unwrap_err();
-        assert!(e(b"\xff\xfe").contains("not UTF-8"));
+        assert!(e(b"\xff\xfe").contains("neither UTF-8 JSON nor a binary record"));
+        assert!(e(b"TF\x01\x01").contains("shorter than its 8-byte header"));
         assert!(e(b"[1,2]").contains("not a JSON object"));
         assert!(e(br#"{"type":"trade","instrument":"XYZ"}"#).contains("unknown instrument XYZ"));
         assert!(
