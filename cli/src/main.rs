@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 mod kafka;
@@ -487,6 +488,11 @@ fn run_command(args: RunArgs) -> Result<bool> {
         },
         &args.output,
     )?;
+    // A job following Kafka topics runs until SIGINT or SIGTERM, then finishes cleanly.
+    let follows = pipeline
+        .sources
+        .iter()
+        .any(|s| matches!(s, SourceConfig::Kafka(k) if k.follow));
     let opts = RunOptions {
         workers: usize::from(args.workers),
         output_dir: args.output.clone(),
@@ -494,6 +500,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         progress,
         tap: job.as_ref().map(sql::Job::tap),
         query_feeds: job.as_ref().map(|j| j.feeds.clone()).unwrap_or_default(),
+        stop: follows.then(stop_on_signals),
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;
@@ -512,6 +519,41 @@ fn run_command(args: RunArgs) -> Result<bool> {
         }
     }
     Ok(ok)
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    if STOP.swap(true, Ordering::SeqCst) {
+        // A second signal: the user does not want to wait for the drain.
+        // SAFETY: `_exit` is async-signal-safe.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(130)
+        };
+    }
+}
+
+/// Makes SIGINT and SIGTERM (what Kubernetes sends a pod it stops) set a flag: a live job then
+/// stops reading, processes and writes what it has read, commits its offsets and exits 0. A
+/// second signal exits at once.
+#[allow(unsafe_code)]
+fn stop_on_signals() -> &'static AtomicBool {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only swaps an atomic and calls `_exit`, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+    std::thread::spawn(|| {
+        while !STOP.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!(
+            "tickflow: stopping: what was read is processed and written, then its offsets are committed (signal again to exit at once)"
+        );
+    });
+    &STOP
 }
 
 /// candle sizes the thread pool of each CPU matrix product from `RAYON_NUM_THREADS`; when it is

@@ -813,3 +813,275 @@ fn the_shipped_kafka_pipeline_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The sum of `group`'s committed offsets over the partitions of `topic`, as confluent-kafka
+/// reads them.
+fn committed(python: &str, brokers: &str, topic: &str, group: &str) -> i64 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["committed", brokers, topic, group])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A `tickflow run` of a pipeline that follows a topic, running in the background; its
+/// progress lines tell how many records it has read.
+struct LiveJob {
+    child: std::process::Child,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl LiveJob {
+    fn start(pipeline: &Path, out: &Path, brokers: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = tickflow()
+            .args(["run", "--workers", "2", "-o"])
+            .arg(out)
+            .arg(pipeline)
+            .env("TICKFLOW_KAFKA_BROKERS", brokers)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (r, e) = (read.clone(), stderr.clone());
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(n) = line
+                    .strip_prefix("… ")
+                    .and_then(|l| l.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    r.store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                let mut all = e.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Self {
+            child,
+            read,
+            stderr,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the job has read `n` records.
+    fn wait_read(&mut self, n: u64) {
+        wait_for(
+            || self.read.load(std::sync::atomic::Ordering::Relaxed) >= n,
+            &format!("the live job to read {n} records"),
+            || self.log(),
+        );
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod: the job must finish cleanly; returns its summary.
+    fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}: {stdout}{}", self.log());
+        assert!(self.log().contains("tickflow: stopping"), "{}", self.log());
+        stdout
+    }
+
+    /// SIGKILL: the job dies on the spot.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// Waits up to 120 s for `done`, failing with `what` and `log()` if it does not come.
+fn wait_for(mut done: impl FnMut() -> bool, what: &str, log: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}:\n{}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+const LIVE: &str = r#"
+[pipeline]
+name = "live"
+
+[[source]]
+kind = "kafka"
+topic = "TOPIC"
+group = "GROUP"
+venue = "US"
+follow = true
+symbols = ["AIG", "BAC"]
+idle_timeout = "10s"
+commit_interval = "300ms"
+
+[[operator]]
+name = "bars"
+kind = "time_bars"
+input = "trades"
+interval = "1m"
+
+[[operator]]
+name = "indicators"
+kind = "indicators"
+input = "bars"
+
+[[sink]]
+kind = "jsonl"
+streams = ["trades", "bars", "indicators"]
+"#;
+
+#[test]
+fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
+    let Some((brokers, python)) =
+        setup("a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly")
+    else {
+        return;
+    };
+    let day1 = ["aig_20131007_trade.zip", "bac_20131007_trade.zip"];
+    let day2 = ["aig_20131008_trade.zip", "bac_20131008_trade.zip"];
+    let Some((data1, t, _)) = publish_lean(&day1, "2", &brokers, "live") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = |group: &str| {
+        let p = dir.path().join(format!("{group}.toml"));
+        std::fs::write(&p, LIVE.replace("TOPIC", &t).replace("GROUP", group)).unwrap();
+        p
+    };
+    let published = |data: &Path| -> u64 {
+        let files = dir.path().join("count");
+        records_read(&run_ok(
+            &["--data", data.to_str().unwrap()],
+            &files,
+            &pipeline("count"),
+            &brokers,
+        ))
+    };
+    let n1 = published(data1.path());
+
+    // Job A follows the topic and commits what its sinks have processed as it goes; it dies
+    // by SIGKILL part-way.
+    let group = format!("{t}-trader");
+    let a = LiveJob::start(&pipeline(&group), &dir.path().join("a"), &brokers);
+    wait_for(
+        || committed(&python, &brokers, &t, &group) > 0,
+        "a periodic commit",
+        || a.log(),
+    );
+    a.kill();
+    let c1 = committed(&python, &brokers, &t, &group);
+    assert!(c1 > 0 && c1 <= i64::try_from(n1).unwrap(), "{c1} of {n1}");
+
+    // Job B goes on from the commit, and reads the next day as it is published.
+    let mut b = LiveJob::start(&pipeline(&group), &dir.path().join("b"), &brokers);
+    let c1 = u64::try_from(c1).unwrap();
+    b.wait_read(n1 - c1);
+    let data2 = tempfile::tempdir().unwrap();
+    for f in day2 {
+        std::fs::copy(lean_trades().unwrap().join(f), data2.path().join(f)).unwrap();
+    }
+    let out = tickflow()
+        .args(["publish", "--topic", &t, "--brokers", &brokers])
+        .arg("--data")
+        .arg(data2.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n2 = published(data2.path());
+    b.wait_read(n1 - c1 + n2);
+    // SIGTERM: what was read is processed and written, and committed.
+    let summary = b.terminate();
+    assert_eq!(records_read(&summary), n1 - c1 + n2, "{summary}");
+    assert_eq!(
+        committed(&python, &brokers, &t, &group),
+        i64::try_from(n1 + n2).unwrap()
+    );
+
+    // No tick lost: A's and B's trades together are every published trade.
+    let all = dir.path().join("all");
+    std::fs::create_dir_all(&all).unwrap();
+    for d in [&data1, &data2] {
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), all.join(e.file_name())).unwrap();
+        }
+    }
+    let files = dir.path().join("files");
+    run_ok(
+        &["--data", all.to_str().unwrap()],
+        &files,
+        &pipeline("files"),
+        &brokers,
+    );
+    let lines = |p: PathBuf| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let expected = lines(files.join("trades.jsonl"));
+    let mut got = lines(dir.path().join("a/trades.jsonl"));
+    got.extend(lines(dir.path().join("b/trades.jsonl")));
+    assert!(expected.len() > 1000);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "trades before and after the kill"
+    );
+    assert!(
+        got == expected,
+        "the live jobs' trades are the published trades"
+    );
+
+    // A job following the whole topic from the start computes what a replay of the files does.
+    let c = LiveJob::start(
+        &pipeline(&format!("{t}-whole")),
+        &dir.path().join("c"),
+        &brokers,
+    );
+    let mut c = c;
+    c.wait_read(n1 + n2);
+    let summary = c.terminate();
+    assert_eq!(records_read(&summary), n1 + n2, "{summary}");
+    for f in ["bars.jsonl", "indicators.jsonl"] {
+        let a = std::fs::read_to_string(files.join(f)).unwrap();
+        assert!(a.lines().count() > 1000, "{f}");
+        assert_eq!(
+            a,
+            std::fs::read_to_string(dir.path().join("c").join(f)).unwrap(),
+            "{f}: the live job gives what the files give"
+        );
+    }
+}

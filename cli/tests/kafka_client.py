@@ -9,6 +9,8 @@
     python3 kafka_client.py produce BROKERS TOPIC PARTITIONS
         creates the topic when missing and sends one message per stdin line "KEY<TAB>VALUE"
         (VALUE "hex:..." is sent as those bytes)
+    python3 kafka_client.py committed BROKERS TOPIC GROUP
+        prints the sum over the topic's partitions of the group's committed offsets
 """
 import json
 import sys
@@ -76,6 +78,16 @@ def produce(brokers, topic, partitions):
     print(sent)
 
 
+def committed(brokers, topic, group):
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group,
+                  "enable.auto.commit": False})
+    meta = c.list_topics(topic, timeout=10)
+    parts = sorted(meta.topics[topic].partitions)
+    offsets = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+    print(sum(max(tp.offset, 0) for tp in offsets))
+    c.close()
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "consume":
@@ -83,5 +95,7 @@ if __name__ == "__main__":
                 float(sys.argv[5]) if len(sys.argv) > 5 else 60.0)
     elif cmd == "produce":
         produce(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "committed":
+        committed(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(f"unknown command {cmd}")

@@ -1268,6 +1268,23 @@ fn parse_source(
             if let Some(s) = r.strings(w, "symbols") {
                 c.symbols = s.into_iter().map(|(s, _)| s).collect();
             }
+            if let Some(f) = r.boolean(w, "follow") {
+                c.follow = f;
+            }
+            let mut positive = |key: &'static str, into: &mut Duration| {
+                if let Some(d) = r.duration(w, key) {
+                    if d.nanos() > 0 {
+                        *into = d;
+                    } else {
+                        w.err(
+                            kind_span.clone(),
+                            format!("`{key}` of a kafka source must be positive"),
+                        );
+                    }
+                }
+            };
+            positive("idle_timeout", &mut c.idle_timeout);
+            positive("commit_interval", &mut c.commit_interval);
             topic.map(|_| SourceConfig::Kafka(c))
         }
         other => {
@@ -1713,6 +1730,29 @@ mod tests {
             e.contains("query name `trades` is already a stream or query name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_following_kafka_source_reads_its_settings_and_refuses_bad_ones() {
+        let text = "[[source]]\nkind = \"kafka\"\ntopic = \"ticks\"\nfollow = true\nsymbols = [\"AIG\"]\nidle_timeout = \"750ms\"\ncommit_interval = \"1s\"\n";
+        let p = Pipeline::parse(text, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        let SourceConfig::Kafka(k) = &p.sources[0] else {
+            panic!("not a kafka source");
+        };
+        assert!(k.follow);
+        assert_eq!(k.idle_timeout, Duration::from_millis(750));
+        assert_eq!(k.commit_interval, Duration::from_secs(1));
+        let bad = text.replace("\"1s\"", "\"0s\"");
+        let e = Pipeline::parse(&bad, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("`commit_interval` of a kafka source must be positive"),
+            "{e}"
+        );
+        // A source that never ends cannot share a job with one that does.
+        let mixed = format!("{text}\n[[source]]\nkind = \"synthetic\"\n");
+        let p = Pipeline::parse(&mixed, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        let e = tickflow_sources::plan(&p.sources).unwrap_err().to_string();
+        assert!(e.contains("follow = true never ends"), "{e}");
     }
 
     #[test]

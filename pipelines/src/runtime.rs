@@ -78,6 +78,9 @@ pub struct RunOptions {
     /// The results of the queries whose output is a stream (`sink = "stream"`), from the SQL
     /// layer; the run takes them.
     pub query_feeds: QueryFeeds,
+    /// Set (by a signal handler) to stop a job that follows Kafka topics: reading stops, what
+    /// was read is processed and written, its offsets are committed, and the run returns.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl Default for RunOptions {
@@ -90,6 +93,7 @@ impl Default for RunOptions {
             progress_interval: std::time::Duration::from_secs(2),
             tap: None,
             query_feeds: QueryFeeds::default(),
+            stop: None,
         }
     }
 }
@@ -352,6 +356,9 @@ fn add_taps(
 }
 
 /// Everything the workers share.
+/// Kafka offsets a live job has reached: (part index, next offset).
+type Positions = Vec<(usize, i64)>;
+
 struct Shared {
     pipeline: Pipeline,
     plan: Plan,
@@ -367,6 +374,38 @@ struct Shared {
     predictors: BTreeMap<String, Predict>,
     /// The feeds of the query streams, taken by worker 0.
     query_feeds: Mutex<Option<BTreeMap<String, Receiver<FeedEvent>>>>,
+    /// A live job: stops reading when set.
+    stop: Option<&'static AtomicBool>,
+    /// A live job: where workers send the offsets their sinks have processed, and how often.
+    commits: Mutex<Option<std::sync::mpsc::Sender<Positions>>>,
+    commit_interval: std::time::Duration,
+    /// A live job: the workers' watermarks.
+    board: Arc<Board>,
+    /// A live job: how far each sunk stream's sinks have made their rows durable.
+    durable: Arc<Durable>,
+}
+
+/// How far the sinks of a live job have made their rows durable: one slot per sunk stream,
+/// the watermark at its sinks' last flush. Input offsets are committed only behind the oldest.
+struct Durable {
+    slots: Mutex<Vec<i64>>,
+    /// How often sinks flush; `None` outside live jobs.
+    every: Option<std::time::Duration>,
+}
+
+impl Durable {
+    /// A slot for one more sunk stream.
+    fn register(&self) -> usize {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.push(i64::MIN);
+        slots.len() - 1
+    }
+
+    /// Whether every row at a time up to `t` is durable in every sink.
+    fn passed(&self, t: i64) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.iter().all(|s| *s > t)
+    }
 }
 
 /// Checks every operator's parameters against the streams it reads (signal rules name columns
@@ -426,6 +465,33 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     }
     let plan = tickflow_sources::plan(&pipeline.sources)?;
     let committed = plan.clone();
+    let live = plan.live();
+    if live && opts.speed.is_some() {
+        return Err(RunError::Options(
+            "--speed paces a replay of recorded data; a job following Kafka topics runs as the \
+             messages arrive"
+                .into(),
+        ));
+    }
+    // A live job commits, now and then, the offsets its sinks have processed; one thread does
+    // it, so that the workers never wait for the brokers.
+    let (commits, committer) = if live {
+        let (tx, rx) = std::sync::mpsc::channel::<Positions>();
+        let plan = plan.clone();
+        let handle = std::thread::Builder::new()
+            .name("tickflow:commit".into())
+            .spawn(move || {
+                for positions in rx {
+                    if let Err(e) = tickflow_sources::commit_offsets(&plan, positions) {
+                        eprintln!("tickflow: {e}; the next commit tries again");
+                    }
+                }
+            })
+            .map_err(|e| RunError::Runtime(format!("cannot start the commit thread: {e}")))?;
+        (Some(tx), Some(handle))
+    } else {
+        (None, None)
+    };
     // Dead-letter topics exist before any reader needs one.
     for source in &pipeline.sources {
         if let tickflow_sources::SourceConfig::Kafka(k) = source
@@ -463,6 +529,20 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         tapped: opts.tap.is_some(),
         predictors,
         query_feeds: Mutex::new(Some(opts.query_feeds.take())),
+        stop: opts.stop,
+        commits: Mutex::new(commits),
+        commit_interval: committed
+            .commit_interval()
+            .unwrap_or(std::time::Duration::from_secs(5)),
+        board: Arc::new(Board::new(opts.workers)),
+        durable: Arc::new(Durable {
+            slots: Mutex::new(Vec::new()),
+            every: live.then(|| {
+                committed
+                    .commit_interval()
+                    .unwrap_or(std::time::Duration::from_secs(5))
+            }),
+        }),
     });
 
     let started = Instant::now();
@@ -493,6 +573,13 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     };
     done.store(true, Ordering::Relaxed);
     if let Some(h) = reporter {
+        let _ = h.join();
+    }
+    // The periodic commits end before the last one below, which must not be overtaken.
+    if let Ok(mut tx) = shared.commits.lock() {
+        tx.take();
+    }
+    if let Some(h) = committer {
         let _ = h.join();
     }
     outcome?;
@@ -571,7 +658,15 @@ fn attach<'s, T: SinkRecord + Record>(
     all_discard: bool,
     stats: &Arc<Stats>,
     probe: &ProbeHandle<Time>,
+    durable: &Arc<Durable>,
 ) {
+    // A live job flushes the sinks now and then, and says how far their rows are durable.
+    let flushing = match durable.every {
+        Some(every) if !sinks.is_empty() => Some((durable.clone(), durable.register(), every)),
+        _ => None,
+    };
+    let mut last_flush = Instant::now();
+    let mark_stats = stats.clone();
     let sinks = Rc::new(RefCell::new(
         sinks
             .into_iter()
@@ -604,10 +699,29 @@ fn attach<'s, T: SinkRecord + Record>(
             }
         },
         move |watermark: Time| {
-            for (_, sink, failed) in mark_sinks.borrow_mut().iter_mut() {
-                if !*failed {
-                    sink.watermark(Timestamp(watermark));
+            let flush = flushing
+                .as_ref()
+                .is_some_and(|(_, _, every)| last_flush.elapsed() >= *every / 2);
+            let mut durable_to = watermark;
+            for (sink_name, sink, failed) in mark_sinks.borrow_mut().iter_mut() {
+                if *failed {
+                    // Rows this sink lost are never committed behind.
+                    durable_to = i64::MIN;
+                    continue;
                 }
+                sink.watermark(Timestamp(watermark));
+                if flush && let Err(e) = sink.flush() {
+                    *failed = true;
+                    durable_to = i64::MIN;
+                    mark_stats.error(format!(
+                        "sink {sink_name} failed, later rows were not written: {e}"
+                    ));
+                }
+            }
+            if flush && let Some((durable, slot, _)) = &flushing {
+                last_flush = Instant::now();
+                let mut slots = durable.slots.lock().unwrap_or_else(|p| p.into_inner());
+                slots[*slot] = durable_to;
             }
         },
         move || {
@@ -943,6 +1057,7 @@ fn build<'s>(
                     all_discard,
                     stats,
                     probe,
+                    &shared.durable,
                 )
             };
         }
@@ -1168,6 +1283,10 @@ fn floor(t: i64, step: i64) -> i64 {
     Timestamp(t).floor(tickflow_core::Duration(step)).nanos()
 }
 
+/// Longest a live job's reader waits for a message before it hands over an empty chunk (so
+/// the watermark and the stop flag are looked at).
+const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Longest a worker waiting for its reader parks between steps.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
 
@@ -1184,6 +1303,11 @@ struct Chunk {
     exhausted: bool,
     /// Pacing cut the chunk short.
     paced: bool,
+    /// A live job: the latest time a record of the chunk was sent at.
+    newest: i64,
+    /// A live job: where each of the worker's partitions had got after the chunk (part index,
+    /// next offset).
+    positions: Positions,
 }
 
 /// Reads a worker's parts in event-time order and cuts them into chunks. Each record is sent
@@ -1200,10 +1324,148 @@ struct ChunkReader {
     /// The watermark of the previous chunk.
     cur: i64,
     stats: Arc<Stats>,
+    /// A live job: the worker's Kafka partitions, followed without end, and the stop flag.
+    live: Option<(
+        tickflow_sources::kafka::Follower,
+        Option<&'static AtomicBool>,
+    )>,
+    /// A live job: the workers' watermarks, so that a worker whose partitions are idle follows
+    /// the others instead of holding them back.
+    board: Arc<Board>,
+    /// This worker.
+    index: usize,
+}
+
+/// What each worker of a live job proposes as its watermark.
+struct Board {
+    /// Per worker: the watermark its active partitions allow, `i64::MIN` when all are idle.
+    active: Vec<std::sync::atomic::AtomicI64>,
+    /// Per worker: the newest event time it has read, less the lateness.
+    newest: Vec<std::sync::atomic::AtomicI64>,
+}
+
+impl Board {
+    fn new(workers: usize) -> Self {
+        let slots = || {
+            (0..workers)
+                .map(|_| std::sync::atomic::AtomicI64::new(i64::MIN))
+                .collect()
+        };
+        Self {
+            active: slots(),
+            newest: slots(),
+        }
+    }
+
+    /// Worker `me`'s watermark after a chunk, from its partitions' frontier: the oldest event
+    /// time its active partitions have reached (held where one has sent nothing yet). A worker
+    /// whose partitions are all idle follows the other workers' watermarks (the oldest of the
+    /// active ones, else the newest of all), so an idle partition holds nothing back; a record
+    /// it sends later that is older than the watermark is late.
+    fn hold(
+        &self,
+        me: usize,
+        frontier: tickflow_sources::kafka::Frontier,
+        lateness: i64,
+        gran: i64,
+        cur: i64,
+    ) -> i64 {
+        let less_lateness = |t: i64| floor(t.saturating_sub(lateness), gran);
+        let newest = frontier.newest.map_or(i64::MIN, less_lateness);
+        self.newest[me].store(newest, Ordering::Relaxed);
+        let hold = match frontier.active {
+            Some(i64::MIN) => cur,
+            Some(t) => less_lateness(t).max(cur),
+            None => {
+                let others = self
+                    .active
+                    .iter()
+                    .enumerate()
+                    .filter(|(w, _)| *w != me)
+                    .map(|(_, a)| a.load(Ordering::Relaxed))
+                    .filter(|a| *a != i64::MIN)
+                    .min();
+                let follow = others.unwrap_or_else(|| {
+                    self.newest
+                        .iter()
+                        .map(|n| n.load(Ordering::Relaxed))
+                        .max()
+                        .unwrap_or(i64::MIN)
+                });
+                follow.max(newest).max(cur)
+            }
+        };
+        self.active[me].store(
+            if frontier.active.is_some() {
+                hold
+            } else {
+                i64::MIN
+            },
+            Ordering::Relaxed,
+        );
+        hold
+    }
 }
 
 impl ChunkReader {
+    /// A live job's chunk: what has arrived, each record at its own event time (or the
+    /// watermark, when it is behind it), returned as soon as nothing more is waiting so that
+    /// records go on without delay; empty after `LIVE_WAIT` with nothing. The watermark follows
+    /// the partitions' [`frontier`](tickflow_sources::kafka::Follower::frontier) less the
+    /// allowed lateness.
+    fn fill_live(&mut self, chunk: &mut Chunk) {
+        let (gran, lateness, cur) = (self.gran, self.lateness, self.cur);
+        let Some((follower, stop)) = self.live.as_mut() else {
+            return;
+        };
+        chunk.exhausted = false;
+        chunk.paced = false;
+        chunk.newest = cur;
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut read = 0u64;
+        if follower.is_empty() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            follower.flush();
+            chunk.exhausted = true;
+        } else {
+            while chunk.events.len() + chunk.bad.len() < CHUNK {
+                let wait = if read == 0 {
+                    LIVE_WAIT
+                } else {
+                    std::time::Duration::ZERO
+                };
+                let Some(item) = follower.poll(wait) else {
+                    break;
+                };
+                read += 1;
+                match item {
+                    SourceItem::Event(e) => {
+                        let ts = e.ts_event().nanos();
+                        let t = floor(ts, gran).max(cur);
+                        chunk.newest = chunk.newest.max(t);
+                        first = first.min(ts);
+                        last = last.max(ts);
+                        chunk.events.push((t, e));
+                    }
+                    SourceItem::Bad(r) => chunk.bad.push(r),
+                }
+            }
+        }
+        let stats = &self.stats;
+        stats.read.fetch_add(read, Ordering::Relaxed);
+        stats.first_event.fetch_min(first, Ordering::Relaxed);
+        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        chunk.hold = self
+            .board
+            .hold(self.index, follower.frontier(), lateness, gran, cur);
+        chunk.positions.clear();
+        chunk.positions.extend(follower.positions());
+        self.cur = chunk.hold;
+    }
+
     fn fill(&mut self, chunk: &mut Chunk) {
+        if self.live.is_some() {
+            return self.fill_live(chunk);
+        }
         let (gran, lateness, cur) = (self.gran, self.lateness, self.cur);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut read = 0u64;
@@ -1306,15 +1568,19 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     // This worker's parts, opened on first read by whoever reads (the reader thread where
     // there is one); a part that cannot be opened becomes a reject. A recorded day is opened
     // only when the merge reaches that day.
-    let merger = Merger::lazy(
-        shared
-            .plan
-            .parts
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % peers == index),
-        &shared.registry,
-    );
+    let mine = shared
+        .plan
+        .parts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % peers == index);
+    let (merger, live) = if shared.plan.live() {
+        let follower = tickflow_sources::kafka::Follower::open(mine, &shared.registry)
+            .map_err(|e| e.to_string())?;
+        (Merger::new(Vec::new()), Some((follower, shared.stop)))
+    } else {
+        (Merger::lazy(mine, &shared.registry), None)
+    };
     // Reading and parsing run on a thread of their own, a chunk ahead of the dataflow.
     let initial = *caps.as_ref().ok_or("input capability missing")?.0.time();
     let mut reader = ChunkReader {
@@ -1326,7 +1592,18 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         carry: None,
         cur: initial,
         stats: shared.stats.clone(),
+        live,
+        board: shared.board.clone(),
+        index,
     };
+    // A live job: the offsets each chunk reached, until the sinks have processed it.
+    let commits = shared
+        .commits
+        .lock()
+        .map_err(|_| "commit channel poisoned")?
+        .clone();
+    let mut pending: std::collections::VecDeque<(i64, Positions)> = Default::default();
+    let mut last_commit = Instant::now();
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Chunk>();
     let first = Chunk::default();
@@ -1413,6 +1690,24 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             }
             if chunk.paced {
                 worker.step();
+            }
+            if let Some(tx) = &commits {
+                if pending.back().is_none_or(|(_, p)| *p != chunk.positions) {
+                    pending.push_back((chunk.newest.max(cur), chunk.positions.clone()));
+                }
+                if last_commit.elapsed() >= shared.commit_interval {
+                    last_commit = Instant::now();
+                    let mut processed = None;
+                    while pending
+                        .front()
+                        .is_some_and(|(t, _)| !probe.less_equal(t) && shared.durable.passed(*t))
+                    {
+                        processed = pending.pop_front().map(|(_, p)| p);
+                    }
+                    if let Some(p) = processed {
+                        let _ = tx.send(p);
+                    }
+                }
             }
         }
         match inline.as_mut() {

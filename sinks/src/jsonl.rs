@@ -51,11 +51,15 @@ impl<T: SinkRecord> Sink<T> for JsonlSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<u64> {
+    fn flush(&mut self) -> Result<()> {
         self.out.flush().map_err(|source| Error::Io {
             path: self.path.clone(),
             source,
-        })?;
+        })
+    }
+
+    fn finish(&mut self) -> Result<u64> {
+        Sink::<T>::flush(self)?;
         Ok(self.written)
     }
 }

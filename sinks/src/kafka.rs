@@ -140,9 +140,16 @@ impl TopicProducer {
     /// Waits until every queued message is delivered or has failed; returns how many were
     /// delivered, or an error naming how many were not.
     pub fn finish(&mut self) -> Result<u64> {
+        self.flush()?;
+        Ok(self.sent)
+    }
+
+    /// Waits until every queued message is delivered or has failed; an error names how many
+    /// were not.
+    pub fn flush(&mut self) -> Result<()> {
         self.producer
             .flush(FLUSH_TIMEOUT)
-            .map_err(|e| kafka_error(&self.topic, "messages still undelivered at the end", e))?;
+            .map_err(|e| kafka_error(&self.topic, "messages still undelivered", e))?;
         let f = self.report.0.lock().unwrap_or_else(|p| p.into_inner());
         if f.count > 0 {
             return Err(Error::Kafka {
@@ -155,7 +162,7 @@ impl TopicProducer {
                 ),
             });
         }
-        Ok(self.sent)
+        Ok(())
     }
 }
 
@@ -197,6 +204,10 @@ impl<T: SinkRecord> Sink<T> for KafkaSink {
         }
         self.producer.poll();
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.producer.flush()
     }
 
     fn finish(&mut self) -> Result<u64> {

@@ -57,6 +57,12 @@ pub trait Sink<T>: Send {
     fn write(&mut self, rows: &[T]) -> Result<()>;
     /// No later row has an event time below `watermark`; sinks that care (the SQL tap) use it.
     fn watermark(&mut self, _watermark: tickflow_core::Timestamp) {}
+    /// Makes every row written so far durable — on disk, delivered to the brokers — so that
+    /// a live job may commit the input offsets behind them. Sinks that cannot (a Parquet file
+    /// is whole only when closed) do nothing.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Flushes and closes at the end of the stream; returns rows written.
     fn finish(&mut self) -> Result<u64>;
 }

@@ -56,6 +56,12 @@ pub struct KafkaSourceConfig {
     pub venue: String,
     /// Instruments to declare; empty: the keys of the messages to read.
     pub symbols: Vec<String>,
+    /// Follow the topic without end (a live job) instead of reading it to its end.
+    pub follow: bool,
+    /// Following: a partition with no message for this long stops holding the watermark back.
+    pub idle_timeout: tickflow_core::Duration,
+    /// Following: how often the offsets of processed records are committed.
+    pub commit_interval: tickflow_core::Duration,
 }
 
 impl KafkaSourceConfig {
@@ -68,6 +74,9 @@ impl KafkaSourceConfig {
             dead_letter: None,
             venue: "kafka".into(),
             symbols: Vec::new(),
+            follow: false,
+            idle_timeout: tickflow_core::Duration::from_secs(2),
+            commit_interval: tickflow_core::Duration::from_secs(5),
         }
     }
 
@@ -89,6 +98,8 @@ impl KafkaSourceConfig {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", if eof { "true" } else { "false" })
+            // An offset the broker no longer has is an error, never a silent jump.
+            .set("auto.offset.reset", "error")
             .create()
             .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
     }
@@ -147,7 +158,8 @@ pub fn partitions(config: &KafkaSourceConfig) -> Result<Vec<PartitionRange>> {
         let (low, high) = consumer
             .fetch_watermarks(&config.topic, p, TIMEOUT)
             .map_err(|e| config.error(format!("cannot read the offsets of partition {p}: {e}")))?;
-        let end = if high > low {
+        // A following job with declared symbols never needs the end; the key scan does.
+        let end = if high > low && (!config.follow || config.symbols.is_empty()) {
             last_batch_end(config, p, high)?
         } else {
             high
@@ -156,6 +168,8 @@ pub fn partitions(config: &KafkaSourceConfig) -> Result<Vec<PartitionRange>> {
             .find_partition(&config.topic, p)
             .map(|e| e.offset())
         {
+            // Following, the end is not known (and not needed): the commit stands.
+            Some(Offset::Offset(o)) if o >= low && config.follow => o,
             Some(Offset::Offset(o)) if o >= low => o.min(end),
             _ => low,
         };
@@ -259,10 +273,60 @@ pub fn instruments(
         .collect())
 }
 
+/// The offset to fetch from to read `partition` from `start`: `start` itself on Kafka. tansu
+/// 0.6 answers a fetch at an offset inside a record batch with the batches after it, losing
+/// the batch's later records, so the first record a fetch returns is checked: when it is past
+/// `start`, fetching starts earlier (1, 4, 16, ... records back, down to the first offset)
+/// until the batch holding `start` comes back. The readers skip records before `start`.
+/// (A fetch at or past tansu's high watermark, [`last_batch_end`], returns nothing at all.)
+fn fetch_from(
+    consumer: &BaseConsumer,
+    config: &KafkaSourceConfig,
+    partition: i32,
+    start: i64,
+) -> Result<i64> {
+    let (low, high) = consumer
+        .fetch_watermarks(&config.topic, partition, TIMEOUT)
+        .map_err(|e| {
+            config.error(format!(
+                "cannot read the offsets of partition {partition}: {e}"
+            ))
+        })?;
+    // At or past the high watermark tansu returns nothing at all, even where its last batch
+    // goes on past it: begin with that batch (on Kafka: the last record, skipped).
+    let mut from = if start >= high && high > low {
+        high - 1
+    } else {
+        start
+    };
+    let mut back = 1i64;
+    while from > low {
+        let probe = config.consumer()?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&config.topic, partition, Offset::Offset(from))
+            .map_err(|e| config.error(e.to_string()))?;
+        probe
+            .assign(&list)
+            .map_err(|e| config.error(format!("cannot assign partition {partition}: {e}")))?;
+        let first = match probe.poll(Duration::from_secs(1)) {
+            Some(Ok(m)) => m.offset(),
+            // Nothing after `start` yet (or an error the reader will report).
+            _ => return Ok(from),
+        };
+        if first <= start {
+            return Ok(from);
+        }
+        from = (start - back).max(low);
+        back = back.saturating_mul(4);
+    }
+    Ok(from.max(low))
+}
+
 fn assign(config: &KafkaSourceConfig, range: &PartitionRange) -> Result<BaseConsumer> {
     let consumer = config.consumer()?;
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(&config.topic, range.partition, Offset::Offset(range.start))
+    let from = fetch_from(&consumer, config, range.partition, range.start)?;
+    list.add_partition_offset(&config.topic, range.partition, Offset::Offset(from))
         .map_err(|e| config.error(e.to_string()))?;
     consumer
         .assign(&list)
@@ -284,28 +348,18 @@ pub fn commit(config: &KafkaSourceConfig, ranges: &[PartitionRange]) -> Result<(
         .map_err(|e| config.error(format!("cannot commit the offsets read: {e}")))
 }
 
-/// Reads one partition range and decodes its messages.
-pub struct PartitionReader {
+/// Turns messages into records, and undecodable ones into rejects that also go to the
+/// dead-letter topic.
+struct Decoder {
     config: KafkaSourceConfig,
-    range: PartitionRange,
-    consumer: BaseConsumer,
     registry: std::sync::Arc<InstrumentRegistry>,
-    source: u16,
-    next: i64,
     dead_letter: Option<BaseProducer>,
-    waiting_since: Option<std::time::Instant>,
-    /// The next offset to read, for the commit at the end of the run.
-    read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
-impl PartitionReader {
-    /// Opens `range` of the source's topic; records get sequence numbers of part `source`.
-    pub fn open(
+impl Decoder {
+    fn new(
         config: &KafkaSourceConfig,
-        range: &PartitionRange,
-        source: u16,
         registry: std::sync::Arc<InstrumentRegistry>,
-        read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
     ) -> Result<Self> {
         let dead_letter = match &config.dead_letter {
             Some(_) => Some(
@@ -320,56 +374,104 @@ impl PartitionReader {
             None => None,
         };
         Ok(Self {
-            consumer: assign(config, range)?,
             config: config.clone(),
-            range: range.clone(),
             registry,
-            source,
-            next: range.start,
             dead_letter,
-            waiting_since: None,
-            read_to,
         })
     }
 
-    fn origin(&self, offset: i64) -> String {
-        format!(
-            "kafka:{}/{}@{offset}",
-            self.config.topic, self.range.partition
-        )
+    /// The record of the message at `offset` of `partition`, numbered as part `source`.
+    fn item(&self, partition: i32, offset: i64, source: u16, payload: &[u8]) -> SourceItem {
+        let seq = SeqNo::new(source, u64::try_from(offset).unwrap_or(0));
+        match decode(payload, &self.registry, &self.config.venue, seq) {
+            Ok(event) => SourceItem::Event(event),
+            Err(detail) => self.reject(partition, offset, source, payload, detail),
+        }
     }
 
-    fn reject(&mut self, offset: i64, payload: &[u8], detail: String) -> SourceItem {
+    fn reject(
+        &self,
+        partition: i32,
+        offset: i64,
+        source: u16,
+        payload: &[u8],
+        detail: String,
+    ) -> SourceItem {
         if let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter) {
-            let key = format!(
-                "{}/{}@{offset}: {detail}",
-                self.config.topic, self.range.partition
-            );
+            let key = format!("{}/{partition}@{offset}: {detail}", self.config.topic);
             let record = BaseRecord::<[u8], [u8]>::to(topic)
                 .key(key.as_bytes())
                 .payload(payload);
             if let Err((e, _)) = producer.send(record) {
                 // The reject below still reports the message; say the dead letter failed too.
                 return SourceItem::Bad(self.bad(
+                    partition,
                     offset,
+                    source,
                     format!("{detail} (and the dead-letter topic refused it: {e})"),
                 ));
             }
             producer.poll(Duration::ZERO);
         }
-        SourceItem::Bad(self.bad(offset, detail))
+        SourceItem::Bad(self.bad(partition, offset, source, detail))
     }
 
-    fn bad(&self, offset: i64, detail: String) -> Reject {
+    fn bad(&self, partition: i32, offset: i64, source: u16, detail: String) -> Reject {
         Reject {
             instrument: None,
             ts_event: None,
             reason: RejectReason::Malformed,
             detail,
-            origin: self.origin(offset),
+            origin: format!("kafka:{}/{partition}@{offset}", self.config.topic),
             line: u64::try_from(offset).unwrap_or(0),
-            seq: SeqNo::new(self.source, u64::try_from(offset).unwrap_or(0)),
+            seq: SeqNo::new(source, u64::try_from(offset).unwrap_or(0)),
         }
+    }
+
+    fn flush(&self) {
+        if let Some(p) = &self.dead_letter {
+            let _ = p.flush(TIMEOUT);
+        }
+    }
+}
+
+/// Reads one partition range and decodes its messages.
+pub struct PartitionReader {
+    decoder: Decoder,
+    range: PartitionRange,
+    consumer: BaseConsumer,
+    source: u16,
+    next: i64,
+    waiting_since: Option<std::time::Instant>,
+    /// The next offset to read, for the commit at the end of the run.
+    read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl PartitionReader {
+    /// Opens `range` of the source's topic; records get sequence numbers of part `source`.
+    pub fn open(
+        config: &KafkaSourceConfig,
+        range: &PartitionRange,
+        source: u16,
+        registry: std::sync::Arc<InstrumentRegistry>,
+        read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    ) -> Result<Self> {
+        Ok(Self {
+            decoder: Decoder::new(config, registry)?,
+            consumer: assign(config, range)?,
+            range: range.clone(),
+            source,
+            next: range.start,
+            waiting_since: None,
+            read_to,
+        })
+    }
+
+    fn bad(&self, offset: i64, detail: String) -> SourceItem {
+        SourceItem::Bad(
+            self.decoder
+                .bad(self.range.partition, offset, self.source, detail),
+        )
     }
 }
 
@@ -380,6 +482,11 @@ impl PartReader for PartitionReader {
                 Some(Ok(m)) => {
                     self.waiting_since = None;
                     let offset = m.offset();
+                    if offset < self.range.start.max(self.next) {
+                        // Before the start, in the batch reading began with (`fetch_from`),
+                        // or delivered again.
+                        continue;
+                    }
                     self.next = offset + 1;
                     if offset >= self.range.end {
                         break;
@@ -388,21 +495,19 @@ impl PartReader for PartitionReader {
                     // which went to the rejects stream and the dead-letter topic.
                     self.read_to
                         .store(self.next, std::sync::atomic::Ordering::Release);
-                    let payload = m.payload().unwrap_or_default().to_vec();
-                    let seq = SeqNo::new(self.source, u64::try_from(offset).unwrap_or(0));
-                    return Some(
-                        match decode(&payload, &self.registry, &self.config.venue, seq) {
-                            Ok(event) => SourceItem::Event(event),
-                            Err(detail) => self.reject(offset, &payload, detail),
-                        },
-                    );
+                    return Some(self.decoder.item(
+                        self.range.partition,
+                        offset,
+                        self.source,
+                        m.payload().unwrap_or_default(),
+                    ));
                 }
                 Some(Err(e)) => {
                     let offset = self.next;
                     self.next = self.range.end;
-                    return Some(SourceItem::Bad(
+                    return Some(
                         self.bad(offset, format!("cannot read the partition further: {e}")),
-                    ));
+                    );
                 }
                 None => {
                     let since = *self
@@ -411,23 +516,249 @@ impl PartReader for PartitionReader {
                     if since.elapsed() > STALL {
                         let offset = self.next;
                         self.next = self.range.end;
-                        return Some(SourceItem::Bad(self.bad(
+                        return Some(self.bad(
                             offset,
                             format!(
                                 "no message for {} s although the partition ends at {}",
                                 STALL.as_secs(),
                                 self.range.end
                             ),
-                        )));
+                        ));
                     }
                 }
             }
         }
-        if let Some(p) = &self.dead_letter {
-            let _ = p.flush(TIMEOUT);
-        }
+        self.decoder.flush();
         None
     }
+}
+
+/// How far a [`Follower`]'s partitions have got in event time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frontier {
+    /// The oldest of the newest event times of the active partitions (a message within the
+    /// idle timeout, or none yet while the job is younger than it): `i64::MIN` while an active
+    /// partition has sent nothing; `None` when every partition is idle.
+    pub active: Option<i64>,
+    /// The newest event time read from any partition.
+    pub newest: Option<i64>,
+}
+
+/// One partition a [`Follower`] reads.
+struct Followed {
+    /// Index of the part in the plan (the source of its records' sequence numbers).
+    source: u16,
+    partition: i32,
+    /// The first offset to read; earlier ones the fetch returns are skipped.
+    start: i64,
+    /// Newest event time read, `i64::MIN` before the first record.
+    max_seen: i64,
+    /// When the last message came, `None` before the first.
+    last_message: Option<std::time::Instant>,
+    /// The next offset to read, shared with the plan for the commit at the end.
+    read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Follows partitions without end (`follow = true`): the Kafka parts one worker of a live
+/// job reads, one consumer per source, each assigned its partitions at their start offsets.
+///
+/// Records are not merged across partitions: each goes on as it arrives, and the watermark is
+/// kept per partition ([`Follower::frontier`]).
+pub struct Follower {
+    /// One consumer per source, with its decoder and its partitions' indices in `partitions`.
+    consumers: Vec<(BaseConsumer, Decoder, Vec<usize>)>,
+    partitions: Vec<Followed>,
+    idle: Duration,
+    started: std::time::Instant,
+    turn: usize,
+    /// The last error each consumer reported, and when it was last printed.
+    errors: Vec<Option<(String, std::time::Instant)>>,
+}
+
+impl Follower {
+    /// Opens the Kafka parts among `parts` (numbered as in their plan).
+    pub fn open<'a>(
+        parts: impl IntoIterator<Item = (usize, &'a crate::Part)>,
+        registry: &std::sync::Arc<InstrumentRegistry>,
+    ) -> Result<Self> {
+        let mut groups: Vec<(&KafkaSourceConfig, TopicPartitionList, Vec<usize>)> = Vec::new();
+        let mut partitions = Vec::new();
+        let mut idle = Duration::MAX;
+        for (_, part) in parts {
+            let crate::Part::Kafka {
+                config,
+                range,
+                source,
+                read_to,
+            } = part
+            else {
+                continue;
+            };
+            let at = match groups.iter().position(|(c, _, _)| *c == config) {
+                Some(at) => at,
+                None => {
+                    groups.push((config, TopicPartitionList::new(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            let (_, list, members) = &mut groups[at];
+            let from = fetch_from(&config.consumer()?, config, range.partition, range.start)?;
+            list.add_partition_offset(&config.topic, range.partition, Offset::Offset(from))
+                .map_err(|e| config.error(e.to_string()))?;
+            members.push(partitions.len());
+            idle = idle.min(Duration::from_nanos(
+                u64::try_from(config.idle_timeout.nanos()).unwrap_or(0),
+            ));
+            partitions.push(Followed {
+                source: *source,
+                partition: range.partition,
+                start: range.start,
+                max_seen: i64::MIN,
+                last_message: None,
+                read_to: read_to.clone(),
+            });
+        }
+        let mut consumers = Vec::new();
+        for (config, list, members) in groups {
+            let consumer = config.consumer()?;
+            consumer
+                .assign(&list)
+                .map_err(|e| config.error(format!("cannot assign its partitions: {e}")))?;
+            consumers.push((consumer, Decoder::new(config, registry.clone())?, members));
+        }
+        Ok(Self {
+            errors: consumers.iter().map(|_| None).collect(),
+            consumers,
+            partitions,
+            idle,
+            started: std::time::Instant::now(),
+            turn: 0,
+        })
+    }
+
+    /// Whether there is nothing to follow.
+    pub fn is_empty(&self) -> bool {
+        self.partitions.is_empty()
+    }
+
+    /// The next record, or `None` when no message came within `wait`.
+    pub fn poll(&mut self, wait: Duration) -> Option<SourceItem> {
+        let Self {
+            consumers,
+            partitions,
+            errors,
+            turn,
+            ..
+        } = self;
+        let n = consumers.len();
+        for k in 0..n {
+            let i = (*turn + k) % n;
+            let (consumer, decoder, members) = &consumers[i];
+            if let Some(m) = consumer.poll(Duration::ZERO) {
+                *turn = i;
+                if let Some(item) = take(decoder, members, partitions, &mut errors[i], m) {
+                    return Some(item);
+                }
+            }
+        }
+        if n == 1 {
+            let (consumer, decoder, members) = &consumers[0];
+            let m = consumer.poll(wait)?;
+            take(decoder, members, partitions, &mut errors[0], m)
+        } else {
+            std::thread::sleep(wait.min(Duration::from_micros(200)));
+            None
+        }
+    }
+
+    /// How far the followed partitions have got in event time.
+    pub fn frontier(&self) -> Frontier {
+        let now = std::time::Instant::now();
+        let mut active = None::<i64>;
+        let mut newest = i64::MIN;
+        for p in &self.partitions {
+            newest = newest.max(p.max_seen);
+            let last = p.last_message.unwrap_or(self.started);
+            if now.duration_since(last) < self.idle {
+                active = Some(active.map_or(p.max_seen, |a| a.min(p.max_seen)));
+            }
+        }
+        Frontier {
+            active,
+            newest: (newest != i64::MIN).then_some(newest),
+        }
+    }
+
+    /// Where each partition's reader got: (part index, next offset).
+    pub fn positions(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
+        self.partitions.iter().map(|p| {
+            (
+                usize::from(p.source),
+                p.read_to.load(std::sync::atomic::Ordering::Acquire),
+            )
+        })
+    }
+
+    /// Sends what waits for the dead-letter topics.
+    pub fn flush(&self) {
+        for (_, d, _) in &self.consumers {
+            d.flush();
+        }
+    }
+}
+
+/// The record of a message a [`Follower`]'s consumer returned, updating its partition; `None`
+/// for a client error, which is printed (now and then) while the client retries on its own.
+fn take(
+    decoder: &Decoder,
+    members: &[usize],
+    partitions: &mut [Followed],
+    last_error: &mut Option<(String, std::time::Instant)>,
+    message: std::result::Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+) -> Option<SourceItem> {
+    let m = match message {
+        Ok(m) => m,
+        Err(e) => {
+            let text = e.to_string();
+            let repeat = last_error
+                .as_ref()
+                .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
+            if !repeat {
+                eprintln!(
+                    "kafka topic {}: {text} (still following)",
+                    decoder.config.topic
+                );
+                *last_error = Some((text, std::time::Instant::now()));
+            }
+            return None;
+        }
+    };
+    let at = members
+        .iter()
+        .copied()
+        .find(|&j| partitions[j].partition == m.partition())?;
+    let p = &mut partitions[at];
+    let offset = m.offset();
+    // Before the start (in the batch the fetch began with), or delivered again.
+    if offset
+        < p.start
+            .max(p.read_to.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        return None;
+    }
+    let item = decoder.item(
+        p.partition,
+        offset,
+        p.source,
+        m.payload().unwrap_or_default(),
+    );
+    if let SourceItem::Event(e) = &item {
+        p.max_seen = p.max_seen.max(e.ts_event().nanos());
+    }
+    p.last_message = Some(std::time::Instant::now());
+    p.read_to
+        .store(offset + 1, std::sync::atomic::Ordering::Release);
+    Some(item)
 }
 
 /// The fields of a flat JSON object, values as written: strings unescaped, other values as

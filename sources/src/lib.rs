@@ -228,17 +228,31 @@ impl PartReader for LazyPart {
 /// consumer groups' offsets move to where each partition's reader got (its range's end unless
 /// reading failed part-way). Call only once every sink has finished without error.
 pub fn commit_read(plan: &Plan) -> Result<()> {
+    commit_offsets(
+        plan,
+        plan.parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| match part {
+                Part::Kafka { read_to, .. } => {
+                    Some((i, read_to.load(std::sync::atomic::Ordering::Acquire)))
+                }
+                _ => None,
+            }),
+    )
+}
+
+/// Commits, for the Kafka parts of `plan` named by index, the offset to go on from: every
+/// record before it has been processed.
+pub fn commit_offsets(
+    plan: &Plan,
+    positions: impl IntoIterator<Item = (usize, i64)>,
+) -> Result<()> {
     let mut by_source: Vec<(&kafka::KafkaSourceConfig, Vec<kafka::PartitionRange>)> = Vec::new();
-    for part in &plan.parts {
-        if let Part::Kafka {
-            config,
-            range,
-            read_to,
-            ..
-        } = part
-        {
+    for (i, next) in positions {
+        if let Some(Part::Kafka { config, range, .. }) = plan.parts.get(i) {
             let read = kafka::PartitionRange {
-                end: read_to.load(std::sync::atomic::Ordering::Acquire),
+                end: next,
                 ..range.clone()
             };
             match by_source.iter_mut().find(|(c, _)| *c == config) {
@@ -262,9 +276,41 @@ pub struct Plan {
     pub parts: Vec<Part>,
 }
 
+impl Plan {
+    /// Whether the job follows Kafka topics without end (a live job).
+    pub fn live(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Kafka { config, .. } if config.follow))
+    }
+
+    /// The commit interval of a live job: the shortest of its sources'.
+    pub fn commit_interval(&self) -> Option<std::time::Duration> {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Kafka { config, .. } if config.follow => Some(config.commit_interval),
+                _ => None,
+            })
+            .min()
+            .map(|d| std::time::Duration::from_nanos(u64::try_from(d.nanos()).unwrap_or(0)))
+    }
+}
+
 /// Plans sources: expands directories, detects formats, declares instruments. Each part gets
 /// its own index, which its records carry in their [`SeqNo`](tickflow_core::SeqNo).
 pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
+    let following = sources
+        .iter()
+        .filter(|s| matches!(s, SourceConfig::Kafka(k) if k.follow))
+        .count();
+    if following > 0 && following < sources.len() {
+        return Err(Error::Config(
+            "a Kafka source with follow = true never ends, so it cannot share a job with sources \
+             that do (replay, synthetic, Kafka without follow)"
+                .into(),
+        ));
+    }
     let mut parts = Vec::new();
     let part_index = |parts: &Vec<Part>| {
         u16::try_from(parts.len())
