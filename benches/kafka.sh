@@ -46,10 +46,16 @@ sed -e "s/topic = \"ticks\"/topic = \"$topic\"/" -e "s/group = \"daytrade\"/grou
 symbols="${SYMBOLS:-$(ls "$data" | sed -n 's/^\([a-z]*\)_[0-9]*_.*/\1/p' | sort -u | tr 'a-z' 'A-Z' | paste -sd, -)}"
 declared="$(mktemp -t kafka-bench.XXXXXX.toml)"
 sed "s/^venue = \"US\"/venue = \"US\"\nsymbols = [\"$(echo "$symbols" | sed 's/,/", "/g')\"]/" "$pipeline" >"$declared"
-for variant in keys declared; do
-  file="$pipeline"; [ "$variant" = declared ] && file="$declared"
+# The same records in the compact binary encoding, on a topic of their own.
+echo "== publish $data to $topic-bin (4 partitions, binary encoding)"
+"$bin" publish --data "$data" --topic "$topic-bin" --partitions 4 --encoding binary
+binary="$(mktemp -t kafka-bench.XXXXXX.toml)"
+sed -e "s/topic = \"$topic\"/topic = \"$topic-bin\"/" -e "s/dead_letter = \"$topic.dead\"/dead_letter = \"$topic-bin.dead\"/" \
+    -e "s/$topic.{stream}/$topic-bin.{stream}/" "$declared" >"$binary"
+for variant in keys declared binary; do
+  file="$pipeline"; [ "$variant" = declared ] && file="$declared"; [ "$variant" = binary ] && file="$binary"
   sed -i "s/group = \"bench-[^\"]*\"/group = \"bench-$$-$variant\"/" "$file"
-  echo "== tickflow ($variant instruments: $([ $variant = keys ] && echo "read from the message keys" || echo "$symbols")): topic -> default chain -> topics (1 worker)"
+  echo "== tickflow ($variant: instruments $([ $variant = keys ] && echo "read from the message keys" || echo "$symbols")$([ $variant = binary ] && echo ", binary messages")): topic -> default chain -> topics (1 worker)"
   start=$(date +%s.%N)
   "$bin" run "$file" -q -o "$(mktemp -d)" | grep -E "records read|wall time|throughput|kafka:"
   end=$(date +%s.%N)

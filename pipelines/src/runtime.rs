@@ -1746,3 +1746,49 @@ pub fn format_progress(p: &Progress, elapsed: std::time::Duration) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickflow_sources::kafka::Frontier;
+
+    fn frontier(active: Option<i64>, newest: Option<i64>) -> Frontier {
+        Frontier { active, newest }
+    }
+
+    #[test]
+    fn a_live_worker_holds_at_its_slowest_active_partition_and_follows_when_idle() {
+        let board = Board::new(2);
+        let (lateness, gran) = (10, 5);
+        // Worker 0's active partitions have reached 100 (the slowest): 100 - 10 = 90.
+        assert_eq!(
+            board.hold(0, frontier(Some(100), Some(130)), lateness, gran, 0),
+            90
+        );
+        // An active partition that has sent nothing holds the watermark where it is.
+        assert_eq!(
+            board.hold(1, frontier(Some(i64::MIN), None), lateness, gran, 40),
+            40
+        );
+        // Worker 1's partitions all idle: it follows worker 0's active watermark, or its own
+        // newest when that is later.
+        assert_eq!(
+            board.hold(1, frontier(None, Some(60)), lateness, gran, 40),
+            90
+        );
+        assert_eq!(
+            board.hold(1, frontier(None, Some(203)), lateness, gran, 40),
+            190
+        );
+        // Every worker idle: the newest event time anyone has read.
+        assert_eq!(
+            board.hold(0, frontier(None, Some(130)), lateness, gran, 90),
+            190
+        );
+        // Never backwards.
+        assert_eq!(
+            board.hold(0, frontier(Some(50), Some(130)), lateness, gran, 190),
+            190
+        );
+    }
+}
