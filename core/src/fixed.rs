@@ -125,18 +125,43 @@ fn rescale(value: i128, shift: i32) -> Option<i128> {
     }
 }
 
+/// Powers of ten that fit an `i64`.
+const POW10: [i64; 19] = {
+    let mut p = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 /// Converts an integer carrying `decimals` implied decimal places into raw fixed-point units.
+#[inline]
 pub fn raw_from_scaled(value: i64, decimals: u32) -> Result<i64, ParseFixedError> {
     let shift = FIXED_DECIMALS as i32 - decimals as i32;
-    rescale(i128::from(value), shift)
-        .and_then(|v| i64::try_from(v).ok())
-        .ok_or_else(|| {
-            if shift < 0 {
-                ParseFixedError::TooPrecise(format!("{value}e-{decimals}"))
-            } else {
-                ParseFixedError::Overflow(format!("{value}e-{decimals}"))
-            }
-        })
+    // The common shifts in i64 arithmetic (a product or quotient that does not fit is the same
+    // error either way); the rest through i128.
+    let fast = match usize::try_from(shift.unsigned_abs()) {
+        Ok(n) if n < POW10.len() && shift >= 0 => Some(value.checked_mul(POW10[n])),
+        Ok(n) if n < POW10.len() => Some((value % POW10[n] == 0).then(|| value / POW10[n])),
+        _ => None,
+    };
+    match fast
+        .unwrap_or_else(|| rescale(i128::from(value), shift).and_then(|v| i64::try_from(v).ok()))
+    {
+        Some(raw) => Ok(raw),
+        None => Err(scaled_error(value, decimals, shift)),
+    }
+}
+
+#[cold]
+fn scaled_error(value: i64, decimals: u32, shift: i32) -> ParseFixedError {
+    if shift < 0 {
+        ParseFixedError::TooPrecise(format!("{value}e-{decimals}"))
+    } else {
+        ParseFixedError::Overflow(format!("{value}e-{decimals}"))
+    }
 }
 
 /// Writes raw fixed-point units as the shortest decimal text that parses back to them.
@@ -174,26 +199,31 @@ macro_rules! fixed_point {
             pub const MIN: Self = Self { raw: i64::MIN };
 
             /// From raw units of `10^-9`.
+            #[inline]
             pub const fn from_raw(raw: i64) -> Self {
                 Self { raw }
             }
 
             /// Raw units of `10^-9`.
+            #[inline]
             pub const fn raw(self) -> i64 {
                 self.raw
             }
 
             /// From an integer with `decimals` implied decimal places (`1815200`, 4 → 181.52).
+            #[inline]
             pub fn from_scaled(value: i64, decimals: u32) -> Result<Self, ParseFixedError> {
                 raw_from_scaled(value, decimals).map(Self::from_raw)
             }
 
             /// From a whole number of units.
+            #[inline]
             pub fn from_int(value: i64) -> Result<Self, ParseFixedError> {
                 Self::from_scaled(value, 0)
             }
 
             /// The nearest `f64`, for analytics only (indicators, features, models).
+            #[inline]
             pub fn to_f64(self) -> f64 {
                 self.raw as f64 / FIXED_SCALE as f64
             }
@@ -210,26 +240,31 @@ macro_rules! fixed_point {
             }
 
             /// `self + rhs`, `None` on overflow.
+            #[inline]
             pub fn checked_add(self, rhs: Self) -> Option<Self> {
                 self.raw.checked_add(rhs.raw).map(Self::from_raw)
             }
 
             /// `self - rhs`, `None` on overflow.
+            #[inline]
             pub fn checked_sub(self, rhs: Self) -> Option<Self> {
                 self.raw.checked_sub(rhs.raw).map(Self::from_raw)
             }
 
             /// `-self`, `None` on overflow.
+            #[inline]
             pub fn checked_neg(self) -> Option<Self> {
                 self.raw.checked_neg().map(Self::from_raw)
             }
 
             /// `self * n` for an integer `n`, `None` on overflow.
+            #[inline]
             pub fn checked_mul_int(self, n: i64) -> Option<Self> {
                 self.raw.checked_mul(n).map(Self::from_raw)
             }
 
             /// `self * rhs` rounded half away from zero to 9 decimals, `None` on overflow.
+            #[inline]
             pub fn checked_mul(self, rhs: impl Into<i64>) -> Option<Self> {
                 let product = i128::from(self.raw) * i128::from(rhs.into());
                 let half = i128::from(FIXED_SCALE / 2);
@@ -238,6 +273,7 @@ macro_rules! fixed_point {
             }
 
             /// `self / n` for a non-zero integer, rounded half away from zero.
+            #[inline]
             pub fn checked_div_int(self, n: i64) -> Option<Self> {
                 if n == 0 {
                     return None;
@@ -250,11 +286,13 @@ macro_rules! fixed_point {
             }
 
             /// True for a value above zero.
+            #[inline]
             pub const fn is_positive(self) -> bool {
                 self.raw > 0
             }
 
             /// True for zero.
+            #[inline]
             pub const fn is_zero(self) -> bool {
                 self.raw == 0
             }
@@ -311,6 +349,7 @@ fixed_point!(
 
 impl Price {
     /// `price * quantity` in raw units of `10^-9` money, exact, in `i128`.
+    #[inline]
     pub fn notional_raw(self, qty: Quantity) -> i128 {
         i128::from(self.raw) * i128::from(qty.raw()) / i128::from(FIXED_SCALE)
     }
@@ -443,6 +482,13 @@ mod tests {
                 format!("{}{}.{:0w$}", if value < 0 { "-" } else { "" }, abs / p, abs % p, w = decimals as usize)
             };
             prop_assert_eq!(Price::from_scaled(value, decimals).unwrap(), Price::parse(&text).unwrap());
+        }
+
+        #[test]
+        fn scaled_agrees_with_i128(value in any::<i64>(), decimals in 0u32..40) {
+            let wide = rescale(i128::from(value), FIXED_DECIMALS as i32 - decimals as i32)
+                .and_then(|v| i64::try_from(v).ok());
+            prop_assert_eq!(raw_from_scaled(value, decimals).ok(), wide);
         }
 
         #[test]

@@ -23,14 +23,17 @@ pub struct SeqNo(pub u64);
 
 impl SeqNo {
     /// Builds a sequence number from a source index and an ordinal.
+    #[inline]
     pub fn new(source: u16, ordinal: u64) -> Self {
         Self((u64::from(source) << 48) | (ordinal & ((1 << 48) - 1)))
     }
     /// The source index.
+    #[inline]
     pub fn source(self) -> u16 {
         (self.0 >> 48) as u16
     }
     /// The ordinal within the source.
+    #[inline]
     pub fn ordinal(self) -> u64 {
         self.0 & ((1 << 48) - 1)
     }
@@ -300,6 +303,7 @@ pub enum MarketEvent {
 
 impl MarketEvent {
     /// The instrument.
+    #[inline]
     pub fn instrument(&self) -> InstrumentId {
         match self {
             MarketEvent::Trade(t) => t.instrument,
@@ -308,6 +312,7 @@ impl MarketEvent {
         }
     }
     /// The event time.
+    #[inline]
     pub fn ts_event(&self) -> Timestamp {
         match self {
             MarketEvent::Trade(t) => t.ts_event,
@@ -316,6 +321,7 @@ impl MarketEvent {
         }
     }
     /// The source position.
+    #[inline]
     pub fn seq(&self) -> SeqNo {
         match self {
             MarketEvent::Trade(t) => t.seq,

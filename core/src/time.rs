@@ -30,6 +30,7 @@ impl Timestamp {
     pub const MAX: Self = Self(i64::MAX);
 
     /// Nanoseconds since the epoch.
+    #[inline]
     pub const fn nanos(self) -> i64 {
         self.0
     }
@@ -55,11 +56,13 @@ impl Timestamp {
     }
 
     /// The calendar date (year, month, day) in UTC.
+    #[inline]
     pub fn date(self) -> (i32, u32, u32) {
         civil_from_days(self.0.div_euclid(NANOS_PER_DAY))
     }
 
     /// Rounds down to a multiple of `step` (a bar interval or the dataflow granularity).
+    #[inline]
     pub fn floor(self, step: Duration) -> Self {
         if step.0 <= 1 {
             self
@@ -69,16 +72,19 @@ impl Timestamp {
     }
 
     /// `self + d`, saturating at the ends of time.
+    #[inline]
     pub fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(d.0))
     }
 
     /// `self - d`, saturating at the ends of time.
+    #[inline]
     pub fn saturating_sub(self, d: Duration) -> Self {
         Self(self.0.saturating_sub(d.0))
     }
 
     /// `self - earlier`.
+    #[inline]
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration(self.0.saturating_sub(earlier.0))
     }
@@ -196,22 +202,27 @@ impl Duration {
     pub const ZERO: Self = Self(0);
 
     /// From nanoseconds.
+    #[inline]
     pub const fn from_nanos(ns: i64) -> Self {
         Self(ns)
     }
     /// From milliseconds.
+    #[inline]
     pub const fn from_millis(ms: i64) -> Self {
         Self(ms * 1_000_000)
     }
     /// From seconds.
+    #[inline]
     pub const fn from_secs(s: i64) -> Self {
         Self(s * NANOS_PER_SEC)
     }
     /// Nanoseconds.
+    #[inline]
     pub const fn nanos(self) -> i64 {
         self.0
     }
     /// Seconds as `f64` (for rates and reports).
+    #[inline]
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / NANOS_PER_SEC as f64
     }

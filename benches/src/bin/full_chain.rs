@@ -210,6 +210,7 @@ fn main() -> Result<()> {
         "| run | pandas monolith (records/s, end to end) | tickflow full chain, 1 s bars (records/s, end to end, 1 worker) | ratio |"
     );
     println!("|---|---|---|---|");
+    let (mut pandas_rates, mut rates) = (Vec::new(), Vec::new());
     for i in 1..=runs {
         let pandas_rate = if with_pandas {
             Some(pandas(&script, &data)?)
@@ -219,10 +220,39 @@ fn main() -> Result<()> {
         let (secs, s) = best_of(1, || run(&p, &opts(lean_workers)));
         let s = s?;
         let rate = s.read as f64 / secs;
+        if i == 1 {
+            eprintln!(
+                "lean chain: {} records read, {} fills, {secs:.3} s",
+                s.read,
+                s.trading.as_ref().map_or(0, |t| t.executions)
+            );
+        }
         match pandas_rate {
             Some(pr) => println!("| {i} | {pr:.0} | {rate:.0} | {:.2}× |", rate / pr),
             None => println!("| {i} | — | {rate:.0} | — |"),
         }
+        pandas_rates.extend(pandas_rate);
+        rates.push(rate);
+    }
+    // Both sides swing run to run on a shared machine: their medians and their best runs.
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let best = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    if !pandas_rates.is_empty() {
+        println!(
+            "| median | {:.0} | {:.0} | {:.2}× |",
+            median(&mut pandas_rates),
+            median(&mut rates),
+            median(&mut rates) / median(&mut pandas_rates)
+        );
+        println!(
+            "| best | {:.0} | {:.0} | {:.2}× |",
+            best(&pandas_rates),
+            best(&rates),
+            best(&rates) / best(&pandas_rates)
+        );
     }
     Ok(())
 }
