@@ -359,3 +359,62 @@ where
         },
     )
 }
+
+#[cfg(test)]
+mod step_buffer_tests {
+    use super::*;
+
+    #[test]
+    fn releases_each_step_whole_and_in_order_however_messages_interleave() {
+        // A small deterministic generator: messages of 0..20 records, some in step order, some
+        // shuffled, some older than what is held.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut buf = StepBuffer::new();
+        let mut sent: Vec<(Time, u64)> = Vec::new();
+        let mut got: Vec<(Time, u64)> = Vec::new();
+        let mut released = Time::MIN;
+        let mut id = 0u64;
+        let mut base: Time = 100;
+        for round in 0..500 {
+            let mut msg: Vec<Stamped<u64>> = (0..rand(20))
+                .map(|_| {
+                    id += 1;
+                    // Never below what was released: the watermark is a promise.
+                    ((base + rand(30) as Time - 10).max(released + 1), id)
+                })
+                .collect();
+            if rand(3) > 0 {
+                msg.sort_by_key(|(t, _)| *t);
+            }
+            sent.extend(msg.iter().copied());
+            buf.extend(&mut msg);
+            assert!(msg.is_empty());
+            if round % 3 == 0 {
+                base += rand(15) as Time;
+                let wm = base - 10;
+                let mut out = Vec::new();
+                while let Some(step) = buf.pop_ready(Some(wm), &mut out) {
+                    assert!(step > released && step < wm, "{step} after {released}");
+                    released = step;
+                    got.extend(out.drain(..).map(|v| (step, v)));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(step) = buf.pop_ready(None, &mut out) {
+            assert!(step > released);
+            released = step;
+            got.extend(out.drain(..).map(|v| (step, v)));
+        }
+        assert!(buf.is_empty());
+        sent.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, sent, "every record released once, at its own step");
+    }
+}
