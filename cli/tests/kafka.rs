@@ -927,35 +927,20 @@ fn wait_for(mut done: impl FnMut() -> bool, what: &str, log: impl Fn() -> String
     }
 }
 
-const LIVE: &str = r#"
-[pipeline]
-name = "live"
-
-[[source]]
-kind = "kafka"
-topic = "TOPIC"
-group = "GROUP"
-venue = "US"
-follow = true
-symbols = ["AIG", "BAC"]
-idle_timeout = "10s"
-commit_interval = "300ms"
-
-[[operator]]
-name = "bars"
-kind = "time_bars"
-input = "trades"
-interval = "1m"
-
-[[operator]]
-name = "indicators"
-kind = "indicators"
-input = "bars"
-
-[[sink]]
-kind = "jsonl"
-streams = ["trades", "bars", "indicators"]
-"#;
+/// [`FROM_KAFKA`] following its topic, with the trades written too.
+fn live_pipeline(topic: &str, group: &str) -> String {
+    FROM_KAFKA
+        .replace(
+            "venue = \"US\"\n",
+            "venue = \"US\"\nfollow = true\nsymbols = [\"AIG\", \"BAC\"]\nidle_timeout = \"10s\"\ncommit_interval = \"300ms\"\n",
+        )
+        .replace(
+            "streams = [\"bars\", \"indicators\", \"rejects\"]",
+            "streams = [\"trades\", \"bars\", \"indicators\"]",
+        )
+        .replace("TOPIC", topic)
+        .replace("GROUP", group)
+}
 
 #[test]
 fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
@@ -972,7 +957,9 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = |group: &str| {
         let p = dir.path().join(format!("{group}.toml"));
-        std::fs::write(&p, LIVE.replace("TOPIC", &t).replace("GROUP", group)).unwrap();
+        let text = live_pipeline(&t, group);
+        assert!(text.contains("follow = true") && text.contains("\"trades\""));
+        std::fs::write(&p, text).unwrap();
         p
     };
     let published = |data: &Path| -> u64 {

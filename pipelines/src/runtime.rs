@@ -1450,10 +1450,7 @@ impl ChunkReader {
                 }
             }
         }
-        let stats = &self.stats;
-        stats.read.fetch_add(read, Ordering::Relaxed);
-        stats.first_event.fetch_min(first, Ordering::Relaxed);
-        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        self.stats.note_read(read, first, last);
         chunk.hold = self
             .board
             .hold(self.index, follower.frontier(), lateness, gran, cur);
@@ -1511,10 +1508,7 @@ impl ChunkReader {
                 SourceItem::Bad(r) => chunk.bad.push(r),
             }
         }
-        let stats = &self.stats;
-        stats.read.fetch_add(read, Ordering::Relaxed);
-        stats.first_event.fetch_min(first, Ordering::Relaxed);
-        stats.last_event.fetch_max(last, Ordering::Relaxed);
+        self.stats.note_read(read, first, last);
         chunk.hold = if self.max_seen == i64::MIN {
             cur
         } else {

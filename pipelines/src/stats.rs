@@ -44,6 +44,13 @@ impl Stats {
         }
     }
 
+    /// Counts `read` records whose event times span `first..=last`.
+    pub(crate) fn note_read(&self, read: u64, first: i64, last: i64) {
+        self.read.fetch_add(read, Ordering::Relaxed);
+        self.first_event.fetch_min(first, Ordering::Relaxed);
+        self.last_event.fetch_max(last, Ordering::Relaxed);
+    }
+
     pub(crate) fn error(&self, message: String) {
         if let Ok(mut e) = self.errors.lock() {
             e.push(message);
