@@ -85,7 +85,8 @@ fn publish_lean(
     Some((data, t, stdout))
 }
 
-/// [`publish_lean`] with more arguments for `tickflow publish`.
+/// [`publish_lean`] with more arguments for `tickflow publish`; `name` is a new topic's name,
+/// or, as `=TOPIC`, a topic that exists.
 fn publish_lean_with(
     files: &[&str],
     partitions: &str,
@@ -101,7 +102,10 @@ fn publish_lean_with(
     for f in files {
         std::fs::copy(tick.join(f), data.path().join(f)).unwrap();
     }
-    let t = topic(name);
+    let t = match name.strip_prefix('=') {
+        Some(existing) => existing.to_string(),
+        None => topic(name),
+    };
     let out = tickflow()
         .args([
             "publish",
@@ -990,21 +994,7 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     let mut b = LiveJob::start(&pipeline(&group), &dir.path().join("b"), &brokers);
     let c1 = u64::try_from(c1).unwrap();
     b.wait_read(n1 - c1);
-    let data2 = tempfile::tempdir().unwrap();
-    for f in day2 {
-        std::fs::copy(lean_trades().unwrap().join(f), data2.path().join(f)).unwrap();
-    }
-    let out = tickflow()
-        .args(["publish", "--topic", &t, "--brokers", &brokers])
-        .arg("--data")
-        .arg(data2.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (data2, _, _) = publish_lean_with(&day2, "2", &brokers, &format!("={t}"), &[]).unwrap();
     let n2 = published(data2.path());
     b.wait_read(n1 - c1 + n2);
     // SIGTERM: what was read is processed and written, and committed.
