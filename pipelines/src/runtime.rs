@@ -1451,6 +1451,11 @@ impl ChunkReader {
             }
         }
         self.stats.note_read(read, first, last);
+        if !chunk.bad.is_empty() {
+            // Undecodable messages are in the dead-letter topic before their offsets can be
+            // committed.
+            follower.flush();
+        }
         chunk.hold = self
             .board
             .hold(self.index, follower.frontier(), lateness, gran, cur);
