@@ -355,10 +355,10 @@ fn add_taps(
     Ok(())
 }
 
-/// Everything the workers share.
 /// Kafka offsets a live job has reached: (part index, next offset).
 type Positions = Vec<(usize, i64)>;
 
+/// Everything the workers share.
 struct Shared {
     pipeline: Pipeline,
     plan: Plan,
