@@ -7,6 +7,11 @@
 //! are committed only when the whole run has finished, after every sink has processed every
 //! record ([`commit`]), so a run that stops early reads the same records again.
 //!
+//! With `follow = true` the job is live: a [`Follower`] reads the worker's partitions without
+//! end, each record going on as it arrives, with the watermark kept per partition
+//! ([`Frontier`]); the runtime commits, every `commit_interval`, the offsets behind what every
+//! sink has made durable, and everything read when the job is stopped.
+//!
 //! Messages are JSON objects, as `tickflow publish` writes them: `type` (`trade`, `quote` or
 //! `book`), `instrument` (the symbol) and the record's fields as the JSON Lines sinks write
 //! them. Prices and sizes are read from their decimal text, never through floating point.
