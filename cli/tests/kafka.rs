@@ -462,16 +462,12 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
     else {
         return;
     };
-    let Some((data, t, _)) = publish_lean(
-        &[
-            "aig_20131007_trade.zip",
-            "bac_20131007_trade.zip",
-            "ibm_20131007_quote.zip",
-        ],
-        "3",
-        &brokers,
-        "ticks",
-    ) else {
+    let tick_files = [
+        "aig_20131007_trade.zip",
+        "bac_20131007_trade.zip",
+        "ibm_20131007_quote.zip",
+    ];
+    let Some((data, t, _)) = publish_lean(&tick_files, "3", &brokers, "ticks") else {
         return;
     };
 
@@ -508,11 +504,7 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
 
     // The same files in the binary encoding give the same results.
     let Some((_, bt, _)) = publish_lean_with(
-        &[
-            "aig_20131007_trade.zip",
-            "bac_20131007_trade.zip",
-            "ibm_20131007_quote.zip",
-        ],
+        &tick_files,
         "3",
         &brokers,
         "ticks-binary",
