@@ -158,6 +158,61 @@ binance-futures,BTCUSDT,15823296021";
 }
 
 #[test]
+fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xyz_20131007_trade.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    zip.start_file(
+        "20131007_xyz_Trade_Tick.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    let rows = 50_000;
+    for i in 0..rows {
+        writeln!(
+            zip,
+            "{},{},{},P,0,0",
+            34_200_000 + i,
+            1_815_200 + (i * 7919) % 5000,
+            1 + i % 300
+        )
+        .unwrap();
+    }
+    zip.finish().unwrap();
+    // Damage the compressed data past its first half: the rows before it are read as they
+    // come, and the file says where it broke off instead of ending quietly.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() * 3 / 4;
+    for b in &mut bytes[at..at + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path,
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
+    let (mut good, mut bad) = (0, Vec::new());
+    while let Some(item) = reader.next_item() {
+        match item {
+            SourceItem::Event(_) => good += 1,
+            SourceItem::Bad(r) => bad.push(r.detail),
+        }
+    }
+    assert!(
+        good > rows / 4 && good < rows,
+        "{good} rows read before the damage"
+    );
+    assert!(
+        bad.last()
+            .is_some_and(|d| d.contains("the file cannot be read further")),
+        "{bad:?}"
+    );
+}
+
+#[test]
 fn lean_garbage_is_reported_with_line_and_reason() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();

@@ -92,6 +92,64 @@ pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
     Ok((inner, data))
 }
 
+/// The single CSV inside a zip, inflated as it is read: the first rows are there at once and
+/// the whole file is never held. Its CRC is checked when the end is reached.
+pub fn stream_zip(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
+    if archive.is_empty() {
+        return Err(Error::format(path, "zip archive is empty"));
+    }
+    let mut entry = archive
+        .by_index_raw(0)
+        .map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
+    let (method, crc) = (entry.compression(), entry.crc32());
+    let mut raw = Vec::with_capacity(usize::try_from(entry.compressed_size()).unwrap_or(0));
+    entry
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
+    let inner: Box<dyn Read + Send> = match method {
+        zip::CompressionMethod::Stored => Box::new(std::io::Cursor::new(raw)),
+        zip::CompressionMethod::Deflated => {
+            Box::new(flate2::read::DeflateDecoder::new(std::io::Cursor::new(raw)))
+        }
+        other => {
+            return Err(Error::format(
+                path,
+                format!("zip entry compressed with {other}, which is not read"),
+            ));
+        }
+    };
+    Ok(Box::new(CrcChecked {
+        inner: flate2::CrcReader::new(inner),
+        expected: crc,
+    }))
+}
+
+/// A reader whose end fails when the bytes read do not have the expected CRC-32.
+struct CrcChecked {
+    inner: flate2::CrcReader<Box<dyn Read + Send>>,
+    expected: u32,
+}
+
+impl Read for CrcChecked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.crc().sum() != self.expected {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "CRC-32 {:08x} of the inflated entry, expected {:08x}",
+                    self.inner.crc().sum(),
+                    self.expected
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// True when a file named like Lean data holds tick data (not minute, hour or daily bars,
 /// whose files have the same names). A file that is not a readable zip counts as tick data,
 /// so that opening it reports what is wrong instead of skipping it silently.
@@ -144,7 +202,7 @@ impl LeanReader {
             })?;
         let midnight = tz::new_york_midnight(y, m, d)
             .ok_or_else(|| Error::format(path, "date out of range"))?;
-        let (_, data) = read_zip(path)?;
+        let data = stream_zip(path)?;
         let ctx = Ctx {
             origin: path.display().to_string(),
             kind,
@@ -153,7 +211,7 @@ impl LeanReader {
             source,
         };
         Ok(Self {
-            lines: LineBuffer::new(data),
+            lines: LineBuffer::streaming(data),
             ctx,
             ordinal: 0,
         })
@@ -254,7 +312,19 @@ impl Ctx {
 impl PartReader for LeanReader {
     fn next_item(&mut self) -> Option<SourceItem> {
         loop {
-            let (line_no, line) = self.lines.next_line()?;
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                let detail = self.lines.take_error()?;
+                self.ordinal += 1;
+                let seq = SeqNo::new(self.ctx.source, self.ordinal);
+                return Some(SourceItem::Bad(bad_row(
+                    &self.ctx.origin,
+                    self.lines.line() + 1,
+                    seq,
+                    RejectReason::Malformed,
+                    format!("the file cannot be read further: {detail}"),
+                )));
+            };
             let mut fields: [&[u8]; 9] = [&[]; 9];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;

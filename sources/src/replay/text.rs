@@ -1,16 +1,35 @@
 //! Line and field helpers shared by the text readers: whole-file buffers, 1-based line
 //! numbers, byte-level CSV splitting and integer parsing without allocation.
 
+use std::io::Read;
+
 use tickflow_core::{Reject, RejectReason, SeqNo};
 
-/// Iterates the lines of an in-memory file, with 1-based line numbers; a trailing `\r` is
-/// stripped and a final line without newline is still a line.
-#[derive(Debug)]
+/// Iterates the lines of a file, with 1-based line numbers; a trailing `\r` is stripped and a
+/// final line without newline is still a line. The file is in memory ([`LineBuffer::new`]) or
+/// read as the lines are taken ([`LineBuffer::streaming`]).
 pub struct LineBuffer {
     data: Vec<u8>,
     pos: usize,
     line: u64,
+    /// Where the rest of the file comes from, while there is more.
+    more: Option<Box<dyn Read + Send>>,
+    /// Why reading the rest failed.
+    failed: Option<String>,
 }
+
+impl std::fmt::Debug for LineBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineBuffer")
+            .field("pos", &self.pos)
+            .field("line", &self.line)
+            .field("streaming", &self.more.is_some())
+            .finish()
+    }
+}
+
+/// How much a streaming buffer reads at a time.
+const BLOCK: usize = 64 * 1024;
 
 impl LineBuffer {
     /// Wraps a decompressed file.
@@ -19,11 +38,69 @@ impl LineBuffer {
             data,
             pos: 0,
             line: 0,
+            more: None,
+            failed: None,
+        }
+    }
+
+    /// Reads `source` a block at a time as lines are taken (a decompressor, say), so the first
+    /// lines are there at once and the whole file is never held.
+    pub fn streaming(source: Box<dyn Read + Send>) -> Self {
+        Self {
+            more: Some(source),
+            ..Self::new(Vec::with_capacity(BLOCK))
+        }
+    }
+
+    /// The number of the last line taken.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Why the rest of a streamed file could not be read, once `next_line` has ended early.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.failed.take()
+    }
+
+    /// Reads until `data[pos..]` holds a newline or the source ends.
+    fn fill(&mut self) {
+        let Some(source) = self.more.as_mut() else {
+            return;
+        };
+        // Keep the unread part only.
+        self.data.drain(..self.pos);
+        self.pos = 0;
+        let mut searched = 0;
+        loop {
+            if self.data[searched..].contains(&b'\n') {
+                return;
+            }
+            searched = self.data.len();
+            let len = self.data.len();
+            self.data.resize(len + BLOCK, 0);
+            match source.read(&mut self.data[len..]) {
+                Ok(0) => {
+                    self.data.truncate(len);
+                    self.more = None;
+                    return;
+                }
+                Ok(n) => self.data.truncate(len + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.data.truncate(len),
+                Err(e) => {
+                    self.data.truncate(len);
+                    self.more = None;
+                    self.failed = Some(e.to_string());
+                    return;
+                }
+            }
         }
     }
 
     /// The next `(line number, line)`, or `None` at the end.
     pub fn next_line(&mut self) -> Option<(u64, &[u8])> {
+        if self.more.is_some() && !self.data[self.pos..].contains(&b'\n') {
+            self.fill();
+        }
         if self.pos >= self.data.len() {
             return None;
         }
