@@ -220,16 +220,8 @@ fn publish_replays_recorded_trades_in_order_per_symbol() {
     );
 }
 
-const SIGNALS: &str = r#"
-[pipeline]
-name = "kafka-signals"
-
-[[source]]
-kind = "synthetic"
-instruments = 3
-duration = "2h"
-seed = 5
-
+/// 1-minute bars and their indicators: the chain every pipeline here runs.
+const CHAIN: &str = r#"
 [[operator]]
 name = "bars"
 kind = "time_bars"
@@ -240,14 +232,34 @@ interval = "1m"
 name = "indicators"
 kind = "indicators"
 input = "bars"
+"#;
 
+/// Signals from the indicators.
+const SIGNAL_RULES: &str = r#"
 [[operator]]
 name = "signals"
 kind = "signals"
 input = "indicators"
 buy = "close crosses_above ema_20"
 sell = "close crosses_below ema_20"
+"#;
 
+/// A synthetic market whose signals and a query go to topics named after `TOPIC`.
+fn signals_pipeline() -> String {
+    String::from(
+        r#"
+[pipeline]
+name = "kafka-signals"
+
+[[source]]
+kind = "synthetic"
+instruments = 3
+duration = "2h"
+seed = 5
+"#,
+    ) + CHAIN
+        + SIGNAL_RULES
+        + r#"
 [[sink]]
 kind = "jsonl"
 streams = ["signals"]
@@ -268,7 +280,8 @@ sql = "SELECT symbol, window_end, count(*) AS trades, max(price) AS high FROM tu
 name = "trades_5m_file"
 sink = "jsonl"
 sql = "SELECT symbol, window_end, count(*) AS trades, max(price) AS high FROM tumble('trades', 'ts_event', INTERVAL '5 minutes') GROUP BY symbol, window_end"
-"#;
+"#
+}
 
 #[test]
 fn signals_go_to_a_topic_that_third_parties_and_the_console_read() {
@@ -280,7 +293,7 @@ fn signals_go_to_a_topic_that_third_parties_and_the_console_read() {
     let t = topic("signals");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
-    std::fs::write(&path, SIGNALS.replace("TOPIC", &t)).unwrap();
+    std::fs::write(&path, signals_pipeline().replace("TOPIC", &t)).unwrap();
     let out = tickflow()
         .args(["run", "-q", "-o"])
         .arg(dir.path().join("out"))
@@ -429,7 +442,10 @@ fn records_read(summary: &str) -> u64 {
         .unwrap_or_else(|| panic!("{summary}"))
 }
 
-const FROM_KAFKA: &str = r#"
+/// Bars and indicators of a Kafka topic, to files.
+fn from_kafka() -> String {
+    String::from(
+        r#"
 [pipeline]
 name = "from-kafka"
 
@@ -438,22 +454,14 @@ kind = "kafka"
 topic = "TOPIC"
 group = "GROUP"
 venue = "US"
-
-[[operator]]
-name = "bars"
-kind = "time_bars"
-input = "trades"
-interval = "1m"
-
-[[operator]]
-name = "indicators"
-kind = "indicators"
-input = "bars"
-
+"#,
+    ) + CHAIN
+        + r#"
 [[sink]]
 kind = "jsonl"
 streams = ["bars", "indicators", "rejects"]
-"#;
+"#
+}
 
 #[test]
 fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
@@ -475,7 +483,7 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
     let pipeline = dir.path().join("p.toml");
     std::fs::write(
         &pipeline,
-        FROM_KAFKA.replace("TOPIC", &t).replace("GROUP", &t),
+        from_kafka().replace("TOPIC", &t).replace("GROUP", &t),
     )
     .unwrap();
     // The files themselves, then the topic on two workers.
@@ -514,7 +522,7 @@ fn a_pipeline_reads_a_topic_like_the_files_and_goes_on_where_it_stopped() {
     };
     std::fs::write(
         &pipeline,
-        FROM_KAFKA.replace("TOPIC", &bt).replace("GROUP", &bt),
+        from_kafka().replace("TOPIC", &bt).replace("GROUP", &bt),
     )
     .unwrap();
     let binary = dir.path().join("binary");
@@ -654,7 +662,10 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
     );
 }
 
-const RESTART: &str = r#"
+/// Signals of a Kafka topic, to a topic and a file.
+fn restart_pipeline() -> String {
+    String::from(
+        r#"
 [pipeline]
 name = "restart"
 
@@ -663,25 +674,10 @@ kind = "kafka"
 topic = "TOPIC"
 group = "TOPIC"
 venue = "US"
-
-[[operator]]
-name = "bars"
-kind = "time_bars"
-input = "trades"
-interval = "1m"
-
-[[operator]]
-name = "indicators"
-kind = "indicators"
-input = "bars"
-
-[[operator]]
-name = "signals"
-kind = "signals"
-input = "indicators"
-buy = "close crosses_above ema_20"
-sell = "close crosses_below ema_20"
-
+"#,
+    ) + CHAIN
+        + SIGNAL_RULES
+        + r#"
 [[sink]]
 kind = "kafka"
 topic = "TOPIC-signals"
@@ -690,7 +686,8 @@ streams = ["signals"]
 [[sink]]
 kind = "jsonl"
 streams = ["signals"]
-"#;
+"#
+}
 
 #[test]
 fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
@@ -713,7 +710,7 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
     };
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("p.toml");
-    std::fs::write(&pipeline, RESTART.replace("TOPIC", &t)).unwrap();
+    std::fs::write(&pipeline, restart_pipeline().replace("TOPIC", &t)).unwrap();
 
     // The reference: the files, read once.
     let reference = run_ok(
@@ -736,7 +733,7 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
     let signals = format!("{t}-signals-restarted");
     std::fs::write(
         &pipeline,
-        RESTART
+        restart_pipeline()
             .replace("TOPIC-signals", &signals)
             .replace("TOPIC", &t),
     )
@@ -923,9 +920,9 @@ fn wait_for(mut done: impl FnMut() -> bool, what: &str, log: impl Fn() -> String
     }
 }
 
-/// [`FROM_KAFKA`] following its topic, with the trades written too.
+/// [`from_kafka`] following its topic, with the trades written too.
 fn live_pipeline(topic: &str, group: &str) -> String {
-    FROM_KAFKA
+    from_kafka()
         .replace(
             "venue = \"US\"\n",
             "venue = \"US\"\nfollow = true\nsymbols = [\"AIG\", \"BAC\"]\nidle_timeout = \"10s\"\ncommit_interval = \"300ms\"\n",

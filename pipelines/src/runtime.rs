@@ -466,6 +466,9 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     let plan = tickflow_sources::plan(&pipeline.sources)?;
     let committed = plan.clone();
     let live = plan.live();
+    let commit_interval = plan
+        .commit_interval()
+        .unwrap_or(std::time::Duration::from_secs(5));
     if live && opts.speed.is_some() {
         return Err(RunError::Options(
             "--speed paces a replay of recorded data; a job following Kafka topics runs as the \
@@ -531,17 +534,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         query_feeds: Mutex::new(Some(opts.query_feeds.take())),
         stop: opts.stop,
         commits: Mutex::new(commits),
-        commit_interval: committed
-            .commit_interval()
-            .unwrap_or(std::time::Duration::from_secs(5)),
+        commit_interval,
         board: Arc::new(Board::new(opts.workers)),
         durable: Arc::new(Durable {
             slots: Mutex::new(Vec::new()),
-            every: live.then(|| {
-                committed
-                    .commit_interval()
-                    .unwrap_or(std::time::Duration::from_secs(5))
-            }),
+            every: live.then_some(commit_interval),
         }),
     });
 

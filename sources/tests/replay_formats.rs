@@ -157,8 +157,8 @@ binance-futures,BTCUSDT,15823296021";
     assert!(bad[3].2.contains("timestamp"), "{:?}", bad[3]);
 }
 
-#[test]
-fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
+/// A Lean trade zip of one day holding `csv`, in a new directory.
+fn lean_trade_zip(csv: &[u8]) -> (tempfile::TempDir, PathBuf) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("xyz_20131007_trade.zip");
@@ -168,18 +168,43 @@ fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
         zip::write::SimpleFileOptions::default(),
     )
     .unwrap();
-    let rows = 50_000;
-    for i in 0..rows {
-        writeln!(
-            zip,
-            "{},{},{},P,0,0",
-            34_200_000 + i,
-            1_815_200 + (i * 7919) % 5000,
-            1 + i % 300
-        )
-        .unwrap();
-    }
+    zip.write_all(csv).unwrap();
     zip.finish().unwrap();
+    (dir, path)
+}
+
+/// Every item of one file: its records, and its rejects.
+fn read_file(path: PathBuf) -> (Vec<MarketEvent>, Vec<tickflow_core::Reject>) {
+    let plan = plan(&[SourceConfig::Replay {
+        path,
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    while let Some(item) = reader.next_item() {
+        match item {
+            SourceItem::Event(e) => good.push(e),
+            SourceItem::Bad(r) => bad.push(r),
+        }
+    }
+    (good, bad)
+}
+
+#[test]
+fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
+    let rows = 50_000;
+    let csv: String = (0..rows)
+        .map(|i| {
+            format!(
+                "{},{},{},P,0,0\n",
+                34_200_000 + i,
+                1_815_200 + (i * 7919) % 5000,
+                1 + i % 300
+            )
+        })
+        .collect();
+    let (_dir, path) = lean_trade_zip(csv.as_bytes());
     // Damage the compressed data past its first half: the rows before it are read as they
     // come, and the file says where it broke off instead of ending quietly.
     let mut bytes = std::fs::read(&path).unwrap();
@@ -188,56 +213,25 @@ fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
         *b ^= 0x5a;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let plan = plan(&[SourceConfig::Replay {
-        path,
-        format: ReplayFormat::Auto,
-    }])
-    .unwrap();
-    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
-    let (mut good, mut bad) = (0, Vec::new());
-    while let Some(item) = reader.next_item() {
-        match item {
-            SourceItem::Event(_) => good += 1,
-            SourceItem::Bad(r) => bad.push(r.detail),
-        }
-    }
+    let (good, bad) = read_file(path);
+    let good = good.len();
     assert!(
         good > rows / 4 && good < rows,
         "{good} rows read before the damage"
     );
     assert!(
         bad.last()
-            .is_some_and(|d| d.contains("the file cannot be read further")),
+            .is_some_and(|r| r.detail.contains("the file cannot be read further")),
         "{bad:?}"
     );
 }
 
 #[test]
 fn lean_garbage_is_reported_with_line_and_reason() {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("xyz_20131007_trade.zip");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    zip.start_file(
-        "20131007_xyz_Trade_Tick.csv",
-        zip::write::SimpleFileOptions::default(),
-    )
-    .unwrap();
-    zip.write_all(b"34200000,1815200,100,P,0,0\n34200001,18152x0,100,P,0,0\n\x00\xff\xfe\n34200002,1815200\n34200003,1815300,50,P,0,1\n34200004,1815300,50,P,0,0\n3420").unwrap();
-    zip.finish().unwrap();
-    let plan = plan(&[SourceConfig::Replay {
-        path,
-        format: ReplayFormat::Auto,
-    }])
-    .unwrap();
-    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
-    let (mut good, mut bad) = (0, Vec::new());
-    while let Some(item) = reader.next_item() {
-        match item {
-            SourceItem::Event(_) => good += 1,
-            SourceItem::Bad(r) => bad.push(r.line),
-        }
-    }
+    let (_dir, path) = lean_trade_zip(b"34200000,1815200,100,P,0,0\n34200001,18152x0,100,P,0,0\n\x00\xff\xfe\n34200002,1815200\n34200003,1815300,50,P,0,1\n34200004,1815300,50,P,0,0\n3420");
+    let (good, bad) = read_file(path);
+    let good = good.len();
+    let bad: Vec<u64> = bad.iter().map(|r| r.line).collect();
     assert_eq!(good, 3, "the suspicious row is read; normalize rejects it");
     assert_eq!(bad, vec![2, 3, 4, 7]);
 }

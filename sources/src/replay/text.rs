@@ -68,26 +68,23 @@ impl LineBuffer {
             return;
         };
         // Keep the unread part only.
-        self.data.drain(..self.pos);
+        self.data.drain(..self.pos.min(self.data.len()));
         self.pos = 0;
         let mut searched = 0;
-        loop {
-            if self.data[searched..].contains(&b'\n') {
-                return;
-            }
+        while !self.data[searched..].contains(&b'\n') {
             searched = self.data.len();
-            let len = self.data.len();
-            self.data.resize(len + BLOCK, 0);
-            match source.read(&mut self.data[len..]) {
+            // Up to a block more, appended without zeroing the buffer first.
+            match source
+                .by_ref()
+                .take(BLOCK as u64)
+                .read_to_end(&mut self.data)
+            {
                 Ok(0) => {
-                    self.data.truncate(len);
                     self.more = None;
                     return;
                 }
-                Ok(n) => self.data.truncate(len + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.data.truncate(len),
+                Ok(_) => {}
                 Err(e) => {
-                    self.data.truncate(len);
                     self.more = None;
                     self.failed = Some(e.to_string());
                     return;
@@ -98,14 +95,21 @@ impl LineBuffer {
 
     /// The next `(line number, line)`, or `None` at the end.
     pub fn next_line(&mut self) -> Option<(u64, &[u8])> {
-        if self.more.is_some() && !self.data[self.pos..].contains(&b'\n') {
+        // After a last line without newline, `pos` is one past the end.
+        let newline = |data: &[u8], pos: usize| {
+            data.get(pos..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        };
+        let mut found = newline(&self.data, self.pos);
+        if found.is_none() && self.more.is_some() {
+            // `fill` moves the unread part to the front of the buffer.
             self.fill();
+            found = newline(&self.data, self.pos);
         }
         if self.pos >= self.data.len() {
             return None;
         }
-        let rest = &self.data[self.pos..];
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let len = found.unwrap_or(self.data.len() - self.pos);
         let start = self.pos;
         self.pos += len + 1;
         self.line += 1;
@@ -208,6 +212,65 @@ mod tests {
         assert_eq!(b.next_line(), Some((2, &b""[..])));
         assert_eq!(b.next_line(), Some((3, &b"c"[..])));
         assert_eq!(b.next_line(), None);
+    }
+
+    /// Gives at most `step` bytes a read, then fails if asked to.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        fail_at_end: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.pos == self.data.len() && self.fail_at_end {
+                return Err(std::io::Error::other("broken off"));
+            }
+            let n = self.step.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn all_lines(b: &mut LineBuffer) -> Vec<(u64, Vec<u8>)> {
+        std::iter::from_fn(|| b.next_line().map(|(n, l)| (n, l.to_vec()))).collect()
+    }
+
+    #[test]
+    fn a_streamed_file_gives_the_lines_an_in_memory_one_does() {
+        let mut text = Vec::new();
+        for i in 0..20_000 {
+            text.extend_from_slice(format!("{i},{}\r\n", "x".repeat(i % 97)).as_bytes());
+            if i % 1000 == 0 {
+                text.push(b'\n');
+            }
+        }
+        text.extend_from_slice(b"last line without newline");
+        let expected = all_lines(&mut LineBuffer::new(text.clone()));
+        for step in [1, 7, 4096, 1 << 20] {
+            let mut b = LineBuffer::streaming(Box::new(Trickle {
+                data: text.clone(),
+                pos: 0,
+                step,
+                fail_at_end: false,
+            }));
+            assert_eq!(all_lines(&mut b), expected, "reads of {step} bytes");
+            assert_eq!(b.take_error(), None);
+        }
+        // A source that fails: the lines before it, then the reason.
+        let mut b = LineBuffer::streaming(Box::new(Trickle {
+            data: b"a\nb\nc".to_vec(),
+            pos: 0,
+            step: 2,
+            fail_at_end: true,
+        }));
+        assert_eq!(
+            all_lines(&mut b),
+            vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
+        );
+        assert_eq!(b.take_error().as_deref(), Some("broken off"));
     }
 
     #[test]
