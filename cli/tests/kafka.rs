@@ -294,19 +294,7 @@ fn signals_go_to_a_topic_that_third_parties_and_the_console_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
     std::fs::write(&path, signals_pipeline().replace("TOPIC", &t)).unwrap();
-    let out = tickflow()
-        .args(["run", "-q", "-o"])
-        .arg(dir.path().join("out"))
-        .arg(&path)
-        .env("TICKFLOW_KAFKA_BROKERS", &brokers)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(&[], &dir.path().join("out"), &path, &brokers);
     assert!(stdout.contains(&format!("kafka:{t}")), "{stdout}");
 
     let lines: Vec<String> = std::fs::read_to_string(dir.path().join("out/signals.jsonl"))

@@ -73,14 +73,20 @@ fn equity_spec(symbol: String) -> InstrumentSpec {
     }
 }
 
-/// Reads the single CSV inside a zip.
-pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
+/// A zip archive that holds at least one file.
+fn open_archive(path: &Path) -> Result<zip::ZipArchive<std::fs::File>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = zip::ZipArchive::new(file)
+    let archive = zip::ZipArchive::new(file)
         .map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
     if archive.is_empty() {
         return Err(Error::format(path, "zip archive is empty"));
     }
+    Ok(archive)
+}
+
+/// Reads the single CSV inside a zip.
+pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
+    let mut archive = open_archive(path)?;
     let mut entry = archive
         .by_index(0)
         .map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
@@ -95,12 +101,7 @@ pub fn read_zip(path: &Path) -> Result<(String, Vec<u8>)> {
 /// The single CSV inside a zip, inflated as it is read: the first rows are there at once and
 /// the whole file is never held. Its CRC is checked when the end is reached.
 pub fn stream_zip(path: &Path) -> Result<Box<dyn Read + Send>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .map_err(|e| Error::format(path, format!("not a readable zip: {e}")))?;
-    if archive.is_empty() {
-        return Err(Error::format(path, "zip archive is empty"));
-    }
+    let mut archive = open_archive(path)?;
     let mut entry = archive
         .by_index_raw(0)
         .map_err(|e| Error::format(path, format!("zip entry: {e}")))?;
