@@ -205,6 +205,69 @@ pub fn apply_with_state<'s, O: Operator>(
     out_stream
 }
 
+/// Passes `stream` through unchanged, but lets the frontier downstream of it advance at most
+/// once per `every` of wall-clock time (and at once when the input ends).
+///
+/// Records are forwarded as soon as they arrive, each with its own step; only the watermark is
+/// batched. This is for consumers off the trading path — sinks, the run report, the portfolio
+/// valuation — which otherwise pay for every frontier change of the streams they read: a
+/// worker step of the risk ↔ exchange loop moves the fills' frontier by one order, and every
+/// operator downstream (differential's arrangements, the sinks' ordering buffers) would be
+/// scheduled and tracked for it. Behind a throttle they see the same records and the same
+/// watermarks, in fewer, larger moves; what a consumer emits for a step is unchanged, it is
+/// released up to `every` later.
+pub fn throttle<'s, T: Clone + 'static>(
+    stream: StreamVec<'s, Time, Stamped<T>>,
+    every: std::time::Duration,
+) -> StreamVec<'s, Time, Stamped<T>> {
+    if every.is_zero() {
+        return stream;
+    }
+    let scope = stream.scope();
+    let mut builder = OperatorBuilder::new("throttle".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    // The output first, and the input not connected to it: the frontier downstream is the
+    // held capability alone, so the input's frontier changes stop here.
+    let (output, out_stream) = builder.new_output_connection::<Vec<Stamped<T>>, _>([]);
+    let mut output: OutputBuilder<Time, CapacityContainerBuilder<Vec<Stamped<T>>>> =
+        OutputBuilder::from(output);
+    let mut input = builder.new_input_connection(stream, Pipeline, []);
+    builder.build(move |mut initial| {
+        let mut held = initial.pop();
+        let mut last: Option<std::time::Instant> = None;
+        // When the wake-up already asked for is due.
+        let mut wake: Option<std::time::Instant> = None;
+        move |frontiers| {
+            let mut output = output.activate();
+            input.for_each(|_cap, data| {
+                // A message's time is at or above the input frontier, which the held
+                // capability never passes, and each record's step is at or above its
+                // message's time.
+                if let Some(cap) = &held {
+                    output.session(cap).give_container(data);
+                }
+            });
+            let Some(cap) = held.as_mut() else { return };
+            match frontiers[0].frontier().first() {
+                None => held = None,
+                Some(&t) if t > *cap.time() => {
+                    let now = std::time::Instant::now();
+                    let due = last.map_or(now, |l| l + every);
+                    if now >= due {
+                        cap.downgrade(&t);
+                        last = Some(now);
+                    } else if wake.is_none_or(|w| w <= now) {
+                        activator.activate_after(due - now);
+                        wake = Some(due);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    });
+    out_stream
+}
+
 /// The typed streams that leave normalize.
 pub struct Split<'s> {
     /// Accepted trades.
@@ -416,5 +479,103 @@ mod step_buffer_tests {
         sent.sort_unstable();
         got.sort_unstable();
         assert_eq!(got, sent, "every record released once, at its own step");
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+
+    use super::*;
+
+    /// What a throttle let through: the records seen downstream after each round, whether the
+    /// downstream frontier had reached each round's input time, and every record at the end.
+    type Seen = (Vec<Vec<Stamped<u32>>>, Vec<bool>, Vec<Stamped<u32>>);
+
+    /// Runs `rounds` of (records, new input time) through a throttle of `every`, stepping a few
+    /// times after each.
+    fn run(every: Duration, rounds: Vec<(Vec<Stamped<u32>>, Time)>) -> Seen {
+        timely::execute_directly(move |worker| {
+            let got = Rc::new(RefCell::new(Vec::new()));
+            let seen = got.clone();
+            let (mut input, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<Vec<Stamped<u32>>>();
+                let (probe, _) = throttle(stream, every)
+                    .inspect(move |r| seen.borrow_mut().push(*r))
+                    .probe();
+                (input, probe)
+            });
+            let (mut after, mut reached) = (Vec::new(), Vec::new());
+            for (records, to) in rounds {
+                for r in records {
+                    input.send(r);
+                }
+                input.advance_to(to);
+                for _ in 0..5 {
+                    worker.step();
+                }
+                after.push(got.borrow().clone());
+                reached.push(!probe.less_than(&to));
+            }
+            drop(input);
+            while !probe.done() {
+                worker.step();
+            }
+            let all = got.borrow().clone();
+            (after, reached, all)
+        })
+    }
+
+    #[test]
+    fn records_pass_at_once_and_the_watermark_moves_at_most_once_per_interval() {
+        let rounds = vec![
+            (vec![(5, 1), (7, 2)], 10),
+            (vec![(12, 3)], 20),
+            (vec![(25, 4), (21, 5)], 30),
+        ];
+        let (after, reached, all) = run(Duration::from_secs(3600), rounds.clone());
+        // Every record leaves in the round it arrived, unchanged.
+        assert_eq!(after[0], vec![(5, 1), (7, 2)]);
+        assert_eq!(after[1], vec![(5, 1), (7, 2), (12, 3)]);
+        assert_eq!(after[2].len(), 5);
+        // The first move is allowed at once; the next ones wait for the interval (an hour),
+        // so the frontier downstream stays where the first move put it.
+        assert_eq!(reached, vec![true, false, false]);
+        // When the input ends, everything is released and nothing is lost.
+        assert_eq!(all, vec![(5, 1), (7, 2), (12, 3), (25, 4), (21, 5)]);
+
+        // Without an interval, the watermark follows every move.
+        let (_, reached, all) = run(Duration::ZERO, rounds);
+        assert_eq!(reached, vec![true, true, true]);
+        assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn a_held_watermark_moves_on_by_itself_once_the_interval_has_passed() {
+        timely::execute_directly(|worker| {
+            let (mut input, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<Vec<Stamped<u32>>>();
+                let (probe, _) = throttle(stream, Duration::from_millis(20)).probe();
+                (input, probe)
+            });
+            input.advance_to(10);
+            worker.step_while(|| probe.less_than(&10));
+            input.advance_to(20);
+            for _ in 0..3 {
+                worker.step();
+            }
+            assert!(probe.less_than(&20), "held within the interval");
+            // Nothing else happens in the dataflow: the throttle's own wake-up moves it on.
+            let start = std::time::Instant::now();
+            while probe.less_than(&20) {
+                assert!(start.elapsed() < Duration::from_secs(10), "never moved on");
+                worker.step_or_park(Some(Duration::from_millis(50)));
+            }
+            assert!(start.elapsed() >= Duration::from_millis(5));
+        });
     }
 }

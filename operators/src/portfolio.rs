@@ -21,7 +21,7 @@ use tickflow_core::{
 };
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Concat;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Filter, Map};
 
 use crate::adapter::{Stamped, Time, apply};
 use crate::error::Result;
@@ -250,6 +250,8 @@ pub fn portfolio<'s>(
     StreamVec<'s, Time, Stamped<Position>>,
     StreamVec<'s, Time, Stamped<PortfolioValue>>,
 ) {
+    // Reports of orders canceled unfilled change no position: they stop here.
+    let fills = fills.filter(|(_, f)| f.status != FillStatus::Canceled);
     let prices = apply(
         bars.map(|(t, b)| (t, PriceInput::Bar(b)))
             .concat(fills.clone().map(|(t, f)| (t, PriceInput::Fill(f)))),

@@ -38,6 +38,9 @@ pub struct Pipeline {
     pub granularity: Duration,
     /// How far behind the newest event time a record may arrive and still be accepted.
     pub allowed_lateness: Duration,
+    /// Wall-clock time between the watermark moves that sinks, the run report and the
+    /// portfolio valuation see (zero: every move). The trading path always sees every move.
+    pub watermark_interval: Duration,
     /// Inputs.
     pub sources: Vec<SourceConfig>,
     /// Normalize settings.
@@ -900,6 +903,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
     let mut name = "pipeline".to_owned();
     let mut granularity = Duration::from_millis(1);
     let mut allowed_lateness = Duration::from_millis(500);
+    let mut watermark_interval = Duration::from_millis(1);
     if let Some(v) = top.get("pipeline") {
         match v.get_ref().as_table() {
             Some(t) => {
@@ -919,6 +923,15 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 }
                 if let Some(d) = p.duration(w, "allowed_lateness") {
                     allowed_lateness = d;
+                }
+                if let Some(d) = p.duration(w, "watermark_interval") {
+                    if d > Duration::from_secs(1) {
+                        w.err(
+                            v.span(),
+                            "`watermark_interval` in [pipeline] must be between 0 and 1s".into(),
+                        );
+                    }
+                    watermark_interval = d;
                 }
                 p.finish(w);
             }
@@ -1151,6 +1164,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         name,
         granularity,
         allowed_lateness,
+        watermark_interval,
         sources,
         normalize,
         operators,
@@ -1753,6 +1767,22 @@ mod tests {
         let p = Pipeline::parse(&mixed, "x.toml").unwrap_or_else(|e| panic!("{e}"));
         let e = tickflow_sources::plan(&p.sources).unwrap_err().to_string();
         assert!(e.contains("follow = true never ends"), "{e}");
+    }
+
+    #[test]
+    fn the_watermark_interval_defaults_to_a_millisecond_and_is_bounded() {
+        let text = "[pipeline]\nname = \"w\"\n\n[[source]]\nkind = \"synthetic\"\n";
+        let p = Pipeline::parse(text, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.watermark_interval, Duration::from_millis(1));
+        let zero = text.replace("name = \"w\"", "watermark_interval = \"0\"");
+        let p = Pipeline::parse(&zero, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.watermark_interval, Duration::ZERO);
+        let long = text.replace("name = \"w\"", "watermark_interval = \"5s\"");
+        let e = Pipeline::parse(&long, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("`watermark_interval` in [pipeline] must be between 0 and 1s"),
+            "{e}"
+        );
     }
 
     #[test]

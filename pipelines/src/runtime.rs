@@ -25,7 +25,7 @@ use tickflow_core::{
     Trade,
 };
 use tickflow_operators::adapter::{
-    Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split,
+    Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split, throttle,
 };
 use tickflow_operators::exchange::{ExchangeInput, SimExchange};
 use tickflow_operators::features::{FeatureInput, Features};
@@ -548,9 +548,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         let (stats, done, interval) = (stats.clone(), done.clone(), opts.progress_interval);
         std::thread::spawn(move || {
             let mut next = Instant::now() + interval;
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                if Instant::now() >= next {
+            // Parked until the next report is due; the end of the run unparks it at once, so
+            // a short job is not held up by the reporter.
+            while !done.load(Ordering::Acquire) {
+                std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
+                if !done.load(Ordering::Acquire) && Instant::now() >= next {
                     report(&stats.progress());
                     next += interval;
                 }
@@ -568,8 +570,9 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         }),
         Err(e) => Err(RunError::Runtime(e)),
     };
-    done.store(true, Ordering::Relaxed);
+    done.store(true, Ordering::Release);
     if let Some(h) = reporter {
+        h.thread().unpark();
         let _ = h.join();
     }
     // The periodic commits end before the last one below, which must not be overtaken.
@@ -615,6 +618,7 @@ fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig 
 }
 
 /// A typed stream of the dataflow under construction.
+#[derive(Clone)]
 enum Handle<'s> {
     Trades(StreamVec<'s, Time, Stamped<Trade>>),
     Quotes(StreamVec<'s, Time, Stamped<Quote>>),
@@ -629,6 +633,51 @@ enum Handle<'s> {
     Fills(StreamVec<'s, Time, Stamped<Fill>>),
     Positions(StreamVec<'s, Time, Stamped<Position>>),
     Portfolio(StreamVec<'s, Time, Stamped<PortfolioValue>>),
+}
+
+impl<'s> Handle<'s> {
+    /// The same stream behind a [`throttle`].
+    fn throttled(&self, every: std::time::Duration) -> Self {
+        macro_rules! each {
+            ($($v:ident),*) => {
+                match self {
+                    $(Handle::$v(s) => Handle::$v(throttle(s.clone(), every)),)*
+                }
+            };
+        }
+        each!(
+            Trades,
+            Quotes,
+            Book,
+            Rejects,
+            Bars,
+            Indicators,
+            Signals,
+            Predictions,
+            Orders,
+            RiskRejects,
+            Fills,
+            Positions,
+            Portfolio
+        )
+    }
+}
+
+/// What consumers off the trading path (sinks, the run report, the portfolio valuation) read
+/// of stream `name`: the same records, the watermark moved at most once per `every` of wall
+/// time. One throttle per stream, shared by all of them.
+fn view<'s>(
+    views: &mut BTreeMap<String, Handle<'s>>,
+    streams: &BTreeMap<String, Handle<'s>>,
+    name: &str,
+    every: std::time::Duration,
+) -> Option<Handle<'s>> {
+    if let Some(h) = views.get(name) {
+        return Some(h.clone());
+    }
+    let h = streams.get(name)?.throttled(every);
+    views.insert(name.to_owned(), h.clone());
+    Some(h)
 }
 
 /// Counts the records of operator stream `index` as they pass.
@@ -817,6 +866,11 @@ fn build<'s>(
             unkeyed: 0,
         });
     }
+    // What sinks, the report and the valuation read (see `view`).
+    let every = std::time::Duration::from_nanos(
+        u64::try_from(shared.pipeline.watermark_interval.nanos()).unwrap_or(0),
+    );
+    let mut views: BTreeMap<String, Handle<'s>> = BTreeMap::new();
     // Feedback edges still to close: (fills stream, loop handle).
     let mut loops = Vec::new();
     for op in &shared.pipeline.operators {
@@ -985,11 +1039,14 @@ fn build<'s>(
                     index,
                 ))
             }
-            (OperatorKind::Portfolio { prices, totals, .. }, Some(Handle::Fills(input))) => {
-                let Some(Handle::Bars(bars)) = streams.get(prices) else {
+            (OperatorKind::Portfolio { prices, totals, .. }, Some(Handle::Fills(_))) => {
+                let (Some(Handle::Fills(fills)), Some(Handle::Bars(bars))) = (
+                    view(&mut views, &streams, &op.input, every),
+                    view(&mut views, &streams, prices, every),
+                ) else {
                     return Err(missing(prices));
                 };
-                let (positions, values) = portfolio(input.clone(), bars.clone());
+                let (positions, values) = portfolio(fills, bars);
                 let at = stream_index(totals).ok_or("portfolio totals without a counter")?;
                 extra.push((
                     totals.clone(),
@@ -1021,7 +1078,14 @@ fn build<'s>(
         }
     }
     // Every worker builds the taps (the dataflows must match); worker 0 receives the records.
-    attach_report(shared, &streams, probe, scope.index() == 0);
+    attach_report(
+        shared,
+        &streams,
+        &mut views,
+        every,
+        probe,
+        scope.index() == 0,
+    );
 
     // Every worker builds the same sink operators; only worker 0 holds the sink objects.
     let mut defs: BTreeMap<&str, bool> = BTreeMap::new();
@@ -1037,7 +1101,7 @@ fn build<'s>(
         }
     }
     for (name, all_discard) in defs {
-        let Some(handle) = streams.get(name) else {
+        let Some(handle) = view(&mut views, &streams, name, every) else {
             continue;
         };
         let mine = sinks.remove(name);
@@ -1083,9 +1147,11 @@ fn build<'s>(
 
 /// Feeds the trading streams to the report: the taps gather every record on worker 0, which
 /// stores the report (`leader`). Only pipelines with a portfolio have a report.
-fn attach_report(
+fn attach_report<'s>(
     shared: &Shared,
-    streams: &BTreeMap<String, Handle<'_>>,
+    streams: &BTreeMap<String, Handle<'s>>,
+    views: &mut BTreeMap<String, Handle<'s>>,
+    every: std::time::Duration,
     probe: &ProbeHandle<Time>,
     leader: bool,
 ) {
@@ -1100,9 +1166,10 @@ fn attach_report(
     else {
         return;
     };
-    let taps = streams
-        .values()
-        .filter(|h| {
+    // The trading streams, as consumers off the trading path read them.
+    let trading: Vec<Handle<'s>> = streams
+        .iter()
+        .filter(|(_, h)| {
             matches!(
                 h,
                 Handle::Orders(_)
@@ -1112,8 +1179,12 @@ fn attach_report(
                     | Handle::Portfolio(_)
             )
         })
-        .count();
-    let state = Rc::new(RefCell::new((Some(ReportBuilder::new(capital)), taps)));
+        .filter_map(|(name, _)| view(views, streams, name, every))
+        .collect();
+    let state = Rc::new(RefCell::new((
+        Some(ReportBuilder::new(capital)),
+        trading.len(),
+    )));
     let stats = shared.stats.clone();
     let registry = shared.registry.clone();
     // Runs when one tap's stream ends; the last one stores the report.
@@ -1154,7 +1225,7 @@ fn attach_report(
         )
         .probe_with(probe);
     }
-    for h in streams.values() {
+    for h in &trading {
         let f = finish.clone();
         match h {
             Handle::Orders(s) => tap(s, &state, f, probe, |b, o| b.order(o)),

@@ -4,7 +4,10 @@
 //! `../shared/anchors/pandas_monolith.py` (the same job done the pandas way), in one run.
 //!
 //! `cargo run --release -p tickflow-benches --bin full_chain [-- --runs R --data DIR --skip-pandas
-//! --skip-synthetic --granularity G --lean-workers N]`
+//! --skip-synthetic --granularity G --lean-workers N --lean-pipeline FILE]`
+//!
+//! `--lean-pipeline FILE` times another pipeline file in place of the Lean chain (to measure it
+//! stage by stage); its source must be the Lean trades.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,6 +167,7 @@ fn main() -> Result<()> {
     let mut with_synthetic = true;
     let mut granularity = "1ms".to_string();
     let mut lean_workers = 1usize;
+    let mut lean_file: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -173,8 +177,11 @@ fn main() -> Result<()> {
             "--skip-synthetic" => with_synthetic = false,
             "--granularity" => granularity = args.next().context("--granularity G")?,
             "--lean-workers" => lean_workers = args.next().context("--lean-workers N")?.parse()?,
+            "--lean-pipeline" => {
+                lean_file = Some(args.next().context("--lean-pipeline FILE")?.into())
+            }
             other => anyhow::bail!(
-                "unknown argument {other} (expected --runs R, --data DIR, --skip-pandas, --skip-synthetic, --granularity G, --lean-workers N)"
+                "unknown argument {other} (expected --runs R, --data DIR, --skip-pandas, --skip-synthetic, --granularity G, --lean-workers N, --lean-pipeline FILE)"
             ),
         }
     }
@@ -203,7 +210,10 @@ fn main() -> Result<()> {
         }
     }
     let trades = lean_trades(&data)?;
-    let p = lean(&trades, &granularity)?;
+    let p = match &lean_file {
+        Some(file) => Pipeline::load(file).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => lean(&trades, &granularity)?,
+    };
     let script = data.join("../anchors/pandas_monolith.py");
     println!();
     println!(
