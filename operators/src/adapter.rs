@@ -136,6 +136,8 @@ pub fn apply_with_state<'s, O: Operator>(
         let mut batch: Vec<O::In> = Vec::new();
         let mut watermark = Time::MIN;
         let mut emitter: Emitter<O::Out> = Emitter::default();
+        // What one activation emits, handed to timely whole.
+        let mut sent: Vec<Stamped<O::Out>> = Vec::new();
         move |frontiers| {
             let mut output = output.activate();
             main.for_each(|cap, data| {
@@ -178,9 +180,9 @@ pub fn apply_with_state<'s, O: Operator>(
                         // One message for the whole activation; every record keeps its own
                         // step, never below the capability's time.
                         let floor = *cap.time();
-                        output
-                            .session(cap)
-                            .give_iterator(emitter.drain().map(|(t, x)| (t.nanos().max(floor), x)));
+                        sent.extend(emitter.drain().map(|(t, x)| (t.nanos().max(floor), x)));
+                        output.session(cap).give_container(&mut sent);
+                        sent.clear();
                     }
                     None => {
                         // An operator emitted without a main-input record or `next_emit`: a bug.

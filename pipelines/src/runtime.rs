@@ -1541,6 +1541,8 @@ impl ChunkReader {
         let mut read = 0u64;
         chunk.exhausted = false;
         chunk.paced = false;
+        // The worker hands the events to the dataflow whole, buffer and all.
+        chunk.events.reserve(CHUNK);
         while chunk.events.len() + chunk.bad.len() < CHUNK {
             let item = match self.carry.take() {
                 Some(e) => SourceItem::Event(e),
@@ -1720,12 +1722,13 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             },
         };
         let cur = *events_cap.time();
-        // The whole chunk goes out under the current watermark; each record carries its step.
+        // The whole chunk goes out under the current watermark, as one message (the buffer
+        // itself, not a copy); each record carries its step.
         if !chunk.events.is_empty() {
             events_in
                 .activate()
                 .session(&*events_cap)
-                .give_iterator(chunk.events.drain(..));
+                .give_container(&mut chunk.events);
         }
         if !chunk.bad.is_empty() {
             rejects_in
