@@ -230,7 +230,10 @@ impl BookCapacity {
 pub struct OrderBook {
     sides: [Ladder; 2],
     nodes: Vec<Node>,
+    /// Slots given back since the last clear, linked through `next`.
     free: u32,
+    /// Slots at and above this one have not been used since the last clear.
+    unused: u32,
     ids: IdMap,
     next_seq: u64,
     level_cap: usize,
@@ -243,22 +246,19 @@ impl OrderBook {
             cap.orders < NIL as usize,
             "order capacity must fit u32 slots"
         );
-        let mut nodes = Vec::with_capacity(cap.orders);
-        for i in 0..cap.orders {
-            nodes.push(Node {
+        // Every node is written here, so the pages are in memory before the loop runs.
+        let nodes = vec![
+            Node {
                 id: 0,
                 price: 0,
                 size: 0,
                 seq: 0,
                 prev: NIL,
-                next: if i + 1 < cap.orders {
-                    (i + 1) as u32
-                } else {
-                    NIL
-                },
+                next: NIL,
                 side: 0,
-            });
-        }
+            };
+            cap.orders
+        ];
         Self {
             sides: [
                 Ladder {
@@ -268,7 +268,8 @@ impl OrderBook {
                     levels: Vec::with_capacity(cap.levels),
                 },
             ],
-            free: if cap.orders > 0 { 0 } else { NIL },
+            free: NIL,
+            unused: 0,
             nodes,
             ids: IdMap::with_capacity(cap.orders),
             next_seq: 1,
@@ -351,9 +352,9 @@ impl OrderBook {
         if self.ids.get(id).is_some() {
             return Err(BookError::DuplicateOrder(id));
         }
-        if self.free == NIL {
+        let Some(slot) = self.vacant() else {
             return Err(BookError::Full);
-        }
+        };
         let key = key_of(s, price.raw());
         let li = match self.sides[s].find(key) {
             Ok(i) => i,
@@ -374,14 +375,17 @@ impl OrderBook {
                 at
             }
         };
-        let slot = self.free;
         if self.ids.insert(id, slot).is_err() {
             if self.sides[s].levels[li].count == 0 {
                 self.sides[s].levels.remove(li);
             }
             return Err(BookError::Full);
         }
-        self.free = self.nodes[slot as usize].next;
+        if slot == self.free {
+            self.free = self.nodes[slot as usize].next;
+        } else {
+            self.unused += 1;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let level = &mut self.sides[s].levels[li];
@@ -557,18 +561,26 @@ impl OrderBook {
         }
     }
 
-    /// Removes every order.
-    pub fn clear(&mut self) {
-        for s in 0..2 {
-            while let Some(level) = self.sides[s].levels.last().copied() {
-                let mut slot = level.head;
-                while slot != NIL {
-                    let next = self.nodes[slot as usize].next;
-                    self.unlink(slot);
-                    slot = next;
-                }
-            }
+    /// The slot a new order takes: one given back, else the first never used.
+    #[inline]
+    fn vacant(&self) -> Option<u32> {
+        if self.free != NIL {
+            Some(self.free)
+        } else {
+            ((self.unused as usize) < self.nodes.len()).then_some(self.unused)
         }
+    }
+
+    /// Removes every order without visiting them: the levels are emptied, every slot becomes
+    /// unused again and the id map is wiped in one sequential pass. Unlinking a venue's
+    /// 11,000 resting orders one by one took 200–500 µs of the loop (a cache miss per order).
+    pub fn clear(&mut self) {
+        for side in &mut self.sides {
+            side.levels.clear();
+        }
+        self.free = NIL;
+        self.unused = 0;
+        self.ids.clear();
     }
 
     /// Best level of a side.
@@ -836,6 +848,42 @@ mod tests {
         b.clear();
         assert!(b.is_empty() && b.best_bid().is_none());
         b.check().unwrap();
+    }
+
+    #[test]
+    fn a_cleared_book_gives_back_every_slot_and_id() {
+        let mut b = OrderBook::new(BookCapacity {
+            orders: 64,
+            levels: 16,
+        });
+        for round in 0..3 {
+            for id in 0..64u64 {
+                let (side, px) = if id % 2 == 0 {
+                    (Side::Buy, 100 - (id % 7) as i64)
+                } else {
+                    (Side::Sell, 101 + (id % 5) as i64)
+                };
+                b.add(side, id, p(px), q(1 + round)).unwrap();
+                // Some orders leave and their slots are taken again before the clear.
+                if id % 3 == 0 && round > 0 {
+                    b.apply(&FeedMsg {
+                        order_id: id,
+                        size: q(1 + round),
+                        ..FeedMsg::new(0, Action::Cancel, side)
+                    })
+                    .unwrap();
+                    b.add(side, id, p(px), q(1 + round)).unwrap();
+                }
+            }
+            assert_eq!(b.add(Side::Buy, 999, p(90), q(1)), Err(BookError::Full));
+            b.check().unwrap();
+            b.clear();
+            assert!(b.is_empty() && b.best_bid().is_none() && b.best_ask().is_none());
+            b.check().unwrap();
+        }
+        // The same ids are free again.
+        b.add(Side::Buy, 7, p(100), q(1)).unwrap();
+        assert_eq!(b.len(), 1);
     }
 
     #[test]
