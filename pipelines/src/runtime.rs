@@ -1729,6 +1729,8 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                 .activate()
                 .session(&*events_cap)
                 .give_container(&mut chunk.events);
+            // What timely hands back may be a used buffer.
+            chunk.events.clear();
         }
         if !chunk.bad.is_empty() {
             rejects_in
