@@ -260,18 +260,16 @@ pub fn portfolio<'s>(
     .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
     .as_collection();
     let fills = fills
-        .flat_map(|(t, f)| {
-            (f.status != FillStatus::Canceled).then(|| {
-                let key: FillKey = (
-                    f.ts_event.nanos(),
-                    f.order_id,
-                    f.exec,
-                    f.signed_quantity(),
-                    f.price.raw(),
-                    f.fee.raw(),
-                );
-                ((f.instrument.0, key), t, 1isize)
-            })
+        .map(|(t, f)| {
+            let key: FillKey = (
+                f.ts_event.nanos(),
+                f.order_id,
+                f.exec,
+                f.signed_quantity(),
+                f.price.raw(),
+                f.fee.raw(),
+            );
+            ((f.instrument.0, key), t, 1isize)
         })
         .as_collection();
     let holdings = fills.reduce(|_instrument, input, output| {

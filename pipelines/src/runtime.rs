@@ -1532,11 +1532,21 @@ impl ChunkReader {
         self.cur = chunk.hold;
     }
 
+    /// The watermark the records read so far allow: the newest event time less the allowed
+    /// lateness, rounded to the granularity (`i64::MIN` before the first record).
+    fn watermark(&self) -> i64 {
+        if self.max_seen == i64::MIN {
+            i64::MIN
+        } else {
+            floor(self.max_seen.saturating_sub(self.lateness), self.gran)
+        }
+    }
+
     fn fill(&mut self, chunk: &mut Chunk) {
         if self.live.is_some() {
             return self.fill_live(chunk);
         }
-        let (gran, lateness, cur) = (self.gran, self.lateness, self.cur);
+        let (gran, cur) = (self.gran, self.cur);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut read = 0u64;
         chunk.exhausted = false;
@@ -1569,12 +1579,7 @@ impl ChunkReader {
                         }
                         break;
                     }
-                    let watermark = if self.max_seen == i64::MIN {
-                        i64::MIN
-                    } else {
-                        floor(self.max_seen.saturating_sub(lateness), gran)
-                    };
-                    let t = floor(ts, gran).max(watermark).max(cur);
+                    let t = floor(ts, gran).max(self.watermark()).max(cur);
                     self.max_seen = self.max_seen.max(ts);
                     first = first.min(ts);
                     last = last.max(ts);
@@ -1584,11 +1589,7 @@ impl ChunkReader {
             }
         }
         self.stats.note_read(read, first, last);
-        chunk.hold = if self.max_seen == i64::MIN {
-            cur
-        } else {
-            floor(self.max_seen.saturating_sub(lateness), gran).max(cur)
-        };
+        chunk.hold = self.watermark().max(cur);
         self.cur = chunk.hold;
     }
 }
