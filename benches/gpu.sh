@@ -43,7 +43,7 @@ for dev in cpu "$DEVICE"; do
     pipelines/ml.toml > "$W/ml-$dev.toml"
   grep -E '^(model|device) =' "$W/ml-$dev.toml"
   timeout 120 $BIN run "$W/ml-$dev.toml" --seed 43 --workers 2 --quiet --output "$W/out-$dev" \
-    | grep -E 'predictions|signals|wall' | head -6
+    | grep -E 'predictions|signals|wall'
   echo "run on $dev rc=${PIPESTATUS[0]}"
 done
 python3 - "$W/out-cpu" "$W/out-$DEVICE" <<'PY'
