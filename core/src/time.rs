@@ -221,6 +221,11 @@ impl Duration {
     pub const fn nanos(self) -> i64 {
         self.0
     }
+    /// As a wall-clock span (timeouts, intervals); a negative span is zero.
+    #[inline]
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.0).unwrap_or(0))
+    }
     /// Seconds as `f64` (for rates and reports).
     #[inline]
     pub fn as_secs_f64(self) -> f64 {
@@ -391,6 +396,15 @@ mod tests {
         assert!(Duration::parse("5").is_err());
         assert!(Duration::parse("5 parsecs").is_err());
         assert!(Duration::parse("ms").is_err());
+    }
+
+    #[test]
+    fn converts_to_a_wall_clock_span_with_negatives_as_zero() {
+        assert_eq!(
+            Duration::parse("1m500ms").unwrap().to_std(),
+            std::time::Duration::from_millis(60_500)
+        );
+        assert_eq!(Duration(-5).to_std(), std::time::Duration::ZERO);
     }
 
     #[test]

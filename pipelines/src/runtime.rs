@@ -867,9 +867,7 @@ fn build<'s>(
         });
     }
     // What sinks, the report and the valuation read (see `view`).
-    let every = std::time::Duration::from_nanos(
-        u64::try_from(shared.pipeline.watermark_interval.nanos()).unwrap_or(0),
-    );
+    let every = shared.pipeline.watermark_interval.to_std();
     let mut views: BTreeMap<String, Handle<'s>> = BTreeMap::new();
     // Feedback edges still to close: (fills stream, loop handle).
     let mut loops = Vec::new();

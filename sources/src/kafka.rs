@@ -611,9 +611,7 @@ impl Follower {
             list.add_partition_offset(&config.topic, range.partition, Offset::Offset(from))
                 .map_err(|e| config.error(e.to_string()))?;
             members.push(partitions.len());
-            idle = idle.min(Duration::from_nanos(
-                u64::try_from(config.idle_timeout.nanos()).unwrap_or(0),
-            ));
+            idle = idle.min(config.idle_timeout.to_std());
             partitions.push(Followed {
                 source: *source,
                 partition: range.partition,

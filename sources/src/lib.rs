@@ -293,7 +293,7 @@ impl Plan {
                 _ => None,
             })
             .min()
-            .map(|d| std::time::Duration::from_nanos(u64::try_from(d.nanos()).unwrap_or(0)))
+            .map(tickflow_core::Duration::to_std)
     }
 }
 
