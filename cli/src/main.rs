@@ -603,7 +603,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tickflow_core::describe(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -676,11 +676,17 @@ impl<'a, 'i> TableReader<'a, 'i> {
         match parsed {
             Some(x) if x.is_finite() && x >= lo && x <= hi => Some(x),
             Some(x) => {
+                let range = if lo == f64::MIN_POSITIVE {
+                    format!("greater than 0 and at most {}", show_float(hi))
+                } else {
+                    format!("between {} and {}", show_float(lo), show_float(hi))
+                };
                 w.err(
                     v.span(),
                     format!(
-                        "`{key}` in {} must be between {lo} and {hi}, found {x}",
-                        self.what
+                        "`{key}` in {} must be {range}, found {}",
+                        self.what,
+                        show_float(x)
                     ),
                 );
                 None
@@ -1693,6 +1699,16 @@ fn parse_query(
     })
 }
 
+/// A number for an error message: plain when it reads well so, else in scientific notation
+/// (`1e308`, not 309 digits).
+fn show_float(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e15).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1781,6 +1797,33 @@ mod tests {
         let e = Pipeline::parse(&long, "x.toml").unwrap_err().to_string();
         assert!(
             e.contains("`watermark_interval` in [pipeline] must be between 0 and 1s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_shown_as_written_short() {
+        let text = "[[source]]\nkind = \"synthetic\"\nevents_per_second = RATE\n\n[[operator]]\nname = \"ind\"\nkind = \"indicators\"\ninput = \"trades\"\nbollinger_k = 1e-7\n";
+        for (rate, shown) in [
+            ("1e308", "found 1e308"),
+            ("0", "found 0"),
+            ("-2.5", "found -2.5"),
+        ] {
+            let e = Pipeline::parse(&text.replace("RATE", rate), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "`events_per_second` in [[source]] #1 must be greater than 0 and at most 1000000000, {shown}"
+                )),
+                "{e}"
+            );
+        }
+        let e = Pipeline::parse(&text.replace("RATE", "10"), "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`bollinger_k` in [[operator]] #1 must be between 0.01 and 100, found 1e-7"),
             "{e}"
         );
     }

@@ -113,6 +113,162 @@ fn reads_databento_mbo() {
     assert!(c.bad.is_empty(), "{:?}", c.bad);
 }
 
+/// A gzip copy of `file` in `dir`, named `name`.
+fn gzip_copy(file: &std::path::Path, dir: &std::path::Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::fs::File::open(file).unwrap(), &mut gz).unwrap();
+    gz.finish().unwrap();
+    path
+}
+
+#[test]
+fn gzipped_tardis_and_lobster_csv_read_as_the_plain_files() {
+    // Tardis ships its CSV gzipped (`*.csv.gz`); LOBSTER files are often kept so. A directory
+    // of such files is found and read record for record as the plain ones.
+    let Some(data) = sample_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tardis = data.join("tardis/tardis_binance-futures_trades_BTCUSDT.csv");
+    let lobster = data.join("lobster/AMZN_2012-06-21_34200000_57600000_message_1.csv");
+    let copies = [
+        (tardis, "tardis_binance-futures_trades_BTCUSDT.csv.gz"),
+        (
+            lobster,
+            "AMZN_2012-06-21_34200000_57600000_message_1.csv.gz",
+        ),
+    ];
+    for (plain, name) in &copies {
+        let (want, want_bad) = read_file(plain.clone());
+        let (got, got_bad) = read_file(gzip_copy(plain, dir.path(), name));
+        assert!(want.len() > 9_000, "{}", want.len());
+        assert!(want_bad.is_empty() && got_bad.is_empty(), "{got_bad:?}");
+        assert!(want == got, "{name} reads differently from its plain copy");
+    }
+    let plan = plan(&[SourceConfig::Replay {
+        path: dir.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    assert_eq!(
+        plan.parts.len(),
+        2,
+        "both gzip files found in the directory"
+    );
+}
+
+#[test]
+fn a_gzipped_tardis_file_that_breaks_off_part_way_says_so_after_its_good_rows() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 30_000;
+    let path = dir.path().join("trades.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    writeln!(
+        gz,
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+    )
+    .unwrap();
+    for i in 0..rows {
+        writeln!(
+            gz,
+            "bitmex,XBTUSD,{},{},{i},{},{}.5,{}",
+            1_582_329_602_000_000 + i * 1_000,
+            1_582_329_602_000_400 + i * 1_000,
+            if i % 2 == 0 { "buy" } else { "sell" },
+            9_600 + (i * 7919) % 200,
+            1 + i % 50
+        )
+        .unwrap();
+    }
+    gz.finish().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let (good, bad) = read_file(path);
+    let n = good.len() as u64;
+    assert!(n > rows / 4 && n < rows, "{n} rows read before the cut");
+    let last = bad.last().expect("a reject says where the file broke off");
+    assert!(
+        last.detail.contains("the file cannot be read further"),
+        "{bad:?}"
+    );
+    assert!(bad.len() <= 2, "{bad:?}");
+}
+
+#[test]
+fn a_databento_file_that_breaks_off_part_way_says_so_after_its_good_records() {
+    // The DBN decoder takes the early end of a file (compressed or not) for its clean end;
+    // the reader tells the two apart.
+    let Some(data) = sample_data() else { return };
+    let zst = data.join("cme-mbo/esh4-glbx-mdp3-20231225.mbo.dbn.zst");
+    let compressed = std::fs::read(&zst).unwrap();
+    let plain = zstd::decode_all(&compressed[..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let (all, bad) = read_file(write("whole.mbo.dbn", &plain));
+    assert!(bad.is_empty(), "a whole file reads to its end: {bad:?}");
+    assert_eq!(all, read_file(zst).0, "the same records compressed or not");
+    let cases = [
+        ("cut.mbo.dbn.zst", &compressed[..compressed.len() / 2]),
+        // 56-byte records: this cut falls inside one.
+        ("cut.mbo.dbn", &plain[..plain.len() / 2 + 17]),
+    ];
+    for (name, bytes) in cases {
+        let (good, bad) = read_file(write(name, bytes));
+        assert!(
+            good.len() > all.len() / 4 && good.len() < all.len(),
+            "{name}: {} of {} records before the cut",
+            good.len(),
+            all.len()
+        );
+        assert_eq!(
+            good[..],
+            all[..good.len()],
+            "{name}: the records before the cut"
+        );
+        assert_eq!(bad.len(), 1, "{name}: {bad:?}");
+        let why = if name.ends_with(".zst") {
+            "the file cannot be read further: the compressed stream breaks off"
+        } else {
+            "the file cannot be read further: it ends inside a record"
+        };
+        assert!(bad[0].detail.starts_with(why), "{name}: {bad:?}");
+    }
+}
+
+#[test]
+fn a_databento_file_of_another_schema_is_refused_with_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("glbx-20231225.trades.dbn");
+    let metadata = dbn::Metadata::builder()
+        .dataset("GLBX.MDP3")
+        .schema(Some(dbn::Schema::Trades))
+        .start(1_703_462_400_000_000_000)
+        .stype_in(Some(dbn::SType::RawSymbol))
+        .stype_out(dbn::SType::InstrumentId)
+        .build();
+    dbn::encode::DbnEncoder::new(std::fs::File::create(&path).unwrap(), &metadata).unwrap();
+    let Err(err) = plan(&[SourceConfig::Replay {
+        path,
+        format: ReplayFormat::Auto,
+    }]) else {
+        panic!("a trades file is refused");
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("glbx-20231225.trades.dbn"), "{msg}");
+    assert!(msg.contains("schema trades"), "{msg}");
+    assert!(msg.contains("only market-by-order (mbo)"), "{msg}");
+}
+
 #[test]
 fn garbage_rows_are_reported_and_good_rows_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +380,113 @@ fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
             .is_some_and(|r| r.detail.contains("the file cannot be read further")),
         "{bad:?}"
     );
+}
+
+/// A Binance spot capture of BTCUSDT holding `rows` trades (ids 1, 2, ...), gzipped, in a new
+/// directory.
+fn binance_trade_capture(rows: u64) -> (tempfile::TempDir, PathBuf) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spot_btcusdt_20240808.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    for id in 1..=rows {
+        let ms = 1_723_075_200_000 + id * 3;
+        writeln!(
+            gz,
+            "{} {{\"stream\":\"btcusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":{ms},\
+             \"s\":\"BTCUSDT\",\"t\":{id},\"p\":\"{}.{:02}\",\"q\":\"0.{:05}\",\"T\":{ms},\"m\":{}}}}}",
+            ms * 1_000_000 + 250_000,
+            56_000 + (id * 7919) % 900,
+            id % 100,
+            1 + id % 9_000,
+            id % 3 == 0
+        )
+        .unwrap();
+    }
+    gz.finish().unwrap();
+    (dir, path)
+}
+
+/// The trade ids of a capture's records.
+fn trade_ids(records: &[MarketEvent]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|e| match e {
+            MarketEvent::Trade(t) => t.trade_id.unwrap(),
+            other => panic!("not a trade: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_binance_capture_that_breaks_off_part_way_says_so_after_its_good_rows() {
+    // A recorder stopped mid-write leaves a gzip file without its end: the lines before the
+    // cut are read, in order and whole, and the file says where it broke off.
+    let rows = 40_000;
+    let (_dir, path) = binance_trade_capture(rows);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() * 3 / 5]).unwrap();
+    let (good, bad) = read_file(path);
+    let ids = trade_ids(&good);
+    let n = ids.len() as u64;
+    assert!(n > rows / 4 && n < rows, "{n} rows read before the cut");
+    assert_eq!(
+        ids,
+        (1..=n).collect::<Vec<_>>(),
+        "every line before the cut"
+    );
+    let last = bad.last().expect("a reject says where the file broke off");
+    assert!(
+        last.detail.contains("the file cannot be read further"),
+        "{bad:?}"
+    );
+    // At most the line cut in half is rejected besides.
+    assert!(bad.len() <= 2, "{bad:?}");
+    assert!(last.line > n, "{last:?}");
+}
+
+#[test]
+fn a_binance_capture_with_a_wrong_checksum_gives_its_rows_then_says_so() {
+    let rows = 1_000;
+    let (_dir, path) = binance_trade_capture(rows);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The trailer is the CRC-32 of the data, then its length.
+    let crc = bytes.len() - 8;
+    bytes[crc] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (good, bad) = read_file(path);
+    assert_eq!(trade_ids(&good), (1..=rows).collect::<Vec<_>>());
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].detail.contains("the file cannot be read further"),
+        "{bad:?}"
+    );
+    assert_eq!(bad[0].line, rows + 1);
+}
+
+#[test]
+fn a_binance_capture_that_is_not_gzip_is_refused_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spot_btcusdt_20240808.gz");
+    std::fs::write(
+        &path,
+        "1723075200000250000 {\"stream\":\"btcusdt@trade\"}\n",
+    )
+    .unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path: path.clone(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    let Err(err) = plan.parts[0].open(&plan.registry) else {
+        panic!("a capture that is not gzip is refused");
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("spot_btcusdt_20240808.gz"), "{msg}");
+    assert!(msg.contains("not a gzip file"), "{msg}");
 }
 
 #[test]

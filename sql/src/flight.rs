@@ -260,7 +260,12 @@ impl Client {
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| SqlError::Transport(format!("cannot connect to {addr}: {e}")))?;
+            .map_err(|e| {
+                SqlError::Transport(format!(
+                    "cannot connect to {addr}: {}",
+                    tickflow_core::describe(&e)
+                ))
+            })?;
         Ok(Self {
             inner: FlightSqlServiceClient::new(channel),
         })

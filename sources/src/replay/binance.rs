@@ -18,7 +18,7 @@ use tickflow_core::{
     Quantity, Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64};
+use super::text::{LineBuffer, bad_row, parse_i64, stream_file};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -66,14 +66,16 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     }])
 }
 
-/// Reads a gzip file whole.
-pub fn read_gz(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut data = Vec::new();
-    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
-        .read_to_end(&mut data)
-        .map_err(|e| Error::format(path, format!("not a readable gzip file: {e}")))?;
-    Ok(data)
+/// A capture, inflated as it is read ([`stream_file`]); a file that is not gzip is refused.
+fn stream_capture(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let stream = stream_file(path)?;
+    if !stream.gzip {
+        return Err(Error::format(
+            path,
+            "not a gzip file (empty, or it does not start with the gzip magic bytes 1f 8b)",
+        ));
+    }
+    Ok(stream.reader)
 }
 
 /// Reader of one capture.
@@ -102,7 +104,7 @@ impl BinanceReader {
                 symbol: symbol.clone(),
             })?;
         Ok(Self {
-            lines: LineBuffer::new(read_gz(path)?),
+            lines: LineBuffer::streaming(stream_capture(path)?),
             origin: path.display().to_string(),
             instrument,
             symbol,
@@ -328,7 +330,13 @@ impl PartReader for BinanceReader {
             if let Some(e) = self.pending.pop_front() {
                 return Some(SourceItem::Event(e));
             }
-            let (line_no, line) = self.lines.next_line()?;
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A capture that breaks off part-way (a recorder stopped mid-write) says so
+                // once, as a reject, after the lines it holds.
+                return self
+                    .lines
+                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+            };
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }

@@ -6,10 +6,14 @@
 //! named through the file's symbology mappings, else by `dataset` and numeric id.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{ErrorKind, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dbn::decode::{DbnMetadata, DecodeRecord};
-use dbn::{MboMsg, Metadata, UNDEF_PRICE};
+use dbn::{MboMsg, Metadata, Schema, UNDEF_PRICE};
 use tickflow_core::{
     BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
     Quantity, RejectReason, SeqNo, Side, Timestamp, Trade,
@@ -19,11 +23,52 @@ use super::text::bad_row;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
-type Decoder = dbn::decode::DbnDecoder<Box<dyn std::io::Read + Send>>;
+type Decoder = dbn::decode::DbnDecoder<Counted>;
 
-fn open_decoder(path: &Path) -> Result<Decoder> {
+/// The decompressed bytes of a DBN file as its decoder takes them, counted. The decoder reads
+/// `UnexpectedEof` as the clean end of a file, so a compressed stream that breaks off
+/// part-way is passed on as an error of another kind, which it reports, and noted here.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    tally: Arc<Tally>,
+}
+
+/// What a [`Counted`] reader has seen.
+#[derive(Default)]
+struct Tally {
+    bytes: AtomicU64,
+    /// Why the compressed stream broke off, once it has.
+    broke: OnceLock<String>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.tally.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                let why = format!("the compressed stream breaks off ({e})");
+                let _ = self.tally.broke.set(why.clone());
+                Err(std::io::Error::new(ErrorKind::InvalidData, why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A file's decoder, with the count of bytes it has taken and the length of the file's
+/// header (prelude and metadata), which precedes the records.
+struct Opened {
+    decoder: Decoder,
+    tally: Arc<Tally>,
+    header_len: u64,
+}
+
+fn open_decoder(path: &Path) -> Result<Opened> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader: Box<dyn std::io::Read + Send> = if path.extension().is_some_and(|e| e == "zst") {
+    let mut reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "zst") {
         Box::new(
             zstd::stream::read::Decoder::new(file)
                 .map_err(|e| Error::format(path, format!("zstd: {e}")))?,
@@ -31,8 +76,34 @@ fn open_decoder(path: &Path) -> Result<Decoder> {
     } else {
         Box::new(std::io::BufReader::new(file))
     };
-    dbn::decode::DbnDecoder::new(reader)
-        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))
+    // The prelude: "DBN", the version, then the metadata's length (u32, little-endian).
+    let mut prelude = [0u8; 8];
+    reader
+        .read_exact(&mut prelude)
+        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
+    let metadata_len = u32::from_le_bytes([prelude[4], prelude[5], prelude[6], prelude[7]]);
+    let tally = Arc::new(Tally::default());
+    let counted = Counted {
+        inner: Box::new(std::io::Cursor::new(prelude).chain(reader)),
+        tally: Arc::clone(&tally),
+    };
+    let decoder = dbn::decode::DbnDecoder::new(counted)
+        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
+    let schema = decoder.metadata().schema;
+    if schema != Some(Schema::Mbo) {
+        return Err(Error::format(
+            path,
+            format!(
+                "a DBN file of schema {}; only market-by-order (mbo) is read",
+                schema.map_or("mixed".to_string(), |s| s.to_string())
+            ),
+        ));
+    }
+    Ok(Opened {
+        decoder,
+        tally,
+        header_len: 8 + u64::from(metadata_len),
+    })
 }
 
 /// Numeric instrument id → symbol, from the metadata's mappings.
@@ -53,15 +124,15 @@ fn symbol_for(map: &BTreeMap<u32, String>, id: u32) -> String {
 }
 
 /// Every instrument in the file (scans the records).
+///
+/// A file whose records break off part-way declares the instruments before the break; its
+/// reader reports the break.
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
-    let mut decoder = open_decoder(path)?;
+    let mut decoder = open_decoder(path)?.decoder;
     let venue = decoder.metadata().dataset.clone();
     let map = symbol_map(decoder.metadata());
     let mut ids = BTreeSet::new();
-    while let Some(rec) = decoder
-        .decode_record::<MboMsg>()
-        .map_err(|e| Error::format(path, format!("DBN record: {e}")))?
-    {
+    while let Ok(Some(rec)) = decoder.decode_record::<MboMsg>() {
         ids.insert(rec.hd.instrument_id);
     }
     Ok(ids
@@ -79,6 +150,10 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 /// Reader of one DBN MBO file.
 pub struct DbnReader {
     decoder: Decoder,
+    /// Decompressed bytes the decoder has taken, and why the stream broke off.
+    tally: Arc<Tally>,
+    /// Bytes of the header and of every whole record decoded so far.
+    whole: u64,
     origin: String,
     ids: BTreeMap<u32, InstrumentId>,
     source: u16,
@@ -89,7 +164,11 @@ pub struct DbnReader {
 impl DbnReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
-        let decoder = open_decoder(path)?;
+        let Opened {
+            decoder,
+            tally,
+            header_len,
+        } = open_decoder(path)?;
         let venue = decoder.metadata().dataset.clone();
         let map = symbol_map(decoder.metadata());
         let mut ids = BTreeMap::new();
@@ -111,6 +190,8 @@ impl DbnReader {
         }
         Ok(Self {
             decoder,
+            tally,
+            whole: header_len,
             origin: path.display().to_string(),
             ids,
             source,
@@ -134,20 +215,41 @@ impl PartReader for DbnReader {
             self.ordinal += 1;
             let seq = SeqNo::new(self.source, self.ordinal);
             let rec = match self.decoder.decode_record::<MboMsg>() {
-                Ok(Some(r)) => r.clone(),
+                Ok(Some(r)) => {
+                    self.whole += r.hd.record_size() as u64;
+                    r.clone()
+                }
                 Ok(None) => {
                     self.done = true;
-                    return None;
+                    // The decoder ends quietly when a file stops inside a record.
+                    let taken = self.tally.bytes.load(Ordering::Relaxed);
+                    return (taken > self.whole).then(|| {
+                        SourceItem::Bad(bad_row(
+                            &self.origin,
+                            self.ordinal,
+                            seq,
+                            RejectReason::Malformed,
+                            format!(
+                                "the file cannot be read further: it ends inside a record \
+                                 ({} bytes after the last whole one)",
+                                taken - self.whole
+                            ),
+                        ))
+                    });
                 }
                 Err(e) => {
                     // A broken record stream cannot be resynchronised: report and stop this file.
                     self.done = true;
+                    let why = match self.tally.broke.get() {
+                        Some(why) => why.clone(),
+                        None => format!("DBN record: {e}"),
+                    };
                     return Some(SourceItem::Bad(bad_row(
                         &self.origin,
                         self.ordinal,
                         seq,
                         RejectReason::Malformed,
-                        format!("DBN record: {e}"),
+                        format!("the file cannot be read further: {why}"),
                     )));
                 }
             };

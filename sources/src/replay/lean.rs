@@ -315,16 +315,9 @@ impl PartReader for LeanReader {
         loop {
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                let detail = self.lines.take_error()?;
-                self.ordinal += 1;
-                let seq = SeqNo::new(self.ctx.source, self.ordinal);
-                return Some(SourceItem::Bad(bad_row(
-                    &self.ctx.origin,
-                    self.lines.line() + 1,
-                    seq,
-                    RejectReason::Malformed,
-                    format!("the file cannot be read further: {detail}"),
-                )));
+                return self
+                    .lines
+                    .cut_short(&self.ctx.origin, self.ctx.source, &mut self.ordinal);
             };
             let mut fields: [&[u8]; 9] = [&[]; 9];
             if line.iter().all(u8::is_ascii_whitespace) {

@@ -1,7 +1,8 @@
 //! LOBSTER message files: `<SYM>_<yyyy-mm-dd>_<start>_<end>_message_<levels>.csv`, rows
 //! `time, type, order_id, size, price, direction` (an optional header line is skipped).
 //! Time is seconds after midnight New York time with up to 9 decimals; price is scaled by
-//! 10,000; direction 1 = buy (bid), -1 = sell (ask).
+//! 10,000; direction 1 = buy (bid), -1 = sell (ask). Files are plain or gzipped (`.csv.gz`)
+//! and read as a stream.
 //!
 //! Types: 1 new order → `Add`; 2 partial cancel and 3 delete → `Cancel` of the size removed;
 //! 4 visible execution → `Execute` and a [`Trade`]; 5 hidden execution and 6 cross trade →
@@ -15,7 +16,7 @@ use tickflow_core::{
     Quantity, RejectReason, SeqNo, Side, Timestamp, Trade, fixed::parse_raw,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64, show, split_fixed};
+use super::text::{LineBuffer, bad_row, parse_i64, show, split_fixed, stream_file};
 use super::tz;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -80,9 +81,8 @@ impl LobsterReader {
             })?;
         let midnight = tz::new_york_midnight(y, m, d)
             .ok_or_else(|| Error::format(path, "date out of range"))?;
-        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Ok(Self {
-            lines: LineBuffer::new(data),
+            lines: LineBuffer::streaming(stream_file(path)?.reader),
             origin: path.display().to_string(),
             instrument,
             midnight,
@@ -186,7 +186,12 @@ impl PartReader for LobsterReader {
             return Some(SourceItem::Event(MarketEvent::Trade(t)));
         }
         loop {
-            let (line_no, line) = self.lines.next_line()?;
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                return self
+                    .lines
+                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+            };
             if line.iter().all(u8::is_ascii_whitespace)
                 || (line_no == 1 && line.starts_with(b"Time"))
             {

@@ -42,6 +42,19 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
             Err("a zip that is not a Lean tick file (Lean minute, hour and daily bars are not tick data)".into())
         };
     }
+    if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        if name.contains("_orderbook_") {
+            return Err("a LOBSTER order-book snapshot file (replay its _message_ file)".into());
+        }
+        if lobster::parse_name(path).is_ok() {
+            return Ok(ReplayFormat::Lobster);
+        }
+        return if tardis::sniff(&first_line(path)?) {
+            Ok(ReplayFormat::Tardis)
+        } else {
+            Err("a CSV file in no supported layout".into())
+        };
+    }
     if name.ends_with(".gz") {
         return if binance::parse_name(path).is_ok() {
             Ok(ReplayFormat::Binance)
@@ -49,26 +62,20 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
             Err("a gzip file not named like a Binance capture".into())
         };
     }
-    if name.ends_with(".csv") {
-        if name.contains("_orderbook_") {
-            return Err("a LOBSTER order-book snapshot file (replay its _message_ file)".into());
-        }
-        if lobster::parse_name(path).is_ok() {
-            return Ok(ReplayFormat::Lobster);
-        }
-        let mut head = [0u8; 512];
-        let n = std::fs::File::open(path)
-            .and_then(|mut f| f.read(&mut head))
-            .map_err(|e| e.to_string())?;
-        let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-        let first = first.strip_suffix(b"\r").unwrap_or(first);
-        return if tardis::sniff(first) {
-            Ok(ReplayFormat::Tardis)
-        } else {
-            Err("a CSV file in no supported layout".into())
-        };
-    }
     Err("not a supported market-data file".into())
+}
+
+/// The first line of a file (inflated when it is gzip), at most its first 512 bytes.
+fn first_line(path: &Path) -> Result<Vec<u8>, String> {
+    let mut head = Vec::with_capacity(512);
+    text::stream_file(path)
+        .map_err(|e| e.to_string())?
+        .reader
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
 }
 
 /// Expands a path into `(file, format)` pairs, sorted by path. A directory is walked
@@ -106,7 +113,7 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
     if out.is_empty() {
         return Err(Error::format(
             path,
-            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV, DBN)",
+            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV or .csv.gz, DBN)",
         ));
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! Tardis.dev CSV: trades (`exchange,symbol,timestamp,local_timestamp,id,side,price,amount`)
 //! and quotes (`exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`).
-//! Timestamps are microseconds since the epoch. Columns are found by header name.
+//! Timestamps are microseconds since the epoch. Columns are found by header name. Files are
+//! plain or gzipped (`.csv.gz`, as Tardis ships them) and read as a stream.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,7 +11,7 @@ use tickflow_core::{
     RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64, show, split_fields};
+use super::text::{LineBuffer, bad_row, parse_i64, show, split_fields, stream_file};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -89,13 +90,17 @@ pub fn sniff(first_line: &[u8]) -> bool {
     layout(Path::new(""), first_line).is_ok()
 }
 
-/// Reads a file and its header: the remaining lines and the column layout.
+/// Opens a file (plain or gzip CSV, read as a stream) and reads its header: the lines after it
+/// and the column layout.
 fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
-    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = LineBuffer::new(data);
-    let (_, header) = lines
-        .next_line()
-        .ok_or_else(|| Error::format(path, "empty file"))?;
+    let mut lines = LineBuffer::streaming(stream_file(path)?.reader);
+    let Some((_, header)) = lines.next_line() else {
+        let why = match lines.take_error() {
+            Some(e) => format!("cannot be read: {e}"),
+            None => "empty file".into(),
+        };
+        return Err(Error::format(path, why));
+    };
     let layout = layout(path, header)?;
     Ok((lines, layout))
 }
@@ -244,7 +249,12 @@ fn parse_row(
 impl PartReader for TardisReader {
     fn next_item(&mut self) -> Option<SourceItem> {
         loop {
-            let (line_no, line) = self.lines.next_line()?;
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                return self
+                    .lines
+                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+            };
             let mut fields = Vec::with_capacity(8);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;

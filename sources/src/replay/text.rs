@@ -1,9 +1,41 @@
-//! Line and field helpers shared by the text readers: whole-file buffers, 1-based line
-//! numbers, byte-level CSV splitting and integer parsing without allocation.
+//! Line and field helpers shared by the text readers: files read as a stream (gzip inflated on
+//! the way), 1-based line numbers, byte-level CSV splitting and integer parsing without
+//! allocation.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
+use std::path::Path;
 
 use tickflow_core::{Reject, RejectReason, SeqNo};
+
+use crate::SourceItem;
+use crate::error::{Error, Result};
+
+/// A file opened to be read as a stream.
+pub struct Stream {
+    /// Its bytes, inflated when it is gzip.
+    pub reader: Box<dyn Read + Send>,
+    /// True when the file is gzip.
+    pub gzip: bool,
+}
+
+/// Opens a file to be read as it is taken, inflated when it is gzip (told by its first two
+/// bytes, not by its name): the whole file is never held, and a file that breaks off part-way
+/// still gives what comes before the break. A gzip file's header, data and CRC are checked as
+/// they are read; a break shows in [`LineBuffer::cut_short`].
+pub fn stream_file(path: &Path) -> Result<Stream> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::io::BufReader::with_capacity(BLOCK, file);
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read + Send> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    Ok(Stream { reader, gzip })
+}
 
 /// Iterates the lines of a file, with 1-based line numbers; a trailing `\r` is stripped and a
 /// final line without newline is still a line. The file is in memory ([`LineBuffer::new`]) or
@@ -52,14 +84,29 @@ impl LineBuffer {
         }
     }
 
-    /// The number of the last line taken.
-    pub fn line(&self) -> u64 {
-        self.line
-    }
-
     /// Why the rest of a streamed file could not be read, once `next_line` has ended early.
     pub fn take_error(&mut self) -> Option<String> {
         self.failed.take()
+    }
+
+    /// Once `next_line` has ended early, the reject that says so (once), numbered after the
+    /// last line read and sequenced as the source's next item (`ordinal` is advanced); `None`
+    /// when the file ended where it should.
+    pub fn cut_short(
+        &mut self,
+        origin: &str,
+        source: u16,
+        ordinal: &mut u64,
+    ) -> Option<SourceItem> {
+        let detail = self.take_error()?;
+        *ordinal += 1;
+        Some(SourceItem::Bad(bad_row(
+            origin,
+            self.line + 1,
+            SeqNo::new(source, *ordinal),
+            RejectReason::Malformed,
+            format!("the file cannot be read further: {detail}"),
+        )))
     }
 
     /// Reads until `data[pos..]` holds a newline or the source ends.
