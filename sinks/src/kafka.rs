@@ -43,7 +43,10 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
         .create()
         .map_err(|e| kafka_error(topic, "cannot create an admin client", e))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // Brokers that cannot be reached are reported after 15 s, not librdkafka's default 60.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
     let results = futures_executor::block_on(admin.create_topics([&new], &opts))
         .map_err(|e| kafka_error(topic, &format!("cannot reach the brokers at {brokers}"), e))?;
     for r in results {

@@ -59,6 +59,7 @@ fn sql_info() -> Result<&'static SqlInfoData, Status> {
 fn status(e: SqlError) -> Status {
     match e {
         SqlError::Plan(m) => Status::invalid_argument(m),
+        e @ SqlError::Query(_) => Status::invalid_argument(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -240,7 +241,10 @@ impl std::fmt::Debug for Client {
 fn remote(e: FlightError) -> SqlError {
     match e {
         FlightError::Tonic(s) if s.code() == tonic::Code::InvalidArgument => {
-            SqlError::Plan(s.message().to_string())
+            match s.message().strip_prefix("query failed: ") {
+                Some(why) => SqlError::Query(why.to_string()),
+                None => SqlError::Plan(s.message().to_string()),
+            }
         }
         FlightError::Tonic(s) => SqlError::Transport(format!("{}: {}", s.code(), s.message())),
         other => SqlError::Transport(other.to_string()),

@@ -95,6 +95,15 @@ fn snapshot_queries_over_flight_sql_answer_like_the_engine() {
         matches!(&err, Err(SqlError::Plan(m)) if m.contains("nowhere")),
         "{err:?}"
     );
+    // A query that fails on the data is the query's fault, not the server's.
+    let err = rt.block_on(async {
+        let mut c = Client::connect(&addr.to_string()).await?;
+        c.query("SELECT CAST(symbol AS INT) FROM bars").await
+    });
+    assert!(
+        matches!(&err, Err(SqlError::Query(m)) if m.contains("Cannot cast string")),
+        "{err:?}"
+    );
 
     // A third-party client: the ADBC Flight SQL driver.
     let Some(python) = std::env::var_os("TICKFLOW_PYTHON").filter(|v| !v.is_empty()) else {
