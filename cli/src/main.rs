@@ -488,7 +488,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         },
         &args.output,
     )?;
-    // A job following Kafka topics runs until SIGINT or SIGTERM, then finishes cleanly.
+    // SIGINT or SIGTERM stops a job cleanly; a job following Kafka topics runs until then.
     let follows = pipeline
         .sources
         .iter()
@@ -500,7 +500,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         progress,
         tap: job.as_ref().map(sql::Job::tap),
         query_feeds: job.as_ref().map(|j| j.feeds.clone()).unwrap_or_default(),
-        stop: follows.then(stop_on_signals),
+        stop: Some(stop_on_signals(follows)),
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;
@@ -515,13 +515,19 @@ fn run_command(args: RunArgs) -> Result<bool> {
                 "tickflow: the run has ended; answering SQL on {addr} for {} s more",
                 args.sql_linger
             );
-            std::thread::sleep(std::time::Duration::from_secs(args.sql_linger));
+            // A stop request ends the wait.
+            let until = Instant::now() + std::time::Duration::from_secs(args.sql_linger);
+            while Instant::now() < until && !STOP.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
         }
     }
     Ok(ok)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether the job follows Kafka topics (its stop also commits offsets), for the message.
+static LIVE: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     if STOP.swap(true, Ordering::SeqCst) {
@@ -532,27 +538,32 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
             libc::_exit(130)
         };
     }
+    let msg: &[u8] = if LIVE.load(Ordering::SeqCst) {
+        b"tickflow: stopping: what was read is processed and written, then its offsets are committed (signal again to exit at once)\n"
+    } else {
+        b"tickflow: stopping: what was read is processed and written (signal again to exit at once)\n"
+    };
+    // SAFETY: `write` is async-signal-safe; the message is a static byte string. Said here,
+    // not by a thread that waits for the flag, so it is out before a quick stop has ended.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::write(libc::STDERR_FILENO, msg.as_ptr().cast(), msg.len());
+    }
 }
 
-/// Makes SIGINT and SIGTERM (what Kubernetes sends a pod it stops) set a flag: a live job then
-/// stops reading, processes and writes what it has read, commits its offsets and exits 0. A
-/// second signal exits at once.
+/// Makes SIGINT and SIGTERM (what Kubernetes sends a pod it stops) set a flag: the job then
+/// stops reading, processes and writes what it has read (flushed files, Parquet footers, a
+/// live job's offsets committed), prints its summary and exits 0. A second signal exits at
+/// once.
 #[allow(unsafe_code)]
-fn stop_on_signals() -> &'static AtomicBool {
+fn stop_on_signals(live: bool) -> &'static AtomicBool {
+    LIVE.store(live, Ordering::SeqCst);
     let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only swaps an atomic and calls `_exit`, both async-signal-safe.
+    // SAFETY: the handler only uses atomics, `write` and `_exit`, all async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, handler);
         libc::signal(libc::SIGTERM, handler);
     }
-    std::thread::spawn(|| {
-        while !STOP.load(Ordering::Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        eprintln!(
-            "tickflow: stopping: what was read is processed and written, then its offsets are committed (signal again to exit at once)"
-        );
-    });
     &STOP
 }
 

@@ -258,3 +258,87 @@ fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_stopped_by_sigterm_writes_what_it_read_and_says_it_stopped() {
+    // A paced replay of the synthetic day (about four minutes at 100x) stopped part-way, as
+    // Kubernetes stops a pod: every record read is processed and written, files are whole,
+    // and the summary says the run was stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut child = tickflow()
+        .args(["run", "--speed", "100", "--output"])
+        .arg(&out_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first progress line (every 2 s), so records are flowing.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("records read") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "the run ended before it reported progress: {log}");
+        log.push_str(&line);
+    }
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {stdout}{log}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the stop took {:?}",
+        started.elapsed()
+    );
+    assert!(log.contains("tickflow: stopping"), "{log}");
+    assert!(stdout.contains("stopped         on request"), "{stdout}");
+    assert!(stdout.contains("every record accounted for"), "{stdout}");
+    let read: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("records read"))
+        .map(|n| n.trim().replace(',', "").parse().unwrap())
+        .unwrap();
+    assert!(
+        read > 0 && read < 2_000_000,
+        "stopped part-way through the day's 2.3 M records: {read}"
+    );
+    // Every file whole: JSON Lines parse line by line, Parquet files have their footers, and
+    // both hold the rows the summary says were written.
+    let written = |sink: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("wrote {}", out_dir.join(sink).display()))
+            })
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|n| n.replace(',', "").parse().unwrap())
+            .unwrap_or_else(|| panic!("no row count for {sink}: {stdout}"))
+    };
+    let bars = written("bars.jsonl");
+    assert!(bars > 0, "{stdout}");
+    let text = std::fs::read_to_string(out_dir.join("bars.jsonl")).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    assert_eq!(text.lines().count() as u64, bars);
+    let file = std::fs::File::open(out_dir.join("bars.parquet")).unwrap();
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows as u64, written("bars.parquet"));
+    assert_eq!(rows as u64, bars);
+}

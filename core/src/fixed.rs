@@ -157,10 +157,22 @@ pub fn raw_from_scaled(value: i64, decimals: u32) -> Result<i64, ParseFixedError
 
 #[cold]
 fn scaled_error(value: i64, decimals: u32, shift: i32) -> ParseFixedError {
+    // The number as a decimal text, as its source would have written it: 1815200 with 4
+    // decimals is "181.5200".
+    let digits = value.unsigned_abs().to_string();
+    let sign = if value < 0 { "-" } else { "" };
+    let text = match decimals as usize {
+        0 => format!("{sign}{digits}"),
+        d => {
+            let padded = format!("{digits:0>width$}", width = d + 1);
+            let (int, frac) = padded.split_at(padded.len() - d);
+            format!("{sign}{int}.{frac}")
+        }
+    };
     if shift < 0 {
-        ParseFixedError::TooPrecise(format!("{value}e-{decimals}"))
+        ParseFixedError::TooPrecise(text)
     } else {
-        ParseFixedError::Overflow(format!("{value}e-{decimals}"))
+        ParseFixedError::Overflow(text)
     }
 }
 
@@ -420,9 +432,21 @@ mod tests {
                 .to_string(),
             "4786.25"
         );
-        assert!(Price::from_scaled(1, 10).is_err());
         assert_eq!(Price::from_scaled(10, 10).unwrap().raw(), 1);
-        assert!(Price::from_scaled(i64::MAX, 0).is_err());
+        // Refusals quote the number as its source wrote it.
+        let refused = |r: Result<Price, ParseFixedError>| r.unwrap_err().to_string();
+        assert_eq!(
+            refused(Price::from_scaled(1, 10)),
+            "\"0.0000000001\" has more than 9 decimal places"
+        );
+        assert_eq!(
+            refused(Price::from_scaled(i64::MAX, 0)),
+            "\"9223372036854775807\" is out of range"
+        );
+        assert_eq!(
+            refused(Price::from_scaled(-99_999_999_999_999, 4)),
+            "\"-9999999999.9999\" is out of range"
+        );
     }
 
     #[test]

@@ -78,8 +78,9 @@ pub struct RunOptions {
     /// The results of the queries whose output is a stream (`sink = "stream"`), from the SQL
     /// layer; the run takes them.
     pub query_feeds: QueryFeeds,
-    /// Set (by a signal handler) to stop a job that follows Kafka topics: reading stops, what
-    /// was read is processed and written, its offsets are committed, and the run returns.
+    /// Set (by a signal handler) to stop a job early: reading stops, what was read is
+    /// processed and written (a live Kafka job's offsets committed), and the run returns with
+    /// its summary marked as stopped. A job that follows Kafka topics ends only this way.
     pub stop: Option<&'static AtomicBool>,
 }
 
@@ -374,7 +375,7 @@ struct Shared {
     predictors: BTreeMap<String, Predict>,
     /// The feeds of the query streams, taken by worker 0.
     query_feeds: Mutex<Option<BTreeMap<String, Receiver<FeedEvent>>>>,
-    /// A live job: stops reading when set.
+    /// Stops reading when set.
     stop: Option<&'static AtomicBool>,
     /// A live job: where workers send the offsets their sinks have processed, and how often.
     commits: Mutex<Option<std::sync::mpsc::Sender<Positions>>>,
@@ -1390,11 +1391,10 @@ struct ChunkReader {
     /// The watermark of the previous chunk.
     cur: i64,
     stats: Arc<Stats>,
-    /// A live job: the worker's Kafka partitions, followed without end, and the stop flag.
-    live: Option<(
-        tickflow_sources::kafka::Follower,
-        Option<&'static AtomicBool>,
-    )>,
+    /// A live job: the worker's Kafka partitions, followed without end.
+    live: Option<tickflow_sources::kafka::Follower>,
+    /// Set on a stop request: reading ends, what was read goes out.
+    stop: Option<&'static AtomicBool>,
     /// A live job: the workers' watermarks, so that a worker whose partitions are idle follows
     /// the others instead of holding them back.
     board: Arc<Board>,
@@ -1481,7 +1481,8 @@ impl ChunkReader {
     /// allowed lateness.
     fn fill_live(&mut self, chunk: &mut Chunk) {
         let (gran, lateness, cur) = (self.gran, self.lateness, self.cur);
-        let Some((follower, stop)) = self.live.as_mut() else {
+        let stop = self.stopping();
+        let Some(follower) = self.live.as_mut() else {
             return;
         };
         chunk.exhausted = false;
@@ -1489,7 +1490,7 @@ impl ChunkReader {
         chunk.newest = cur;
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut read = 0u64;
-        if follower.is_empty() || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+        if follower.is_empty() || stop {
             follower.flush();
             chunk.exhausted = true;
         } else {
@@ -1540,10 +1541,22 @@ impl ChunkReader {
         }
     }
 
+    /// True once a stop has been requested (and noted in the run's stats).
+    fn stopping(&self) -> bool {
+        let stop = self.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+        if stop {
+            self.stats.stopped.store(true, Ordering::Relaxed);
+        }
+        stop
+    }
+
     fn fill(&mut self, chunk: &mut Chunk) {
         if self.live.is_some() {
             return self.fill_live(chunk);
         }
+        // On a stop request the input ends here: a record held back by the pacer has been
+        // read, so it still goes out, at once.
+        let stopping = self.stopping();
         let (gran, cur) = (self.gran, self.cur);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         let mut read = 0u64;
@@ -1554,6 +1567,10 @@ impl ChunkReader {
         while chunk.events.len() + chunk.bad.len() < CHUNK {
             let item = match self.carry.take() {
                 Some(e) => SourceItem::Event(e),
+                None if stopping => {
+                    chunk.exhausted = true;
+                    break;
+                }
                 None => match self.merger.next_item() {
                     Some(item) => {
                         read += 1;
@@ -1568,7 +1585,11 @@ impl ChunkReader {
             match item {
                 SourceItem::Event(e) => {
                     let ts = e.ts_event().nanos();
-                    let wait = self.pacer.delay_for(e.ts_event());
+                    let wait = if stopping {
+                        std::time::Duration::ZERO
+                    } else {
+                        self.pacer.delay_for(e.ts_event())
+                    };
                     if !wait.is_zero() {
                         self.carry = Some(e);
                         chunk.paced = true;
@@ -1645,7 +1666,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     let (merger, live) = if shared.plan.live() {
         let follower = tickflow_sources::kafka::Follower::open(mine, &shared.registry)
             .map_err(|e| e.to_string())?;
-        (Merger::new(Vec::new()), Some((follower, shared.stop)))
+        (Merger::new(Vec::new()), Some(follower))
     } else {
         (Merger::lazy(mine, &shared.registry), None)
     };
@@ -1661,6 +1682,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         cur: initial,
         stats: shared.stats.clone(),
         live,
+        stop: shared.stop,
         board: shared.board.clone(),
         index,
     };

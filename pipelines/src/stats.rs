@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use tickflow_core::{RejectReason, Timestamp};
 
@@ -23,6 +23,8 @@ pub struct Stats {
     pub(crate) sink_rows: Mutex<Vec<(String, u64)>>,
     pub(crate) errors: Mutex<Vec<String>>,
     pub(crate) trading: Mutex<Option<TradingReport>>,
+    /// Set when a worker stopped reading on a stop request before its sources ended.
+    pub(crate) stopped: AtomicBool,
 }
 
 impl Stats {
@@ -41,6 +43,7 @@ impl Stats {
             sink_rows: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             trading: Mutex::new(None),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -114,6 +117,9 @@ pub struct Summary {
     pub errors: Vec<String>,
     /// Orders, fills, positions, PnL and the backtest figures (pipelines with a portfolio).
     pub trading: Option<TradingReport>,
+    /// True when the run was stopped on request (a signal) before its sources ended: the
+    /// figures cover the records read until then, every one of them processed and written.
+    pub stopped: bool,
 }
 
 impl Summary {
@@ -156,6 +162,7 @@ impl Summary {
             last_event: (last != i64::MIN).then_some(Timestamp(last)),
             errors: stats.errors.lock().map(|v| v.clone()).unwrap_or_default(),
             trading: stats.trading.lock().ok().and_then(|t| t.clone()),
+            stopped: stats.stopped.load(Ordering::SeqCst),
         }
     }
 
@@ -201,6 +208,12 @@ impl fmt::Display for Summary {
             self.workers,
             if self.workers == 1 { "" } else { "s" }
         )?;
+        if self.stopped {
+            writeln!(
+                f,
+                "stopped         on request, before the sources ended: these figures cover the records read until then"
+            )?;
+        }
         if let (Some(a), Some(b)) = (self.first_event, self.last_event) {
             writeln!(f, "event time      {a} .. {b}")?;
         }
