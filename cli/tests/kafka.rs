@@ -727,36 +727,55 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
     )
     .unwrap();
 
-    // Killed part-way through the topic (the replay paced to about 16 s), once its progress
-    // line says it has passed 16:00 of the recorded day...
-    let mut child = tickflow()
-        .args(["run", "--speed", "3600", "-o"])
-        .arg(dir.path().join("killed"))
-        .arg(&pipeline)
-        .env("TICKFLOW_KAFKA_BROKERS", &brokers)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let progress = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut passed = false;
-    for line in std::io::BufRead::lines(progress) {
-        let line = line.unwrap();
-        if ["T16:", "T17:", "T18:"]
-            .iter()
-            .any(|h| line.contains(&format!("event time 2013-10-07{h}")))
-        {
-            passed = true;
-            break;
+    // Stopped part-way through the topic (the replay paced to about 16 s), once its progress
+    // line says it has passed 16:00 of the recorded day: first killed, then, run again,
+    // stopped with SIGTERM, which ends it cleanly without committing the offsets it had
+    // read ahead of what it processed...
+    let paced_past_four = |out: &str| {
+        let mut child = tickflow()
+            .args(["run", "--speed", "3600", "-o"])
+            .arg(dir.path().join(out))
+            .arg(&pipeline)
+            .env("TICKFLOW_KAFKA_BROKERS", &brokers)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut progress, &mut line).unwrap();
+            assert!(n > 0, "the paced run printed no progress past 16:00");
+            if ["T16:", "T17:", "T18:"]
+                .iter()
+                .any(|h| line.contains(&format!("event time 2013-10-07{h}")))
+            {
+                break;
+            }
+            assert!(
+                !line.contains("summary"),
+                "the paced run ended before it was stopped"
+            );
         }
-        assert!(
-            !line.contains("summary"),
-            "the paced run ended before it was stopped"
-        );
-    }
-    assert!(passed, "the paced run printed no progress past 16:00");
+        (child, progress)
+    };
+    let (mut child, _) = paced_past_four("killed");
     child.kill().unwrap();
     child.wait().unwrap();
+    let (child, mut progress) = paced_past_four("stopped");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut progress, &mut log).unwrap();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("the kafka offsets are not committed"), "{log}");
     // ...and started again: it reads every tick, because nothing was committed.
     let rerun = run_ok(&[], &dir.path().join("rerun"), &pipeline, &brokers);
     assert_eq!(
@@ -765,11 +784,11 @@ fn a_job_killed_mid_topic_loses_no_tick_and_its_signals_dedupe_by_id() {
         "no tick lost: {rerun}"
     );
 
-    // The topic has the killed run's signals and the rerun's; by id, exactly the reference.
+    // The topic has the stopped runs' signals and the rerun's; by id, exactly the reference.
     let messages = consume(&python, &brokers, &signals, 0);
     assert!(
         messages.len() > expected.len(),
-        "the killed run's signals are in the topic too: {} messages, {} signals",
+        "the stopped runs' signals are in the topic too: {} messages, {} signals",
         messages.len(),
         expected.len()
     );
