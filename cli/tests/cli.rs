@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod common;
+
 fn tickflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tickflow"))
 }
@@ -275,21 +277,13 @@ fn a_run_stopped_by_sigterm_writes_what_it_read_and_says_it_stopped() {
         .unwrap();
     // Wait for the first progress line (every 2 s), so records are flowing.
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    while !log.contains("records read") {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        assert!(n > 0, "the run ended before it reported progress: {log}");
-        log.push_str(&line);
-    }
-    let started = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
+    let mut log = common::read_until(
+        &mut stderr,
+        |line| line.contains("records read"),
+        "it reported progress",
     );
+    let started = std::time::Instant::now();
+    common::sigterm(&child);
     let mut stdout = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();

@@ -113,13 +113,18 @@ fn reads_databento_mbo() {
     assert!(c.bad.is_empty(), "{:?}", c.bad);
 }
 
+/// A new gzip file at `path`, to write into; `finish` completes it.
+fn gzip_writer(path: &std::path::Path) -> flate2::write::GzEncoder<std::fs::File> {
+    flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    )
+}
+
 /// A gzip copy of `file` in `dir`, named `name`.
 fn gzip_copy(file: &std::path::Path, dir: &std::path::Path, name: &str) -> PathBuf {
     let path = dir.join(name);
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::default(),
-    );
+    let mut gz = gzip_writer(&path);
     std::io::copy(&mut std::fs::File::open(file).unwrap(), &mut gz).unwrap();
     gz.finish().unwrap();
     path
@@ -165,10 +170,7 @@ fn a_gzipped_tardis_file_that_breaks_off_part_way_says_so_after_its_good_rows() 
     let dir = tempfile::tempdir().unwrap();
     let rows = 30_000;
     let path = dir.path().join("trades.csv.gz");
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::default(),
-    );
+    let mut gz = gzip_writer(&path);
     writeln!(
         gz,
         "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
@@ -388,10 +390,7 @@ fn binance_trade_capture(rows: u64) -> (tempfile::TempDir, PathBuf) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spot_btcusdt_20240808.gz");
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::default(),
-    );
+    let mut gz = gzip_writer(&path);
     for id in 1..=rows {
         let ms = 1_723_075_200_000 + id * 3;
         writeln!(

@@ -71,35 +71,27 @@ fn snapshot_queries_over_flight_sql_answer_like_the_engine() {
         .enable_all()
         .build()
         .unwrap();
-    let remote = rt.block_on(async {
-        let mut c = Client::connect(&addr.to_string()).await?;
-        c.query(BARS_BY_SYMBOL).await
-    });
-    let (_, remote) = remote.unwrap();
+    let ask = |sql: &str| {
+        rt.block_on(async {
+            let mut c = Client::connect(&addr.to_string()).await?;
+            c.query(sql).await
+        })
+    };
+    let (_, remote) = ask(BARS_BY_SYMBOL).unwrap();
     assert_same_rows("flight", to_json(&remote), local.clone());
 
     // Errors come back with what is wrong.
-    let err = rt.block_on(async {
-        let mut c = Client::connect(&addr.to_string()).await?;
-        c.query("SELECT symbol FORM bars").await
-    });
-    match err {
+    match ask("SELECT symbol FORM bars") {
         Err(SqlError::Plan(m)) => assert!(m.contains("bars at Line: 1, Column: 20"), "{m}"),
         other => panic!("expected a plan error, got {other:?}"),
     }
-    let err = rt.block_on(async {
-        let mut c = Client::connect(&addr.to_string()).await?;
-        c.query("SELECT * FROM nowhere").await
-    });
+    let err = ask("SELECT * FROM nowhere");
     assert!(
         matches!(&err, Err(SqlError::Plan(m)) if m.contains("nowhere")),
         "{err:?}"
     );
     // A query that fails on the data is the query's fault, not the server's.
-    let err = rt.block_on(async {
-        let mut c = Client::connect(&addr.to_string()).await?;
-        c.query("SELECT CAST(symbol AS INT) FROM bars").await
-    });
+    let err = ask("SELECT CAST(symbol AS INT) FROM bars");
     assert!(
         matches!(&err, Err(SqlError::Query(m)) if m.contains("Cannot cast string")),
         "{err:?}"

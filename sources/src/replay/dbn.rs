@@ -8,9 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dbn::decode::{DbnMetadata, DecodeRecord};
 use dbn::{MboMsg, Metadata, Schema, UNDEF_PRICE};
@@ -30,27 +27,21 @@ type Decoder = dbn::decode::DbnDecoder<Counted>;
 /// part-way is passed on as an error of another kind, which it reports, and noted here.
 struct Counted {
     inner: Box<dyn Read + Send>,
-    tally: Arc<Tally>,
-}
-
-/// What a [`Counted`] reader has seen.
-#[derive(Default)]
-struct Tally {
-    bytes: AtomicU64,
+    bytes: u64,
     /// Why the compressed stream broke off, once it has.
-    broke: OnceLock<String>,
+    broke: Option<String>,
 }
 
 impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                self.tally.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                self.bytes += n as u64;
                 Ok(n)
             }
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                 let why = format!("the compressed stream breaks off ({e})");
-                let _ = self.tally.broke.set(why.clone());
+                self.broke = Some(why.clone());
                 Err(std::io::Error::new(ErrorKind::InvalidData, why))
             }
             Err(e) => Err(e),
@@ -58,15 +49,9 @@ impl Read for Counted {
     }
 }
 
-/// A file's decoder, with the count of bytes it has taken and the length of the file's
-/// header (prelude and metadata), which precedes the records.
-struct Opened {
-    decoder: Decoder,
-    tally: Arc<Tally>,
-    header_len: u64,
-}
-
-fn open_decoder(path: &Path) -> Result<Opened> {
+/// A file's decoder, and the length of the file's header (prelude and metadata), which
+/// precedes the records.
+fn open_decoder(path: &Path) -> Result<(Decoder, u64)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "zst") {
         Box::new(
@@ -82,10 +67,10 @@ fn open_decoder(path: &Path) -> Result<Opened> {
         .read_exact(&mut prelude)
         .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
     let metadata_len = u32::from_le_bytes([prelude[4], prelude[5], prelude[6], prelude[7]]);
-    let tally = Arc::new(Tally::default());
     let counted = Counted {
         inner: Box::new(std::io::Cursor::new(prelude).chain(reader)),
-        tally: Arc::clone(&tally),
+        bytes: 0,
+        broke: None,
     };
     let decoder = dbn::decode::DbnDecoder::new(counted)
         .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
@@ -99,11 +84,7 @@ fn open_decoder(path: &Path) -> Result<Opened> {
             ),
         ));
     }
-    Ok(Opened {
-        decoder,
-        tally,
-        header_len: 8 + u64::from(metadata_len),
-    })
+    Ok((decoder, 8 + u64::from(metadata_len)))
 }
 
 /// Numeric instrument id → symbol, from the metadata's mappings.
@@ -128,7 +109,7 @@ fn symbol_for(map: &BTreeMap<u32, String>, id: u32) -> String {
 /// A file whose records break off part-way declares the instruments before the break; its
 /// reader reports the break.
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
-    let mut decoder = open_decoder(path)?.decoder;
+    let (mut decoder, _) = open_decoder(path)?;
     let venue = decoder.metadata().dataset.clone();
     let map = symbol_map(decoder.metadata());
     let mut ids = BTreeSet::new();
@@ -150,12 +131,16 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 /// Reader of one DBN MBO file.
 pub struct DbnReader {
     decoder: Decoder,
-    /// Decompressed bytes the decoder has taken, and why the stream broke off.
-    tally: Arc<Tally>,
     /// Bytes of the header and of every whole record decoded so far.
     whole: u64,
     origin: String,
-    ids: BTreeMap<u32, InstrumentId>,
+    /// Instruments as the file names them: its dataset, and numeric id → symbol.
+    venue: String,
+    symbols: BTreeMap<u32, String>,
+    registry: InstrumentRegistry,
+    /// Numeric id → the registry's instrument (`None`: not declared), looked up on first
+    /// sight.
+    ids: BTreeMap<u32, Option<InstrumentId>>,
     source: u16,
     ordinal: u64,
     done: bool,
@@ -164,40 +149,31 @@ pub struct DbnReader {
 impl DbnReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
-        let Opened {
-            decoder,
-            tally,
-            header_len,
-        } = open_decoder(path)?;
+        let (decoder, header_len) = open_decoder(path)?;
         let venue = decoder.metadata().dataset.clone();
-        let map = symbol_map(decoder.metadata());
-        let mut ids = BTreeMap::new();
-        for spec in instruments(path)? {
-            let id = registry
-                .lookup(&venue, &spec.symbol)
-                .ok_or_else(|| Error::Undeclared {
-                    venue: venue.clone(),
-                    symbol: spec.symbol.clone(),
-                })?;
-            let numeric = map
-                .iter()
-                .find(|(_, s)| **s == spec.symbol)
-                .map(|(n, _)| *n)
-                .or_else(|| spec.symbol.strip_prefix("ID").and_then(|n| n.parse().ok()));
-            if let Some(n) = numeric {
-                ids.insert(n, id);
-            }
-        }
+        let symbols = symbol_map(decoder.metadata());
         Ok(Self {
             decoder,
-            tally,
             whole: header_len,
             origin: path.display().to_string(),
-            ids,
+            venue,
+            symbols,
+            registry: registry.clone(),
+            ids: BTreeMap::new(),
             source,
             ordinal: 0,
             done: false,
         })
+    }
+
+    /// The registry's instrument for a numeric id of the file, named as [`instruments`]
+    /// names it.
+    fn instrument(&mut self, numeric: u32) -> Option<InstrumentId> {
+        let (venue, symbols, registry) = (&self.venue, &self.symbols, &self.registry);
+        *self
+            .ids
+            .entry(numeric)
+            .or_insert_with(|| registry.lookup(venue, &symbol_for(symbols, numeric)))
     }
 }
 
@@ -222,7 +198,7 @@ impl PartReader for DbnReader {
                 Ok(None) => {
                     self.done = true;
                     // The decoder ends quietly when a file stops inside a record.
-                    let taken = self.tally.bytes.load(Ordering::Relaxed);
+                    let taken = self.decoder.get_ref().bytes;
                     return (taken > self.whole).then(|| {
                         SourceItem::Bad(bad_row(
                             &self.origin,
@@ -240,7 +216,7 @@ impl PartReader for DbnReader {
                 Err(e) => {
                     // A broken record stream cannot be resynchronised: report and stop this file.
                     self.done = true;
-                    let why = match self.tally.broke.get() {
+                    let why = match &self.decoder.get_ref().broke {
                         Some(why) => why.clone(),
                         None => format!("DBN record: {e}"),
                     };
@@ -253,6 +229,7 @@ impl PartReader for DbnReader {
                     )));
                 }
             };
+            let instrument = self.instrument(rec.hd.instrument_id);
             let bad = |detail: String| {
                 Some(SourceItem::Bad(bad_row(
                     &self.origin,
@@ -262,7 +239,7 @@ impl PartReader for DbnReader {
                     detail,
                 )))
             };
-            let Some(&instrument) = self.ids.get(&rec.hd.instrument_id) else {
+            let Some(instrument) = instrument else {
                 return bad(format!(
                     "instrument id {} not declared",
                     rec.hd.instrument_id
