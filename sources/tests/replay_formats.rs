@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tickflow_core::{BookAction, MarketEvent, RejectReason};
 use tickflow_sources::sample_data;
-use tickflow_sources::{Merger, ReplayFormat, SourceConfig, SourceItem, plan};
+use tickflow_sources::{Merger, PartReader, ReplayFormat, SourceConfig, SourceItem, plan};
 
 #[derive(Default, Debug)]
 struct Counts {
@@ -286,20 +286,12 @@ binance-futures,BTCUSDT,1582329602118000,1582329602418420,5,sell,9681.5,0.25
 binance-futures,BTCUSDT,15823296021";
     let path = dir.path().join("trades.csv");
     std::fs::write(&path, csv).unwrap();
-    let plan = plan(&[SourceConfig::Replay {
-        path: path.clone(),
-        format: ReplayFormat::Auto,
-    }])
-    .unwrap();
-    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
-    while let Some(item) = reader.next_item() {
-        match item {
-            SourceItem::Event(e) => good.push(e.ts_event().nanos()),
-            SourceItem::Bad(r) => bad.push((r.line, r.reason, r.detail)),
-        }
-    }
+    let (good, bad) = read_file(path);
+    let good: Vec<i64> = good.iter().map(|e| e.ts_event().nanos()).collect();
+    let bad: Vec<_> = bad
+        .into_iter()
+        .map(|r| (r.line, r.reason, r.detail))
+        .collect();
     assert_eq!(
         good,
         vec![1_582_329_602_111_000_000, 1_582_329_602_118_000_000]
@@ -331,14 +323,19 @@ fn lean_trade_zip(csv: &[u8]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Every item of one file: its records, and its rejects.
-fn read_file(path: PathBuf) -> (Vec<MarketEvent>, Vec<tickflow_core::Reject>) {
+/// One file opened as a job opens it: planned alone, its only part opened.
+fn open_file(path: PathBuf) -> tickflow_sources::Result<Box<dyn PartReader>> {
     let plan = plan(&[SourceConfig::Replay {
         path,
         format: ReplayFormat::Auto,
     }])
     .unwrap();
-    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
+    plan.parts[0].open(&plan.registry)
+}
+
+/// Every item of one file: its records, and its rejects.
+fn read_file(path: PathBuf) -> (Vec<MarketEvent>, Vec<tickflow_core::Reject>) {
+    let mut reader = open_file(path).unwrap();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     while let Some(item) = reader.next_item() {
         match item {
@@ -475,12 +472,7 @@ fn a_binance_capture_that_is_not_gzip_is_refused_when_opened() {
         "1723075200000250000 {\"stream\":\"btcusdt@trade\"}\n",
     )
     .unwrap();
-    let plan = plan(&[SourceConfig::Replay {
-        path: path.clone(),
-        format: ReplayFormat::Auto,
-    }])
-    .unwrap();
-    let Err(err) = plan.parts[0].open(&plan.registry) else {
+    let Err(err) = open_file(path) else {
         panic!("a capture that is not gzip is refused");
     };
     let msg = err.to_string();

@@ -175,6 +175,17 @@ impl DbnReader {
             .entry(numeric)
             .or_insert_with(|| registry.lookup(venue, &symbol_for(symbols, numeric)))
     }
+
+    /// The reject of the record (or the break) numbered `seq`.
+    fn malformed(&self, seq: SeqNo, detail: String) -> SourceItem {
+        SourceItem::Bad(bad_row(
+            &self.origin,
+            self.ordinal,
+            seq,
+            RejectReason::Malformed,
+            detail,
+        ))
+    }
 }
 
 fn side_of(c: std::ffi::c_char) -> Side {
@@ -200,17 +211,14 @@ impl PartReader for DbnReader {
                     // The decoder ends quietly when a file stops inside a record.
                     let taken = self.decoder.get_ref().bytes;
                     return (taken > self.whole).then(|| {
-                        SourceItem::Bad(bad_row(
-                            &self.origin,
-                            self.ordinal,
+                        self.malformed(
                             seq,
-                            RejectReason::Malformed,
                             format!(
                                 "the file cannot be read further: it ends inside a record \
                                  ({} bytes after the last whole one)",
                                 taken - self.whole
                             ),
-                        ))
+                        )
                     });
                 }
                 Err(e) => {
@@ -220,25 +228,13 @@ impl PartReader for DbnReader {
                         Some(why) => why.clone(),
                         None => format!("DBN record: {e}"),
                     };
-                    return Some(SourceItem::Bad(bad_row(
-                        &self.origin,
-                        self.ordinal,
-                        seq,
-                        RejectReason::Malformed,
-                        format!("the file cannot be read further: {why}"),
-                    )));
+                    return Some(
+                        self.malformed(seq, format!("the file cannot be read further: {why}")),
+                    );
                 }
             };
             let instrument = self.instrument(rec.hd.instrument_id);
-            let bad = |detail: String| {
-                Some(SourceItem::Bad(bad_row(
-                    &self.origin,
-                    self.ordinal,
-                    seq,
-                    RejectReason::Malformed,
-                    detail,
-                )))
-            };
+            let bad = |detail: String| Some(self.malformed(seq, detail));
             let Some(instrument) = instrument else {
                 return bad(format!(
                     "instrument id {} not declared",
