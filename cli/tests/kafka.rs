@@ -1050,3 +1050,210 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
         );
     }
 }
+
+/// Orders from the signals through pre-trade risk to a simulated exchange that fills at the
+/// last trade (the trade-only data has no quotes); the fills come back to risk.
+const TRADING: &str = r#"
+[[operator]]
+name = "orders"
+kind = "risk"
+input = "signals"
+prices = "bars"
+fills = "fills"
+rejects = "risk_rejects"
+position_size = 100
+max_position = 200
+max_orders = 4
+rate_window = "10m"
+
+[[operator]]
+name = "fills"
+kind = "exchange"
+input = "orders"
+no_quote = "last_trade"
+latency = "2ms"
+fee_bps = 0.5
+"#;
+
+/// The time of the newest complete checkpoint in `dir` (ns), if there is one.
+fn newest_checkpoint(dir: &Path) -> Option<i64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("ckpt-")?.parse::<i64>().ok()
+        })
+        .max()
+}
+
+/// The rows of a JSON Lines file with their event time to the second (`end` of bars and
+/// indicators, `ts_event` of trades and signals), as `YYYY-MM-DDTHH:MM:SS`.
+fn timed_rows(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let t = v
+                .get("end")
+                .or_else(|| v.get("ts_event"))
+                .and_then(|t| t.as_str())
+                .unwrap_or_else(|| panic!("no time in {l}"));
+            (t[..19].to_string(), l.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
+    let Some((brokers, python)) =
+        setup("a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped")
+    else {
+        return;
+    };
+    let day1 = ["aig_20131007_trade.zip", "bac_20131007_trade.zip"];
+    let day2 = ["aig_20131008_trade.zip", "bac_20131008_trade.zip"];
+    let Some((data1, t, _)) = publish_lean(&day1, "2", &brokers, "ckpt") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let group = format!("{t}-trader");
+    // Bars, indicators and signals (each with history: 20-bar averages, crossings) of the
+    // trades, and orders through pre-trade risk to a simulated exchange whose fills come back
+    // to risk; every stream to files, checkpointed every 30 minutes of event time.
+    let text = live_pipeline(&t, &group)
+        .replace(
+            "streams = [\"trades\", \"bars\", \"indicators\"]",
+            "streams = [\"trades\", \"bars\", \"indicators\", \"signals\", \"orders\", \"fills\"]",
+        )
+        .replace("[[sink]]", &format!("{SIGNAL_RULES}{TRADING}\n[[sink]]"));
+    let replay = dir.path().join("replay.toml");
+    std::fs::write(&replay, &text).unwrap();
+    let live = dir.path().join("live.toml");
+    std::fs::write(
+        &live,
+        format!(
+            "{text}\n[checkpoint]\ndir = \"{}\"\ninterval = \"30m\"\n",
+            checkpoints.display()
+        ),
+    )
+    .unwrap();
+    let n1 = records_read(&run_ok(
+        &["--data", data1.path().to_str().unwrap()],
+        &dir.path().join("count"),
+        &replay,
+        &brokers,
+    ));
+
+    // Job A reads the first day, checkpointing as its watermark passes each half hour, and
+    // dies by SIGKILL.
+    let mut a = LiveJob::start(&live, &dir.path().join("a"), &brokers);
+    a.wait_read(n1);
+    wait_for(
+        || newest_checkpoint(&checkpoints).is_some(),
+        "a checkpoint",
+        || a.log(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    a.kill();
+    // The checkpoint B must resume from: the newest complete one.
+    let at = newest_checkpoint(&checkpoints).unwrap();
+    let at_text = tickflow_core::Timestamp(at).to_string()[..19].to_string();
+
+    // Job B resumes from the checkpoint and reads the second day as it is published.
+    let b = LiveJob::start(&live, &dir.path().join("b"), &brokers);
+    let (data2, _, _) = publish_lean_with(&day2, "2", &brokers, &format!("={t}"), &[]).unwrap();
+    let all = dir.path().join("all");
+    std::fs::create_dir_all(&all).unwrap();
+    for d in [&data1, &data2] {
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), all.join(e.file_name())).unwrap();
+        }
+    }
+    let files = dir.path().join("files");
+    let whole = run_ok(
+        &["--data", all.to_str().unwrap()],
+        &files,
+        &replay,
+        &brokers,
+    );
+    let n = records_read(&whole);
+    // B's watermark reaches the last minute of the second day (the last event time less the
+    // allowed lateness); by then the topic is read to its end.
+    let last = whole
+        .lines()
+        .find_map(|l| l.strip_prefix("event time"))
+        .and_then(|l| l.split(".. ").nth(1))
+        .unwrap_or_else(|| panic!("{whole}"))
+        .trim()
+        .to_string();
+    wait_for(
+        || b.log().contains(&format!("event time {}", &last[..16])),
+        &format!("job B to read up to {last}"),
+        || b.log(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let summary = b.terminate();
+    assert_eq!(
+        committed(&python, &brokers, &t, &group),
+        i64::try_from(n).unwrap(),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "resumed         from the checkpoint at {}",
+            tickflow_core::Timestamp(at)
+        )),
+        "{summary}"
+    );
+    assert!(
+        newest_checkpoint(&checkpoints).is_some_and(|newer| newer > at),
+        "job B checkpoints too: {summary}"
+    );
+
+    // What the files give, split at the checkpoint: A wrote what came before it, and B, which
+    // took A's state back, writes everything after it exactly as one uninterrupted job would:
+    // the same trades (none lost, none twice), and bars, indicators and signals computed with
+    // the history A had built up.
+    for stream in ["trades", "bars", "indicators", "signals", "orders", "fills"] {
+        let f = format!("{stream}.jsonl");
+        let expected = timed_rows(&files.join(&f));
+        assert!(expected.len() > 20, "{f}");
+        let (before, after): (Vec<_>, Vec<_>) =
+            expected.into_iter().partition(|(t, _)| *t < at_text);
+        assert!(
+            !after.is_empty(),
+            "{f}: nothing after the checkpoint at {at_text}"
+        );
+        let rows = |v: Vec<(String, String)>| v.into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+        let a_rows: Vec<_> = timed_rows(&dir.path().join("a").join(&f))
+            .into_iter()
+            .filter(|(t, _)| *t < at_text)
+            .collect();
+        let (a_rows, before) = (rows(a_rows), rows(before));
+        assert!(
+            a_rows == before,
+            "{f}: job A before the checkpoint at {at_text}: {} rows, expected {}; first \
+             difference {:?}",
+            a_rows.len(),
+            before.len(),
+            a_rows.iter().zip(&before).find(|(x, y)| x != y)
+        );
+        let b_rows = timed_rows(&dir.path().join("b").join(&f));
+        assert!(
+            b_rows.iter().all(|(t, _)| *t >= at_text),
+            "{f}: job B wrote a row from before the checkpoint"
+        );
+        let (b_rows, after) = (rows(b_rows), rows(after));
+        assert!(
+            b_rows == after,
+            "{f}: job B after the checkpoint at {at_text} differs from an uninterrupted run: {} \
+             rows, expected {}; first difference {:?}\n{summary}",
+            b_rows.len(),
+            after.len(),
+            b_rows.iter().zip(&after).find(|(x, y)| x != y)
+        );
+    }
+}

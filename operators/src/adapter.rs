@@ -13,11 +13,22 @@
 //! (a bar's end) is still allowed and downstream frontiers cannot run past it. Everything an
 //! activation emits leaves in one message, each record stamped with its own step.
 //!
+//! With [checkpoints](Checkpoints) set for the dataflow being built, every operator [`apply`]
+//! runs takes a snapshot each time its watermark passes a multiple of the checkpoint interval
+//! `B`: it first processes every step before `B` and sees `on_watermark(B - 1)`, which emits
+//! what is complete before `B`, then snapshots, and only then goes on (a bar that ends at `B`
+//! is emitted after the snapshot, at step `B`). So what an operator emits before its snapshot
+//! is at steps before `B` and what it emits after is at `B` or later, and the snapshots of all
+//! operators at one `B` are one consistent cut of the dataflow: together with the input
+//! positions of the records at or after `B` they resume a job exactly.
+//!
 //! [`ordered_sink`] is the last stage of a stream: it gathers records (on worker 0, or on every
 //! worker for sinks that only count) and hands them to a writer in step order, sorted by key
 //! within a step, so files are identical whatever the number of workers.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use tickflow_core::{BookEvent, MarketEvent, Quote, Reject, Timestamp, Trade};
 use timely::container::CapacityContainerBuilder;
@@ -101,6 +112,64 @@ impl<T> StepBuffer<T> {
     }
 }
 
+/// Where the operators of a dataflow send their checkpoint snapshots, and where they find the
+/// state they resume from. One per worker; operators are told apart by the order in which the
+/// worker's dataflow applies them, the same on every worker.
+pub trait Checkpoints {
+    /// Event time between two checkpoints, in nanoseconds (positive).
+    fn interval(&self) -> Time;
+    /// The state operator `id` (named `name`) resumes from, if the job resumes.
+    fn restored(&self, id: usize, name: &'static str) -> Option<Vec<u8>>;
+    /// Operator `id` could not take its restored state.
+    fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error);
+    /// Operator `id`'s snapshot at checkpoint `at` (every step before `at` processed).
+    fn snapshot(&self, id: usize, name: &'static str, at: Time, state: crate::Result<Vec<u8>>);
+}
+
+thread_local! {
+    /// The checkpoints of the dataflow being built on this thread, and the next operator id.
+    static BUILDING: RefCell<Option<(Rc<dyn Checkpoints>, usize)>> = const { RefCell::new(None) };
+}
+
+/// Sets the checkpoints of the operators [`apply`] builds on this thread until the guard is
+/// dropped (the worker's dataflow construction); `None` builds operators without.
+pub fn checkpointing(checkpoints: Option<Rc<dyn Checkpoints>>) -> CheckpointingGuard {
+    BUILDING.with(|b| *b.borrow_mut() = checkpoints.map(|c| (c, 0)));
+    CheckpointingGuard(())
+}
+
+/// Ends what [`checkpointing`] set when dropped.
+pub struct CheckpointingGuard(());
+
+impl CheckpointingGuard {
+    /// How many operators have been built with checkpoints so far.
+    pub fn operators(&self) -> usize {
+        BUILDING.with(|b| b.borrow().as_ref().map_or(0, |(_, n)| *n))
+    }
+}
+
+impl Drop for CheckpointingGuard {
+    fn drop(&mut self) {
+        BUILDING.with(|b| *b.borrow_mut() = None);
+    }
+}
+
+/// The checkpoints of the operator being built, with its id.
+fn next_checkpointed() -> Option<(Rc<dyn Checkpoints>, usize)> {
+    BUILDING.with(|b| {
+        b.borrow_mut().as_mut().map(|(c, next)| {
+            *next += 1;
+            (c.clone(), *next - 1)
+        })
+    })
+}
+
+/// The largest multiple of `interval` at or below `t` (`None` where there is none: `t` near
+/// `Time::MIN`, before any watermark).
+pub fn boundary(t: Time, interval: Time) -> Option<Time> {
+    t.checked_sub(t.rem_euclid(interval.max(1)))
+}
+
 /// Runs `op` on `stream`, partitioned by instrument.
 pub fn apply<'s, O: Operator>(
     stream: StreamVec<'s, Time, Stamped<O::In>>,
@@ -130,8 +199,25 @@ pub fn apply_with_state<'s, O: Operator>(
     let pact = || Exchange::new(|r: &Stamped<O::In>| r.1.route());
     let mut main = builder.new_input_connection(stream, pact(), [(0, Antichain::from_elem(0))]);
     let mut side = state.map(|s| builder.new_input_connection(s, pact(), []));
-    builder.build(move |_initial| {
-        let mut held: Option<Capability<Time>> = None;
+    let checkpoints = next_checkpointed();
+    if let Some((c, id)) = &checkpoints
+        && let Some(state) = c.restored(*id, name)
+        && let Err(e) = op.restore(&state)
+    {
+        c.restore_failed(*id, name, e);
+    }
+    builder.build(move |mut initial| {
+        // The checkpoint boundary the watermark last passed (`None` before the first watermark).
+        let mut checkpointed: Option<Time> = None;
+        // An operator restored from a checkpoint may owe output (a bar still open): it keeps
+        // the initial capability, at that output's time.
+        let mut held: Option<Capability<Time>> = initial.pop().and_then(|mut cap| {
+            let t = op.next_emit()?.nanos();
+            if t > *cap.time() {
+                cap.downgrade(&t);
+            }
+            Some(cap)
+        });
         let mut pending: StepBuffer<O::In> = StepBuffer::new();
         let mut batch: Vec<O::In> = Vec::new();
         let mut watermark = Time::MIN;
@@ -161,14 +247,51 @@ pub fn apply_with_state<'s, O: Operator>(
                 .filter_map(|f| f.frontier().first().copied())
                 .min();
             let open = |op: &O| if op.waits_for_state() { all_open } else { main_open };
-            let mut wm = open(&op).unwrap_or(Time::MAX);
-            while let Some(t) = pending.pop_ready(open(&op), &mut batch) {
+            // Steps in order, as far as the watermark allows (asked again after every step: a
+            // step can make the operator wait for its state input, or stop waiting). With
+            // checkpoints, the next boundary stops the steps once the watermark has passed it:
+            // when every step before it is processed, the operator sees the watermark just
+            // below the boundary (what is complete before it goes out before the snapshot;
+            // what the boundary itself completes, a bar ending at it, comes after, at its
+            // step), snapshots, and goes on. Boundaries with no step between them are one
+            // snapshot, at the last. The first watermark only sets where they are counted from.
+            loop {
+                let mut until = open(&op);
+                if let Some((c, id)) = &checkpoints
+                    && let Some(o) = until
+                {
+                    match checkpointed {
+                        None => checkpointed = boundary(o, c.interval()),
+                        Some(last) => {
+                            let next = last.saturating_add(c.interval());
+                            if o >= next {
+                                let first = pending.first().unwrap_or(Time::MAX);
+                                if first >= next
+                                    && let Some(at) = boundary(o.min(first), c.interval())
+                                {
+                                    if at - 1 > watermark {
+                                        watermark = at - 1;
+                                        emitter.set_time(Timestamp(at - 1));
+                                        op.on_watermark(Timestamp(at - 1), &mut emitter);
+                                    }
+                                    c.snapshot(*id, name, at, op.snapshot());
+                                    checkpointed = Some(at);
+                                    continue;
+                                }
+                                until = Some(next);
+                            }
+                        }
+                    }
+                }
+                let Some(t) = pending.pop_ready(until, &mut batch) else {
+                    break;
+                };
                 batch.sort_unstable_by_key(Record::order_key);
                 emitter.set_time(Timestamp(t));
                 op.on_batch(Timestamp(t), &mut batch, &mut emitter);
                 batch.clear();
-                wm = open(&op).unwrap_or(Time::MAX);
             }
+            let wm = open(&op).unwrap_or(Time::MAX);
             if wm > watermark {
                 watermark = wm;
                 emitter.set_time(Timestamp(wm));
@@ -367,13 +490,16 @@ pub enum Gather {
 
 /// Hands `stream`'s records to `write` in timestamp order (sorted by key within a timestamp)
 /// once the watermark has passed them; `progress` receives each new watermark once the records
-/// before it are written; `finish` is called when the stream ends.
+/// before it are written — and, with `revisit`, the same watermark again at least that often
+/// while the stream stands still (so a sink that flushes now and then also flushes what came
+/// last); `finish` is called when the stream ends.
 pub fn ordered_sink<'s, T, W, P, F>(
     stream: StreamVec<'s, Time, Stamped<T>>,
     name: &str,
     gather: Gather,
     mut write: W,
     mut progress: P,
+    revisit: Option<std::time::Duration>,
     finish: F,
 ) -> StreamVec<'s, Time, ()>
 where
@@ -388,10 +514,14 @@ where
         Gather::Single => 0,
         Gather::Local => stream.scope().index() as u64,
     };
+    let scope = stream.scope();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         Exchange::new(move |_: &Stamped<T>| target),
         name,
-        move |_initial, _info| {
+        move |_initial, info| {
+            let activator = revisit.map(|every| (scope.activator_for(info.address), every));
+            // When the wake-up already asked for is due.
+            let mut wake: Option<std::time::Instant> = None;
             let mut pending: StepBuffer<T> = StepBuffer::new();
             let mut batch: Vec<T> = Vec::new();
             let mut reported: Option<Time> = None;
@@ -408,17 +538,23 @@ where
                     (Some(o), Some(p)) => Some(o.min(p)),
                     (o, p) => o.or(p),
                 };
+                let now = std::time::Instant::now();
+                let revisited = wake.is_some_and(|w| now >= w);
                 if let Some(d) = done
-                    && reported.is_none_or(|r| d > r)
+                    && (revisited || reported.is_none_or(|r| d > r))
                 {
                     reported = Some(d);
                     progress(d);
                 }
-                if frontier.frontier().is_empty()
-                    && pending.is_empty()
-                    && let Some(f) = finish.take()
+                if frontier.frontier().is_empty() && pending.is_empty() {
+                    if let Some(f) = finish.take() {
+                        f();
+                    }
+                } else if let Some((activator, every)) = &activator
+                    && wake.is_none_or(|w| now >= w)
                 {
-                    f();
+                    activator.activate_after(*every);
+                    wake = Some(now + *every);
                 }
             }
         },
@@ -579,5 +715,270 @@ mod throttle_tests {
             }
             assert!(start.elapsed() >= Duration::from_millis(5));
         });
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use serde::{Deserialize, Serialize};
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+
+    use super::*;
+    use crate::operator::{decode_state, encode_state};
+
+    /// A value of an instrument at an event time.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct V {
+        inst: u32,
+        t: i64,
+        v: i64,
+    }
+
+    impl Record for V {
+        fn route(&self) -> u64 {
+            u64::from(self.inst)
+        }
+        fn order_key(&self) -> (i64, u32, u64) {
+            (self.t, self.inst, self.v as u64)
+        }
+    }
+
+    const WINDOW: i64 = 10;
+
+    /// Sums each instrument's values per window of `WINDOW`, emitted at the window's end when
+    /// the watermark passes it (or the next window starts): output owed across a boundary.
+    #[derive(Default)]
+    struct Windows {
+        open: BTreeMap<u32, (i64, i64)>,
+    }
+
+    impl Operator for Windows {
+        type In = V;
+        type Out = V;
+        fn name(&self) -> &'static str {
+            "windows"
+        }
+        fn on_batch(&mut self, _t: Timestamp, input: &mut Vec<V>, out: &mut Emitter<V>) {
+            for r in input.drain(..) {
+                let start = r.t.div_euclid(WINDOW) * WINDOW;
+                match self.open.get_mut(&r.inst) {
+                    Some((s, sum)) if *s == start => *sum += r.v,
+                    _ => {
+                        if let Some((s, sum)) = self.open.insert(r.inst, (start, r.v)) {
+                            let end = s + WINDOW;
+                            out.push_at(
+                                Timestamp(end),
+                                V {
+                                    inst: r.inst,
+                                    t: end,
+                                    v: sum,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        fn on_watermark(&mut self, w: Timestamp, out: &mut Emitter<V>) {
+            let done: Vec<u32> = self
+                .open
+                .iter()
+                .filter(|(_, (s, _))| s + WINDOW <= w.nanos())
+                .map(|(i, _)| *i)
+                .collect();
+            for inst in done {
+                if let Some((s, sum)) = self.open.remove(&inst) {
+                    let end = s + WINDOW;
+                    out.push_at(
+                        Timestamp(end),
+                        V {
+                            inst,
+                            t: end,
+                            v: sum,
+                        },
+                    );
+                }
+            }
+        }
+        fn next_emit(&self) -> Option<Timestamp> {
+            self.open.values().map(|(s, _)| Timestamp(s + WINDOW)).min()
+        }
+        fn snapshot(&self) -> crate::Result<Vec<u8>> {
+            encode_state("windows", &self.open)
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> crate::Result<()> {
+            self.open = decode_state("windows", snapshot)?;
+            Ok(())
+        }
+    }
+
+    /// Each instrument's running total of what comes in: state that depends on all history.
+    #[derive(Default)]
+    struct Running {
+        total: BTreeMap<u32, i64>,
+    }
+
+    impl Operator for Running {
+        type In = V;
+        type Out = V;
+        fn name(&self) -> &'static str {
+            "running"
+        }
+        fn on_batch(&mut self, _t: Timestamp, input: &mut Vec<V>, out: &mut Emitter<V>) {
+            for r in input.drain(..) {
+                let total = self.total.entry(r.inst).or_default();
+                *total += r.v;
+                out.push(V { v: *total, ..r });
+            }
+        }
+        fn on_watermark(&mut self, _w: Timestamp, _out: &mut Emitter<V>) {}
+        fn next_emit(&self) -> Option<Timestamp> {
+            None
+        }
+        fn snapshot(&self) -> crate::Result<Vec<u8>> {
+            encode_state("running", &self.total)
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> crate::Result<()> {
+            self.total = decode_state("running", snapshot)?;
+            Ok(())
+        }
+    }
+
+    /// Snapshots by checkpoint time and operator id.
+    type Taken = BTreeMap<(Time, usize), Vec<u8>>;
+    type Snapshots = Rc<RefCell<Taken>>;
+
+    struct Hook {
+        interval: Time,
+        restore: BTreeMap<usize, Vec<u8>>,
+        taken: Snapshots,
+    }
+
+    impl Checkpoints for Hook {
+        fn interval(&self) -> Time {
+            self.interval
+        }
+        fn restored(&self, id: usize, _name: &'static str) -> Option<Vec<u8>> {
+            self.restore.get(&id).cloned()
+        }
+        fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error) {
+            panic!("operator {id} ({name}): {error}");
+        }
+        fn snapshot(
+            &self,
+            id: usize,
+            _name: &'static str,
+            at: Time,
+            state: crate::Result<Vec<u8>>,
+        ) {
+            self.taken.borrow_mut().insert((at, id), state.unwrap());
+        }
+    }
+
+    /// Runs windows → running over `records` (in chunks, the watermark following each chunk's
+    /// newest step less a lateness of 3), starting at `from`; returns every output record with
+    /// its step, and the snapshots taken.
+    fn run(
+        records: &[V],
+        from: Time,
+        checkpoints: Option<(Time, BTreeMap<usize, Vec<u8>>)>,
+    ) -> (Vec<Stamped<V>>, Taken) {
+        let records = records.to_vec();
+        timely::execute_directly(move |worker| {
+            let taken: Snapshots = Rc::default();
+            let got = Rc::new(RefCell::new(Vec::new()));
+            let seen = got.clone();
+            let guard = checkpointing(checkpoints.map(|(interval, restore)| {
+                Rc::new(Hook {
+                    interval,
+                    restore,
+                    taken: taken.clone(),
+                }) as Rc<dyn Checkpoints>
+            }));
+            let (mut input, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<Vec<Stamped<V>>>();
+                let (probe, _) = apply(apply(stream, Windows::default()), Running::default())
+                    .inspect(move |r| seen.borrow_mut().push(*r))
+                    .probe();
+                (input, probe)
+            });
+            drop(guard);
+            // The watermark reaches the start before any record comes (as a resumed job's
+            // does), so what a restored operator owed goes out on the watermark alone.
+            input.advance_to(from);
+            for _ in 0..3 {
+                worker.step();
+            }
+            let mut newest = from;
+            for chunk in records.chunks(7) {
+                for r in chunk {
+                    input.send(((r.t).max(*input.time()), *r));
+                    newest = newest.max(r.t);
+                }
+                let wm = (newest - 3).max(*input.time());
+                input.advance_to(wm);
+                worker.step_while(|| probe.less_than(&wm));
+            }
+            drop(input);
+            worker.step_while(|| !probe.done());
+            (got.take(), taken.take())
+        })
+    }
+
+    #[test]
+    fn a_dataflow_resumed_from_a_checkpoint_goes_on_as_if_it_had_never_stopped() {
+        // Three instruments, values at times with some disorder (within the lateness).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut t = 1_000i64;
+        let records: Vec<V> = (0..3000)
+            .map(|_| {
+                t += rand(3) as i64;
+                V {
+                    inst: rand(3) as u32,
+                    t: t - rand(3) as i64,
+                    v: rand(100) as i64,
+                }
+            })
+            .collect();
+        let (whole, none) = run(&records, 0, None);
+        assert!(none.is_empty());
+        // Checkpoints every 25 steps (boundaries that split windows of 10 as well as ones that
+        // do not) change nothing in the output.
+        let (checked, snaps) = run(&records, 0, Some((25, BTreeMap::new())));
+        assert_eq!(checked, whole);
+        let times: Vec<Time> = snaps.keys().map(|(at, _)| *at).collect();
+        assert!(times.len() > 100, "{} snapshots", times.len());
+        // Among them one where a window ends right at the checkpoint: output owed at its time.
+        let owed = *times[times.len() / 2..]
+            .iter()
+            .find(|at| *at % WINDOW == 0)
+            .unwrap();
+        for at in [times[times.len() / 3], owed, times[2 * times.len() / 3]] {
+            let states: BTreeMap<usize, Vec<u8>> = snaps
+                .range((at, 0)..=(at, usize::MAX))
+                .map(|((_, id), s)| (*id, s.clone()))
+                .collect();
+            assert_eq!(states.len(), 2, "both operators snapshot at {at}");
+            // Resumed: the records at or after the checkpoint, from the checkpoint's states.
+            let rest: Vec<V> = records.iter().copied().filter(|r| r.t >= at).collect();
+            let (resumed, _) = run(&rest, at, Some((25, states)));
+            let expected: Vec<Stamped<V>> = whole
+                .iter()
+                .copied()
+                .filter(|(step, _)| *step >= at)
+                .collect();
+            assert!(!expected.is_empty());
+            assert_eq!(resumed, expected, "resumed at {at}");
+        }
     }
 }

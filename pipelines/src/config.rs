@@ -51,6 +51,17 @@ pub struct Pipeline {
     pub sinks: Vec<SinkDef>,
     /// Continuous SQL queries over the streams (`[[query]]`).
     pub queries: Vec<QueryDef>,
+    /// Checkpoints of operator state and input positions (`[checkpoint]`).
+    pub checkpoint: Option<CheckpointConfig>,
+}
+
+/// Where and how often a live job checkpoints (`[checkpoint]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointConfig {
+    /// Directory of the checkpoints; a job that finds a complete one there resumes from it.
+    pub dir: PathBuf,
+    /// Event time between checkpoints.
+    pub interval: Duration,
 }
 
 /// Settings of the normalize stage (always present: every record is validated).
@@ -973,6 +984,41 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         }
     }
 
+    let mut checkpoint = None;
+    let checkpoint_span = top.get("checkpoint").map(|v| v.span());
+    if let Some(v) = top.get("checkpoint") {
+        match v.get_ref().as_table() {
+            Some(t) => {
+                let mut c = TableReader::new(t, v.span(), "[checkpoint]");
+                let dir = c.required_string(w, "dir");
+                let interval = c.duration(w, "interval").unwrap_or(Duration::from_secs(60));
+                if interval.nanos() <= 0 {
+                    w.err(
+                        v.span(),
+                        "`interval` in [checkpoint] must be positive".into(),
+                    );
+                }
+                match dir {
+                    Some((d, span)) if d.trim().is_empty() => {
+                        w.err(span, "`dir` in [checkpoint] must name a directory".into())
+                    }
+                    Some((d, _)) => {
+                        checkpoint = Some(CheckpointConfig {
+                            dir: PathBuf::from(d),
+                            interval,
+                        })
+                    }
+                    None => {}
+                }
+                c.finish(w);
+            }
+            None => w.err(
+                v.span(),
+                "`checkpoint` must be a table ([checkpoint])".into(),
+            ),
+        }
+    }
+
     let mut operators: Vec<ParsedOperator> = Vec::new();
     if let Some(v) = top.get("operator") {
         for (i, (t, span)) in tables(w, v, "operator").into_iter().enumerate() {
@@ -1155,6 +1201,33 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             );
         }
     }
+    // What a checkpoint cannot hold yet: the portfolio valuation's differential collections
+    // and the state of SQL queries.
+    if let Some(span) = checkpoint_span {
+        for op in &operators {
+            if matches!(op.kind, Some(OperatorKind::Portfolio { .. })) {
+                w.err(
+                    span.clone(),
+                    format!(
+                        "[checkpoint]: portfolio operator `{}` cannot be checkpointed yet (its \
+                         valuation is kept in differential dataflow collections); a \
+                         checkpointed job ends at orders and fills",
+                        op.name
+                    ),
+                );
+            }
+        }
+        if let Some((q, _)) = queries.first() {
+            w.err(
+                span.clone(),
+                format!(
+                    "[checkpoint]: query `{}` cannot be checkpointed yet (the state of SQL \
+                     queries is not in a checkpoint); run queries in a job of their own",
+                    q.name
+                ),
+            );
+        }
+    }
     let mut operators: Vec<OperatorDef> = operators
         .into_iter()
         .filter_map(|o| {
@@ -1176,6 +1249,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         operators,
         sinks: sinks.into_iter().filter_map(|(s, _)| s).collect(),
         queries: queries.into_iter().map(|(q, _)| q).collect(),
+        checkpoint,
     })
 }
 
@@ -1760,6 +1834,74 @@ mod tests {
             e.contains("query name `trades` is already a stream or query name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn checkpoints_are_configured_and_refused_where_they_cannot_hold_the_state() {
+        let base = "[[source]]\nkind = \"synthetic\"\n\n[[operator]]\nname = \"bars\"\nkind = \"time_bars\"\ninput = \"trades\"\ninterval = \"1m\"\n";
+        let p = Pipeline::parse(
+            &format!("{base}\n[checkpoint]\ndir = \"ck\"\ninterval = \"15m\"\n"),
+            "x.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.checkpoint,
+            Some(CheckpointConfig {
+                dir: PathBuf::from("ck"),
+                interval: Duration::from_secs(900),
+            })
+        );
+        let defaults = Pipeline::parse(&format!("{base}\n[checkpoint]\ndir = \"ck\"\n"), "x.toml")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            defaults.checkpoint.map(|c| c.interval),
+            Some(Duration::from_secs(60))
+        );
+        for (extra, wanted) in [
+            ("[checkpoint]\ninterval = \"1m\"\n", "`dir`"),
+            (
+                "[checkpoint]\ndir = \" \"\n",
+                "`dir` in [checkpoint] must name a directory",
+            ),
+            (
+                "[checkpoint]\ndir = \"ck\"\ninterval = \"0s\"\n",
+                "`interval` in [checkpoint] must be positive",
+            ),
+            ("[checkpoint]\ndir = \"ck\"\nevery = \"1m\"\n", "every"),
+            (
+                "[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\n\n[checkpoint]\ndir = \"ck\"\n",
+                "query `q` cannot be checkpointed yet",
+            ),
+        ] {
+            let e = Pipeline::parse(&format!("{base}\n{extra}"), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
+        let with_portfolio =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("daytrade.toml"))
+                .unwrap()
+                + "\n[checkpoint]\ndir = \"ck\"\n";
+        let e = Pipeline::parse(&with_portfolio, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("portfolio operator `positions` cannot be checkpointed yet"),
+            "{e}"
+        );
+        // A job whose sources end is a replay: it is refused before anything runs.
+        let dir = tempfile::tempdir().unwrap();
+        let e = crate::runtime::run(
+            &p,
+            &crate::runtime::RunOptions {
+                output_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[checkpoint] is for live jobs"), "{e}");
+        assert!(!Path::new("ck").exists());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - `train`: training a model on the pipeline's own features.
 //! - `query_stream`: results of SQL queries fed back into the dataflow as streams.
 
+pub mod checkpoint;
 pub mod config;
 pub mod query_stream;
 pub mod report;
@@ -27,4 +28,4 @@ pub use crate::runtime::{
     ProgressFn, RunError, RunOptions, StreamSchema, check_operators, format_progress, run,
     stream_schemas,
 };
-pub use crate::stats::{Progress, Summary};
+pub use crate::stats::{CheckpointSummary, Progress, Summary};

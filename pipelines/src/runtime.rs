@@ -46,10 +46,11 @@ use timely::dataflow::operators::vec::UnorderedInput;
 use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use crate::checkpoint::{Restored, Store, WorkerCheckpoints};
 use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
 use crate::query_stream::{self, FeedEvent, QueryFeeds};
 use crate::report::ReportBuilder;
-use crate::stats::{Progress, Stats, Summary};
+use crate::stats::{CheckpointSummary, Progress, Stats, Summary};
 
 /// Records read per chunk before the watermark moves.
 const CHUNK: usize = 4096;
@@ -384,6 +385,9 @@ struct Shared {
     board: Arc<Board>,
     /// A live job: how far each sunk stream's sinks have made their rows durable.
     durable: Arc<Durable>,
+    /// A live job with `[checkpoint]`: where its checkpoints go, and the one it resumes from.
+    checkpoints: Option<Arc<Store>>,
+    restored: Option<Arc<Restored>>,
 }
 
 /// How far the sinks of a live job have made their rows durable: one slot per sunk stream,
@@ -464,9 +468,34 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             )));
         }
     }
-    let plan = tickflow_sources::plan(&pipeline.sources)?;
-    let committed = plan.clone();
+    let mut plan = tickflow_sources::plan(&pipeline.sources)?;
     let live = plan.live();
+    let (checkpoints, restored) = match &pipeline.checkpoint {
+        Some(c) => {
+            if !live {
+                return Err(RunError::Options(format!(
+                    "[checkpoint] is for live jobs, whose sources are Kafka topics followed with \
+                     `follow = true`; this job's sources end (a replay, or a bounded read of a \
+                     topic), and such a job runs again from its start (checkpoint directory {})",
+                    c.dir.display()
+                )));
+            }
+            let store = Store::new(&c.dir, c.interval, pipeline, opts.workers)
+                .map_err(|e| RunError::Options(e.to_string()))?;
+            let restored = store.load().map_err(|e| RunError::Options(e.to_string()))?;
+            if let Some(r) = &restored {
+                resume_parts(&mut plan, r);
+                eprintln!(
+                    "tickflow: resuming from the checkpoint at {} ({})",
+                    Timestamp(r.at),
+                    r.path.display()
+                );
+            }
+            (Some(Arc::new(store)), restored.map(Arc::new))
+        }
+        None => (None, None),
+    };
+    let committed = plan.clone();
     let commit_interval = plan
         .commit_interval()
         .unwrap_or(std::time::Duration::from_secs(5));
@@ -541,6 +570,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             slots: Mutex::new(Vec::new()),
             every: live.then_some(commit_interval),
         }),
+        checkpoints: checkpoints.clone(),
+        restored,
     });
 
     let started = Instant::now();
@@ -609,12 +640,18 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     } else {
         tickflow_sources::commit_read(&committed)?;
     }
-    Ok(Summary::collect(
-        &stats,
-        &pipeline.name,
-        opts.workers,
-        started.elapsed(),
-    ))
+    let mut summary = Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed());
+    if let (Some(store), Some(c)) = (&checkpoints, &pipeline.checkpoint) {
+        let (written, newest) = store.written();
+        summary.checkpoints = Some(CheckpointSummary {
+            dir: c.dir.display().to_string(),
+            resumed_from: shared.restored.as_ref().map(|r| Timestamp(r.at)),
+            skipped: stats.skipped.load(Ordering::Relaxed),
+            written,
+            newest: newest.map(Timestamp),
+        });
+    }
+    Ok(summary)
 }
 
 fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig {
@@ -720,6 +757,10 @@ fn attach<'s, T: SinkRecord + Record>(
         _ => None,
     };
     let mut last_flush = Instant::now();
+    let finished = flushing.as_ref().map(|(d, slot, _)| (d.clone(), *slot));
+    // A stream that stands still is flushed too, so its rows become durable (and the offsets
+    // and checkpoints behind them can go on) without waiting for the next move.
+    let revisit = flushing.as_ref().map(|(_, _, every)| *every / 2);
     let mark_stats = stats.clone();
     let sinks = Rc::new(RefCell::new(
         sinks
@@ -778,8 +819,11 @@ fn attach<'s, T: SinkRecord + Record>(
                 slots[*slot] = durable_to;
             }
         },
+        revisit,
         move || {
-            for (sink_name, sink, _) in finish_sinks.borrow_mut().iter_mut() {
+            let mut whole = true;
+            for (sink_name, sink, failed) in finish_sinks.borrow_mut().iter_mut() {
+                whole &= !*failed;
                 match sink.finish() {
                     Ok(rows) => {
                         if let Ok(mut v) = finish_stats.sink_rows.lock() {
@@ -787,9 +831,15 @@ fn attach<'s, T: SinkRecord + Record>(
                         }
                     }
                     Err(e) => {
+                        whole = false;
                         finish_stats.error(format!("sink {sink_name} could not be closed: {e}"))
                     }
                 }
+            }
+            // Closed whole: every row is durable.
+            if whole && let Some((durable, slot)) = &finished {
+                let mut slots = durable.slots.lock().unwrap_or_else(|p| p.into_inner());
+                slots[*slot] = i64::MAX;
             }
         },
     )
@@ -1227,6 +1277,7 @@ fn attach_report<'s>(
                 }
             },
             |_| {},
+            None,
             finish,
         )
         .probe_with(probe);
@@ -1360,6 +1411,9 @@ fn floor(t: i64, step: i64) -> i64 {
 /// Longest a live job's reader waits for a message before it hands over an empty chunk (so
 /// the watermark and the stop flag are looked at).
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+/// At most this many checkpoint times are reported for one chunk (the latest ones): a watermark
+/// that jumps far (a gap in the data) passes many at once, and only the last can matter.
+const MAX_CHECKPOINTS_PER_CHUNK: i64 = 64;
 
 /// Longest a worker waiting for its reader parks between steps.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
@@ -1382,6 +1436,9 @@ struct Chunk {
     /// A live job: where each of the worker's partitions had got after the chunk (part index,
     /// next offset).
     positions: Positions,
+    /// A live job with checkpoints: the checkpoint times this chunk's watermark passed, with
+    /// where the partitions stood.
+    checkpoints: Vec<(i64, Vec<tickflow_sources::kafka::PartitionCheckpoint>)>,
 }
 
 /// Reads a worker's parts in event-time order and cuts them into chunks. Each record is sent
@@ -1407,6 +1464,13 @@ struct ChunkReader {
     board: Arc<Board>,
     /// This worker.
     index: usize,
+    /// A live job with checkpoints: the event time between them.
+    checkpoint_every: Option<i64>,
+    /// The checkpoint time the watermark last passed (`None` before the first watermark of a
+    /// job that does not resume).
+    checkpointed: Option<i64>,
+    /// Records the follower has skipped so far (counted in the stats).
+    skipped: u64,
 }
 
 /// What each worker of a live job proposes as its watermark.
@@ -1525,6 +1589,13 @@ impl ChunkReader {
             }
         }
         self.stats.note_read(read, first, last);
+        let skipped = follower.skipped();
+        if skipped > self.skipped {
+            self.stats
+                .skipped
+                .fetch_add(skipped - self.skipped, Ordering::Relaxed);
+            self.skipped = skipped;
+        }
         if !chunk.bad.is_empty() {
             // Undecodable messages are in the dead-letter topic before their offsets can be
             // committed.
@@ -1536,6 +1607,29 @@ impl ChunkReader {
         chunk.positions.clear();
         chunk.positions.extend(follower.positions());
         self.cur = chunk.hold;
+        // The watermark passed a checkpoint time: where the partitions stand for it. (The
+        // first watermark only sets where checkpoint times are counted from.)
+        // Each checkpoint time the watermark passed: where the partitions stand for it. Every
+        // one is reported, not only the last, because an operator whose input has no step
+        // between two of them snapshots at the later one only. (The first watermark only sets
+        // where checkpoint times are counted from.)
+        chunk.checkpoints.clear();
+        if let Some(every) = self.checkpoint_every
+            && let Some(at) = tickflow_operators::adapter::boundary(chunk.hold, every)
+        {
+            match self.checkpointed {
+                None => self.checkpointed = Some(at),
+                Some(last) if at > last => {
+                    let passed = (at - last) / every;
+                    let first = at - (passed.min(MAX_CHECKPOINTS_PER_CHUNK) - 1) * every;
+                    for b in (0..).map(|k| first + k * every).take_while(|b| *b <= at) {
+                        chunk.checkpoints.push((b, follower.checkpoint(b)));
+                    }
+                    self.checkpointed = Some(at);
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// The watermark the records read so far allow: the newest event time less the allowed
@@ -1620,6 +1714,27 @@ impl ChunkReader {
     }
 }
 
+/// Starts each partition a checkpoint names at its `resume` offset (partitions it does not
+/// name start where the group's committed offsets say).
+fn resume_parts(plan: &mut Plan, restored: &Restored) {
+    for part in &mut plan.parts {
+        if let Part::Kafka {
+            config,
+            range,
+            read_to,
+            ..
+        } = part
+            && let Some(c) = restored
+                .partitions
+                .iter()
+                .find(|c| c.topic == config.topic && c.partition == range.partition)
+        {
+            range.start = c.resume;
+            read_to.store(c.resume, Ordering::Release);
+        }
+    }
+}
+
 /// One worker: builds the dataflow, drives its parts, steps until everything is written.
 fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(), String> {
     let index = worker.index();
@@ -1636,8 +1751,40 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
     };
     let probe = ProbeHandle::new();
     let flow = ProbeHandle::new();
+    // With checkpoints, every operator the dataflow applies snapshots at their times, and
+    // takes back its state when the job resumes.
+    let guard = tickflow_operators::adapter::checkpointing(shared.checkpoints.as_ref().map(|s| {
+        Rc::new(WorkerCheckpoints {
+            store: s.clone(),
+            worker: index,
+            restored: shared.restored.clone(),
+        }) as Rc<dyn tickflow_operators::adapter::Checkpoints>
+    }));
     let built = worker.dataflow::<Time, _, _>(|scope| build(scope, shared, sinks, &flow, &probe));
-    let ((mut events_in, events_cap), (mut rejects_in, rejects_cap), mut queries) = built?;
+    let checkpointed = guard.operators();
+    drop(guard);
+    let ((mut events_in, mut events_cap), (mut rejects_in, mut rejects_cap), mut queries) = built?;
+    if let Some(store) = &shared.checkpoints {
+        let reads = shared
+            .plan
+            .parts
+            .iter()
+            .enumerate()
+            .any(|(i, _)| i % peers == index);
+        store.built(index, checkpointed, reads);
+        if let Some(r) = &shared.restored {
+            crate::checkpoint::check_shape(r, index, checkpointed)?;
+            if let Some(e) = store.restore_errors().first() {
+                return Err(format!(
+                    "checkpoint {}: cannot resume: {e}",
+                    r.path.display()
+                ));
+            }
+            // Nothing before the checkpoint comes again.
+            events_cap.downgrade(&r.at);
+            rejects_cap.downgrade(&r.at);
+        }
+    }
     let mut caps = Some((events_cap, rejects_cap));
     let stats = &shared.stats;
     let gran = shared.pipeline.granularity.nanos().max(1);
@@ -1671,8 +1818,15 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         .enumerate()
         .filter(|(i, _)| i % peers == index);
     let (merger, live) = if shared.plan.live() {
-        let follower = tickflow_sources::kafka::Follower::open(mine, &shared.registry)
+        let mut follower = tickflow_sources::kafka::Follower::open(mine, &shared.registry)
             .map_err(|e| e.to_string())?;
+        if let Some(store) = &shared.checkpoints {
+            let resumed = shared
+                .restored
+                .as_ref()
+                .map(|r| (r.at, r.partitions.as_slice()));
+            follower.set_checkpoints(store.interval(), resumed);
+        }
         (Merger::new(Vec::new()), Some(follower))
     } else {
         (Merger::lazy(mine, &shared.registry), None)
@@ -1692,6 +1846,9 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         stop: shared.stop,
         board: shared.board.clone(),
         index,
+        checkpoint_every: shared.checkpoints.as_ref().map(|s| s.interval()),
+        checkpointed: shared.restored.as_ref().map(|r| r.at),
+        skipped: 0,
     };
     // A live job: the offsets each chunk reached, until the sinks have processed it.
     let commits = shared
@@ -1791,12 +1948,20 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             if chunk.paced {
                 worker.step();
             }
+            if let Some(store) = &shared.checkpoints {
+                for (at, parts) in chunk.checkpoints.drain(..) {
+                    store.source(index, at, parts);
+                }
+            }
             if let Some(tx) = &commits {
                 if pending.back().is_none_or(|(_, p)| *p != chunk.positions) {
                     pending.push_back((chunk.newest.max(cur), chunk.positions.clone()));
                 }
                 if last_commit.elapsed() >= shared.commit_interval {
                     last_commit = Instant::now();
+                    if let Some(store) = &shared.checkpoints {
+                        store.write_ready(|t| shared.durable.passed(t));
+                    }
                     let mut processed = None;
                     while pending
                         .front()
@@ -1828,6 +1993,10 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         if !pump(&mut queries, gran, stats) {
             worker.step_or_park(Some(PARK));
         }
+    }
+    // A checkpoint that completed but waited for the sinks is written once they have finished.
+    if let Some(store) = &shared.checkpoints {
+        store.write_ready(|t| shared.durable.passed(t));
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct Stats {
     pub(crate) trading: Mutex<Option<TradingReport>>,
     /// Set when a worker stopped reading on a stop request before its sources ended.
     pub(crate) stopped: AtomicBool,
+    /// Records dropped on reading because the checkpoint the job resumed from holds them.
+    pub(crate) skipped: AtomicU64,
 }
 
 impl Stats {
@@ -44,6 +46,7 @@ impl Stats {
             errors: Mutex::new(Vec::new()),
             trading: Mutex::new(None),
             stopped: AtomicBool::new(false),
+            skipped: AtomicU64::new(0),
         }
     }
 
@@ -120,6 +123,23 @@ pub struct Summary {
     /// True when the run was stopped on request (a signal) before its sources ended: the
     /// figures cover the records read until then, every one of them processed and written.
     pub stopped: bool,
+    /// A job with checkpoints: what it resumed from and wrote.
+    pub checkpoints: Option<CheckpointSummary>,
+}
+
+/// What a job with checkpoints resumed from and wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointSummary {
+    /// The checkpoint directory.
+    pub dir: String,
+    /// The time of the checkpoint the job resumed from.
+    pub resumed_from: Option<Timestamp>,
+    /// Records dropped on reading because that checkpoint held them (not counted as read).
+    pub skipped: u64,
+    /// Checkpoints written by this run.
+    pub written: u64,
+    /// The newest checkpoint in the directory.
+    pub newest: Option<Timestamp>,
 }
 
 impl Summary {
@@ -163,6 +183,7 @@ impl Summary {
             errors: stats.errors.lock().map(|v| v.clone()).unwrap_or_default(),
             trading: stats.trading.lock().ok().and_then(|t| t.clone()),
             stopped: stats.stopped.load(Ordering::SeqCst),
+            checkpoints: None,
         }
     }
 
@@ -252,6 +273,24 @@ impl fmt::Display for Summary {
         }
         if let Some(t) = &self.trading {
             write!(f, "{t}")?;
+        }
+        if let Some(c) = &self.checkpoints {
+            if let Some(r) = c.resumed_from {
+                writeln!(
+                    f,
+                    "resumed         from the checkpoint at {r} ({} records it held were skipped)",
+                    thousands(c.skipped)
+                )?;
+            }
+            match c.newest {
+                Some(n) => writeln!(
+                    f,
+                    "checkpoints     {} written to {}, the newest at {n}",
+                    thousands(c.written),
+                    c.dir
+                )?,
+                None => writeln!(f, "checkpoints     none written to {} yet", c.dir)?,
+            }
         }
         writeln!(f, "wall time       {:>14.3} s", self.wall.as_secs_f64())?;
         writeln!(

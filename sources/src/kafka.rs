@@ -24,7 +24,7 @@
 //! Instruments are declared when the job is planned: those listed in `symbols`, or else the
 //! keys of the messages the parts will read (the symbols, as `tickflow publish` keys them).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -549,8 +549,25 @@ pub struct Frontier {
     pub newest: Option<i64>,
 }
 
+/// Where the reading of one partition stood at a checkpoint at event time `at`: every record
+/// with an event time at or after `at` is at `resume` or later, and every record before
+/// `read_to` with an event time before `at` was already taken into account (processed, or
+/// rejected as late), so a job resumed from the checkpoint reads from `resume` and drops those.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionCheckpoint {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The first offset a resumed job reads.
+    pub resume: i64,
+    /// The next offset the reader would have read.
+    pub read_to: i64,
+}
+
 /// One partition a [`Follower`] reads.
 struct Followed {
+    topic: String,
     /// Index of the part in the plan (the source of its records' sequence numbers).
     source: u16,
     partition: i32,
@@ -562,6 +579,12 @@ struct Followed {
     last_message: Option<std::time::Instant>,
     /// The next offset to read, shared with the plan for the commit at the end.
     read_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// With checkpoints: `(boundary, offset)` each time a record's event time reached a
+    /// checkpoint boundary past every earlier record's, so the first offset at or after any
+    /// boundary is known.
+    marks: VecDeque<(i64, i64)>,
+    /// Resumed from a checkpoint at `.1`: records before offset `.0` older than `.1` are in it.
+    skip: Option<(i64, i64)>,
 }
 
 /// Follows partitions without end (`follow = true`): the Kafka parts one worker of a live
@@ -578,6 +601,10 @@ pub struct Follower {
     turn: usize,
     /// The last error each consumer reported, and when it was last printed.
     errors: Vec<Option<(String, std::time::Instant)>>,
+    /// The event time between checkpoints, when there are checkpoints.
+    interval: Option<i64>,
+    /// Records dropped because the checkpoint the job resumed from holds them.
+    skipped: u64,
 }
 
 impl Follower {
@@ -613,12 +640,15 @@ impl Follower {
             members.push(partitions.len());
             idle = idle.min(config.idle_timeout.to_std());
             partitions.push(Followed {
+                topic: config.topic.clone(),
                 source: *source,
                 partition: range.partition,
                 start: range.start,
                 max_seen: i64::MIN,
                 last_message: None,
                 read_to: read_to.clone(),
+                marks: VecDeque::new(),
+                skip: None,
             });
         }
         let mut consumers = Vec::new();
@@ -636,7 +666,56 @@ impl Follower {
             idle,
             started: std::time::Instant::now(),
             turn: 0,
+            interval: None,
+            skipped: 0,
         })
+    }
+
+    /// Tracks checkpoint boundaries every `interval` of event time; `resumed` is the checkpoint
+    /// the job resumes from (its time and partitions), whose records are dropped as they come
+    /// (the partitions were opened at its `resume` offsets).
+    pub fn set_checkpoints(
+        &mut self,
+        interval: i64,
+        resumed: Option<(i64, &[PartitionCheckpoint])>,
+    ) {
+        self.interval = Some(interval.max(1));
+        if let Some((at, parts)) = resumed {
+            for p in &mut self.partitions {
+                if let Some(c) = parts
+                    .iter()
+                    .find(|c| c.topic == p.topic && c.partition == p.partition)
+                {
+                    p.skip = Some((c.read_to, at));
+                }
+            }
+        }
+    }
+
+    /// Where each partition stands for a checkpoint at `at`, which the watermark has just
+    /// reached: no record read later is older than `at` unless it is late.
+    pub fn checkpoint(&mut self, at: i64) -> Vec<PartitionCheckpoint> {
+        self.partitions
+            .iter_mut()
+            .map(|p| {
+                let read_to = p.read_to.load(std::sync::atomic::Ordering::Acquire);
+                while p.marks.front().is_some_and(|(b, _)| *b < at) {
+                    p.marks.pop_front();
+                }
+                let resume = p.marks.front().map_or(read_to, |(_, o)| *o).min(read_to);
+                PartitionCheckpoint {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    resume,
+                    read_to,
+                }
+            })
+            .collect()
+    }
+
+    /// Records dropped so far because the checkpoint the job resumed from holds them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// Whether there is nothing to follow.
@@ -651,23 +730,38 @@ impl Follower {
             partitions,
             errors,
             turn,
+            interval,
+            skipped,
             ..
         } = self;
         let n = consumers.len();
+        let mut taker = Taker {
+            partitions,
+            interval: *interval,
+            skipped,
+        };
         for k in 0..n {
             let i = (*turn + k) % n;
             let (consumer, decoder, members) = &consumers[i];
             if let Some(m) = consumer.poll(Duration::ZERO) {
                 *turn = i;
-                if let Some(item) = take(decoder, members, partitions, &mut errors[i], m) {
+                if let Some(item) = taker.take(decoder, members, &mut errors[i], m) {
                     return Some(item);
                 }
             }
         }
         if n == 1 {
             let (consumer, decoder, members) = &consumers[0];
-            let m = consumer.poll(wait)?;
-            take(decoder, members, partitions, &mut errors[0], m)
+            loop {
+                let before = *taker.skipped;
+                let m = consumer.poll(wait)?;
+                match taker.take(decoder, members, &mut errors[0], m) {
+                    Some(item) => return Some(item),
+                    // A record the checkpoint holds: on to the next at once.
+                    None if *taker.skipped > before => {}
+                    None => return None,
+                }
+            }
         } else {
             std::thread::sleep(wait.min(Duration::from_micros(200)));
             None
@@ -710,58 +804,83 @@ impl Follower {
     }
 }
 
-/// The record of a message a [`Follower`]'s consumer returned, updating its partition; `None`
-/// for a client error, which is printed (now and then) while the client retries on its own.
-fn take(
-    decoder: &Decoder,
-    members: &[usize],
-    partitions: &mut [Followed],
-    last_error: &mut Option<(String, std::time::Instant)>,
-    message: std::result::Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-) -> Option<SourceItem> {
-    let m = match message {
-        Ok(m) => m,
-        Err(e) => {
-            let text = e.to_string();
-            let repeat = last_error
-                .as_ref()
-                .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
-            if !repeat {
-                eprintln!(
-                    "kafka topic {}: {text} (still following)",
-                    decoder.config.topic
-                );
-                *last_error = Some((text, std::time::Instant::now()));
+/// What [`Follower::poll`] updates as it takes a message.
+struct Taker<'a> {
+    partitions: &'a mut [Followed],
+    interval: Option<i64>,
+    skipped: &'a mut u64,
+}
+
+impl Taker<'_> {
+    /// The record of a message a [`Follower`]'s consumer returned, updating its partition; `None`
+    /// for a client error, which is printed (now and then) while the client retries on its own,
+    /// and for a record the checkpoint the job resumed from holds (counted in `skipped`).
+    fn take(
+        &mut self,
+        decoder: &Decoder,
+        members: &[usize],
+        last_error: &mut Option<(String, std::time::Instant)>,
+        message: std::result::Result<
+            rdkafka::message::BorrowedMessage<'_>,
+            rdkafka::error::KafkaError,
+        >,
+    ) -> Option<SourceItem> {
+        let partitions = &mut *self.partitions;
+        let m = match message {
+            Ok(m) => m,
+            Err(e) => {
+                let text = e.to_string();
+                let repeat = last_error
+                    .as_ref()
+                    .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(30));
+                if !repeat {
+                    eprintln!(
+                        "kafka topic {}: {text} (still following)",
+                        decoder.config.topic
+                    );
+                    *last_error = Some((text, std::time::Instant::now()));
+                }
+                return None;
             }
+        };
+        let at = members
+            .iter()
+            .copied()
+            .find(|&j| partitions[j].partition == m.partition())?;
+        let p = &mut partitions[at];
+        let offset = m.offset();
+        // Before the start (in the batch the fetch began with), or delivered again.
+        if offset
+            < p.start
+                .max(p.read_to.load(std::sync::atomic::Ordering::Relaxed))
+        {
             return None;
         }
-    };
-    let at = members
-        .iter()
-        .copied()
-        .find(|&j| partitions[j].partition == m.partition())?;
-    let p = &mut partitions[at];
-    let offset = m.offset();
-    // Before the start (in the batch the fetch began with), or delivered again.
-    if offset
-        < p.start
-            .max(p.read_to.load(std::sync::atomic::Ordering::Relaxed))
-    {
-        return None;
+        let item = decoder.item(
+            p.partition,
+            offset,
+            p.source,
+            m.payload().unwrap_or_default(),
+        );
+        p.last_message = Some(std::time::Instant::now());
+        p.read_to
+            .store(offset + 1, std::sync::atomic::Ordering::Release);
+        if let SourceItem::Event(e) = &item {
+            let ts = e.ts_event().nanos();
+            if p.skip.is_some_and(|(below, at)| offset < below && ts < at) {
+                *self.skipped += 1;
+                return None;
+            }
+            p.max_seen = p.max_seen.max(ts);
+            if let Some(interval) = self.interval {
+                let b = ts.saturating_sub(ts.rem_euclid(interval));
+                if p.marks.back().is_none_or(|(last, _)| b > *last) {
+                    p.marks.push_back((b, offset));
+                }
+            }
+        }
+        Some(item)
     }
-    let item = decoder.item(
-        p.partition,
-        offset,
-        p.source,
-        m.payload().unwrap_or_default(),
-    );
-    if let SourceItem::Event(e) = &item {
-        p.max_seen = p.max_seen.max(e.ts_event().nanos());
-    }
-    p.last_message = Some(std::time::Instant::now());
-    p.read_to
-        .store(offset + 1, std::sync::atomic::Ordering::Release);
-    Some(item)
 }
 
 /// The fields of a flat JSON object, values as written: strings unescaped, other values as
