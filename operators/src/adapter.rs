@@ -488,7 +488,7 @@ pub enum Gather {
     Local,
 }
 
-/// Hands `stream`'s records to `write` in timestamp order (sorted by key within a timestamp)
+/// Hands `stream`'s records to `write` step by step, in step order (sorted by key within a step)
 /// once the watermark has passed them; `progress` receives each new watermark once the records
 /// before it are written — and, with `revisit`, the same watermark again at least that often
 /// while the stream stands still (so a sink that flushes now and then also flushes what came
@@ -504,7 +504,7 @@ pub fn ordered_sink<'s, T, W, P, F>(
 ) -> StreamVec<'s, Time, ()>
 where
     T: Record,
-    W: FnMut(&mut Vec<T>) + 'static,
+    W: FnMut(Time, &mut Vec<T>) + 'static,
     P: FnMut(Time) + 'static,
     F: FnOnce() + 'static,
 {
@@ -528,9 +528,9 @@ where
             move |(input, frontier), _output| {
                 input.for_each(|_cap, data| pending.extend(data));
                 let open = frontier.frontier().first().copied();
-                while pending.pop_ready(open, &mut batch).is_some() {
+                while let Some(step) = pending.pop_ready(open, &mut batch) {
                     batch.sort_unstable_by_key(Record::order_key);
-                    write(&mut batch);
+                    write(step, &mut batch);
                     batch.clear();
                 }
                 // Everything before the first pending step (or the frontier) is written.

@@ -47,6 +47,10 @@ struct Manifest {
     partitions: Vec<PartitionCheckpoint>,
     /// Per worker, its operators in the order the dataflow applies them: (name, state file).
     operators: Vec<Vec<(String, String)>>,
+    /// The files a resumed job goes on with (JSON Lines sinks, by path), and their lengths when
+    /// every row before the checkpoint time was written and none after.
+    #[serde(default)]
+    files: BTreeMap<String, u64>,
 }
 
 /// A checkpoint read back, to resume from.
@@ -60,6 +64,8 @@ pub struct Restored {
     pub partitions: Vec<PartitionCheckpoint>,
     /// Per worker, per operator: name and state.
     states: Vec<Vec<(String, Vec<u8>)>>,
+    /// The files the job's sinks go on with, and their lengths at the checkpoint.
+    pub files: BTreeMap<String, u64>,
 }
 
 /// What has been reported for one checkpoint time.
@@ -70,6 +76,8 @@ struct Partial {
     states: Vec<BTreeMap<usize, (String, Vec<u8>)>>,
     /// Per worker: its partitions, once its reader has passed the checkpoint time.
     sources: Vec<Option<Vec<PartitionCheckpoint>>>,
+    /// The file sinks' lengths.
+    files: BTreeMap<String, u64>,
     failed: bool,
 }
 
@@ -88,6 +96,8 @@ struct Inner {
     /// Per worker, once its dataflow is built: how many operators it checkpoints, and whether
     /// it reads partitions (a worker without any reports no input positions).
     operators: Vec<Option<(usize, bool)>>,
+    /// The file sinks whose lengths a checkpoint needs.
+    files: std::collections::BTreeSet<String>,
     pending: BTreeMap<i64, Partial>,
     /// Complete checkpoints waiting for the sinks to make every row before them durable.
     ready: BTreeMap<i64, Partial>,
@@ -266,6 +276,7 @@ impl Store {
             at,
             partitions: m.partitions,
             states,
+            files: m.files,
         }))
     }
 
@@ -333,6 +344,21 @@ impl Store {
         }
     }
 
+    /// The file sink `name` goes on from where a checkpoint leaves it: checkpoints need its
+    /// length.
+    pub fn file_sink(&self, name: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.files.insert(name.to_owned());
+    }
+
+    /// File sink `name` was `length` bytes long with every row before `at` written and none
+    /// after.
+    pub fn file_position(&self, name: &str, at: i64, length: u64) {
+        self.report(at, |p| {
+            p.files.insert(name.to_owned(), length);
+        });
+    }
+
     /// Worker `worker`'s reader passed checkpoint time `at` with its partitions there.
     pub fn source(&self, worker: usize, at: i64, partitions: Vec<PartitionCheckpoint>) {
         self.report(at, |p| {
@@ -375,6 +401,7 @@ impl Store {
                 at,
                 states: vec![BTreeMap::new(); workers],
                 sources: vec![None; workers],
+                files: BTreeMap::new(),
                 failed: false,
             });
             record(partial);
@@ -396,7 +423,8 @@ impl Store {
                     .operators
                     .iter()
                     .zip(&partial.sources)
-                    .all(|(n, s)| s.is_some() || n.is_some_and(|(_, reads)| !reads));
+                    .all(|(n, s)| s.is_some() || n.is_some_and(|(_, reads)| !reads))
+                && inner.files.iter().all(|f| partial.files.contains_key(f));
             if done {
                 // Anything older can no longer complete usefully.
                 let older: Vec<i64> = inner.pending.range(..=at).map(|(t, _)| *t).collect();
@@ -443,6 +471,7 @@ impl Store {
             at,
             partitions,
             operators,
+            files: partial.files,
         };
         let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         write_synced(&tmp.join("manifest.json"), &text)?;
@@ -609,6 +638,7 @@ interval = "5m"
         let s = Arc::new(store(dir.path(), PIPELINE, 2));
         s.built(0, 1, true);
         s.built(1, 1, true);
+        s.file_sink("out/bars.jsonl");
         let (w0, w1) = (hook(&s, 0, None), hook(&s, 1, None));
         w0.snapshot(0, "bars", 600, Ok(b"{\"a\":0}".to_vec()));
         s.source(0, 600, vec![part(0, 10, 12)]);
@@ -622,10 +652,17 @@ interval = "5m"
         s.write_ready(|t| t < 599);
         assert!(s.load().unwrap().is_none(), "the sinks are behind it");
         s.write_ready(|t| t < 600);
+        assert!(
+            s.load().unwrap().is_none(),
+            "the file sink has not said where it stood"
+        );
+        s.file_position("out/bars.jsonl", 600, 4096);
+        s.write_ready(|t| t < 600);
         assert_eq!(s.written(), (1, Some(600)));
         let r = s.load().unwrap().unwrap();
         assert_eq!(r.at, 600);
         assert_eq!(r.partitions, vec![part(0, 10, 12), part(1, 20, 20)]);
+        assert_eq!(r.files.get("out/bars.jsonl"), Some(&4096));
         assert_eq!(
             hook(&s, 1, Some(Arc::new(r))).restored(0, "bars"),
             Some(b"{\"a\":1}".to_vec())
@@ -636,6 +673,8 @@ interval = "5m"
             h.snapshot(0, "bars", 1200, Ok(vec![b'1']));
             s.source(w, 1200, Vec::new());
         }
+        s.file_position("out/bars.jsonl", 1200, 8192);
+        s.file_position("out/bars.jsonl", 1800, 9000);
         w0.snapshot(
             0,
             "bars",

@@ -1217,6 +1217,17 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 );
             }
         }
+        if sinks
+            .iter()
+            .any(|(s, _)| s.as_ref().is_some_and(|s| s.kind == SinkKind::Parquet))
+        {
+            w.err(
+                span.clone(),
+                "[checkpoint]: a parquet sink cannot go on after a restart (a Parquet file is \
+                 whole only when the job ends); a checkpointed job writes jsonl or kafka sinks"
+                    .into(),
+            );
+        }
         if let Some((q, _)) = queries.first() {
             w.err(
                 span.clone(),
@@ -1868,6 +1879,10 @@ mod tests {
                 "`interval` in [checkpoint] must be positive",
             ),
             ("[checkpoint]\ndir = \"ck\"\nevery = \"1m\"\n", "every"),
+            (
+                "[[sink]]\nkind = \"parquet\"\nstreams = [\"bars\"]\n\n[checkpoint]\ndir = \"ck\"\n",
+                "a parquet sink cannot go on after a restart",
+            ),
             (
                 "[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\n\n[checkpoint]\ndir = \"ck\"\n",
                 "query `q` cannot be checkpointed yet",

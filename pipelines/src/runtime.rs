@@ -143,21 +143,28 @@ enum TypedSinks {
 /// Sinks of a stream, with a name per sink for the summary.
 type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
 
+/// Makes one sink; `files` are the lengths of the files a checkpoint the job resumes from
+/// noted (a JSON Lines file there goes on from its length; others start afresh).
 fn make_sink<T: SinkRecord>(
     kind: &SinkKind,
     dir: &std::path::Path,
     stream: &str,
     registry: &Arc<InstrumentRegistry>,
+    files: Option<&BTreeMap<String, u64>>,
 ) -> Result<(String, Box<dyn Sink<T>>), RunError> {
     Ok(match kind {
         SinkKind::Stdout { limit } => (
             format!("stdout:{stream}"),
             Box::new(StdoutSink::new(registry.clone(), *limit)),
         ),
-        SinkKind::Jsonl => (
-            format!("{}", dir.join(format!("{stream}.jsonl")).display()),
-            Box::new(JsonlSink::create(dir, stream, registry.clone())?),
-        ),
+        SinkKind::Jsonl => {
+            let name = format!("{}", dir.join(format!("{stream}.jsonl")).display());
+            let sink = match files.and_then(|f| f.get(&name)) {
+                Some(length) => JsonlSink::resume(dir, stream, registry.clone(), *length)?,
+                None => JsonlSink::create(dir, stream, registry.clone())?,
+            };
+            (name, Box::new(sink))
+        }
         SinkKind::Parquet => (
             format!("{}", dir.join(format!("{stream}.parquet")).display()),
             Box::new(ParquetSink::<T>::create(dir, stream, registry.clone())?),
@@ -192,6 +199,7 @@ fn create_sinks(
     pipeline: &Pipeline,
     opts: &RunOptions,
     registry: &Arc<InstrumentRegistry>,
+    files: Option<&BTreeMap<String, u64>>,
 ) -> Result<BTreeMap<String, TypedSinks>, RunError> {
     let mut out: BTreeMap<String, TypedSinks> = BTreeMap::new();
     for sink in &pipeline.sinks {
@@ -204,23 +212,45 @@ fn create_sinks(
                 .entry(stream.clone())
                 .or_insert_with(|| TypedSinks::empty(ty));
             match entry {
-                TypedSinks::Trades(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Quotes(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Book(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Rejects(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Bars(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Indicators(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Signals(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Trades(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Quotes(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Book(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Rejects(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Bars(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Indicators(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Signals(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
                 TypedSinks::Predictions(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry)?)
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
                 }
-                TypedSinks::Orders(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Orders(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
                 TypedSinks::RiskRejects(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry)?)
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
                 }
-                TypedSinks::Fills(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Positions(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
-                TypedSinks::Portfolio(v) => v.push(make_sink(&sink.kind, &dir, stream, registry)?),
+                TypedSinks::Fills(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Positions(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
+                TypedSinks::Portfolio(v) => {
+                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
+                }
             }
         }
     }
@@ -538,7 +568,12 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     // Refuse bad operator parameters before any thread starts.
     Normalize::new(normalize_config(pipeline, &origins))?;
     let predictors = check_operators(pipeline)?;
-    let mut sinks = create_sinks(pipeline, opts, &registry)?;
+    let mut sinks = create_sinks(
+        pipeline,
+        opts,
+        &registry,
+        restored.as_ref().map(|r| &r.files),
+    )?;
     if let Some(tap) = &opts.tap {
         add_taps(pipeline, tap, &registry, &mut sinks)?;
     }
@@ -742,15 +777,67 @@ fn counted<'s, T: 'static>(
 }
 
 /// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
+/// Where a stream's file sinks stood at each checkpoint time (see [`attach`]).
+struct SinkMarks {
+    store: Arc<Store>,
+    /// The last checkpoint time noted; `None` before the first row or watermark.
+    last: Option<i64>,
+}
+
+impl SinkMarks {
+    /// Nothing at or after `t` has been written yet: every checkpoint time up to `t` not noted
+    /// yet is noted at the files' present lengths.
+    fn before<T>(&mut self, t: Time, sinks: &[(String, Box<dyn Sink<T>>, bool)]) {
+        let every = self.store.interval();
+        let Some(at) = tickflow_operators::adapter::boundary(t, every) else {
+            return;
+        };
+        let from = match self.last {
+            None => at,
+            Some(last) if at > last => at - ((at - last) / every - 1).min(63) * every,
+            Some(_) => return,
+        };
+        for b in (0..).map(|k| from + k * every).take_while(|b| *b <= at) {
+            for (name, sink, failed) in sinks {
+                if let Some(p) = sink.position()
+                    && !failed
+                {
+                    self.store.file_position(name, b, p);
+                }
+            }
+        }
+        self.last = Some(at);
+    }
+}
+
 fn attach<'s, T: SinkRecord + Record>(
     stream: StreamVec<'s, Time, Stamped<T>>,
     name: &str,
     sinks: Named<T>,
     all_discard: bool,
-    stats: &Arc<Stats>,
     probe: &ProbeHandle<Time>,
-    durable: &Arc<Durable>,
+    shared: &Shared,
 ) {
+    let (stats, durable) = (&shared.stats, &shared.durable);
+    let checkpoints = shared.checkpoints.as_ref();
+    // With checkpoints, the file sinks a resumed job goes on with note, for each checkpoint
+    // time, how long their file was when every row before that time was written and none
+    // after it.
+    let marks = checkpoints.and_then(|store| {
+        let named: Vec<String> = sinks
+            .iter()
+            .filter(|(_, s)| s.position().is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        (!named.is_empty()).then(|| {
+            named.iter().for_each(|n| store.file_sink(n));
+            Rc::new(RefCell::new(SinkMarks {
+                store: store.clone(),
+                last: None,
+            }))
+        })
+    });
+    let (write_marks, progress_marks) = (marks.clone(), marks);
     // A live job flushes the sinks now and then, and says how far their rows are durable.
     let flushing = match durable.every {
         Some(every) if !sinks.is_empty() => Some((durable.clone(), durable.register(), every)),
@@ -779,7 +866,10 @@ fn attach<'s, T: SinkRecord + Record>(
         stream,
         &format!("sink:{name}"),
         gather,
-        move |batch: &mut Vec<T>| {
+        move |step: Time, batch: &mut Vec<T>| {
+            if let Some(m) = &write_marks {
+                m.borrow_mut().before(step, &write_sinks.borrow());
+            }
             for (sink_name, sink, failed) in write_sinks.borrow_mut().iter_mut() {
                 if *failed {
                     continue;
@@ -794,6 +884,9 @@ fn attach<'s, T: SinkRecord + Record>(
             }
         },
         move |watermark: Time| {
+            if let Some(m) = &progress_marks {
+                m.borrow_mut().before(watermark, &mark_sinks.borrow());
+            }
             let flush = flushing
                 .as_ref()
                 .is_some_and(|(_, _, every)| last_flush.elapsed() >= *every / 2);
@@ -1172,9 +1265,8 @@ fn build<'s>(
                         _ => Vec::new(),
                     },
                     all_discard,
-                    stats,
                     probe,
-                    &shared.durable,
+                    shared,
                 )
             };
         }
@@ -1271,7 +1363,7 @@ fn attach_report<'s>(
             stream.clone(),
             "report",
             Gather::Single,
-            move |batch: &mut Vec<T>| {
+            move |_, batch: &mut Vec<T>| {
                 if let Some(b) = state.borrow_mut().0.as_mut() {
                     batch.iter().for_each(|r| each(b, r));
                 }

@@ -17,6 +17,8 @@ pub struct JsonlSink {
     out: BufWriter<File>,
     registry: Arc<InstrumentRegistry>,
     written: u64,
+    /// Length of the file with every row written so far.
+    bytes: u64,
     line: String,
 }
 
@@ -29,6 +31,50 @@ impl JsonlSink {
             out: BufWriter::with_capacity(1 << 20, file),
             registry,
             written: 0,
+            bytes: 0,
+            line: String::new(),
+        })
+    }
+
+    /// Goes on with `<dir>/<stream>.jsonl` where a checkpoint left it: the file is cut to its
+    /// first `length` bytes (what was written before the checkpoint; later rows will be written
+    /// again) and written on from there. A file shorter than that is refused: it is not the
+    /// one the checkpoint was taken with.
+    pub fn resume(
+        dir: &Path,
+        stream: &str,
+        registry: Arc<InstrumentRegistry>,
+        length: u64,
+    ) -> Result<Self> {
+        let path = dir.join(format!("{stream}.jsonl"));
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let have = file.metadata().map_err(io)?.len();
+        if have < length {
+            return Err(Error::Io {
+                path: path.clone(),
+                source: std::io::Error::other(format!(
+                    "it has {have} bytes, but the checkpoint the job resumes from was taken \
+                     when it had {length}: it is not the file that job wrote"
+                )),
+            });
+        }
+        file.set_len(length).map_err(io)?;
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
+        Ok(Self {
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            registry,
+            written: 0,
+            bytes: length,
             line: String::new(),
         })
     }
@@ -46,9 +92,14 @@ impl<T: SinkRecord> Sink<T> for JsonlSink {
                     path: self.path.clone(),
                     source,
                 })?;
+            self.bytes += self.line.len() as u64;
         }
         self.written += rows.len() as u64;
         Ok(())
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.bytes)
     }
 
     fn flush(&mut self) -> Result<()> {

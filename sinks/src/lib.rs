@@ -65,4 +65,9 @@ pub trait Sink<T>: Send {
     }
     /// Flushes and closes at the end of the stream; returns rows written.
     fn finish(&mut self) -> Result<u64>;
+    /// Sinks that write a file a resumed job goes on with (JSON Lines): how long the file is
+    /// with every row written so far, for a checkpoint to note where later rows begin.
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
