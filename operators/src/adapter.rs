@@ -122,8 +122,16 @@ pub trait Checkpoints {
     fn restored(&self, id: usize, name: &'static str) -> Option<Vec<u8>>;
     /// Operator `id` could not take its restored state.
     fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error);
-    /// Operator `id`'s snapshot at checkpoint `at` (every step before `at` processed).
-    fn snapshot(&self, id: usize, name: &'static str, at: Time, state: crate::Result<Vec<u8>>);
+    /// Operator `id`'s snapshot at checkpoint `at` (every step before `at` processed), and how
+    /// long taking it took.
+    fn snapshot(
+        &self,
+        id: usize,
+        name: &'static str,
+        at: Time,
+        state: crate::Result<Vec<u8>>,
+        took: std::time::Duration,
+    );
 }
 
 thread_local! {
@@ -274,7 +282,9 @@ pub fn apply_with_state<'s, O: Operator>(
                                         emitter.set_time(Timestamp(at - 1));
                                         op.on_watermark(Timestamp(at - 1), &mut emitter);
                                     }
-                                    c.snapshot(*id, name, at, op.snapshot());
+                                    let started = std::time::Instant::now();
+                                    let state = op.snapshot();
+                                    c.snapshot(*id, name, at, state, started.elapsed());
                                     checkpointed = Some(at);
                                     continue;
                                 }
@@ -874,6 +884,7 @@ mod checkpoint_tests {
             _name: &'static str,
             at: Time,
             state: crate::Result<Vec<u8>>,
+            _took: std::time::Duration,
         ) {
             self.taken.borrow_mut().insert((at, id), state.unwrap());
         }

@@ -111,6 +111,20 @@ struct Inner {
     last_error: Option<String>,
     /// Checkpoints written.
     written: u64,
+    /// What checkpoints have cost so far.
+    cost: CheckpointCost,
+}
+
+/// What a job's checkpoints cost: time spent taking snapshots (every operator, every time,
+/// including checkpoints that never completed), time spent writing, and bytes written.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CheckpointCost {
+    /// Serializing operator state, summed over operators and workers.
+    pub snapshotting: std::time::Duration,
+    /// Writing, syncing and renaming checkpoint directories.
+    pub writing: std::time::Duration,
+    /// Bytes of the checkpoints written.
+    pub bytes: u64,
 }
 
 /// Why a checkpoint cannot be resumed from, or the checkpoint directory cannot be used.
@@ -295,6 +309,17 @@ impl Store {
         inner.restore_errors.clone()
     }
 
+    /// What checkpoints have cost so far.
+    pub fn cost(&self) -> CheckpointCost {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.cost
+    }
+
+    fn note_cost(&self, f: impl FnOnce(&mut CheckpointCost)) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut inner.cost);
+    }
+
     /// How many checkpoints this job has written, and the newest one on disk (written or
     /// resumed from).
     pub fn written(&self) -> (u64, Option<i64>) {
@@ -329,9 +354,12 @@ impl Store {
         };
         let Some(partial) = newest else { return };
         let at = partial.at;
+        let started = std::time::Instant::now();
         match self.write(at, partial) {
-            Ok(()) => {
+            Ok(bytes) => {
                 let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                inner.cost.writing += started.elapsed();
+                inner.cost.bytes += bytes;
                 inner.written += 1;
                 inner.on_disk = Some(at);
                 inner.last_error = None;
@@ -445,7 +473,8 @@ impl Store {
 
     /// Writes a complete checkpoint: states and manifest under a temporary name, synced, then
     /// renamed whole; then older checkpoints are removed.
-    fn write(&self, at: i64, partial: Partial) -> std::io::Result<()> {
+    fn write(&self, at: i64, partial: Partial) -> std::io::Result<u64> {
+        let mut bytes = 0u64;
         let name = format!("ckpt-{at}");
         let tmp = self.dir.join(format!("{name}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -456,6 +485,7 @@ impl Store {
             for (id, (op, state)) in states {
                 let file = format!("w{w}-{id}-{op}.json");
                 write_synced(&tmp.join(&file), &state)?;
+                bytes += state.len() as u64;
                 ops.push((op, file));
             }
             operators.push(ops);
@@ -475,6 +505,7 @@ impl Store {
         };
         let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         write_synced(&tmp.join("manifest.json"), &text)?;
+        bytes += text.len() as u64;
         sync_dir(&tmp)?;
         let done = self.dir.join(&name);
         std::fs::rename(&tmp, &done)?;
@@ -487,7 +518,7 @@ impl Store {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 
@@ -545,7 +576,9 @@ impl Checkpoints for WorkerCheckpoints {
         name: &'static str,
         at: Time,
         state: tickflow_operators::Result<Vec<u8>>,
+        took: std::time::Duration,
     ) {
+        self.store.note_cost(|c| c.snapshotting += took);
         match state {
             Ok(state) => self.store.operator(self.worker, id, name, at, state),
             Err(e) => self.store.failed(
@@ -640,9 +673,21 @@ interval = "5m"
         s.built(1, 1, true);
         s.file_sink("out/bars.jsonl");
         let (w0, w1) = (hook(&s, 0, None), hook(&s, 1, None));
-        w0.snapshot(0, "bars", 600, Ok(b"{\"a\":0}".to_vec()));
+        w0.snapshot(
+            0,
+            "bars",
+            600,
+            Ok(b"{\"a\":0}".to_vec()),
+            Default::default(),
+        );
         s.source(0, 600, vec![part(0, 10, 12)]);
-        w1.snapshot(0, "bars", 600, Ok(b"{\"a\":1}".to_vec()));
+        w1.snapshot(
+            0,
+            "bars",
+            600,
+            Ok(b"{\"a\":1}".to_vec()),
+            Default::default(),
+        );
         s.write_ready(|_| true);
         assert!(
             s.load().unwrap().is_none(),
@@ -670,7 +715,7 @@ interval = "5m"
 
         // A newer one replaces it; a failed snapshot leaves its checkpoint out, not the job.
         for (w, h) in [&w0, &w1].into_iter().enumerate() {
-            h.snapshot(0, "bars", 1200, Ok(vec![b'1']));
+            h.snapshot(0, "bars", 1200, Ok(vec![b'1']), Default::default());
             s.source(w, 1200, Vec::new());
         }
         s.file_position("out/bars.jsonl", 1200, 8192);
@@ -683,8 +728,9 @@ interval = "5m"
                 operator: "bars",
                 reason: "cannot".into(),
             }),
+            Default::default(),
         );
-        w1.snapshot(0, "bars", 1800, Ok(vec![b'2']));
+        w1.snapshot(0, "bars", 1800, Ok(vec![b'2']), Default::default());
         s.source(0, 1800, Vec::new());
         s.source(1, 1800, Vec::new());
         s.write_ready(|_| true);
@@ -704,7 +750,7 @@ interval = "5m"
         let dir = tempfile::tempdir().unwrap();
         let s = Arc::new(store(dir.path(), PIPELINE, 1));
         s.built(0, 1, true);
-        hook(&s, 0, None).snapshot(0, "bars", 300, Ok(b"{}".to_vec()));
+        hook(&s, 0, None).snapshot(0, "bars", 300, Ok(b"{}".to_vec()), Default::default());
         s.source(0, 300, vec![part(0, 1, 1)]);
         s.write_ready(|_| true);
         let other = store(dir.path(), &PIPELINE.replace("\"1m\"", "\"2m\""), 1);
