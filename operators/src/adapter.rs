@@ -208,18 +208,21 @@ pub fn apply_with_state<'s, O: Operator>(
     let mut main = builder.new_input_connection(stream, pact(), [(0, Antichain::from_elem(0))]);
     let mut side = state.map(|s| builder.new_input_connection(s, pact(), []));
     let checkpoints = next_checkpointed();
+    let mut restored = false;
     if let Some((c, id)) = &checkpoints
         && let Some(state) = c.restored(*id, name)
-        && let Err(e) = op.restore(&state)
     {
-        c.restore_failed(*id, name, e);
+        match op.restore(&state) {
+            Ok(()) => restored = true,
+            Err(e) => c.restore_failed(*id, name, e),
+        }
     }
     builder.build(move |mut initial| {
         // The checkpoint boundary the watermark last passed (`None` before the first watermark).
         let mut checkpointed: Option<Time> = None;
         // An operator restored from a checkpoint may owe output (a bar still open): it keeps
         // the initial capability, at that output's time.
-        let mut held: Option<Capability<Time>> = initial.pop().and_then(|mut cap| {
+        let mut held: Option<Capability<Time>> = initial.pop().filter(|_| restored).and_then(|mut cap| {
             let t = op.next_emit()?.nanos();
             if t > *cap.time() {
                 cap.downgrade(&t);
@@ -277,10 +280,11 @@ pub fn apply_with_state<'s, O: Operator>(
                                 if first >= next
                                     && let Some(at) = boundary(o.min(first), c.interval())
                                 {
-                                    if at - 1 > watermark {
-                                        watermark = at - 1;
-                                        emitter.set_time(Timestamp(at - 1));
-                                        op.on_watermark(Timestamp(at - 1), &mut emitter);
+                                    let below = at.saturating_sub(1);
+                                    if below > watermark {
+                                        watermark = below;
+                                        emitter.set_time(Timestamp(below));
+                                        op.on_watermark(Timestamp(below), &mut emitter);
                                     }
                                     let started = std::time::Instant::now();
                                     let state = op.snapshot();

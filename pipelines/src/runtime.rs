@@ -796,12 +796,12 @@ impl SinkMarks {
         let Some(at) = tickflow_operators::adapter::boundary(t, every) else {
             return;
         };
-        let from = match self.last {
-            None => at,
-            Some(last) if at > last => at - ((at - last) / every - 1).min(63) * every,
+        let passed = match self.last {
+            None => passed_boundaries(at - every, at, every),
+            Some(last) if at > last => passed_boundaries(last, at, every),
             Some(_) => return,
         };
-        for b in (0..).map(|k| from + k * every).take_while(|b| *b <= at) {
+        for b in passed {
             for (name, sink, failed) in sinks {
                 if let Some(p) = sink.position()
                     && !failed
@@ -1507,9 +1507,16 @@ fn floor(t: i64, step: i64) -> i64 {
 /// Longest a live job's reader waits for a message before it hands over an empty chunk (so
 /// the watermark and the stop flag are looked at).
 const LIVE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
-/// At most this many checkpoint times are reported for one chunk (the latest ones): a watermark
-/// that jumps far (a gap in the data) passes many at once, and only the last can matter.
-const MAX_CHECKPOINTS_PER_CHUNK: i64 = 64;
+/// At most this many checkpoint times are noted at once (the latest ones): a watermark that
+/// jumps far (a gap in the data) passes many at once, and only the last can matter.
+const MAX_CHECKPOINTS_AT_ONCE: i64 = 64;
+
+/// The checkpoint times after `last` up to `at` (multiples of `every`), at most
+/// [`MAX_CHECKPOINTS_AT_ONCE`] of them, the latest.
+fn passed_boundaries(last: i64, at: i64, every: i64) -> impl Iterator<Item = i64> {
+    let count = ((at - last) / every).clamp(0, MAX_CHECKPOINTS_AT_ONCE);
+    (0..count).rev().map(move |k| at - k * every)
+}
 
 /// Longest a worker waiting for its reader parks between steps.
 const READ_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
@@ -1716,9 +1723,7 @@ impl ChunkReader {
             match self.checkpointed {
                 None => self.checkpointed = Some(at),
                 Some(last) if at > last => {
-                    let passed = (at - last) / every;
-                    let first = at - (passed.min(MAX_CHECKPOINTS_PER_CHUNK) - 1) * every;
-                    for b in (0..).map(|k| first + k * every).take_while(|b| *b <= at) {
+                    for b in passed_boundaries(last, at, every) {
                         chunk.checkpoints.push((b, follower.checkpoint(b)));
                     }
                     self.checkpointed = Some(at);
