@@ -906,6 +906,18 @@ impl LiveJob {
     }
 }
 
+/// Copies the files of `dirs` into `into` (created), for one replay of all of them.
+fn gather(into: &Path, dirs: &[&tempfile::TempDir]) -> PathBuf {
+    std::fs::create_dir_all(into).unwrap();
+    for d in dirs {
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), into.join(e.file_name())).unwrap();
+        }
+    }
+    into.to_path_buf()
+}
+
 /// Waits up to 120 s for `done`, failing with `what` and `log()` if it does not come.
 fn wait_for(mut done: impl FnMut() -> bool, what: &str, log: impl Fn() -> String) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -994,14 +1006,7 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     );
 
     // No tick lost: A's and B's trades together are every published trade.
-    let all = dir.path().join("all");
-    std::fs::create_dir_all(&all).unwrap();
-    for d in [&data1, &data2] {
-        for e in std::fs::read_dir(d.path()).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), all.join(e.file_name())).unwrap();
-        }
-    }
+    let all = gather(&dir.path().join("all"), &[&data1, &data2]);
     let files = dir.path().join("files");
     run_ok(
         &["--data", all.to_str().unwrap()],
@@ -1147,14 +1152,7 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     // Job B resumes from the checkpoint and reads the second day as it is published.
     let b = LiveJob::start(&live, &out, &brokers);
     let (data2, _, _) = publish_lean_with(&day2, "2", &brokers, &format!("={t}"), &[]).unwrap();
-    let all = dir.path().join("all");
-    std::fs::create_dir_all(&all).unwrap();
-    for d in [&data1, &data2] {
-        for e in std::fs::read_dir(d.path()).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), all.join(e.file_name())).unwrap();
-        }
-    }
+    let all = gather(&dir.path().join("all"), &[&data1, &data2]);
     let files = dir.path().join("files");
     let whole = run_ok(
         &["--data", all.to_str().unwrap()],
