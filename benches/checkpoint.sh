@@ -15,26 +15,16 @@
 # confluent-kafka (scripts/test.sh makes that virtual environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${TICKFLOW_BIN:-${CARGO_TARGET_DIR:-target}/release/tickflow}"
-cache="${TICKFLOW_CACHE:-$HOME/.cache/tickflow}"
-python="${TICKFLOW_PYTHON:-$cache/venv/bin/python}"
 data="${1:-../shared/data/us-equities/tick}"
 interval="${INTERVAL:-1m}"
 rounds="${ROUNDS:-3}"
-[ -x "$bin" ] || { echo "error: build first: cargo build --release -p tickflow-cli"; exit 1; }
+. benches/kafka-env.sh
 work="$(mktemp -d -t checkpoint-bench.XXXXXX)"
-cleanup() { [ -n "${broker:-}" ] && kill "$broker"; rm -rf "$work"; }
+cleanup() {
+  [ -z "$broker" ] || kill "$broker"
+  rm -rf "$work"
+}
 trap cleanup EXIT
-if [ -z "${TICKFLOW_KAFKA_BROKERS:-}" ]; then
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  "$cache/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
-    >"$cache/tansu-bench.log" 2>&1 &
-  broker=$!
-  sleep 1
-  export TICKFLOW_KAFKA_BROKERS="127.0.0.1:$port"
-fi
-brokers="$TICKFLOW_KAFKA_BROKERS"
 topic="ckpt-bench-$$"
 echo "== publish $data to $topic (2 partitions) on $brokers"
 count="$("$bin" publish --data "$data" --topic "$topic" --partitions 2 | awk '{print $2}')"

@@ -11,22 +11,9 @@
 # confluent-kafka (scripts/test.sh makes that virtual environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${TICKFLOW_BIN:-${CARGO_TARGET_DIR:-target}/release/tickflow}"
-cache="${TICKFLOW_CACHE:-$HOME/.cache/tickflow}"
-python="${TICKFLOW_PYTHON:-$cache/venv/bin/python}"
 data="${1:-../shared/data/us-equities/tick}"
-[ -x "$bin" ] || { echo "error: build first: cargo build --release -p tickflow-cli"; exit 1; }
-if [ -z "${TICKFLOW_KAFKA_BROKERS:-}" ]; then
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  "$cache/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
-    >"$cache/tansu-bench.log" 2>&1 &
-  broker=$!
-  trap 'kill $broker' EXIT
-  sleep 1
-  export TICKFLOW_KAFKA_BROKERS="127.0.0.1:$port"
-fi
-brokers="$TICKFLOW_KAFKA_BROKERS"
+. benches/kafka-env.sh
+if [ -n "$broker" ]; then trap 'kill $broker' EXIT; fi
 topic="bench-ticks-$$"
 echo "== publish $data to $topic (4 partitions) on $brokers"
 "$bin" publish --data "$data" --topic "$topic" --partitions 4 | tee /tmp/kafka-bench-publish.txt

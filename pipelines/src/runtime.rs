@@ -678,11 +678,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     let mut summary = Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed());
     if let (Some(store), Some(c)) = (&checkpoints, &pipeline.checkpoint) {
         let (written, newest) = store.written();
-        let cost = store.cost();
         summary.checkpoints = Some(CheckpointSummary {
-            snapshotting: cost.snapshotting,
-            writing: cost.writing,
-            bytes: cost.bytes,
+            cost: store.cost(),
             dir: c.dir.display().to_string(),
             resumed_from: shared.restored.as_ref().map(|r| Timestamp(r.at)),
             skipped: stats.skipped.load(Ordering::Relaxed),

@@ -140,13 +140,8 @@ pub struct CheckpointSummary {
     pub written: u64,
     /// The newest checkpoint in the directory.
     pub newest: Option<Timestamp>,
-    /// Time spent taking snapshots (all operators and workers) and writing checkpoints, and
-    /// the bytes written.
-    pub snapshotting: std::time::Duration,
-    /// Time spent writing.
-    pub writing: std::time::Duration,
-    /// Bytes written.
-    pub bytes: u64,
+    /// What taking and writing them cost.
+    pub cost: crate::checkpoint::CheckpointCost,
 }
 
 impl Summary {
@@ -301,9 +296,9 @@ impl fmt::Display for Summary {
             writeln!(
                 f,
                 "  cost          {:.1} ms taking snapshots, {:.1} ms writing {} bytes",
-                c.snapshotting.as_secs_f64() * 1e3,
-                c.writing.as_secs_f64() * 1e3,
-                thousands(c.bytes)
+                c.cost.snapshotting.as_secs_f64() * 1e3,
+                c.cost.writing.as_secs_f64() * 1e3,
+                thousands(c.cost.bytes)
             )?;
         }
         writeln!(f, "wall time       {:>14.3} s", self.wall.as_secs_f64())?;
