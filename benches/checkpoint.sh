@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoint benchmark: what checkpoints cost a live job. Publishes recorded ticks to a topic,
-# then runs the same live job (bars, indicators, signals, risk, simulated exchange; JSON Lines
-# sinks; 2 workers) following it, alternately without checkpoints and with a checkpoint every
-# INTERVAL of event time (default 1m), ROUNDS times each (default 3). Each run is timed from
+# then runs the same live job (bars, indicators, signals, risk, simulated exchange, portfolio
+# valuation and its report; JSON Lines sinks; 2 workers) following it, alternately without
+# checkpoints and with a checkpoint every INTERVAL of event time (default 1m), ROUNDS times each (default 3). Each run is timed from
 # its start to its last commit (all but the records still within the allowed lateness of the
 # watermark, which wait for more data or the stop), then stopped with SIGTERM;
 # its summary gives the checkpoints written and their cost (time taking snapshots, time writing,
@@ -80,9 +80,17 @@ input = "orders"
 no_quote = "last_trade"
 latency = "2ms"
 
+[[operator]]
+name = "positions"
+kind = "portfolio"
+input = "fills"
+prices = "bars"
+totals = "portfolio"
+capital = 1000000
+
 [[sink]]
 kind = "jsonl"
-streams = ["bars", "indicators", "signals", "orders", "fills"]
+streams = ["bars", "indicators", "signals", "orders", "fills", "positions", "portfolio"]
 $2
 EOF
 }

@@ -1107,14 +1107,18 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     let checkpoints = dir.path().join("checkpoints");
     let group = format!("{t}-trader");
     // Bars, indicators and signals (each with history: 20-bar averages, crossings) of the
-    // trades, and orders through pre-trade risk to a simulated exchange whose fills come back
-    // to risk; every stream to files, checkpointed every 30 minutes of event time.
+    // trades, orders through pre-trade risk to a simulated exchange whose fills come back to
+    // risk, and the portfolio valuation of the fills (differential dataflow) with its report;
+    // every stream to files, checkpointed every 30 minutes of event time.
     let text = live_pipeline(&t, &group)
         .replace(
             "streams = [\"trades\", \"bars\", \"indicators\"]",
-            "streams = [\"trades\", \"bars\", \"indicators\", \"signals\", \"orders\", \"fills\"]",
+            &format!("streams = {STREAMS:?}"),
         )
-        .replace("[[sink]]", &format!("{SIGNAL_RULES}{TRADING}\n[[sink]]"));
+        .replace(
+            "[[sink]]",
+            &format!("{SIGNAL_RULES}{TRADING}{PORTFOLIO}\n[[sink]]"),
+        );
     let replay = dir.path().join("replay.toml");
     std::fs::write(&replay, &text).unwrap();
     let live = dir.path().join("live.toml");
@@ -1196,8 +1200,9 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
 
     // B went on with A's files from where the checkpoint left them: each is, byte for byte,
     // what a replay of both days writes — no trade lost or written twice, and bars,
-    // indicators, signals, orders and fills computed with the state A had built up.
-    for stream in ["trades", "bars", "indicators", "signals", "orders", "fills"] {
+    // indicators, signals, orders, fills and the valuation computed with the state A had
+    // built up.
+    for stream in STREAMS {
         let f = format!("{stream}.jsonl");
         let expected = std::fs::read_to_string(files.join(&f)).unwrap();
         assert!(
@@ -1220,4 +1225,42 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
             );
         }
     }
+    // And B's report is the whole job's: orders, fills and rejects counted since A started,
+    // the final positions and PnL, and the backtest figures over both days.
+    let report = |summary: &str| -> String {
+        let lines: Vec<&str> = summary
+            .lines()
+            .skip_while(|l| !(l.starts_with("orders ") && l.contains("(fills ")))
+            .collect();
+        let end = lines
+            .iter()
+            .position(|l| l.starts_with("backtest "))
+            .unwrap_or_else(|| panic!("{summary}"));
+        lines[..=end].join("\n")
+    };
+    assert!(report(&whole).contains("positions       symbol"), "{whole}");
+    assert_eq!(report(&summary), report(&whole), "{summary}");
 }
+
+/// The streams the resume test writes and compares.
+const STREAMS: [&str; 8] = [
+    "trades",
+    "bars",
+    "indicators",
+    "signals",
+    "orders",
+    "fills",
+    "positions",
+    "portfolio",
+];
+
+/// The portfolio valuation of the fills of [`TRADING`], marked at the bars' closes.
+const PORTFOLIO: &str = r#"
+[[operator]]
+name = "positions"
+kind = "portfolio"
+input = "fills"
+prices = "bars"
+totals = "portfolio"
+capital = 1000000
+"#;

@@ -732,6 +732,48 @@ mod throttle_tests {
     }
 }
 
+/// A [`Checkpoints`] for tests: restores from a map and keeps every snapshot.
+#[cfg(test)]
+pub(crate) mod test_checkpoints {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use super::{Checkpoints, Time};
+
+    /// Snapshots by checkpoint time and operator id.
+    pub(crate) type Taken = BTreeMap<(Time, usize), Vec<u8>>;
+    pub(crate) type Snapshots = Rc<RefCell<Taken>>;
+
+    pub(crate) struct Hook {
+        pub(crate) interval: Time,
+        pub(crate) restore: BTreeMap<usize, Vec<u8>>,
+        pub(crate) taken: Snapshots,
+    }
+
+    impl Checkpoints for Hook {
+        fn interval(&self) -> Time {
+            self.interval
+        }
+        fn restored(&self, id: usize, _name: &'static str) -> Option<Vec<u8>> {
+            self.restore.get(&id).cloned()
+        }
+        fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error) {
+            panic!("operator {id} ({name}): {error}");
+        }
+        fn snapshot(
+            &self,
+            id: usize,
+            _name: &'static str,
+            at: Time,
+            state: crate::Result<Vec<u8>>,
+            _took: std::time::Duration,
+        ) {
+            self.taken.borrow_mut().insert((at, id), state.unwrap());
+        }
+    }
+}
+
 #[cfg(test)]
 mod checkpoint_tests {
     use std::cell::RefCell;
@@ -741,6 +783,7 @@ mod checkpoint_tests {
     use serde::{Deserialize, Serialize};
     use timely::dataflow::operators::{Input, Inspect, Probe};
 
+    use super::test_checkpoints::{Hook, Snapshots, Taken};
     use super::*;
     use crate::operator::{decode_state, encode_state};
 
@@ -859,38 +902,6 @@ mod checkpoint_tests {
         fn restore(&mut self, snapshot: &[u8]) -> crate::Result<()> {
             self.total = decode_state("running", snapshot)?;
             Ok(())
-        }
-    }
-
-    /// Snapshots by checkpoint time and operator id.
-    type Taken = BTreeMap<(Time, usize), Vec<u8>>;
-    type Snapshots = Rc<RefCell<Taken>>;
-
-    struct Hook {
-        interval: Time,
-        restore: BTreeMap<usize, Vec<u8>>,
-        taken: Snapshots,
-    }
-
-    impl Checkpoints for Hook {
-        fn interval(&self) -> Time {
-            self.interval
-        }
-        fn restored(&self, id: usize, _name: &'static str) -> Option<Vec<u8>> {
-            self.restore.get(&id).cloned()
-        }
-        fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error) {
-            panic!("operator {id} ({name}): {error}");
-        }
-        fn snapshot(
-            &self,
-            id: usize,
-            _name: &'static str,
-            at: Time,
-            state: crate::Result<Vec<u8>>,
-            _took: std::time::Duration,
-        ) {
-            self.taken.borrow_mut().insert((at, id), state.unwrap());
         }
     }
 

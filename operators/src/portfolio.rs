@@ -95,10 +95,63 @@ impl Record for PriceInput {
 /// Turns bars into last-price changes (one retraction and one insertion per new close), for
 /// the instruments the portfolio has traded: an instrument's price enters the valuation with
 /// its first fill, so instruments never traded cost the valuation nothing.
+///
+/// Restored from a checkpoint, it first gives the valuation back what its prices collection
+/// held at the checkpoint — the last price of every instrument traded — at the last watermark
+/// before it, which the valuation's consumers have already seen (see [`portfolio`]).
 #[derive(Default)]
 pub struct LatestPrice {
     last: std::collections::BTreeMap<u32, i64>,
     traded: std::collections::BTreeSet<u32>,
+    seed: Seed,
+}
+
+/// The last watermark an operator of the valuation saw, and whether it still owes the
+/// valuation the collection it was restored with (emitted at that watermark).
+#[derive(Clone, Copy, Default, Serialize, Deserialize, Debug)]
+struct Seed {
+    watermark: Option<i64>,
+    #[serde(skip)]
+    owed: bool,
+}
+
+impl Seed {
+    fn watermark(&mut self, w: Timestamp) {
+        self.watermark = Some(w.nanos());
+    }
+    /// After a restore: the state is owed at the checkpoint's last watermark.
+    fn restored(&mut self) {
+        self.owed = self.watermark.is_some();
+    }
+    fn next_emit(&self) -> Option<Timestamp> {
+        self.owed.then_some(()).and(self.watermark.map(Timestamp))
+    }
+    /// The time to give the restored state back at, once.
+    fn take(&mut self) -> Option<Timestamp> {
+        let t = self.next_emit();
+        self.owed = false;
+        t
+    }
+}
+
+impl LatestPrice {
+    /// Gives back, once after a restore, the prices the valuation held at the checkpoint.
+    fn give_back(&mut self, out: &mut Emitter<PriceChange>) {
+        let Some(at) = self.seed.take() else { return };
+        for id in &self.traded {
+            if let Some(&price) = self.last.get(id) {
+                out.push_at(
+                    at,
+                    PriceChange {
+                        instrument: InstrumentId(*id),
+                        ts: at,
+                        price,
+                        diff: 1,
+                    },
+                );
+            }
+        }
+    }
 }
 
 impl Operator for LatestPrice {
@@ -113,6 +166,7 @@ impl Operator for LatestPrice {
         input: &mut Vec<PriceInput>,
         out: &mut Emitter<PriceChange>,
     ) {
+        self.give_back(out);
         for item in input.drain(..) {
             let bar = match item {
                 PriceInput::Fill(f) => {
@@ -152,15 +206,87 @@ impl Operator for LatestPrice {
             });
         }
     }
-    fn on_watermark(&mut self, _w: Timestamp, _out: &mut Emitter<PriceChange>) {}
+    fn on_watermark(&mut self, w: Timestamp, out: &mut Emitter<PriceChange>) {
+        self.give_back(out);
+        self.seed.watermark(w);
+    }
     fn next_emit(&self) -> Option<Timestamp> {
-        None
+        self.seed.next_emit()
     }
     fn snapshot(&self) -> Result<Vec<u8>> {
-        encode_state("latest_price", &(&self.last, &self.traded))
+        encode_state("latest_price", &(&self.last, &self.traded, &self.seed))
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        (self.last, self.traded) = decode_state("latest_price", snapshot)?;
+        (self.last, self.traded, self.seed) = decode_state("latest_price", snapshot)?;
+        self.seed.restored();
+        Ok(())
+    }
+}
+
+/// Keeps every execution the valuation has folded, so that a checkpoint holds them: the
+/// position fold is over all of an instrument's fills in execution order, which a restored
+/// job must have again. It emits nothing while running; restored, it gives the fills back
+/// once, at the checkpoint's last watermark (see [`LatestPrice`]).
+#[derive(Default)]
+pub struct FillLedger {
+    fills: std::collections::BTreeMap<u32, Vec<FillKey>>,
+    seed: Seed,
+}
+
+impl FillLedger {
+    fn give_back(&mut self, out: &mut Emitter<(u32, FillKey)>) {
+        let Some(at) = self.seed.take() else { return };
+        for (id, fills) in &self.fills {
+            for key in fills {
+                out.push_at(at, (*id, *key));
+            }
+        }
+    }
+}
+
+impl Record for (u32, FillKey) {
+    fn route(&self) -> u64 {
+        u64::from(self.0)
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        (
+            self.1.0,
+            self.0,
+            (self.1.1 << 16) | u64::from(self.1.2 & 0xffff),
+        )
+    }
+}
+
+impl Operator for FillLedger {
+    type In = (u32, FillKey);
+    type Out = (u32, FillKey);
+    fn name(&self) -> &'static str {
+        "fill_ledger"
+    }
+    fn on_batch(
+        &mut self,
+        _t: Timestamp,
+        input: &mut Vec<(u32, FillKey)>,
+        out: &mut Emitter<(u32, FillKey)>,
+    ) {
+        self.give_back(out);
+        for (id, key) in input.drain(..) {
+            self.fills.entry(id).or_default().push(key);
+        }
+    }
+    fn on_watermark(&mut self, w: Timestamp, out: &mut Emitter<(u32, FillKey)>) {
+        self.give_back(out);
+        self.seed.watermark(w);
+    }
+    fn next_emit(&self) -> Option<Timestamp> {
+        self.seed.next_emit()
+    }
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        encode_state("fill_ledger", &(&self.fills, &self.seed))
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        (self.fills, self.seed) = decode_state("fill_ledger", snapshot)?;
+        self.seed.restored();
         Ok(())
     }
 }
@@ -241,11 +367,23 @@ impl Holding {
 /// Exact totals: net, gross, realized, unrealized, fees, open positions.
 type Totals = (i128, i128, i128, i128, i128, u32);
 
+/// How the valuation of a checkpointed job is built.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValuationCheckpoints {
+    /// The checkpoint time the job resumes from: the valuation's operators give back the
+    /// collections they held at it, and what they emit before it — what the job that took the
+    /// checkpoint had already emitted — is left out.
+    pub resumed_at: Option<Time>,
+}
+
 /// Builds the valuation: per-instrument positions and portfolio totals, each emitted at every
-/// event time where it changes.
+/// event time where it changes. With `checkpoints`, the fills the position fold needs are kept
+/// in the checkpoints too (a [`FillLedger`]), and a resumed valuation goes on exactly where the
+/// checkpoint left it.
 pub fn portfolio<'s>(
     fills: StreamVec<'s, Time, Stamped<Fill>>,
     bars: StreamVec<'s, Time, Stamped<Bar>>,
+    checkpoints: Option<ValuationCheckpoints>,
 ) -> (
     StreamVec<'s, Time, Stamped<Position>>,
     StreamVec<'s, Time, Stamped<PortfolioValue>>,
@@ -259,19 +397,21 @@ pub fn portfolio<'s>(
     )
     .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
     .as_collection();
-    let fills = fills
-        .map(|(t, f)| {
-            let key: FillKey = (
-                f.ts_event.nanos(),
-                f.order_id,
-                f.exec,
-                f.signed_quantity(),
-                f.price.raw(),
-                f.fee.raw(),
-            );
-            ((f.instrument.0, key), t, 1isize)
-        })
-        .as_collection();
+    let mut fills = fills.map(|(t, f)| {
+        let key: FillKey = (
+            f.ts_event.nanos(),
+            f.order_id,
+            f.exec,
+            f.signed_quantity(),
+            f.price.raw(),
+            f.fee.raw(),
+        );
+        (t, (f.instrument.0, key))
+    });
+    if checkpoints.is_some() {
+        fills = fills.clone().concat(apply(fills, FillLedger::default()));
+    }
+    let fills = fills.map(|(t, x)| (x, t, 1isize)).as_collection();
     let holdings = fills.reduce(|_instrument, input, output| {
         let mut h = Holding::default();
         for ((_, _, _, qty, price, fee), n) in input {
@@ -327,7 +467,13 @@ pub fn portfolio<'s>(
             )
         })
     });
-    (positions, values)
+    match checkpoints.and_then(|c| c.resumed_at) {
+        Some(from) => (
+            positions.filter(move |(t, _)| *t >= from),
+            values.filter(move |(t, _)| *t >= from),
+        ),
+        None => (positions, values),
+    }
 }
 
 #[cfg(test)]
@@ -364,5 +510,197 @@ mod tests {
         assert_eq!(v.unrealized_pnl, p("50"));
         assert_eq!(v.fees, p("4"));
         assert_eq!(v.market_value, p("-400"));
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use tickflow_core::{BarKind, Duration, Side};
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+
+    use super::*;
+    use crate::adapter::test_checkpoints::{Hook, Snapshots, Taken};
+    use crate::adapter::{Checkpoints, checkpointing};
+
+    /// What the valuation emitted: positions and totals with their steps, sorted.
+    type Valued = (Vec<Stamped<Position>>, Vec<Stamped<PortfolioValue>>);
+
+    /// Executions and bars of three instruments, in event-time order: buys and sells that
+    /// open, add to, reduce and flip positions, partial fills, canceled remainders, and bar
+    /// closes moving the marks.
+    fn market() -> Vec<(Time, PriceInput)> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut t = 1_000i64;
+        let mut out = Vec::new();
+        for k in 0..2000u64 {
+            t += rand(4) as i64;
+            let instrument = InstrumentId(rand(3) as u32);
+            let price = Price::from_raw((100 + rand(20) as i64) * 1_000_000_000);
+            if rand(3) == 0 {
+                let status = match rand(5) {
+                    0 => FillStatus::Canceled,
+                    1 => FillStatus::Partial,
+                    _ => FillStatus::Filled,
+                };
+                let qty = if status == FillStatus::Canceled {
+                    0
+                } else {
+                    1 + rand(5) as i64
+                };
+                out.push((
+                    t,
+                    PriceInput::Fill(Fill {
+                        order_id: k,
+                        exec: 0,
+                        instrument,
+                        ts_event: Timestamp(t),
+                        side: if rand(2) == 0 { Side::Buy } else { Side::Sell },
+                        price,
+                        quantity: Quantity::from_raw(qty * 1_000_000_000),
+                        fee: Price::from_raw(rand(1000) as i64),
+                        leaves: Quantity::ZERO,
+                        status,
+                    }),
+                ));
+            } else {
+                out.push((
+                    t,
+                    PriceInput::Bar(Bar {
+                        instrument,
+                        kind: BarKind::Time(Duration(5)),
+                        start: Timestamp(t - 5),
+                        end: Timestamp(t),
+                        open: price,
+                        high: price,
+                        low: price,
+                        close: price,
+                        volume: Quantity::from_raw(1),
+                        vwap: price,
+                        trade_count: 1,
+                    }),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Values `records` (the watermark following each chunk's newest step less a lateness of
+    /// 3), starting at `from`, with checkpoints every `interval` restored from `restore`.
+    fn run(
+        records: &[(Time, PriceInput)],
+        from: Time,
+        checkpoints: Option<(Time, BTreeMap<usize, Vec<u8>>)>,
+    ) -> (Valued, Taken) {
+        let records = records.to_vec();
+        timely::execute_directly(move |worker| {
+            let taken: Snapshots = Rc::default();
+            let valued: Rc<RefCell<Valued>> = Rc::default();
+            let (pos, val) = (valued.clone(), valued.clone());
+            let valuation = checkpoints
+                .as_ref()
+                .map(|(_, restore)| ValuationCheckpoints {
+                    resumed_at: (!restore.is_empty()).then_some(from),
+                });
+            let guard = checkpointing(checkpoints.map(|(interval, restore)| {
+                Rc::new(Hook {
+                    interval,
+                    restore,
+                    taken: taken.clone(),
+                }) as Rc<dyn Checkpoints>
+            }));
+            let (mut fills, mut bars, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (fills, f) = scope.new_input::<Vec<Stamped<Fill>>>();
+                let (bars, b) = scope.new_input::<Vec<Stamped<Bar>>>();
+                let (positions, values) = portfolio(f, b, valuation);
+                let (probe, _) = positions
+                    .inspect(move |p| pos.borrow_mut().0.push(p.clone()))
+                    .probe();
+                values
+                    .inspect(move |v| val.borrow_mut().1.push(v.clone()))
+                    .probe_with(&probe);
+                (fills, bars, probe)
+            });
+            drop(guard);
+            fills.advance_to(from);
+            bars.advance_to(from);
+            let mut newest = from;
+            for chunk in records.chunks(5) {
+                for (t, r) in chunk {
+                    match r {
+                        PriceInput::Fill(f) => fills.send((*t, f.clone())),
+                        PriceInput::Bar(b) => bars.send((*t, *b)),
+                    }
+                    newest = newest.max(*t);
+                }
+                let wm = (newest - 3).max(*fills.time());
+                fills.advance_to(wm);
+                bars.advance_to(wm);
+                worker.step_while(|| probe.less_than(&wm));
+            }
+            drop((fills, bars));
+            worker.step_while(|| !probe.done());
+            let (mut p, mut v) = valued.take();
+            p.sort();
+            v.sort();
+            ((p, v), taken.take())
+        })
+    }
+
+    #[test]
+    fn a_valuation_resumed_from_a_checkpoint_goes_on_as_if_it_had_never_stopped() {
+        let records = market();
+        let (whole, none) = run(&records, 0, None);
+        assert!(none.is_empty());
+        assert!(
+            whole.0.len() > 500 && whole.1.len() > 500,
+            "{}",
+            whole.0.len()
+        );
+        // Checkpoints every 40 steps change nothing.
+        let (checked, snaps) = run(&records, 0, Some((40, BTreeMap::new())));
+        assert_eq!(checked, whole);
+        let times: Vec<Time> = snaps.keys().map(|(at, _)| *at).collect();
+        assert!(times.len() > 50, "{} snapshots", times.len());
+        for at in [times[3], times[times.len() / 2], times[times.len() - 5]] {
+            let states: BTreeMap<usize, Vec<u8>> = snaps
+                .range((at, 0)..=(at, usize::MAX))
+                .map(|((_, id), s)| (*id, s.clone()))
+                .collect();
+            assert_eq!(states.len(), 2, "prices and fills snapshot at {at}");
+            let rest: Vec<(Time, PriceInput)> =
+                records.iter().filter(|(t, _)| *t >= at).cloned().collect();
+            let (resumed, _) = run(&rest, at, Some((40, states.clone())));
+            let expected = (
+                whole
+                    .0
+                    .iter()
+                    .filter(|(t, _)| *t >= at)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                whole
+                    .1
+                    .iter()
+                    .filter(|(t, _)| *t >= at)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            assert!(!expected.0.is_empty() && !expected.1.is_empty());
+            assert_eq!(resumed, expected, "resumed at {at}");
+            // Without the fills the checkpoint holds, the positions go on from nothing.
+            let forgetful: BTreeMap<usize, Vec<u8>> =
+                states.into_iter().filter(|(id, _)| *id == 0).collect();
+            let (wrong, _) = run(&rest, at, Some((40, forgetful)));
+            assert_ne!(wrong, expected, "resumed at {at} without its fills");
+        }
     }
 }

@@ -51,6 +51,9 @@ struct Manifest {
     /// every row before the checkpoint time was written and none after.
     #[serde(default)]
     files: BTreeMap<String, u64>,
+    /// What sinks keep besides files (the run report's tallies), by name: the state file.
+    #[serde(default)]
+    sinks: BTreeMap<String, String>,
 }
 
 /// A checkpoint read back, to resume from.
@@ -66,6 +69,21 @@ pub struct Restored {
     states: Vec<Vec<(String, Vec<u8>)>>,
     /// The files the job's sinks go on with, and their lengths at the checkpoint.
     pub files: BTreeMap<String, u64>,
+    /// What sinks keep besides files, by name.
+    sinks: BTreeMap<String, Vec<u8>>,
+}
+
+impl Restored {
+    /// What sink `name` kept at the checkpoint; a checkpoint without it cannot be resumed
+    /// from (it was taken by a job without that sink).
+    pub fn sink_state(&self, name: &str) -> Result<&[u8], CheckpointError> {
+        self.sinks.get(name).map(Vec::as_slice).ok_or_else(|| {
+            refuse(
+                &self.path,
+                format!("it holds no state of `{name}`; remove the directory to start afresh"),
+            )
+        })
+    }
 }
 
 /// What has been reported for one checkpoint time.
@@ -78,6 +96,8 @@ struct Partial {
     sources: Vec<Option<Vec<PartitionCheckpoint>>>,
     /// The file sinks' lengths.
     files: BTreeMap<String, u64>,
+    /// The sink states.
+    sinks: BTreeMap<String, Vec<u8>>,
     failed: bool,
 }
 
@@ -98,6 +118,8 @@ struct Inner {
     operators: Vec<Option<(usize, bool)>>,
     /// The file sinks whose lengths a checkpoint needs.
     files: std::collections::BTreeSet<String>,
+    /// The sink states a checkpoint needs.
+    sinks: std::collections::BTreeSet<String>,
     pending: BTreeMap<i64, Partial>,
     /// Complete checkpoints waiting for the sinks to make every row before them durable.
     ready: BTreeMap<i64, Partial>,
@@ -163,6 +185,17 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Reads state file `file` of checkpoint `path`.
+fn read_state(path: &Path, file: &str) -> Result<Vec<u8>, CheckpointError> {
+    if file.contains('/') || file.contains('\\') {
+        return Err(refuse(
+            path,
+            format!("state file name `{file}` is not plain"),
+        ));
+    }
+    std::fs::read(path.join(file)).map_err(|e| refuse(path, format!("cannot read {file}: {e}")))
 }
 
 /// Syncs a directory, so that the names in it last.
@@ -265,19 +298,15 @@ impl Store {
                 ),
             ));
         }
+        let mut sinks = BTreeMap::new();
+        for (name, file) in &m.sinks {
+            sinks.insert(name.clone(), read_state(&path, file)?);
+        }
         let mut states = Vec::with_capacity(m.operators.len());
         for ops in &m.operators {
             let mut worker = Vec::with_capacity(ops.len());
             for (name, file) in ops {
-                if file.contains('/') || file.contains('\\') {
-                    return Err(refuse(
-                        &path,
-                        format!("state file name `{file}` is not plain"),
-                    ));
-                }
-                let bytes = std::fs::read(path.join(file))
-                    .map_err(|e| refuse(&path, format!("cannot read {file}: {e}")))?;
-                worker.push((name.clone(), bytes));
+                worker.push((name.clone(), read_state(&path, file)?));
             }
             states.push(worker);
         }
@@ -291,6 +320,7 @@ impl Store {
             partitions: m.partitions,
             states,
             files: m.files,
+            sinks,
         }))
     }
 
@@ -387,6 +417,30 @@ impl Store {
         });
     }
 
+    /// Sink `name` keeps state besides files (the run report's tally of one stream), which
+    /// checkpoints need.
+    pub fn sink_state(&self, name: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.sinks.insert(name.to_owned());
+    }
+
+    /// Sink `name`'s state with every row before `at` taken in and none after (an error: the
+    /// checkpoint at `at` cannot be taken).
+    pub fn sink_state_at(&self, name: &str, at: i64, state: Result<Vec<u8>, String>) {
+        match state {
+            Ok(state) => self.report(at, |p| {
+                p.sinks.insert(name.to_owned(), state);
+            }),
+            Err(e) => self.failed(
+                at,
+                format!(
+                    "cannot take the checkpoint at {}: {name}: {e}",
+                    Timestamp(at)
+                ),
+            ),
+        }
+    }
+
     /// Worker `worker`'s reader passed checkpoint time `at` with its partitions there.
     pub fn source(&self, worker: usize, at: i64, partitions: Vec<PartitionCheckpoint>) {
         self.report(at, |p| {
@@ -430,6 +484,7 @@ impl Store {
                 states: vec![BTreeMap::new(); workers],
                 sources: vec![None; workers],
                 files: BTreeMap::new(),
+                sinks: BTreeMap::new(),
                 failed: false,
             });
             record(partial);
@@ -452,7 +507,8 @@ impl Store {
                     .iter()
                     .zip(&partial.sources)
                     .all(|(n, s)| s.is_some() || n.is_some_and(|(_, reads)| !reads))
-                && inner.files.iter().all(|f| partial.files.contains_key(f));
+                && inner.files.iter().all(|f| partial.files.contains_key(f))
+                && inner.sinks.iter().all(|f| partial.sinks.contains_key(f));
             if done {
                 // Anything older can no longer complete usefully.
                 let older: Vec<i64> = inner.pending.range(..=at).map(|(t, _)| *t).collect();
@@ -490,6 +546,14 @@ impl Store {
             }
             operators.push(ops);
         }
+        let mut sinks = BTreeMap::new();
+        for (k, (name, state)) in partial.sinks.into_iter().enumerate() {
+            // Named by position: a stream's name need not be a plain file name.
+            let file = format!("sink-{k}.json");
+            write_synced(&tmp.join(&file), &state)?;
+            bytes += state.len() as u64;
+            sinks.insert(name, file);
+        }
         let mut partitions: Vec<PartitionCheckpoint> =
             partial.sources.into_iter().flatten().flatten().collect();
         partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -502,6 +566,7 @@ impl Store {
             partitions,
             operators,
             files: partial.files,
+            sinks,
         };
         let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         write_synced(&tmp.join("manifest.json"), &text)?;
@@ -672,6 +737,7 @@ interval = "5m"
         s.built(0, 1, true);
         s.built(1, 1, true);
         s.file_sink("out/bars.jsonl");
+        s.sink_state("report/fills");
         let (w0, w1) = (hook(&s, 0, None), hook(&s, 1, None));
         w0.snapshot(
             0,
@@ -703,11 +769,20 @@ interval = "5m"
         );
         s.file_position("out/bars.jsonl", 600, 4096);
         s.write_ready(|t| t < 600);
+        assert!(
+            s.load().unwrap().is_none(),
+            "the report has not said what it had counted"
+        );
+        s.sink_state_at("report/fills", 600, Ok(b"{\"n\":3}".to_vec()));
+        s.write_ready(|t| t < 600);
         assert_eq!(s.written(), (1, Some(600)));
         let r = s.load().unwrap().unwrap();
         assert_eq!(r.at, 600);
         assert_eq!(r.partitions, vec![part(0, 10, 12), part(1, 20, 20)]);
         assert_eq!(r.files.get("out/bars.jsonl"), Some(&4096));
+        assert_eq!(r.sink_state("report/fills").unwrap(), b"{\"n\":3}");
+        let e = r.sink_state("report/orders").unwrap_err().to_string();
+        assert!(e.contains("no state of `report/orders`"), "{e}");
         assert_eq!(
             hook(&s, 1, Some(Arc::new(r))).restored(0, "bars"),
             Some(b"{\"a\":1}".to_vec())
@@ -719,7 +794,9 @@ interval = "5m"
             s.source(w, 1200, Vec::new());
         }
         s.file_position("out/bars.jsonl", 1200, 8192);
+        s.sink_state_at("report/fills", 1200, Ok(b"{}".to_vec()));
         s.file_position("out/bars.jsonl", 1800, 9000);
+        s.sink_state_at("report/fills", 1800, Ok(b"{}".to_vec()));
         w0.snapshot(
             0,
             "bars",
@@ -739,6 +816,15 @@ interval = "5m"
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec!["ckpt-1200".to_string()]);
+        // So does a sink state that could not be taken.
+        for (w, h) in [&w0, &w1].into_iter().enumerate() {
+            h.snapshot(0, "bars", 3000, Ok(vec![b'3']), Default::default());
+            s.source(w, 3000, Vec::new());
+        }
+        s.file_position("out/bars.jsonl", 3000, 9900);
+        s.sink_state_at("report/fills", 3000, Err("cannot".into()));
+        s.write_ready(|_| true);
+        assert_eq!(s.written(), (2, Some(1200)));
         // Leftovers of a write that never finished are removed on loading.
         std::fs::create_dir(dir.path().join("ckpt-2400.tmp")).unwrap();
         assert_eq!(s.load().unwrap().unwrap().at, 1200);

@@ -1201,22 +1201,8 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             );
         }
     }
-    // What a checkpoint cannot hold yet: the portfolio valuation's differential collections
-    // and the state of SQL queries.
+    // What a checkpoint cannot hold yet: Parquet files and the state of SQL queries.
     if let Some(span) = checkpoint_span {
-        for op in &operators {
-            if matches!(op.kind, Some(OperatorKind::Portfolio { .. })) {
-                w.err(
-                    span.clone(),
-                    format!(
-                        "[checkpoint]: portfolio operator `{}` cannot be checkpointed yet (its \
-                         valuation is kept in differential dataflow collections); a \
-                         checkpointed job ends at orders and fills",
-                        op.name
-                    ),
-                );
-            }
-        }
         if sinks
             .iter()
             .any(|(s, _)| s.as_ref().is_some_and(|s| s.kind == SinkKind::Parquet))
@@ -1900,10 +1886,15 @@ mod tests {
         let e = Pipeline::parse(&with_portfolio, "x.toml")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("portfolio operator `positions` cannot be checkpointed yet"),
-            "{e}"
-        );
+        // Only the Parquet sink is in the way: the portfolio valuation is checkpointed too.
+        assert!(e.contains("a parquet sink cannot go on"), "{e}");
+        assert!(!e.contains("positions"), "{e}");
+        let live = Pipeline::parse(
+            &with_portfolio.replace("kind = \"parquet\"", "kind = \"discard\""),
+            "x.toml",
+        )
+        .unwrap();
+        assert!(live.checkpoint.is_some());
         // A job whose sources end is a replay: it is refused before anything runs.
         let dir = tempfile::tempdir().unwrap();
         let e = crate::runtime::run(

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use tickflow_core::{
     Fill, FillStatus, Order, PortfolioValue, Position, Price, Quantity, RiskReason, TimeInForce,
     exact_notional, money_to_exact, round_money,
@@ -17,10 +19,19 @@ use tickflow_operators::portfolio::Holding;
 const SAMPLE: i64 = 60_000_000_000;
 const DAY: i64 = 86_400_000_000_000;
 
-/// Collects the trading streams of one run.
+/// Collects the trading streams of one run: one [`Tally`] per stream, merged by
+/// [`ReportBuilder::finish`].
 #[derive(Debug, Default)]
 pub struct ReportBuilder {
     capital: Price,
+    tallies: BTreeMap<String, Tally>,
+}
+
+/// What the report keeps of one stream. Each stream's tally changes only with that stream's
+/// records, so it can be checkpointed on its own when its stream passes a checkpoint time
+/// ([`Tally::snapshot`]), whatever the other streams have reached by then.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
     orders: u64,
     executions: u64,
     canceled: u64,
@@ -47,9 +58,36 @@ impl ReportBuilder {
     pub fn new(capital: Price) -> Self {
         Self {
             capital,
-            ..Self::default()
+            tallies: BTreeMap::new(),
         }
     }
+    /// The tally of stream `stream`.
+    pub fn stream(&mut self, stream: &str) -> &mut Tally {
+        self.tallies.entry(stream.to_owned()).or_default()
+    }
+    /// An order passed risk.
+    pub fn order(&mut self, o: &Order) {
+        self.stream("orders").order(o);
+    }
+    /// An order was refused.
+    pub fn reject(&mut self, reason: RiskReason) {
+        self.stream("risk_rejects").reject(reason);
+    }
+    /// An execution report, in execution order.
+    pub fn fill(&mut self, f: &Fill) {
+        self.stream("fills").fill(f);
+    }
+    /// A position valuation, in event-time order.
+    pub fn position(&mut self, symbol: &str, p: &Position) {
+        self.stream("positions").position(symbol, p);
+    }
+    /// A portfolio valuation, in event-time order.
+    pub fn value(&mut self, v: &PortfolioValue) {
+        self.stream("portfolio").value(v);
+    }
+}
+
+impl Tally {
     /// An order passed risk.
     pub fn order(&mut self, o: &Order) {
         self.orders += 1;
@@ -103,10 +141,53 @@ impl ReportBuilder {
         }
         self.last_value = Some(v.clone());
     }
+    /// The tally as bytes, for a checkpoint.
+    pub fn snapshot(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+    /// A tally a checkpoint holds.
+    pub fn restore(bytes: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(bytes)
+    }
+    /// Adds `other`'s counts and records to this one's (the report reads one portfolio, so at
+    /// most one tally has valuations).
+    fn absorb(&mut self, other: Tally) {
+        self.orders += other.orders;
+        self.executions += other.executions;
+        self.canceled += other.canceled;
+        for (reason, n) in other.risk_rejects {
+            *self.risk_rejects.entry(reason).or_default() += n;
+        }
+        self.closing += other.closing;
+        self.winning += other.winning;
+        self.traded += other.traded;
+        self.fees += other.fees;
+        self.positions.extend(other.positions);
+        if other.last_value.is_some() {
+            self.last_value = other.last_value;
+            self.samples = other.samples;
+        }
+        self.gtc.extend(other.gtc);
+        self.leaves.extend(other.leaves);
+        self.done.extend(other.done);
+    }
+}
 
+impl ReportBuilder {
     /// The report.
     pub fn finish(self) -> TradingReport {
-        let capital = self.capital.to_f64().max(f64::MIN_POSITIVE);
+        let mut all = Tally::default();
+        for tally in self.tallies.into_values() {
+            all.absorb(tally);
+        }
+        let capital_price = self.capital;
+        all.report(capital_price)
+    }
+}
+
+impl Tally {
+    fn report(self, capital_price: Price) -> TradingReport {
+        let capital = capital_price.to_f64().max(f64::MIN_POSITIVE);
         let equity = |pnl: i64| capital + Price::from_raw(pnl).to_f64();
         // One equity value per minute from the first sample to the last (unchanged minutes
         // repeat the previous value, a zero return).
@@ -154,7 +235,7 @@ impl ReportBuilder {
             .collect();
         TradingReport {
             open_orders,
-            capital: self.capital,
+            capital: capital_price,
             orders: self.orders,
             executions: self.executions,
             canceled: self.canceled,
@@ -354,5 +435,42 @@ mod tests {
         assert!((r.max_drawdown - 0.1).abs() < 1e-12, "{}", r.max_drawdown);
         assert!((r.total_return - 0.02).abs() < 1e-12);
         assert!(r.sharpe.is_some());
+    }
+
+    #[test]
+    fn a_report_resumed_from_its_tallies_is_the_uninterrupted_one() {
+        let fills = [
+            fill(1, Side::Buy, "10", "10"),
+            fill(2, Side::Sell, "5", "12"),
+            fill(3, Side::Sell, "5", "9"),
+            fill(4, Side::Buy, "10", "10"),
+            fill(5, Side::Sell, "10", "11"),
+        ];
+        let values = [(0, "0"), (1, "100"), (2, "50"), (4, "-10"), (5, "20")];
+        let feed = |b: &mut ReportBuilder, k: std::ops::Range<usize>| {
+            for i in k {
+                if let Some(f) = fills.get(i) {
+                    b.stream("fills").fill(f);
+                }
+                if let Some((m, pnl)) = values.get(i) {
+                    b.stream("portfolio").value(&value(*m, pnl));
+                }
+            }
+        };
+        let capital = Price::parse("1000").unwrap();
+        let mut whole = ReportBuilder::new(capital);
+        feed(&mut whole, 0..5);
+        let whole = whole.finish();
+        // Stopped after the second fill (a winning reduce), whose holding the rest needs.
+        let mut first = ReportBuilder::new(capital);
+        feed(&mut first, 0..2);
+        let mut resumed = ReportBuilder::new(capital);
+        for stream in ["fills", "portfolio"] {
+            let bytes = first.stream(stream).snapshot().unwrap();
+            *resumed.stream(stream) = Tally::restore(&bytes).unwrap();
+        }
+        feed(&mut resumed, 2..5);
+        assert_eq!(resumed.finish(), whole);
+        assert!(Tally::restore(b"{\"orders\": -1}").is_err());
     }
 }

@@ -30,7 +30,7 @@ use tickflow_operators::adapter::{
 use tickflow_operators::exchange::{ExchangeInput, SimExchange};
 use tickflow_operators::features::{FeatureInput, Features};
 use tickflow_operators::indicators::Indicators;
-use tickflow_operators::portfolio::portfolio;
+use tickflow_operators::portfolio::{ValuationCheckpoints, portfolio};
 use tickflow_operators::predict::{self, PREDICTION_COLUMNS, Predict};
 use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
@@ -49,7 +49,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use crate::checkpoint::{Restored, Store, WorkerCheckpoints};
 use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
 use crate::query_stream::{self, FeedEvent, QueryFeeds};
-use crate::report::ReportBuilder;
+use crate::report::{ReportBuilder, Tally};
 use crate::stats::{CheckpointSummary, Progress, Stats, Summary};
 
 /// Records read per chunk before the watermark moves.
@@ -777,40 +777,55 @@ fn counted<'s, T: 'static>(
     })
 }
 
-/// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
-/// Where a stream's file sinks stood at each checkpoint time (see [`attach`]).
-struct SinkMarks {
-    store: Arc<Store>,
+/// The checkpoint times a sink has passed: what it keeps for a checkpoint (a file's length, the
+/// report's tally) is noted for each, with every row before it taken in and none after.
+struct Marks {
+    every: i64,
     /// The last checkpoint time noted; `None` before the first row or watermark.
     last: Option<i64>,
 }
 
-impl SinkMarks {
-    /// Nothing at or after `t` has been written yet: every checkpoint time up to `t` not noted
-    /// yet is noted at the files' present lengths.
-    fn before<T>(&mut self, t: Time, sinks: &[(String, Box<dyn Sink<T>>, bool)]) {
-        let every = self.store.interval();
+impl Marks {
+    fn new(every: i64) -> Self {
+        Self { every, last: None }
+    }
+
+    /// Nothing at or after `t` has been taken in yet: the checkpoint times up to `t` not noted
+    /// yet, oldest first.
+    fn before(&mut self, t: Time) -> Vec<i64> {
+        let every = self.every;
         let Some(at) = tickflow_operators::adapter::boundary(t, every) else {
-            return;
+            return Vec::new();
         };
         let passed = match self.last {
-            None => passed_boundaries(at - every, at, every),
-            Some(last) if at > last => passed_boundaries(last, at, every),
-            Some(_) => return,
+            None => passed_boundaries(at - every, at, every).collect(),
+            Some(last) if at > last => passed_boundaries(last, at, every).collect(),
+            Some(_) => return Vec::new(),
         };
-        for b in passed {
-            for (name, sink, failed) in sinks {
-                if let Some(p) = sink.position()
-                    && !failed
-                {
-                    self.store.file_position(name, b, p);
-                }
-            }
-        }
         self.last = Some(at);
+        passed
     }
 }
 
+/// Notes the lengths of a stream's file sinks at every checkpoint time up to `t` not noted yet.
+fn note_files<T>(
+    marks: &RefCell<Marks>,
+    store: &Store,
+    t: Time,
+    sinks: &[(String, Box<dyn Sink<T>>, bool)],
+) {
+    for b in marks.borrow_mut().before(t) {
+        for (name, sink, failed) in sinks {
+            if let Some(p) = sink.position()
+                && !failed
+            {
+                store.file_position(name, b, p);
+            }
+        }
+    }
+}
+
+/// Attaches one stream's sinks (present on worker 0 only; other workers forward to it).
 fn attach<'s, T: SinkRecord + Record>(
     stream: StreamVec<'s, Time, Stamped<T>>,
     name: &str,
@@ -832,10 +847,10 @@ fn attach<'s, T: SinkRecord + Record>(
             .collect();
         (!named.is_empty()).then(|| {
             named.iter().for_each(|n| store.file_sink(n));
-            Rc::new(RefCell::new(SinkMarks {
-                store: store.clone(),
-                last: None,
-            }))
+            (
+                Rc::new(RefCell::new(Marks::new(store.interval()))),
+                store.clone(),
+            )
         })
     });
     let (write_marks, progress_marks) = (marks.clone(), marks);
@@ -868,8 +883,8 @@ fn attach<'s, T: SinkRecord + Record>(
         &format!("sink:{name}"),
         gather,
         move |step: Time, batch: &mut Vec<T>| {
-            if let Some(m) = &write_marks {
-                m.borrow_mut().before(step, &write_sinks.borrow());
+            if let Some((m, store)) = &write_marks {
+                note_files(m, store, step, &write_sinks.borrow());
             }
             for (sink_name, sink, failed) in write_sinks.borrow_mut().iter_mut() {
                 if *failed {
@@ -885,8 +900,8 @@ fn attach<'s, T: SinkRecord + Record>(
             }
         },
         move |watermark: Time| {
-            if let Some(m) = &progress_marks {
-                m.borrow_mut().before(watermark, &mark_sinks.borrow());
+            if let Some((m, store)) = &progress_marks {
+                note_files(m, store, watermark, &mark_sinks.borrow());
             }
             let flush = flushing
                 .as_ref()
@@ -1196,7 +1211,10 @@ fn build<'s>(
                 ) else {
                     return Err(missing(prices));
                 };
-                let (positions, values) = portfolio(fills, bars);
+                let checkpoints = shared.checkpoints.as_ref().map(|_| ValuationCheckpoints {
+                    resumed_at: shared.restored.as_ref().map(|r| r.at),
+                });
+                let (positions, values) = portfolio(fills, bars, checkpoints);
                 let at = stream_index(totals).ok_or("portfolio totals without a counter")?;
                 extra.push((
                     totals.clone(),
@@ -1235,7 +1253,7 @@ fn build<'s>(
         every,
         probe,
         scope.index() == 0,
-    );
+    )?;
 
     // Every worker builds the same sink operators; only worker 0 holds the sink objects.
     let mut defs: BTreeMap<&str, bool> = BTreeMap::new();
@@ -1303,7 +1321,7 @@ fn attach_report<'s>(
     every: std::time::Duration,
     probe: &ProbeHandle<Time>,
     leader: bool,
-) {
+) -> Result<(), String> {
     let Some(capital) = shared
         .pipeline
         .operators
@@ -1313,10 +1331,10 @@ fn attach_report<'s>(
             _ => None,
         })
     else {
-        return;
+        return Ok(());
     };
     // The trading streams, as consumers off the trading path read them.
-    let trading: Vec<Handle<'s>> = streams
+    let trading: Vec<(String, Handle<'s>)> = streams
         .iter()
         .filter(|(_, h)| {
             matches!(
@@ -1328,12 +1346,28 @@ fn attach_report<'s>(
                     | Handle::Portfolio(_)
             )
         })
-        .filter_map(|(name, _)| view(views, streams, name, every))
+        .filter_map(|(name, _)| Some((name.clone(), view(views, streams, name, every)?)))
         .collect();
-    let state = Rc::new(RefCell::new((
-        Some(ReportBuilder::new(capital)),
-        trading.len(),
-    )));
+    // With checkpoints, each stream's tally is in them (taken as that stream passes each
+    // checkpoint time) and a resumed job's report goes on from the tallies it resumes from.
+    let checkpoints = shared.checkpoints.as_ref().filter(|_| leader);
+    let mut builder = ReportBuilder::new(capital);
+    if let Some(store) = checkpoints {
+        for (name, _) in &trading {
+            let part = report_state(name);
+            store.sink_state(&part);
+            if let Some(r) = &shared.restored {
+                let bytes = r.sink_state(&part).map_err(|e| e.to_string())?;
+                *builder.stream(name) = Tally::restore(bytes).map_err(|e| {
+                    format!(
+                        "checkpoint {}: the report's tally of {name} does not parse: {e}",
+                        r.path.display()
+                    )
+                })?;
+            }
+        }
+    }
+    let state = Rc::new(RefCell::new((Some(builder), trading.len())));
     let stats = shared.stats.clone();
     let registry = shared.registry.clone();
     // Runs when one tap's stream ends; the last one stores the report.
@@ -1352,45 +1386,111 @@ fn attach_report<'s>(
             }
         }
     };
+    /// Where a tap feeds the report.
+    struct To<'a> {
+        name: &'a str,
+        state: &'a Rc<RefCell<(Option<ReportBuilder>, usize)>>,
+        checkpoints: Option<&'a Arc<Store>>,
+        probe: &'a ProbeHandle<Time>,
+    }
     fn tap<'s, T: Record>(
         stream: &StreamVec<'s, Time, Stamped<T>>,
-        state: &Rc<RefCell<(Option<ReportBuilder>, usize)>>,
+        to: To<'_>,
         finish: impl FnOnce() + 'static,
-        probe: &ProbeHandle<Time>,
-        mut each: impl FnMut(&mut ReportBuilder, &T) + 'static,
+        mut each: impl FnMut(&mut Tally, &T) + 'static,
     ) {
-        let state = state.clone();
+        let To {
+            name,
+            state,
+            checkpoints,
+            probe,
+        } = to;
+        let (write_state, progress_state) = (state.clone(), state.clone());
+        let marks = checkpoints.map(|store| {
+            Rc::new(TallyMarks {
+                marks: RefCell::new(Marks::new(store.interval())),
+                store: store.clone(),
+                stream: name.to_owned(),
+            })
+        });
+        let progress_marks = marks.clone();
+        let name = name.to_owned();
         ordered_sink(
             stream.clone(),
             "report",
             Gather::Single,
-            move |_, batch: &mut Vec<T>| {
-                if let Some(b) = state.borrow_mut().0.as_mut() {
-                    batch.iter().for_each(|r| each(b, r));
+            move |step, batch: &mut Vec<T>| {
+                if let Some(m) = &marks {
+                    m.note(&write_state, step);
+                }
+                if let Some(b) = write_state.borrow_mut().0.as_mut() {
+                    let tally = b.stream(&name);
+                    batch.iter().for_each(|r| each(tally, r));
                 }
             },
-            |_| {},
+            move |watermark| {
+                if let Some(m) = &progress_marks {
+                    m.note(&progress_state, watermark);
+                }
+            },
             None,
             finish,
         )
         .probe_with(probe);
     }
-    for h in &trading {
+    for (name, h) in &trading {
         let f = finish.clone();
+        let to = To {
+            name,
+            state: &state,
+            checkpoints,
+            probe,
+        };
         match h {
-            Handle::Orders(s) => tap(s, &state, f, probe, |b, o| b.order(o)),
-            Handle::RiskRejects(s) => tap(s, &state, f, probe, |b, r| b.reject(r.reason)),
-            Handle::Fills(s) => tap(s, &state, f, probe, |b, x| b.fill(x)),
+            Handle::Orders(s) => tap(s, to, f, |b, o| b.order(o)),
+            Handle::RiskRejects(s) => tap(s, to, f, |b, r| b.reject(r.reason)),
+            Handle::Fills(s) => tap(s, to, f, |b, x| b.fill(x)),
             Handle::Positions(s) => {
                 let registry = registry.clone();
-                tap(s, &state, f, probe, move |b, p| {
+                tap(s, to, f, move |b, p| {
                     b.position(registry.symbol(p.instrument), p)
                 })
             }
-            Handle::Portfolio(s) => tap(s, &state, f, probe, |b, v| b.value(v)),
+            Handle::Portfolio(s) => tap(s, to, f, |b, v| b.value(v)),
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Where the report's tally of one stream is checkpointed.
+struct TallyMarks {
+    marks: RefCell<Marks>,
+    store: Arc<Store>,
+    stream: String,
+}
+
+impl TallyMarks {
+    /// Notes the tally at every checkpoint time up to `t` not noted yet (nothing at or after
+    /// `t` has been counted).
+    fn note(&self, state: &RefCell<(Option<ReportBuilder>, usize)>, t: Time) {
+        for b in self.marks.borrow_mut().before(t) {
+            let tally = match state.borrow_mut().0.as_mut() {
+                Some(builder) => builder
+                    .stream(&self.stream)
+                    .snapshot()
+                    .map_err(|e| e.to_string()),
+                None => Err("the report is already finished".to_owned()),
+            };
+            self.store
+                .sink_state_at(&report_state(&self.stream), b, tally);
+        }
+    }
+}
+
+/// The name under which a checkpoint keeps the report's tally of stream `stream`.
+fn report_state(stream: &str) -> String {
+    format!("report-{stream}")
 }
 
 type InputEnds = (
