@@ -961,7 +961,7 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = |group: &str| {
         let p = dir.path().join(format!("{group}.toml"));
-        let text = live_pipeline(&t, group);
+        let text = live_pipeline(&t, group) + PARQUET_TRADES;
         assert!(text.contains("follow = true") && text.contains("\"trades\""));
         std::fs::write(&p, text).unwrap();
         p
@@ -1033,6 +1033,14 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     assert!(
         got == expected,
         "the live jobs' trades are the published trades"
+    );
+    // So do their Parquet parts: A committed only what its closed parts held, so the part
+    // it left open lost nothing (B read those trades again).
+    parquet_agrees(
+        &python,
+        "same set",
+        &[dir.path().join("a/trades"), dir.path().join("b/trades")],
+        &files.join("trades.parquet"),
     );
 
     // A job following the whole topic from the start computes what a replay of the files does.
@@ -1117,7 +1125,7 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
         )
         .replace(
             "[[sink]]",
-            &format!("{SIGNAL_RULES}{TRADING}{PORTFOLIO}\n[[sink]]"),
+            &format!("{SIGNAL_RULES}{TRADING}{PORTFOLIO}{PARQUET}\n[[sink]]"),
         );
     let replay = dir.path().join("replay.toml");
     std::fs::write(&replay, &text).unwrap();
@@ -1240,7 +1248,75 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     };
     assert!(report(&whole).contains("positions       symbol"), "{whole}");
     assert_eq!(report(&summary), report(&whole), "{summary}");
+    // The live jobs wrote Parquet as rolled parts, A's cut back to the checkpoint: together
+    // they hold the rows of the replay's single files, in order.
+    for stream in ["trades", "bars", "positions"] {
+        let parts = out.join(stream);
+        let n = std::fs::read_dir(&parts)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".parquet")
+            })
+            .count();
+        assert!(n >= 2, "{stream}: {n} parts");
+        parquet_agrees(
+            &python,
+            "exact",
+            &[parts],
+            &files.join(format!("{stream}.parquet")),
+        );
+    }
 }
+
+/// Checks with pyarrow that the rows of Parquet parts directories `dirs` together are the rows
+/// of Parquet file `file`: the same rows in the same order (`exact`), or the same set of rows
+/// (`same set`: a row may be in more than one part). A trade's `seq` numbers it within its
+/// source (a topic, files) and is left out.
+fn parquet_agrees(python: &str, mode: &str, dirs: &[PathBuf], file: &Path) {
+    let check = Command::new(python)
+        .args([
+            "-c",
+            "import sys, pyarrow as pa, pyarrow.parquet as pq\n\
+             mode, file, *dirs = sys.argv[1:]\n\
+             b = pq.read_table(file)\n\
+             a = pa.concat_tables([pq.read_table(d) for d in dirs])\n\
+             drop = [c for c in ['seq'] if c in a.column_names]\n\
+             a = a.drop_columns(drop); b = b.drop_columns(drop)\n\
+             rows = lambda t: set(zip(*[t.column(c).to_pylist() for c in t.column_names]))\n\
+             same = a.equals(b) if mode == 'exact' else rows(a) == rows(b)\n\
+             print(a.num_rows, b.num_rows, same)",
+            mode,
+        ])
+        .arg(file)
+        .args(dirs)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.trim().ends_with("True") && !said.starts_with("0 "),
+        "{}: {said}{}",
+        file.display(),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// A Parquet sink of the trades, parts rolled after a second.
+const PARQUET_TRADES: &str = r#"
+[[sink]]
+kind = "parquet"
+streams = ["trades"]
+roll = "1s"
+"#;
+
+/// Parquet sinks of the resume test: parts rolled after a second (a live job's commits and
+/// checkpoints wait for the parts holding their rows to close).
+const PARQUET: &str = r#"
+[[sink]]
+kind = "parquet"
+streams = ["trades", "bars", "positions"]
+roll = "1s"
+"#;
 
 /// The streams the resume test writes and compares.
 const STREAMS: [&str; 8] = [

@@ -255,7 +255,12 @@ pub struct SinkDef {
     pub streams: Vec<String>,
     /// Directory for file outputs; `None` means the run's output directory.
     pub dir: Option<PathBuf>,
+    /// Parquet sinks of live jobs: how long a part stays open at least (default 1 minute).
+    pub roll: Duration,
 }
+
+/// How long a part of a live job's Parquet sink stays open at least, by default.
+pub const DEFAULT_ROLL: Duration = Duration::from_secs(60);
 
 /// A continuous SQL query declared in the pipeline (`[[query]]`). The SQL itself is checked
 /// by the SQL layer when the job starts.
@@ -1201,29 +1206,16 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             );
         }
     }
-    // What a checkpoint cannot hold yet: Parquet files and the state of SQL queries.
-    if let Some(span) = checkpoint_span {
-        if sinks
-            .iter()
-            .any(|(s, _)| s.as_ref().is_some_and(|s| s.kind == SinkKind::Parquet))
-        {
-            w.err(
-                span.clone(),
-                "[checkpoint]: a parquet sink cannot go on after a restart (a Parquet file is \
-                 whole only when the job ends); a checkpointed job writes jsonl or kafka sinks"
-                    .into(),
-            );
-        }
-        if let Some((q, _)) = queries.first() {
-            w.err(
-                span.clone(),
-                format!(
-                    "[checkpoint]: query `{}` cannot be checkpointed yet (the state of SQL \
-                     queries is not in a checkpoint); run queries in a job of their own",
-                    q.name
-                ),
-            );
-        }
+    // What a checkpoint cannot hold yet: the state of SQL queries.
+    if let (Some(span), Some((q, _))) = (checkpoint_span, queries.first()) {
+        w.err(
+            span,
+            format!(
+                "[checkpoint]: query `{}` cannot be checkpointed yet (the state of SQL \
+                 queries is not in a checkpoint); run queries in a job of their own",
+                q.name
+            ),
+        );
     }
     let mut operators: Vec<OperatorDef> = operators
         .into_iter()
@@ -1658,6 +1650,15 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     }
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
+    let roll = r
+        .string(w, "roll")
+        .and_then(|(text, span)| match Duration::parse(&text) {
+            Ok(d) => Some((d, span)),
+            Err(e) => {
+                w.err(span, format!("`roll` in [[sink]] #{n}: {e}"));
+                None
+            }
+        });
     let kind = kind.and_then(|(k, kspan)| {
         if k == "kafka" {
             Some(kafka_sink(w, &mut r, &format!("[[sink]] #{n}")))
@@ -1665,6 +1666,19 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
             sink_kind(w, &k, kspan, limit, "sink kind")
         }
     });
+    if let Some((d, span)) = &roll {
+        if kind.as_ref().is_some_and(|k| *k != SinkKind::Parquet) {
+            w.err(
+                span.clone(),
+                format!("[[sink]] #{n}: `roll` is a setting of parquet sinks"),
+            );
+        } else if d.nanos() <= 0 {
+            w.err(
+                span.clone(),
+                format!("[[sink]] #{n}: `roll` must be positive"),
+            );
+        }
+    }
     r.finish(w);
     // The streams are returned even when the kind was refused, so they are still checked.
     let streams = streams.unwrap_or_default();
@@ -1672,6 +1686,7 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
         kind,
         streams: streams.iter().map(|(s, _)| s.clone()).collect(),
         dir,
+        roll: roll.map_or(DEFAULT_ROLL, |(d, _)| d),
     });
     (def, streams)
 }
@@ -1866,8 +1881,16 @@ mod tests {
             ),
             ("[checkpoint]\ndir = \"ck\"\nevery = \"1m\"\n", "every"),
             (
-                "[[sink]]\nkind = \"parquet\"\nstreams = [\"bars\"]\n\n[checkpoint]\ndir = \"ck\"\n",
-                "a parquet sink cannot go on after a restart",
+                "[[sink]]\nkind = \"jsonl\"\nstreams = [\"bars\"]\nroll = \"1m\"\n",
+                "`roll` is a setting of parquet sinks",
+            ),
+            (
+                "[[sink]]\nkind = \"parquet\"\nstreams = [\"bars\"]\nroll = \"0s\"\n",
+                "`roll` must be positive",
+            ),
+            (
+                "[[sink]]\nkind = \"parquet\"\nstreams = [\"bars\"]\nroll = \"soon\"\n",
+                "`roll` in [[sink]]",
             ),
             (
                 "[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\n\n[checkpoint]\ndir = \"ck\"\n",
@@ -1883,17 +1906,8 @@ mod tests {
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("daytrade.toml"))
                 .unwrap()
                 + "\n[checkpoint]\ndir = \"ck\"\n";
-        let e = Pipeline::parse(&with_portfolio, "x.toml")
-            .unwrap_err()
-            .to_string();
-        // Only the Parquet sink is in the way: the portfolio valuation is checkpointed too.
-        assert!(e.contains("a parquet sink cannot go on"), "{e}");
-        assert!(!e.contains("positions"), "{e}");
-        let live = Pipeline::parse(
-            &with_portfolio.replace("kind = \"parquet\"", "kind = \"discard\""),
-            "x.toml",
-        )
-        .unwrap();
+        // The portfolio valuation and Parquet sinks (rolled parts) are checkpointed too.
+        let live = Pipeline::parse(&with_portfolio, "x.toml").unwrap_or_else(|e| panic!("{e}"));
         assert!(live.checkpoint.is_some());
         // A job whose sources end is a replay: it is refused before anything runs.
         let dir = tempfile::tempdir().unwrap();

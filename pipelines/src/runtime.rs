@@ -47,7 +47,7 @@ use timely::dataflow::operators::{ConnectLoop, Feedback, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::checkpoint::{Restored, Store, WorkerCheckpoints};
-use crate::config::{OperatorKind, Pipeline, SinkKind, StreamType};
+use crate::config::{OperatorKind, Pipeline, SinkDef, SinkKind, StreamType};
 use crate::query_stream::{self, FeedEvent, QueryFeeds};
 use crate::report::{ReportBuilder, Tally};
 use crate::stats::{CheckpointSummary, Progress, Stats, Summary};
@@ -143,16 +143,28 @@ enum TypedSinks {
 /// Sinks of a stream, with a name per sink for the summary.
 type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
 
-/// Makes one sink; `files` are the lengths of the files a checkpoint the job resumes from
-/// noted (a JSON Lines file there goes on from its length; others start afresh).
+/// What making a job's sinks needs besides their definitions.
+struct Making<'a> {
+    registry: &'a Arc<InstrumentRegistry>,
+    /// Where the outputs a checkpoint the job resumes from noted stood (a JSON Lines file
+    /// there goes on from its length, rolled Parquet parts from their rows; others start
+    /// afresh).
+    files: Option<&'a BTreeMap<String, u64>>,
+    /// A live job: Parquet sinks write rolled parts.
+    live: bool,
+}
+
+/// Makes one sink.
 fn make_sink<T: SinkRecord>(
-    kind: &SinkKind,
+    def: &SinkDef,
     dir: &std::path::Path,
     stream: &str,
-    registry: &Arc<InstrumentRegistry>,
-    files: Option<&BTreeMap<String, u64>>,
+    making: &Making<'_>,
 ) -> Result<(String, Box<dyn Sink<T>>), RunError> {
-    Ok(match kind {
+    let Making {
+        registry, files, ..
+    } = *making;
+    Ok(match &def.kind {
         SinkKind::Stdout { limit } => (
             format!("stdout:{stream}"),
             Box::new(StdoutSink::new(registry.clone(), *limit)),
@@ -163,6 +175,14 @@ fn make_sink<T: SinkRecord>(
                 Some(length) => JsonlSink::resume(dir, stream, registry.clone(), *length)?,
                 None => JsonlSink::create(dir, stream, registry.clone())?,
             };
+            (name, Box::new(sink))
+        }
+        SinkKind::Parquet if making.live => {
+            let name = format!("{}", dir.join(stream).display());
+            let resume = files.and_then(|f| f.get(&name)).copied();
+            let roll =
+                std::time::Duration::from_nanos(u64::try_from(def.roll.nanos()).unwrap_or(0));
+            let sink = ParquetSink::<T>::rolling(dir, stream, registry.clone(), roll, resume)?;
             (name, Box::new(sink))
         }
         SinkKind::Parquet => (
@@ -198,8 +218,7 @@ fn make_sink<T: SinkRecord>(
 fn create_sinks(
     pipeline: &Pipeline,
     opts: &RunOptions,
-    registry: &Arc<InstrumentRegistry>,
-    files: Option<&BTreeMap<String, u64>>,
+    making: &Making<'_>,
 ) -> Result<BTreeMap<String, TypedSinks>, RunError> {
     let mut out: BTreeMap<String, TypedSinks> = BTreeMap::new();
     for sink in &pipeline.sinks {
@@ -212,45 +231,19 @@ fn create_sinks(
                 .entry(stream.clone())
                 .or_insert_with(|| TypedSinks::empty(ty));
             match entry {
-                TypedSinks::Trades(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Quotes(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Book(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Rejects(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Bars(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Indicators(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Signals(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Predictions(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Orders(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::RiskRejects(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Fills(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Positions(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
-                TypedSinks::Portfolio(v) => {
-                    v.push(make_sink(&sink.kind, &dir, stream, registry, files)?)
-                }
+                TypedSinks::Trades(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Quotes(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Book(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Rejects(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Bars(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Indicators(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Signals(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Predictions(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Orders(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::RiskRejects(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Fills(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Positions(v) => v.push(make_sink(sink, &dir, stream, making)?),
+                TypedSinks::Portfolio(v) => v.push(make_sink(sink, &dir, stream, making)?),
             }
         }
     }
@@ -571,8 +564,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     let mut sinks = create_sinks(
         pipeline,
         opts,
-        &registry,
-        restored.as_ref().map(|r| &r.files),
+        &Making {
+            registry: &registry,
+            files: restored.as_ref().map(|r| &r.files),
+            live,
+        },
     )?;
     if let Some(tap) = &opts.tap {
         add_taps(pipeline, tap, &registry, &mut sinks)?;
@@ -807,15 +803,15 @@ impl Marks {
     }
 }
 
-/// Notes the lengths of a stream's file sinks at every checkpoint time up to `t` not noted yet.
-fn note_files<T>(
-    marks: &RefCell<Marks>,
-    store: &Store,
-    t: Time,
-    sinks: &[(String, Box<dyn Sink<T>>, bool)],
-) {
+/// One sink of a stream: its name, the sink, whether it failed, and the watermark at the last
+/// flush after which every row it had was durable.
+type Attached<T> = (String, Box<dyn Sink<T>>, bool, i64);
+
+/// Notes where a stream's sinks stood (file lengths, rows of Parquet parts) at every checkpoint
+/// time up to `t` not noted yet.
+fn note_files<T>(marks: &RefCell<Marks>, store: &Store, t: Time, sinks: &[Attached<T>]) {
     for b in marks.borrow_mut().before(t) {
-        for (name, sink, failed) in sinks {
+        for (name, sink, failed, _) in sinks {
             if let Some(p) = sink.position()
                 && !failed
             {
@@ -868,7 +864,7 @@ fn attach<'s, T: SinkRecord + Record>(
     let sinks = Rc::new(RefCell::new(
         sinks
             .into_iter()
-            .map(|(n, s)| (n, s, false))
+            .map(|(n, s)| (n, s, false, i64::MIN))
             .collect::<Vec<_>>(),
     ));
     let (write_sinks, mark_sinks, finish_sinks) = (sinks.clone(), sinks.clone(), sinks);
@@ -886,7 +882,7 @@ fn attach<'s, T: SinkRecord + Record>(
             if let Some((m, store)) = &write_marks {
                 note_files(m, store, step, &write_sinks.borrow());
             }
-            for (sink_name, sink, failed) in write_sinks.borrow_mut().iter_mut() {
+            for (sink_name, sink, failed, _) in write_sinks.borrow_mut().iter_mut() {
                 if *failed {
                     continue;
                 }
@@ -907,20 +903,30 @@ fn attach<'s, T: SinkRecord + Record>(
                 .as_ref()
                 .is_some_and(|(_, _, every)| last_flush.elapsed() >= *every / 2);
             let mut durable_to = watermark;
-            for (sink_name, sink, failed) in mark_sinks.borrow_mut().iter_mut() {
+            for (sink_name, sink, failed, durable_at) in mark_sinks.borrow_mut().iter_mut() {
                 if *failed {
                     // Rows this sink lost are never committed behind.
                     durable_to = i64::MIN;
                     continue;
                 }
                 sink.watermark(Timestamp(watermark));
-                if flush && let Err(e) = sink.flush() {
+                if !flush {
+                    continue;
+                }
+                if let Err(e) = sink.flush() {
                     *failed = true;
                     durable_to = i64::MIN;
                     mark_stats.error(format!(
                         "sink {sink_name} failed, later rows were not written: {e}"
                     ));
+                    continue;
                 }
+                // A sink that makes rows durable in larger steps (rolled Parquet parts) holds
+                // the commits back to its last step.
+                if sink.durable() {
+                    *durable_at = watermark;
+                }
+                durable_to = durable_to.min(*durable_at);
             }
             if flush && let Some((durable, slot, _)) = &flushing {
                 last_flush = Instant::now();
@@ -931,7 +937,7 @@ fn attach<'s, T: SinkRecord + Record>(
         revisit,
         move || {
             let mut whole = true;
-            for (sink_name, sink, failed) in finish_sinks.borrow_mut().iter_mut() {
+            for (sink_name, sink, failed, _) in finish_sinks.borrow_mut().iter_mut() {
                 whole &= !*failed;
                 match sink.finish() {
                     Ok(rows) => {

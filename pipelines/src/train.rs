@@ -111,6 +111,7 @@ pub fn features_pipeline(
         kind: SinkKind::Jsonl,
         streams: vec![op.name.clone(), bars.clone()],
         dir: None,
+        roll: crate::config::DEFAULT_ROLL,
     }];
     Ok((cut, op.name.clone(), bars))
 }

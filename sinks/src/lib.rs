@@ -57,16 +57,22 @@ pub trait Sink<T>: Send {
     fn write(&mut self, rows: &[T]) -> Result<()>;
     /// No later row has an event time below `watermark`; sinks that care (the SQL tap) use it.
     fn watermark(&mut self, _watermark: tickflow_core::Timestamp) {}
-    /// Makes every row written so far durable — on disk, delivered to the brokers — so that
-    /// a live job may commit the input offsets behind them. Sinks that cannot (a Parquet file
-    /// is whole only when closed) do nothing.
+    /// Makes the rows written so far durable — on disk, delivered to the brokers — so that
+    /// a live job may commit the input offsets behind them; [`Sink::durable`] says whether
+    /// they all are now.
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Whether every row written so far is durable after the last [`Sink::flush`]: a sink that
+    /// makes rows durable in larger steps (rolled Parquet parts) says `false` until it has.
+    fn durable(&self) -> bool {
+        true
+    }
     /// Flushes and closes at the end of the stream; returns rows written.
     fn finish(&mut self) -> Result<u64>;
-    /// Sinks that write a file a resumed job goes on with (JSON Lines): how long the file is
-    /// with every row written so far, for a checkpoint to note where later rows begin.
+    /// Sinks whose output a resumed job goes on with: how far it is with every row written so
+    /// far (a JSON Lines file's length, the rows of rolled Parquet parts), for a checkpoint to
+    /// note where later rows begin.
     fn position(&self) -> Option<u64> {
         None
     }

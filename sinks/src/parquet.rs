@@ -1,10 +1,20 @@
-//! Parquet: `<dir>/<stream>.parquet`, Snappy-compressed, rows buffered into batches.
+//! Parquet: `<dir>/<stream>.parquet`, Snappy-compressed, rows buffered into batches; or, for a
+//! live job, a directory `<dir>/<stream>/` of rolled parts.
+//!
+//! A Parquet file can be read only once it is closed (its footer is written last), so a job
+//! that never ends writes parts: `part-000000.parquet`, `part-000001.parquet`, ... each closed,
+//! synced and renamed into place when it has been open for the roll interval and the job flushes.
+//! Until then a part is `.part-NNNNNN.parquet.inprogress`, which readers of the directory (DuckDB's
+//! `read_parquet('<dir>/<stream>/*.parquet')`, pyarrow's `read_table('<dir>/<stream>')`) leave
+//! out. Rows in a closed part are durable; the job commits its input only behind them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use tickflow_core::InstrumentRegistry;
@@ -15,31 +25,204 @@ use crate::record::SinkRecord;
 
 const BATCH_ROWS: usize = 65_536;
 
-/// Writes one Parquet file per stream. The writer is created with the first batch, whose
-/// schema it takes (indicator columns depend on the pipeline).
+/// Writes one Parquet file per stream, or rolled parts of one. The writer is created with the
+/// first batch, whose schema it takes (indicator columns depend on the pipeline).
 pub struct ParquetSink<T> {
+    /// The file, or the parts' directory.
     path: PathBuf,
+    /// The file, before the writer takes it.
     file: Option<File>,
     writer: Option<ArrowWriter<File>>,
+    /// Rolled parts (a live job).
+    parts: Option<Parts>,
     registry: Arc<InstrumentRegistry>,
     buffer: Vec<T>,
     written: u64,
+}
+
+/// The rolled parts of a live job's stream.
+struct Parts {
+    /// How long a part stays open at least.
+    roll: Duration,
+    /// Number of the part being written (or the next).
+    next: u64,
+    /// When the open part took its first row.
+    opened: Option<Instant>,
+    /// A second handle of the open part's file, to sync it once closed.
+    sync: Option<File>,
+    /// Rows in the closed parts a resumed job kept.
+    kept: u64,
+    /// Whether any part exists.
+    any: bool,
+}
+
+fn part_name(n: u64) -> String {
+    format!("part-{n:06}.parquet")
+}
+
+fn in_progress_name(n: u64) -> String {
+    format!(".part-{n:06}.parquet.inprogress")
+}
+
+/// The number of a closed part's file name.
+fn part_number(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 impl<T: SinkRecord> ParquetSink<T> {
     /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
         let (path, file) = crate::create_stream_file(dir, stream, "parquet")?;
-        let writer = None;
-        let file = Some(file);
         Ok(Self {
             path,
-            file,
-            writer,
+            file: Some(file),
+            writer: None,
+            parts: None,
             registry,
             buffer: Vec::with_capacity(BATCH_ROWS),
             written: 0,
         })
+    }
+
+    /// Writes `<dir>/<stream>/` as rolled parts, each open for at least `roll`, after the
+    /// closed parts already there (a part a previous run left open holds nothing durable and is
+    /// removed). With `resume`, only the first `resume` rows of those parts are kept (a part
+    /// holding more is cut to its first rows, later ones removed): what a checkpoint noted.
+    pub fn rolling(
+        dir: &Path,
+        stream: &str,
+        registry: Arc<InstrumentRegistry>,
+        roll: Duration,
+        resume: Option<u64>,
+    ) -> Result<Self> {
+        let path = dir.join(stream);
+        std::fs::create_dir_all(&path).map_err(io_err(&path))?;
+        let mut found: Vec<(u64, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(&path).map_err(io_err(&path))? {
+            let entry = entry.map_err(io_err(&path))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(n) = part_number(&name) {
+                found.push((n, entry.path()));
+            } else if (name.starts_with(".part-") && name.ends_with(".inprogress"))
+                || (name.starts_with("part-") && name.ends_with(".parquet.cut"))
+            {
+                // A part that was never closed (or cut) holds nothing durable.
+                std::fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            }
+        }
+        found.sort();
+        let mut kept = 0u64;
+        let mut next = 0u64;
+        // The rows still to keep (`None`: all of them).
+        let mut want = resume;
+        for (n, file) in found {
+            if want == Some(0) {
+                std::fs::remove_file(&file).map_err(io_err(&file))?;
+                continue;
+            }
+            if want.is_some() && n != next {
+                return Err(Error::Encode {
+                    path: path.clone(),
+                    reason: format!("part {next} is missing; the parts cannot be continued"),
+                });
+            }
+            let rows = Self::rows_of(&file)?;
+            let taken = match want {
+                Some(w) => {
+                    if rows > w {
+                        Self::cut(&file, w)?;
+                    }
+                    want = Some(w - rows.min(w));
+                    rows.min(w)
+                }
+                None => rows,
+            };
+            kept += taken;
+            next = n + 1;
+        }
+        if let Some(w) = want.filter(|w| *w > 0) {
+            return Err(Error::Encode {
+                path: path.clone(),
+                reason: format!(
+                    "the parts hold {kept} rows, fewer than the {} a checkpoint says were written",
+                    kept + w
+                ),
+            });
+        }
+        sync_dir(&path)?;
+        Ok(Self {
+            path,
+            file: None,
+            writer: None,
+            parts: Some(Parts {
+                roll,
+                next,
+                opened: None,
+                sync: None,
+                kept,
+                any: next > 0,
+            }),
+            registry,
+            buffer: Vec::with_capacity(BATCH_ROWS),
+            written: 0,
+        })
+    }
+
+    /// Rows in a closed part.
+    fn rows_of(file: &Path) -> Result<u64> {
+        let f = File::open(file).map_err(io_err(file))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| Error::Encode {
+            path: file.to_path_buf(),
+            reason: format!("not a readable Parquet file: {e}"),
+        })?;
+        Ok(u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0))
+    }
+
+    /// Rewrites a closed part with its first `rows` rows only (under a temporary name, synced,
+    /// renamed over it).
+    fn cut(file: &Path, rows: u64) -> Result<()> {
+        let bad = |e: &dyn std::fmt::Display| Error::Encode {
+            path: file.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let f = File::open(file).map_err(io_err(file))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(&e))?;
+        let schema = builder.schema().clone();
+        let reader = builder
+            .with_limit(usize::try_from(rows).unwrap_or(usize::MAX))
+            .build()
+            .map_err(|e| bad(&e))?;
+        let tmp = file.with_extension("parquet.cut");
+        let out = File::create(&tmp).map_err(io_err(&tmp))?;
+        let sync = out.try_clone().map_err(io_err(&tmp))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| bad(&e))?;
+        for batch in reader {
+            writer
+                .write(&batch.map_err(|e| bad(&e))?)
+                .map_err(|e| bad(&e))?;
+        }
+        writer.close().map_err(|e| bad(&e))?;
+        sync.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, file).map_err(io_err(file))
     }
 
     fn encode_err(&self, e: impl ToString) -> Error {
@@ -49,13 +232,21 @@ impl<T: SinkRecord> ParquetSink<T> {
         }
     }
 
-    /// The writer, created on first use with `schema`.
+    /// The writer, created on first use with `schema` (for rolled parts, in a new part).
     fn writer(&mut self, schema: arrow_schema::SchemaRef) -> Result<&mut ArrowWriter<File>> {
         if self.writer.is_none() {
-            let file = self
-                .file
-                .take()
-                .ok_or_else(|| self.encode_err("write after finish"))?;
+            let file = match self.parts.as_mut() {
+                Some(parts) => {
+                    let path = self.path.join(in_progress_name(parts.next));
+                    let file = File::create(&path).map_err(io_err(&path))?;
+                    parts.sync = Some(file.try_clone().map_err(io_err(&path))?);
+                    file
+                }
+                None => self
+                    .file
+                    .take()
+                    .ok_or_else(|| self.encode_err("write after finish"))?,
+            };
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .build();
@@ -82,10 +273,39 @@ impl<T: SinkRecord> ParquetSink<T> {
         self.buffer.clear();
         Ok(())
     }
+
+    /// Closes the open part: footer written, synced, renamed to its final name.
+    fn close_part(&mut self) -> Result<()> {
+        self.flush_buffer()?;
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        writer.close().map_err(|e| self.encode_err(e))?;
+        let Some(parts) = self.parts.as_mut() else {
+            return Ok(());
+        };
+        let from = self.path.join(in_progress_name(parts.next));
+        if let Some(f) = parts.sync.take() {
+            f.sync_all().map_err(io_err(&from))?;
+        }
+        let to = self.path.join(part_name(parts.next));
+        std::fs::rename(&from, &to).map_err(io_err(&to))?;
+        sync_dir(&self.path)?;
+        parts.next += 1;
+        parts.opened = None;
+        parts.any = true;
+        Ok(())
+    }
 }
 
 impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
     fn write(&mut self, rows: &[T]) -> Result<()> {
+        if let Some(parts) = self.parts.as_mut()
+            && parts.opened.is_none()
+            && !rows.is_empty()
+        {
+            parts.opened = Some(Instant::now());
+        }
         for row in rows {
             self.buffer.push(row.clone());
             if self.buffer.len() >= BATCH_ROWS {
@@ -95,7 +315,30 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
         Ok(())
     }
 
+    /// Closes the open part once it has been open for the roll interval (rolled parts only).
+    fn flush(&mut self) -> Result<()> {
+        match &self.parts {
+            Some(parts) if parts.opened.is_some_and(|t| t.elapsed() >= parts.roll) => {
+                self.close_part()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn durable(&self) -> bool {
+        self.writer.is_none() && self.buffer.is_empty() && self.file.is_none()
+    }
+
     fn finish(&mut self) -> Result<u64> {
+        if self.parts.is_some() {
+            self.close_part()?;
+            if self.parts.as_ref().is_some_and(|p| !p.any) {
+                // No rows at all: still one (empty) part with the stream's columns.
+                self.writer(T::schema())?;
+                self.close_part()?;
+            }
+            return Ok(self.written);
+        }
         self.flush_buffer()?;
         if self.writer.is_none() && self.file.is_some() {
             // No rows at all: still a valid (empty) file with the stream's columns.
@@ -108,6 +351,13 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
             })?;
         }
         Ok(self.written)
+    }
+
+    /// Rolled parts: the rows written so far (those a resumed job keeps, and this job's).
+    fn position(&self) -> Option<u64> {
+        self.parts
+            .as_ref()
+            .map(|p| p.kept + self.written + self.buffer.len() as u64)
     }
 }
 
@@ -156,5 +406,143 @@ mod tests {
             back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());
         }
         assert_eq!(back, trades);
+    }
+
+    fn trades(n: i64) -> Vec<Trade> {
+        (0..n)
+            .map(|i| Trade {
+                instrument: InstrumentId(0),
+                ts_event: Timestamp(i),
+                ts_recv: Timestamp(i),
+                price: Price::from_raw(1_000 + i),
+                size: Quantity::from_raw(i % 7 + 1),
+                aggressor: Side::Sell,
+                trade_id: Some(i as u64),
+                suspicious: false,
+                seq: SeqNo(i as u64),
+            })
+            .collect()
+    }
+
+    fn registry() -> Arc<InstrumentRegistry> {
+        Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
+            symbol: "X".into(),
+            venue: "V".into(),
+            tick_size: Price::from_raw(1),
+            lot_size: Quantity::from_raw(1),
+            currency: "USD".into(),
+        }]))
+    }
+
+    /// The files of a parts directory, and the trades of its closed parts in order.
+    fn read_parts(dir: &Path) -> (Vec<String>, Vec<Trade>) {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut back = Vec::new();
+        for name in names.iter().filter(|n| n.ends_with(".parquet")) {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(File::open(dir.join(name)).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());
+            }
+        }
+        (names, back)
+    }
+
+    #[test]
+    fn rolled_parts_are_durable_once_closed_and_a_resume_keeps_exactly_the_rows_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = dir.path().join("trades");
+        let all = trades(40);
+        let mut sink =
+            ParquetSink::<Trade>::rolling(dir.path(), "trades", registry(), Duration::ZERO, None)
+                .unwrap();
+        assert!(sink.durable());
+        sink.write(&all[..10]).unwrap();
+        assert!(!sink.durable(), "rows not in a closed part");
+        sink.flush().unwrap();
+        assert!(sink.durable());
+        sink.write(&all[10..15]).unwrap();
+        sink.flush().unwrap();
+        sink.write(&all[15..18]).unwrap();
+        assert_eq!(sink.position(), Some(18));
+        // The open part is not one a reader of the directory sees. The job dies here.
+        sink.flush_buffer().unwrap();
+        drop(sink);
+        let (names, rows) = read_parts(&parts);
+        assert_eq!(
+            names,
+            [
+                ".part-000002.parquet.inprogress",
+                "part-000000.parquet",
+                "part-000001.parquet"
+            ]
+        );
+        assert_eq!(rows, all[..15]);
+
+        // Resumed from a checkpoint taken after 12 rows: the second part is cut to its first
+        // two, the unfinished one removed, and writing goes on in a third.
+        let mut sink = ParquetSink::<Trade>::rolling(
+            dir.path(),
+            "trades",
+            registry(),
+            Duration::from_secs(3600),
+            Some(12),
+        )
+        .unwrap();
+        assert_eq!(sink.position(), Some(12));
+        sink.write(&all[12..30]).unwrap();
+        sink.flush().unwrap();
+        assert!(!sink.durable(), "open for less than the roll interval");
+        assert_eq!(sink.finish().unwrap(), 18);
+        assert!(sink.durable());
+        let (names, rows) = read_parts(&parts);
+        assert_eq!(
+            names,
+            [
+                "part-000000.parquet",
+                "part-000001.parquet",
+                "part-000002.parquet"
+            ]
+        );
+        assert_eq!(rows, all[..30]);
+
+        // A checkpoint that counted more rows than the parts hold is refused.
+        let e = ParquetSink::<Trade>::rolling(
+            dir.path(),
+            "trades",
+            registry(),
+            Duration::ZERO,
+            Some(31),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("hold 30 rows, fewer than the 31"), "{e}");
+        // Without a checkpoint, a job goes on after the parts there: nothing durable is lost.
+        let mut sink =
+            ParquetSink::<Trade>::rolling(dir.path(), "trades", registry(), Duration::ZERO, None)
+                .unwrap();
+        assert_eq!(sink.position(), Some(30));
+        sink.write(&all[30..]).unwrap();
+        assert_eq!(sink.finish().unwrap(), 10);
+        let (names, rows) = read_parts(&parts);
+        assert_eq!(names.len(), 4);
+        assert_eq!(rows, all);
+        // A stream without rows still has a part with its columns.
+        let empty = tempfile::tempdir().unwrap();
+        let mut sink =
+            ParquetSink::<Trade>::rolling(empty.path(), "trades", registry(), Duration::ZERO, None)
+                .unwrap();
+        assert_eq!(sink.finish().unwrap(), 0);
+        let (names, rows) = read_parts(&empty.path().join("trades"));
+        assert_eq!(names, ["part-000000.parquet"]);
+        assert!(rows.is_empty());
     }
 }
