@@ -147,10 +147,10 @@ type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
 struct Making<'a> {
     registry: &'a Arc<InstrumentRegistry>,
     /// Where the outputs a checkpoint the job resumes from noted stood (a JSON Lines file
-    /// there goes on from its length, rolled Parquet parts from their rows; others start
-    /// afresh).
+    /// there goes on from its length, rolled Parquet parts from their rows).
     files: Option<&'a BTreeMap<String, u64>>,
-    /// A live job: Parquet sinks write rolled parts.
+    /// A live job: Parquet sinks write rolled parts, and files it finds go on (a replay's
+    /// start afresh).
     live: bool,
 }
 
@@ -173,6 +173,8 @@ fn make_sink<T: SinkRecord>(
             let name = format!("{}", dir.join(format!("{stream}.jsonl")).display());
             let sink = match files.and_then(|f| f.get(&name)) {
                 Some(length) => JsonlSink::resume(dir, stream, registry.clone(), *length)?,
+                // A live job never drops what it wrote before: its input was committed.
+                None if making.live => JsonlSink::append(dir, stream, registry.clone())?,
                 None => JsonlSink::create(dir, stream, registry.clone())?,
             };
             (name, Box::new(sink))

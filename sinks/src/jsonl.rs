@@ -11,6 +11,24 @@ use crate::Sink;
 use crate::error::{Error, Result};
 use crate::record::SinkRecord;
 
+/// The length of `file` up to the end of its last complete line.
+fn complete_lines(file: &mut File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut end = file.metadata()?.len();
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(buf.len());
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// Writes one JSON object per line.
 pub struct JsonlSink {
     path: PathBuf,
@@ -34,6 +52,25 @@ impl JsonlSink {
             bytes: 0,
             line: String::new(),
         })
+    }
+
+    /// Goes on after the complete lines of `<dir>/<stream>.jsonl` (a live job restarted
+    /// without a checkpoint: what it wrote before stays), creating it if there is none. A last
+    /// line left torn by a crash is cut away; its row was not committed and comes again.
+    pub fn append(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
+        let path = dir.join(format!("{stream}.jsonl"));
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Self::create(dir, stream, registry);
+            }
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let whole = complete_lines(&mut file).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Self::resume(dir, stream, registry, whole)
     }
 
     /// Goes on with `<dir>/<stream>.jsonl` where a checkpoint left it: the file is cut to its
@@ -112,5 +149,56 @@ impl<T: SinkRecord> Sink<T> for JsonlSink {
     fn finish(&mut self) -> Result<u64> {
         Sink::<T>::flush(self)?;
         Ok(self.written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickflow_core::{
+        InstrumentId, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp, Trade,
+    };
+
+    fn trade(i: i64) -> Trade {
+        Trade {
+            instrument: InstrumentId(0),
+            ts_event: Timestamp(i),
+            ts_recv: Timestamp(i),
+            price: Price::from_raw(1_000 + i),
+            size: Quantity::from_raw(1),
+            aggressor: Side::Buy,
+            trade_id: Some(i as u64),
+            suspicious: false,
+            seq: SeqNo(i as u64),
+        }
+    }
+
+    #[test]
+    fn appending_keeps_the_complete_lines_and_cuts_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
+            symbol: "X".into(),
+            venue: "V".into(),
+            tick_size: Price::from_raw(1),
+            lot_size: Quantity::from_raw(1),
+            currency: "USD".into(),
+        }]));
+        // No file yet: one is made.
+        let mut sink = JsonlSink::append(dir.path(), "trades", reg.clone()).unwrap();
+        sink.write(&[trade(1), trade(2)]).unwrap();
+        Sink::<Trade>::finish(&mut sink).unwrap();
+        let path = dir.path().join("trades.jsonl");
+        let two = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(two.lines().count(), 2);
+        // A crash tore the third line: it goes, the first two stay.
+        std::fs::write(&path, format!("{two}{{\"instrument\":\"X\",\"ts_ev")).unwrap();
+        let mut sink = JsonlSink::append(dir.path(), "trades", reg.clone()).unwrap();
+        assert_eq!(Sink::<Trade>::position(&sink), Some(two.len() as u64));
+        sink.write(&[trade(3)]).unwrap();
+        Sink::<Trade>::finish(&mut sink).unwrap();
+        let three = std::fs::read_to_string(&path).unwrap();
+        assert!(three.starts_with(&two));
+        assert_eq!(three.lines().count(), 3);
+        assert!(three.ends_with('\n') && three.lines().all(|l| l.ends_with('}')));
     }
 }
