@@ -223,58 +223,139 @@ impl Operator for LatestPrice {
     }
 }
 
-/// Keeps every execution the valuation has folded, so that a checkpoint holds them: the
-/// position fold is over all of an instrument's fills in execution order, which a restored
-/// job must have again. It emits nothing while running; restored, it gives the fills back
-/// once, at the checkpoint's last watermark (see [`LatestPrice`]).
-#[derive(Default)]
-pub struct FillLedger {
-    fills: std::collections::BTreeMap<u32, Vec<FillKey>>,
-    seed: Seed,
+/// How many executions of one instrument the position fold keeps one by one before the
+/// [`FillLedger`] folds them into its opening position.
+const COMPACT_AFTER: usize = 64;
+
+/// One execution as the position fold sees it; ordered by its step, then execution time.
+type FillKey = (i64, i64, u64, u32, i64, i64, i64); // step, ts, order id, exec, signed qty, price, fee
+
+/// What the position fold of one instrument reads: an opening position that sums every
+/// execution before it, then executions one by one, in this order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub enum Entry {
+    /// The position after every execution folded in so far.
+    Opening(Holding),
+    /// One execution.
+    Fill(FillKey),
 }
 
-impl FillLedger {
-    fn give_back(&mut self, out: &mut Emitter<(u32, FillKey)>) {
-        let Some(at) = self.seed.take() else { return };
-        for (id, fills) in &self.fills {
-            for key in fills {
-                out.push_at(at, (*id, *key));
-            }
+/// A change of the fold's input: `diff` +1 adds the entry, −1 takes it out.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct EntryChange {
+    /// Instrument.
+    pub instrument: u32,
+    /// The entry.
+    pub entry: Entry,
+    /// +1 or −1.
+    pub diff: i8,
+}
+
+impl Record for EntryChange {
+    fn route(&self) -> u64 {
+        u64::from(self.instrument)
+    }
+    fn order_key(&self) -> (i64, u32, u64) {
+        match self.entry {
+            Entry::Opening(_) => (i64::MIN, self.instrument, u64::from(self.diff > 0)),
+            Entry::Fill(k) => (k.1, self.instrument, (k.2 << 16) | u64::from(k.3 & 0xffff)),
         }
     }
 }
 
-impl Record for (u32, FillKey) {
-    fn route(&self) -> u64 {
-        u64::from(self.0)
+/// The position fold's input, kept small: executions pass on to the fold as they come, and once
+/// an instrument has [`COMPACT_AFTER`] executions in steps the watermark has passed (no
+/// execution can come before them any more), they are folded into its opening position — the
+/// fold's input loses them and gains the new opening, which leaves its result unchanged. So the
+/// fold reads at most that many executions per instrument however long the job runs, and a
+/// checkpoint holds an opening position and at most that many executions per instrument.
+/// Restored, it gives its entries back once, at the checkpoint's last watermark (see
+/// [`LatestPrice`]).
+#[derive(Default)]
+pub struct FillLedger {
+    /// Per instrument: its opening position, and the executions after it.
+    book: std::collections::BTreeMap<u32, (Option<Holding>, Vec<FillKey>)>,
+    seed: Seed,
+}
+
+impl FillLedger {
+    fn give_back(&mut self, out: &mut Emitter<EntryChange>) {
+        let Some(at) = self.seed.take() else { return };
+        for (id, (opening, fills)) in &self.book {
+            let entries = opening
+                .map(Entry::Opening)
+                .into_iter()
+                .chain(fills.iter().map(|k| Entry::Fill(*k)));
+            for entry in entries {
+                out.push_at(
+                    at,
+                    EntryChange {
+                        instrument: *id,
+                        entry,
+                        diff: 1,
+                    },
+                );
+            }
+        }
     }
-    fn order_key(&self) -> (i64, u32, u64) {
-        (
-            self.1.0,
-            self.0,
-            (self.1.1 << 16) | u64::from(self.1.2 & 0xffff),
-        )
+
+    /// Folds instrument `id`'s executions before step `t` into its opening position once
+    /// there are enough of them.
+    fn compact(&mut self, id: u32, t: Time, out: &mut Emitter<EntryChange>) {
+        let Some((opening, fills)) = self.book.get_mut(&id) else {
+            return;
+        };
+        let done = fills.iter().filter(|k| k.0 < t).count();
+        if done < COMPACT_AFTER {
+            return;
+        }
+        fills.sort_unstable();
+        let mut change = |entry, diff| {
+            out.push(EntryChange {
+                instrument: id,
+                entry,
+                diff,
+            })
+        };
+        let mut h = opening.unwrap_or_default();
+        if let Some(old) = opening.take() {
+            change(Entry::Opening(old), -1);
+        }
+        for k in fills.drain(..done) {
+            h.apply(k.4, Price::from_raw(k.5), Price::from_raw(k.6));
+            change(Entry::Fill(k), -1);
+        }
+        change(Entry::Opening(h), 1);
+        *opening = Some(h);
     }
 }
 
 impl Operator for FillLedger {
-    type In = (u32, FillKey);
-    type Out = (u32, FillKey);
+    type In = EntryChange;
+    type Out = EntryChange;
     fn name(&self) -> &'static str {
         "fill_ledger"
     }
     fn on_batch(
         &mut self,
-        _t: Timestamp,
-        input: &mut Vec<(u32, FillKey)>,
-        out: &mut Emitter<(u32, FillKey)>,
+        t: Timestamp,
+        input: &mut Vec<EntryChange>,
+        out: &mut Emitter<EntryChange>,
     ) {
         self.give_back(out);
-        for (id, key) in input.drain(..) {
-            self.fills.entry(id).or_default().push(key);
+        let mut touched = std::collections::BTreeSet::new();
+        for change in input.drain(..) {
+            if let Entry::Fill(k) = change.entry {
+                self.book.entry(change.instrument).or_default().1.push(k);
+                touched.insert(change.instrument);
+                out.push(change);
+            }
+        }
+        for id in touched {
+            self.compact(id, t.nanos(), out);
         }
     }
-    fn on_watermark(&mut self, w: Timestamp, out: &mut Emitter<(u32, FillKey)>) {
+    fn on_watermark(&mut self, w: Timestamp, out: &mut Emitter<EntryChange>) {
         self.give_back(out);
         self.seed.watermark(w);
     }
@@ -282,17 +363,14 @@ impl Operator for FillLedger {
         self.seed.next_emit()
     }
     fn snapshot(&self) -> Result<Vec<u8>> {
-        encode_state("fill_ledger", &(&self.fills, &self.seed))
+        encode_state("fill_ledger", &(&self.book, &self.seed))
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
-        (self.fills, self.seed) = decode_state("fill_ledger", snapshot)?;
+        (self.book, self.seed) = decode_state("fill_ledger", snapshot)?;
         self.seed.restored();
         Ok(())
     }
 }
-
-/// One fill as the position fold sees it; ordered by execution time.
-type FillKey = (i64, u64, u32, i64, i64, i64); // ts, order id, exec, signed qty, price, fee
 
 /// A position after its fills: quantity (raw), cost basis, cash, fees (exact), fill count.
 #[derive(
@@ -377,9 +455,9 @@ pub struct ValuationCheckpoints {
 }
 
 /// Builds the valuation: per-instrument positions and portfolio totals, each emitted at every
-/// event time where it changes. With `checkpoints`, the fills the position fold needs are kept
-/// in the checkpoints too (a [`FillLedger`]), and a resumed valuation goes on exactly where the
-/// checkpoint left it.
+/// event time where it changes. The position fold reads its executions through a
+/// [`FillLedger`], which keeps them few; with `checkpoints`, a resumed valuation goes on exactly
+/// where the checkpoint left it.
 pub fn portfolio<'s>(
     fills: StreamVec<'s, Time, Stamped<Fill>>,
     bars: StreamVec<'s, Time, Stamped<Bar>>,
@@ -397,8 +475,9 @@ pub fn portfolio<'s>(
     )
     .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
     .as_collection();
-    let mut fills = fills.map(|(t, f)| {
+    let entries = fills.map(|(t, f)| {
         let key: FillKey = (
+            t,
             f.ts_event.nanos(),
             f.order_id,
             f.exec,
@@ -406,17 +485,29 @@ pub fn portfolio<'s>(
             f.price.raw(),
             f.fee.raw(),
         );
-        (t, (f.instrument.0, key))
+        let entry = Entry::Fill(key);
+        (
+            t,
+            EntryChange {
+                instrument: f.instrument.0,
+                entry,
+                diff: 1,
+            },
+        )
     });
-    if checkpoints.is_some() {
-        fills = fills.clone().concat(apply(fills, FillLedger::default()));
-    }
-    let fills = fills.map(|(t, x)| (x, t, 1isize)).as_collection();
+    let fills = apply(entries, FillLedger::default())
+        .map(|(t, c)| ((c.instrument, c.entry), t, isize::from(c.diff)))
+        .as_collection();
     let holdings = fills.reduce(|_instrument, input, output| {
         let mut h = Holding::default();
-        for ((_, _, _, qty, price, fee), n) in input {
-            for _ in 0..*n {
-                h.apply(*qty, Price::from_raw(*price), Price::from_raw(*fee));
+        for (entry, n) in input {
+            match entry {
+                Entry::Opening(opening) => h = *opening,
+                Entry::Fill((_, _, _, _, qty, price, fee)) => {
+                    for _ in 0..*n {
+                        h.apply(*qty, Price::from_raw(*price), Price::from_raw(*fee));
+                    }
+                }
             }
         }
         output.push((h, 1isize));
@@ -666,6 +757,31 @@ mod checkpoint_tests {
             "{}",
             whole.0.len()
         );
+        // Each instrument's last position is the plain fold of all its executions, although
+        // the ledger folded most of them into opening positions on the way.
+        for id in 0..3u32 {
+            let mut h = Holding::default();
+            let mut fills = 0;
+            for (_, r) in &records {
+                if let PriceInput::Fill(f) = r
+                    && f.instrument.0 == id
+                    && f.status != FillStatus::Canceled
+                {
+                    h.apply(f.signed_quantity(), f.price, f.fee);
+                    fills += 1;
+                }
+            }
+            assert!(fills > 2 * COMPACT_AFTER, "{fills} executions");
+            let last = whole
+                .0
+                .iter()
+                .filter(|(_, p)| p.instrument.0 == id)
+                .max_by_key(|(t, _)| *t)
+                .map(|(_, p)| p.clone())
+                .unwrap();
+            let plain = h.value(InstrumentId(id), last.ts_event, last.mark);
+            assert_eq!(last, plain, "instrument {id}");
+        }
         // Checkpoints every 40 steps change nothing.
         let (checked, snaps) = run(&records, 0, Some((40, BTreeMap::new())));
         assert_eq!(checked, whole);
