@@ -583,13 +583,7 @@ mod step_buffer_tests {
     fn releases_each_step_whole_and_in_order_however_messages_interleave() {
         // A small deterministic generator: messages of 0..20 records, some in step order, some
         // shuffled, some older than what is held.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rand = test_checkpoints::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut buf = StepBuffer::new();
         let mut sent: Vec<(Time, u64)> = Vec::new();
         let mut got: Vec<(Time, u64)> = Vec::new();
@@ -732,7 +726,8 @@ mod throttle_tests {
     }
 }
 
-/// A [`Checkpoints`] for tests: restores from a map and keeps every snapshot.
+/// For tests: a [`Checkpoints`] that restores from a map and keeps every snapshot, and a
+/// deterministic generator.
 #[cfg(test)]
 pub(crate) mod test_checkpoints {
     use std::cell::RefCell;
@@ -740,6 +735,17 @@ pub(crate) mod test_checkpoints {
     use std::rc::Rc;
 
     use super::{Checkpoints, Time};
+
+    /// A small deterministic generator: `rand(n)` is in `0..n`.
+    pub(crate) fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        }
+    }
 
     /// Snapshots by checkpoint time and operator id.
     pub(crate) type Taken = BTreeMap<(Time, usize), Vec<u8>>;
@@ -958,13 +964,7 @@ mod checkpoint_tests {
     #[test]
     fn a_dataflow_resumed_from_a_checkpoint_goes_on_as_if_it_had_never_stopped() {
         // Three instruments, values at times with some disorder (within the lateness).
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rand = test_checkpoints::xorshift(0x2545_f491_4f6c_dd1d);
         let mut t = 1_000i64;
         let records: Vec<V> = (0..3000)
             .map(|_| {

@@ -614,7 +614,7 @@ mod checkpoint_tests {
     use timely::dataflow::operators::{Input, Inspect, Probe};
 
     use super::*;
-    use crate::adapter::test_checkpoints::{Hook, Snapshots, Taken};
+    use crate::adapter::test_checkpoints::{Hook, Snapshots, Taken, xorshift};
     use crate::adapter::{Checkpoints, checkpointing};
 
     /// What the valuation emitted: positions and totals with their steps, sorted.
@@ -624,13 +624,7 @@ mod checkpoint_tests {
     /// open, add to, reduce and flip positions, partial fills, canceled remainders, and bar
     /// closes moving the marks.
     fn market() -> Vec<(Time, PriceInput)> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut t = 1_000i64;
         let mut out = Vec::new();
         for k in 0..2000u64 {

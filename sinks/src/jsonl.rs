@@ -155,46 +155,25 @@ impl<T: SinkRecord> Sink<T> for JsonlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickflow_core::{
-        InstrumentId, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp, Trade,
-    };
-
-    fn trade(i: i64) -> Trade {
-        Trade {
-            instrument: InstrumentId(0),
-            ts_event: Timestamp(i),
-            ts_recv: Timestamp(i),
-            price: Price::from_raw(1_000 + i),
-            size: Quantity::from_raw(1),
-            aggressor: Side::Buy,
-            trade_id: Some(i as u64),
-            suspicious: false,
-            seq: SeqNo(i as u64),
-        }
-    }
+    use crate::testing::{registry, trades};
+    use tickflow_core::Trade;
 
     #[test]
     fn appending_keeps_the_complete_lines_and_cuts_a_torn_one() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
-            symbol: "X".into(),
-            venue: "V".into(),
-            tick_size: Price::from_raw(1),
-            lot_size: Quantity::from_raw(1),
-            currency: "USD".into(),
-        }]));
+        let (reg, t) = (registry(), trades(3));
         // No file yet: one is made.
         let mut sink = JsonlSink::append(dir.path(), "trades", reg.clone()).unwrap();
-        sink.write(&[trade(1), trade(2)]).unwrap();
+        sink.write(&t[..2]).unwrap();
         Sink::<Trade>::finish(&mut sink).unwrap();
         let path = dir.path().join("trades.jsonl");
         let two = std::fs::read_to_string(&path).unwrap();
         assert_eq!(two.lines().count(), 2);
         // A crash tore the third line: it goes, the first two stay.
         std::fs::write(&path, format!("{two}{{\"instrument\":\"X\",\"ts_ev")).unwrap();
-        let mut sink = JsonlSink::append(dir.path(), "trades", reg.clone()).unwrap();
+        let mut sink = JsonlSink::append(dir.path(), "trades", reg).unwrap();
         assert_eq!(Sink::<Trade>::position(&sink), Some(two.len() as u64));
-        sink.write(&[trade(3)]).unwrap();
+        sink.write(&t[2..]).unwrap();
         Sink::<Trade>::finish(&mut sink).unwrap();
         let three = std::fs::read_to_string(&path).unwrap();
         assert!(three.starts_with(&two));

@@ -77,3 +77,42 @@ pub trait Sink<T>: Send {
         None
     }
 }
+
+/// Records for the sinks' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use tickflow_core::{
+        InstrumentId, InstrumentRegistry, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp,
+        Trade,
+    };
+
+    /// A registry of one instrument, `X`.
+    pub(crate) fn registry() -> Arc<InstrumentRegistry> {
+        Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
+            symbol: "X".into(),
+            venue: "V".into(),
+            tick_size: Price::from_raw(1),
+            lot_size: Quantity::from_raw(1),
+            currency: "USD".into(),
+        }]))
+    }
+
+    /// `n` trades of `X`, one per nanosecond.
+    pub(crate) fn trades(n: i64) -> Vec<Trade> {
+        (0..n)
+            .map(|i| Trade {
+                instrument: InstrumentId(0),
+                ts_event: Timestamp(i),
+                ts_recv: Timestamp(i),
+                price: Price::from_raw(1_000 + i),
+                size: Quantity::from_raw(i % 7 + 1),
+                aggressor: Side::Buy,
+                trade_id: Some(i as u64),
+                suspicious: false,
+                seq: SeqNo(i as u64),
+            })
+            .collect()
+    }
+}

@@ -364,34 +364,13 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use tickflow_core::{
-        ArrowRecord, InstrumentId, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp, Trade,
-    };
+    use crate::testing::{registry, trades};
+    use tickflow_core::{ArrowRecord, Trade};
 
     #[test]
     fn parquet_file_reads_back_to_the_same_records() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
-            symbol: "X".into(),
-            venue: "V".into(),
-            tick_size: Price::from_raw(1),
-            lot_size: Quantity::from_raw(1),
-            currency: "USD".into(),
-        }]));
-        let trades: Vec<Trade> = (0..100_000)
-            .map(|i| Trade {
-                instrument: InstrumentId(0),
-                ts_event: Timestamp(i),
-                ts_recv: Timestamp(i),
-                price: Price::from_raw(1_000 + i),
-                size: Quantity::from_raw(i % 7 + 1),
-                aggressor: Side::Buy,
-                trade_id: Some(i as u64),
-                suspicious: false,
-                seq: SeqNo(i as u64),
-            })
-            .collect();
+        let (reg, trades) = (registry(), trades(100_000));
         let mut sink = ParquetSink::<Trade>::create(dir.path(), "trades", reg).unwrap();
         sink.write(&trades[..70_000]).unwrap();
         sink.write(&trades[70_000..]).unwrap();
@@ -406,32 +385,6 @@ mod tests {
             back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());
         }
         assert_eq!(back, trades);
-    }
-
-    fn trades(n: i64) -> Vec<Trade> {
-        (0..n)
-            .map(|i| Trade {
-                instrument: InstrumentId(0),
-                ts_event: Timestamp(i),
-                ts_recv: Timestamp(i),
-                price: Price::from_raw(1_000 + i),
-                size: Quantity::from_raw(i % 7 + 1),
-                aggressor: Side::Sell,
-                trade_id: Some(i as u64),
-                suspicious: false,
-                seq: SeqNo(i as u64),
-            })
-            .collect()
-    }
-
-    fn registry() -> Arc<InstrumentRegistry> {
-        Arc::new(InstrumentRegistry::from_specs([InstrumentSpec {
-            symbol: "X".into(),
-            venue: "V".into(),
-            tick_size: Price::from_raw(1),
-            lot_size: Quantity::from_raw(1),
-            currency: "USD".into(),
-        }]))
     }
 
     /// The files of a parts directory, and the trades of its closed parts in order.
