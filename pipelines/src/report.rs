@@ -65,26 +65,6 @@ impl ReportBuilder {
     pub fn stream(&mut self, stream: &str) -> &mut Tally {
         self.tallies.entry(stream.to_owned()).or_default()
     }
-    /// An order passed risk.
-    pub fn order(&mut self, o: &Order) {
-        self.stream("orders").order(o);
-    }
-    /// An order was refused.
-    pub fn reject(&mut self, reason: RiskReason) {
-        self.stream("risk_rejects").reject(reason);
-    }
-    /// An execution report, in execution order.
-    pub fn fill(&mut self, f: &Fill) {
-        self.stream("fills").fill(f);
-    }
-    /// A position valuation, in event-time order.
-    pub fn position(&mut self, symbol: &str, p: &Position) {
-        self.stream("positions").position(symbol, p);
-    }
-    /// A portfolio valuation, in event-time order.
-    pub fn value(&mut self, v: &PortfolioValue) {
-        self.stream("portfolio").value(v);
-    }
 }
 
 impl Tally {
@@ -417,13 +397,14 @@ mod tests {
     #[test]
     fn win_rate_turnover_and_drawdown() {
         let mut b = ReportBuilder::new(Price::parse("1000").unwrap());
-        b.fill(&fill(1, Side::Buy, "10", "10"));
-        b.fill(&fill(2, Side::Sell, "5", "12")); // win
-        b.fill(&fill(3, Side::Sell, "5", "9")); // loss
-        b.fill(&fill(4, Side::Buy, "10", "10"));
-        b.fill(&fill(5, Side::Sell, "10", "11")); // win
+        let fills = b.stream("fills");
+        fills.fill(&fill(1, Side::Buy, "10", "10"));
+        fills.fill(&fill(2, Side::Sell, "5", "12")); // win
+        fills.fill(&fill(3, Side::Sell, "5", "9")); // loss
+        fills.fill(&fill(4, Side::Buy, "10", "10"));
+        fills.fill(&fill(5, Side::Sell, "10", "11")); // win
         for (m, pnl) in [(0, "0"), (1, "100"), (2, "50"), (4, "-10"), (5, "20")] {
-            b.value(&value(m, pnl));
+            b.stream("portfolio").value(&value(m, pnl));
         }
         let r = b.finish();
         assert_eq!(r.round_trips, 3);
