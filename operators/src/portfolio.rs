@@ -445,23 +445,15 @@ impl Holding {
 /// Exact totals: net, gross, realized, unrealized, fees, open positions.
 type Totals = (i128, i128, i128, i128, i128, u32);
 
-/// How the valuation of a checkpointed job is built.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ValuationCheckpoints {
-    /// The checkpoint time the job resumes from: the valuation's operators give back the
-    /// collections they held at it, and what they emit before it — what the job that took the
-    /// checkpoint had already emitted — is left out.
-    pub resumed_at: Option<Time>,
-}
-
 /// Builds the valuation: per-instrument positions and portfolio totals, each emitted at every
 /// event time where it changes. The position fold reads its executions through a
-/// [`FillLedger`], which keeps them few; with `checkpoints`, a resumed valuation goes on exactly
-/// where the checkpoint left it.
+/// [`FillLedger`], which keeps them few. `resumed_at`: the checkpoint time a job resumes from;
+/// the valuation's operators give back the collections they held at it, and what they emit
+/// before it — what the job that took the checkpoint had already emitted — is left out.
 pub fn portfolio<'s>(
     fills: StreamVec<'s, Time, Stamped<Fill>>,
     bars: StreamVec<'s, Time, Stamped<Bar>>,
-    checkpoints: Option<ValuationCheckpoints>,
+    resumed_at: Option<Time>,
 ) -> (
     StreamVec<'s, Time, Stamped<Position>>,
     StreamVec<'s, Time, Stamped<PortfolioValue>>,
@@ -558,7 +550,7 @@ pub fn portfolio<'s>(
             )
         })
     });
-    match checkpoints.and_then(|c| c.resumed_at) {
+    match resumed_at {
         Some(from) => (
             positions.filter(move |(t, _)| *t >= from),
             values.filter(move |(t, _)| *t >= from),
@@ -691,11 +683,9 @@ mod checkpoint_tests {
             let taken: Snapshots = Rc::default();
             let valued: Rc<RefCell<Valued>> = Rc::default();
             let (pos, val) = (valued.clone(), valued.clone());
-            let valuation = checkpoints
+            let resumed_at = checkpoints
                 .as_ref()
-                .map(|(_, restore)| ValuationCheckpoints {
-                    resumed_at: (!restore.is_empty()).then_some(from),
-                });
+                .and_then(|(_, restore)| (!restore.is_empty()).then_some(from));
             let guard = checkpointing(checkpoints.map(|(interval, restore)| {
                 Rc::new(Hook {
                     interval,
@@ -706,7 +696,7 @@ mod checkpoint_tests {
             let (mut fills, mut bars, probe) = worker.dataflow::<Time, _, _>(|scope| {
                 let (fills, f) = scope.new_input::<Vec<Stamped<Fill>>>();
                 let (bars, b) = scope.new_input::<Vec<Stamped<Bar>>>();
-                let (positions, values) = portfolio(f, b, valuation);
+                let (positions, values) = portfolio(f, b, resumed_at);
                 let (probe, _) = positions
                     .inspect(move |p| pos.borrow_mut().0.push(p.clone()))
                     .probe();

@@ -30,7 +30,7 @@ use tickflow_operators::adapter::{
 use tickflow_operators::exchange::{ExchangeInput, SimExchange};
 use tickflow_operators::features::{FeatureInput, Features};
 use tickflow_operators::indicators::Indicators;
-use tickflow_operators::portfolio::{ValuationCheckpoints, portfolio};
+use tickflow_operators::portfolio::portfolio;
 use tickflow_operators::predict::{self, PREDICTION_COLUMNS, Predict};
 use tickflow_operators::risk::{Mark, Risk, RiskDecision, RiskInput};
 use tickflow_operators::signals::Signals;
@@ -1219,10 +1219,8 @@ fn build<'s>(
                 ) else {
                     return Err(missing(prices));
                 };
-                let checkpoints = shared.checkpoints.as_ref().map(|_| ValuationCheckpoints {
-                    resumed_at: shared.restored.as_ref().map(|r| r.at),
-                });
-                let (positions, values) = portfolio(fills, bars, checkpoints);
+                let resumed_at = shared.restored.as_ref().map(|r| r.at);
+                let (positions, values) = portfolio(fills, bars, resumed_at);
                 let at = stream_index(totals).ok_or("portfolio totals without a counter")?;
                 extra.push((
                     totals.clone(),

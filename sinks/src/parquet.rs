@@ -52,8 +52,6 @@ struct Parts {
     sync: Option<File>,
     /// Rows in the closed parts a resumed job kept.
     kept: u64,
-    /// Whether any part exists.
-    any: bool,
 }
 
 fn part_name(n: u64) -> String {
@@ -176,7 +174,6 @@ impl<T: SinkRecord> ParquetSink<T> {
                 opened: None,
                 sync: None,
                 kept,
-                any: next > 0,
             }),
             registry,
             buffer: Vec::with_capacity(BATCH_ROWS),
@@ -293,7 +290,6 @@ impl<T: SinkRecord> ParquetSink<T> {
         sync_dir(&self.path)?;
         parts.next += 1;
         parts.opened = None;
-        parts.any = true;
         Ok(())
     }
 }
@@ -332,7 +328,7 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
     fn finish(&mut self) -> Result<u64> {
         if self.parts.is_some() {
             self.close_part()?;
-            if self.parts.as_ref().is_some_and(|p| !p.any) {
+            if self.parts.as_ref().is_some_and(|p| p.next == 0) {
                 // No rows at all: still one (empty) part with the stream's columns.
                 self.writer(T::schema())?;
                 self.close_part()?;
