@@ -12,7 +12,9 @@ mod sql;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tickflow_pipelines::config::{DEFAULT_PIPELINE_NAME, Pipeline};
-use tickflow_pipelines::{LoadError, ProgressFn, RunOptions, format_progress, run};
+use tickflow_pipelines::{
+    Durable, LoadError, ProgressFn, Recovery, RunOptions, format_progress, run,
+};
 use tickflow_sources::{ReplayFormat, SourceConfig};
 
 // mimalloc: the dataflow allocates and frees many short-lived batches; glibc's allocator
@@ -479,6 +481,13 @@ fn run_command(args: RunArgs) -> Result<bool> {
         args.workers,
         if args.workers == 1 { "" } else { "s" }
     );
+    // A live job's queries share its durability and checkpoints, which are opened first.
+    let commits = pipeline.live_commits();
+    let durable = Arc::new(Durable::default());
+    let recovery = match commits {
+        Some(_) => Recovery::open(&pipeline, usize::from(args.workers))?,
+        None => None,
+    };
     let job = sql::start(
         &mut pipeline,
         &origin,
@@ -487,12 +496,14 @@ fn run_command(args: RunArgs) -> Result<bool> {
             retention_secs: args.sql_retention,
         },
         &args.output,
+        commits.map(|every| sql::Live {
+            flush_every: every / 2,
+            durable: &durable,
+            recovery: recovery.as_ref(),
+        }),
     )?;
     // SIGINT or SIGTERM stops a job cleanly; a job following Kafka topics runs until then.
-    let follows = pipeline
-        .sources
-        .iter()
-        .any(|s| matches!(s, SourceConfig::Kafka(k) if k.follow));
+    let follows = commits.is_some();
     let opts = RunOptions {
         workers: usize::from(args.workers),
         output_dir: args.output.clone(),
@@ -501,6 +512,8 @@ fn run_command(args: RunArgs) -> Result<bool> {
         tap: job.as_ref().map(sql::Job::tap),
         query_feeds: job.as_ref().map(|j| j.feeds.clone()).unwrap_or_default(),
         stop: Some(stop_on_signals(follows)),
+        durable,
+        recovery,
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;

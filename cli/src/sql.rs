@@ -11,14 +11,15 @@ use std::sync::mpsc::Sender;
 use anyhow::{Context, Result, bail};
 use arrow_array::Array;
 use arrow_array::RecordBatch;
+use tickflow_pipelines::checkpoint::Store;
 use tickflow_pipelines::{
-    FeedEvent, Pipeline, QueryDef as PipelineQuery, QueryFeeds, QuerySink, SinkKind, row_columns,
-    stream_schemas,
+    Durable, FeedEvent, Pipeline, QueryDef as PipelineQuery, QueryFeeds, QuerySink, Recovery,
+    SinkKind, row_columns, stream_schemas,
 };
 use tickflow_sinks::StreamTap;
 use tickflow_sinks::kafka::TopicProducer;
-use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Stdout};
-use tickflow_sql::{ContinuousQuery, QueryDef, Retention, SqlEngine, SqlError, flight};
+use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Start, Stdout};
+use tickflow_sql::{ContinuousQuery, QueryDef, QueryHooks, Retention, SqlEngine, SqlError, flight};
 
 /// Result rows printed per query by a `stdout` query sink when the pipeline sets no limit.
 const STDOUT_ROWS: u64 = 50;
@@ -29,6 +30,50 @@ pub struct SqlSettings {
     pub listen: Option<SocketAddr>,
     /// Event-time history kept per stream, in seconds.
     pub retention_secs: u64,
+}
+
+/// What the queries of a live job (one following Kafka topics) share with the job.
+pub struct Live<'a> {
+    /// How often the outputs flush (as often as the job's sinks).
+    pub flush_every: std::time::Duration,
+    /// Where each query's output says how far its results are durable.
+    pub durable: &'a Arc<Durable>,
+    /// The job's checkpoints, when it takes them.
+    pub recovery: Option<&'a Recovery>,
+}
+
+/// The name under which a checkpoint keeps the state of query `name`.
+fn query_state(name: &str) -> String {
+    format!("query-{name}")
+}
+
+/// A live job's query: its checkpoints go to the job's store, its durability to the job.
+struct Hooks {
+    /// The name of its state in a checkpoint.
+    state: String,
+    /// Its output file (by the name a checkpoint notes its position under), if it has one.
+    file: Option<String>,
+    store: Option<Arc<Store>>,
+    durable: Arc<Durable>,
+    slot: usize,
+    flush_every: std::time::Duration,
+}
+
+impl QueryHooks for Hooks {
+    fn flush_every(&self) -> std::time::Duration {
+        self.flush_every
+    }
+    fn checkpoint(&mut self, at: i64, state: Result<Vec<u8>, String>, position: Option<u64>) {
+        if let Some(store) = &self.store {
+            if let (Some(file), Some(p)) = (&self.file, position) {
+                store.file_position(file, at, p);
+            }
+            store.sink_state_at(&self.state, at, state);
+        }
+    }
+    fn durable(&mut self, t: i64) {
+        self.durable.set(self.slot, t);
+    }
 }
 
 /// The engine of a running job, with its streams declared.
@@ -90,6 +135,12 @@ impl QueryOutput for ToKafka {
                     reason: e.to_string(),
                 })?;
         }
+        self.producer.poll();
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SqlError> {
+        // What the brokers have not acknowledged yet goes on in the background; a Kafka output
+        // is at-least-once after a restart, like the Kafka sinks.
         self.producer.poll();
         Ok(())
     }
@@ -239,14 +290,16 @@ pub fn check_queries(pipeline: &mut Pipeline, origin: &str) -> Result<()> {
     plan_all(&engine, pipeline, origin).map(drop)
 }
 
-/// Starts the SQL engine of a job when it has queries or serves SQL; `None` otherwise.
 /// Starts the SQL engine of a job when it has queries or serves SQL; `None` otherwise. The
-/// columns of the query streams are recorded in `pipeline`.
+/// columns of the query streams are recorded in `pipeline`. The queries of a live job (`live`)
+/// go on with the files a previous run wrote, say how far their results are durable, and with
+/// checkpoints take theirs and resume from them.
 pub fn start(
     pipeline: &mut Pipeline,
     origin: &str,
     settings: &SqlSettings,
     output_dir: &Path,
+    live: Option<Live<'_>>,
 ) -> Result<Option<Job>> {
     if pipeline.queries.is_empty() && settings.listen.is_none() {
         return Ok(None);
@@ -264,12 +317,35 @@ pub fn start(
         if matches!(q.sink, QuerySink::Sink(SinkKind::Jsonl | SinkKind::Parquet)) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        let recovery = live.as_ref().and_then(|l| l.recovery);
+        let restored = recovery.and_then(|r| r.restored.as_deref());
+        // A file output: the name a checkpoint notes its position under (as the sinks'), and
+        // where it starts.
+        let file = match &q.sink {
+            QuerySink::Sink(SinkKind::Jsonl) => Some(dir.join(format!("{}.jsonl", q.name))),
+            QuerySink::Sink(SinkKind::Parquet) if live.is_some() => Some(dir.join(&q.name)),
+            _ => None,
+        }
+        .map(|p| p.display().to_string());
+        let start = match (&file, restored) {
+            (Some(f), Some(r)) if r.files.contains_key(f) => Start::At(r.files[f]),
+            // A live job never drops what it wrote before: its input was committed.
+            _ if live.is_some() => Start::After,
+            _ => Start::Afresh,
+        };
         let output: Box<dyn QueryOutput> = match &q.sink {
             QuerySink::Sink(SinkKind::Stdout { limit }) => Box::new(Stdout::new(
                 &q.name,
                 usize::try_from(limit.unwrap_or(STDOUT_ROWS)).unwrap_or(usize::MAX),
             )),
-            QuerySink::Sink(SinkKind::Jsonl) => Box::new(Jsonl::create(&dir, &q.name)?),
+            QuerySink::Sink(SinkKind::Jsonl) => Box::new(Jsonl::open(&dir, &q.name, start)?),
+            QuerySink::Sink(SinkKind::Parquet) if live.is_some() => Box::new(Parquet::rolling(
+                &dir,
+                &q.name,
+                query.schema().clone(),
+                q.roll.to_std(),
+                start,
+            )?),
             QuerySink::Sink(SinkKind::Parquet) => {
                 Box::new(Parquet::create(&dir, &q.name, query.schema().clone())?)
             }
@@ -291,7 +367,36 @@ pub fn start(
                 tx: feeds.open(&q.name),
             }),
         };
-        engine.start(query, output)?;
+        let mut query = query;
+        let hooks = match &live {
+            Some(l) => {
+                let state = query_state(&q.name);
+                let store = recovery.map(|r| r.store.clone());
+                if let Some(store) = &store {
+                    store.sink_state(&state);
+                    if let Some(f) = &file {
+                        store.file_sink(f);
+                    }
+                }
+                if let Some(r) = restored {
+                    let bytes = r.sink_state(&state)?;
+                    query.restore(bytes).with_context(|| {
+                        format!("resuming from the checkpoint in {}", r.path.display())
+                    })?;
+                }
+                let hooks: Box<dyn QueryHooks> = Box::new(Hooks {
+                    state,
+                    file: file.clone(),
+                    store,
+                    durable: l.durable.clone(),
+                    slot: l.durable.register(),
+                    flush_every: l.flush_every,
+                });
+                Some(hooks)
+            }
+            None => None,
+        };
+        engine.start_with(query, output, hooks)?;
     }
     let address = match settings.listen {
         Some(addr) => {

@@ -961,7 +961,7 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = |group: &str| {
         let p = dir.path().join(format!("{group}.toml"));
-        let text = live_pipeline(&t, group) + PARQUET_TRADES;
+        let text = live_pipeline(&t, group) + PARQUET_TRADES + BIG_TRADES;
         assert!(text.contains("follow = true") && text.contains("\"trades\""));
         std::fs::write(&p, text).unwrap();
         p
@@ -1049,6 +1049,17 @@ fn a_live_job_follows_the_topic_commits_as_it_goes_and_stops_cleanly() {
         &[dir.path().join("a/trades")],
         &files.join("trades.parquet"),
     );
+    // And so do the outputs of their continuous query: its results go on after A's, and the
+    // input was committed only behind what A's query had made durable.
+    let expected = lines(files.join("big_trades.jsonl"));
+    assert!(expected.len() > 100, "{} big trades", expected.len());
+    assert_eq!(lines(dir.path().join("a/big_trades.jsonl")), expected);
+    parquet_agrees(
+        &python,
+        "same set",
+        &[dir.path().join("a/big_trades_pq")],
+        &files.join("big_trades_pq.parquet"),
+    );
 
     // A job following the whole topic from the start computes what a replay of the files does.
     let c = LiveJob::start(
@@ -1124,7 +1135,8 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     // Bars, indicators and signals (each with history: 20-bar averages, crossings) of the
     // trades, orders through pre-trade risk to a simulated exchange whose fills come back to
     // risk, and the portfolio valuation of the fills (differential dataflow) with its report;
-    // every stream to files, checkpointed every 30 minutes of event time.
+    // every stream to files, and continuous SQL queries (tumbling, hopping and session
+    // windows) to JSON Lines and Parquet, checkpointed every 30 minutes of event time.
     let text = live_pipeline(&t, &group)
         .replace(
             "streams = [\"trades\", \"bars\", \"indicators\"]",
@@ -1133,7 +1145,8 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
         .replace(
             "[[sink]]",
             &format!("{SIGNAL_RULES}{TRADING}{PORTFOLIO}{PARQUET}\n[[sink]]"),
-        );
+        )
+        + QUERIES;
     let replay = dir.path().join("replay.toml");
     std::fs::write(&replay, &text).unwrap();
     let live = dir.path().join("live.toml");
@@ -1255,6 +1268,46 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     };
     assert!(report(&whole).contains("positions       symbol"), "{whole}");
     assert_eq!(report(&summary), report(&whole), "{summary}");
+    // The queries went on from the state A's checkpoint held: B's result files, A's cut back
+    // to the checkpoint, hold the replay's results (in the order each execution gave them),
+    // and B's counters are the whole job's.
+    let queries = |summary: &str| -> Vec<String> {
+        summary
+            .lines()
+            .filter(|l| l.starts_with("query "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(queries(&whole).len(), 4, "{whole}");
+    assert_eq!(queries(&summary), queries(&whole), "{summary}");
+    for q in ["ohlc_5m", "bar_means", "flow", "flow_signals"] {
+        let f = format!("{q}.jsonl");
+        let lines = |p: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        let (got, expected) = (lines(&out.join(&f)), lines(&files.join(&f)));
+        assert!(
+            expected
+                .iter()
+                .filter(|l| l.contains(&at_text[..10]))
+                .count()
+                > 3,
+            "{f}: results of the first day"
+        );
+        assert_eq!(got, expected, "{f}\n{summary}");
+    }
+    parquet_agrees(
+        &python,
+        "same rows",
+        &[out.join("bursts")],
+        &files.join("bursts.parquet"),
+    );
     // The live jobs wrote Parquet as rolled parts, A's cut back to the checkpoint: together
     // they hold the rows of the replay's single files, in order.
     for stream in ["trades", "bars", "positions"] {
@@ -1277,9 +1330,9 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
 }
 
 /// Checks with pyarrow that the rows of Parquet parts directories `dirs` together are the rows
-/// of Parquet file `file`: the same rows in the same order (`exact`), or the same set of rows
-/// (`same set`: a row may be in more than one part). A trade's `seq` numbers it within its
-/// source (a topic, files) and is left out.
+/// of Parquet file `file`: the same rows in the same order (`exact`), the same rows in any order
+/// (`same rows`), or the same set of rows (`same set`: a row may be in more than one part). A
+/// trade's `seq` numbers it within its source (a topic, files) and is left out.
 fn parquet_agrees(python: &str, mode: &str, dirs: &[PathBuf], file: &Path) {
     let check = Command::new(python)
         .args([
@@ -1291,7 +1344,8 @@ fn parquet_agrees(python: &str, mode: &str, dirs: &[PathBuf], file: &Path) {
              drop = [c for c in ['seq'] if c in a.column_names]\n\
              a = a.drop_columns(drop); b = b.drop_columns(drop)\n\
              rows = lambda t: set(zip(*[t.column(c).to_pylist() for c in t.column_names]))\n\
-             same = a.equals(b) if mode == 'exact' else rows(a) == rows(b)\n\
+             listed = lambda t: sorted(zip(*[t.column(c).to_pylist() for c in t.column_names]), key=repr)\n\
+             same = a.equals(b) if mode == 'exact' else listed(a) == listed(b) if mode == 'same rows' else rows(a) == rows(b)\n\
              print(a.num_rows, b.num_rows, same)",
             mode,
         ])
@@ -1316,6 +1370,20 @@ streams = ["trades"]
 roll = "1s"
 "#;
 
+/// A continuous query of the trades, to JSON Lines and to Parquet parts rolled after a second.
+const BIG_TRADES: &str = r#"
+[[query]]
+name = "big_trades"
+sink = "jsonl"
+sql = "SELECT symbol, ts_event, price, size FROM trades WHERE size >= 500"
+
+[[query]]
+name = "big_trades_pq"
+sink = "parquet"
+roll = "1s"
+sql = "SELECT symbol, ts_event, price, size FROM trades WHERE size >= 500"
+"#;
+
 /// Parquet sinks of the resume test: parts rolled after a second (a live job's commits and
 /// checkpoints wait for the parts holding their rows to close).
 const PARQUET: &str = r#"
@@ -1323,6 +1391,65 @@ const PARQUET: &str = r#"
 kind = "parquet"
 streams = ["trades", "bars", "positions"]
 roll = "1s"
+"#;
+
+/// The continuous queries of the resume test: five-minute bars of the trades and half-hour
+/// means of the bars every ten minutes to JSON Lines, bursts of trading (sessions) to Parquet,
+/// and ten-minute means as a stream of the dataflow that a signals operator trades on.
+const QUERIES: &str = r#"
+[[query]]
+name = "ohlc_5m"
+sink = "jsonl"
+sql = """
+SELECT symbol, window_start, window_end, count(*) AS trades, min(price) AS low,
+       max(price) AS high, sum(size) AS volume
+FROM tumble('trades', 'ts_event', INTERVAL '5 minutes')
+GROUP BY symbol, window_start, window_end
+"""
+
+[[query]]
+name = "bar_means"
+sink = "jsonl"
+sql = """
+SELECT symbol, window_end, avg(close) AS mean_close, count(*) AS bars
+FROM hop('bars', 'end', INTERVAL '10 minutes', INTERVAL '30 minutes')
+GROUP BY symbol, window_end
+"""
+
+[[query]]
+name = "bursts"
+sink = "parquet"
+roll = "1s"
+sql = """
+SELECT symbol, window_start, window_end, count(*) AS trades, sum(size) AS volume
+FROM session('trades', 'ts_event', INTERVAL '2 minutes', 'symbol')
+GROUP BY symbol, window_start, window_end
+"""
+
+[[query]]
+name = "flow"
+sink = "stream"
+# Windows close a quarter of an hour late: some close after a checkpoint time that they end
+# before.
+lateness = "15m"
+sql = """
+SELECT instrument_id, window_end, count(*) AS trades,
+       CAST(avg(price) AS DOUBLE) AS mean,
+       CAST((max(price) + min(price)) / 2 AS DOUBLE) AS mid
+FROM tumble('trades', 'ts_event', INTERVAL '10 minutes')
+GROUP BY instrument_id, window_end
+"""
+
+[[operator]]
+name = "flow_signals"
+kind = "signals"
+input = "flow"
+buy = "mid crosses_above mean"
+sell = "mid crosses_below mean"
+
+[[sink]]
+kind = "jsonl"
+streams = ["flow", "flow_signals"]
 "#;
 
 /// The streams the resume test writes and compares.

@@ -549,7 +549,7 @@ impl Store {
         let mut sinks = BTreeMap::new();
         for (k, (name, state)) in partial.sinks.into_iter().enumerate() {
             // Named by position: a stream's name need not be a plain file name.
-            let file = format!("sink-{k}.json");
+            let file = format!("sink-{k}.state");
             write_synced(&tmp.join(&file), &state)?;
             bytes += state.len() as u64;
             sinks.insert(name, file);

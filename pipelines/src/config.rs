@@ -283,6 +283,8 @@ pub struct QueryDef {
     pub dir: Option<PathBuf>,
     /// How long a window stays open after the watermark passes its end.
     pub lateness: Duration,
+    /// A parquet output of a live job: how long each part stays open (see [`SinkDef::roll`]).
+    pub roll: Duration,
     /// Line of the pipeline file where the SQL text starts (1-based; 0 when not from a file),
     /// so errors the SQL layer reports by line within the query can be found in the file.
     pub sql_line: usize,
@@ -358,6 +360,19 @@ impl Pipeline {
     /// The query whose results are stream `name`, if there is one.
     pub fn stream_query(&self, name: &str) -> Option<&QueryDef> {
         self.stream_queries().find(|q| q.name == name)
+    }
+
+    /// A live job (one following a Kafka topic, `follow = true`): how often it commits its
+    /// input offsets (the shortest of its sources' intervals); `None` for a job whose sources
+    /// end.
+    pub fn live_commits(&self) -> Option<std::time::Duration> {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::Kafka(k) if k.follow => Some(k.commit_interval.to_std()),
+                _ => None,
+            })
+            .min()
     }
 
     /// The queries whose results are streams, in file order.
@@ -990,7 +1005,6 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
     }
 
     let mut checkpoint = None;
-    let checkpoint_span = top.get("checkpoint").map(|v| v.span());
     if let Some(v) = top.get("checkpoint") {
         match v.get_ref().as_table() {
             Some(t) => {
@@ -1205,17 +1219,6 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 format!("query name `{}` is already a stream or query name", q.name),
             );
         }
-    }
-    // What a checkpoint cannot hold yet: the state of SQL queries.
-    if let (Some(span), Some((q, _))) = (checkpoint_span, queries.first()) {
-        w.err(
-            span,
-            format!(
-                "[checkpoint]: query `{}` cannot be checkpointed yet (the state of SQL \
-                 queries is not in a checkpoint); run queries in a job of their own",
-                q.name
-            ),
-        );
     }
     let mut operators: Vec<OperatorDef> = operators
         .into_iter()
@@ -1650,15 +1653,7 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
     }
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
-    let roll = r
-        .string(w, "roll")
-        .and_then(|(text, span)| match Duration::parse(&text) {
-            Ok(d) => Some((d, span)),
-            Err(e) => {
-                w.err(span, format!("`roll` in [[sink]] #{n}: {e}"));
-                None
-            }
-        });
+    let roll = r.string(w, "roll");
     let kind = kind.and_then(|(k, kspan)| {
         if k == "kafka" {
             Some(kafka_sink(w, &mut r, &format!("[[sink]] #{n}")))
@@ -1666,19 +1661,8 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
             sink_kind(w, &k, kspan, limit, "sink kind")
         }
     });
-    if let Some((d, span)) = &roll {
-        if kind.as_ref().is_some_and(|k| *k != SinkKind::Parquet) {
-            w.err(
-                span.clone(),
-                format!("[[sink]] #{n}: `roll` is a setting of parquet sinks"),
-            );
-        } else if d.nanos() <= 0 {
-            w.err(
-                span.clone(),
-                format!("[[sink]] #{n}: `roll` must be positive"),
-            );
-        }
-    }
+    let parquet = kind.as_ref().map(|k| *k == SinkKind::Parquet);
+    let roll = roll_setting(w, roll, &format!("[[sink]] #{n}"), parquet);
     r.finish(w);
     // The streams are returned even when the kind was refused, so they are still checked.
     let streams = streams.unwrap_or_default();
@@ -1686,9 +1670,32 @@ fn parse_sink(w: &mut Walker<'_>, t: &DeTable<'_>, span: Range<usize>, n: usize)
         kind,
         streams: streams.iter().map(|(s, _)| s.clone()).collect(),
         dir,
-        roll: roll.map_or(DEFAULT_ROLL, |(d, _)| d),
+        roll,
     });
     (def, streams)
+}
+
+/// The `roll` of a Parquet output (`parquet`: whether the output is one, when known): how
+/// long a live job's part stays open; [`DEFAULT_ROLL`] when not set.
+fn roll_setting(
+    w: &mut Walker<'_>,
+    roll: Option<(String, Range<usize>)>,
+    what: &str,
+    parquet: Option<bool>,
+) -> Duration {
+    let Some((text, span)) = roll else {
+        return DEFAULT_ROLL;
+    };
+    match Duration::parse(&text) {
+        Err(e) => w.err(span, format!("`roll` in {what}: {e}")),
+        Ok(_) if parquet == Some(false) => w.err(
+            span,
+            format!("{what}: `roll` is a setting of parquet outputs"),
+        ),
+        Ok(d) if d.nanos() <= 0 => w.err(span, format!("{what}: `roll` must be positive")),
+        Ok(d) => return d,
+    }
+    DEFAULT_ROLL
 }
 
 /// The settings of a Kafka sink: `topic` (default `{stream}`), `brokers`, `partitions`.
@@ -1750,6 +1757,7 @@ fn parse_query(
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
     let lateness = r.duration(w, "lateness").unwrap_or(Duration::ZERO);
     let time = r.string(w, "time");
+    let roll = r.string(w, "roll");
     let sink = match sink {
         None => Some(QuerySink::Sink(SinkKind::Stdout { limit })),
         Some((k, _)) if k == "stream" => Some(QuerySink::Stream),
@@ -1760,6 +1768,10 @@ fn parse_query(
         ))),
         Some((k, kspan)) => sink_kind(w, &k, kspan, limit, "query sink").map(QuerySink::Sink),
     };
+    let parquet = sink
+        .as_ref()
+        .map(|s| *s == QuerySink::Sink(SinkKind::Parquet));
+    let roll = roll_setting(w, roll, &format!("[[query]] #{n}"), parquet);
     if let (Some((_, tspan)), Some(QuerySink::Sink(_))) = (&time, &sink) {
         w.err(
             tspan.clone(),
@@ -1780,6 +1792,7 @@ fn parse_query(
         sink: sink?,
         dir,
         lateness,
+        roll,
         time: time.map(|(t, _)| t),
         columns: None,
     })
@@ -1882,7 +1895,7 @@ mod tests {
             ("[checkpoint]\ndir = \"ck\"\nevery = \"1m\"\n", "every"),
             (
                 "[[sink]]\nkind = \"jsonl\"\nstreams = [\"bars\"]\nroll = \"1m\"\n",
-                "`roll` is a setting of parquet sinks",
+                "`roll` is a setting of parquet outputs",
             ),
             (
                 "[[sink]]\nkind = \"parquet\"\nstreams = [\"bars\"]\nroll = \"0s\"\n",
@@ -1893,8 +1906,8 @@ mod tests {
                 "`roll` in [[sink]]",
             ),
             (
-                "[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\n\n[checkpoint]\ndir = \"ck\"\n",
-                "query `q` cannot be checkpointed yet",
+                "[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\nsink = \"jsonl\"\nroll = \"1m\"\n",
+                "[[query]] #1: `roll` is a setting of parquet outputs",
             ),
         ] {
             let e = Pipeline::parse(&format!("{base}\n{extra}"), "x.toml")
@@ -1909,6 +1922,13 @@ mod tests {
         // The portfolio valuation and Parquet sinks (rolled parts) are checkpointed too.
         let live = Pipeline::parse(&with_portfolio, "x.toml").unwrap_or_else(|e| panic!("{e}"));
         assert!(live.checkpoint.is_some());
+        // So are continuous queries, with their rolled Parquet parts.
+        let with_query = format!(
+            "{with_portfolio}\n[[query]]\nname = \"q\"\nsql = \"SELECT * FROM bars\"\n\
+             sink = \"parquet\"\nroll = \"10s\"\n"
+        );
+        let live = Pipeline::parse(&with_query, "x.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(live.queries[0].roll, Duration::from_secs(10));
         // A job whose sources end is a replay: it is refused before anything runs.
         let dir = tempfile::tempdir().unwrap();
         let e = crate::runtime::run(

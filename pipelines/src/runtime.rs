@@ -83,6 +83,12 @@ pub struct RunOptions {
     /// processed and written (a live Kafka job's offsets committed), and the run returns with
     /// its summary marked as stopped. A job that follows Kafka topics ends only this way.
     pub stop: Option<&'static AtomicBool>,
+    /// A live job: where its outputs outside the dataflow (the SQL layer's queries) say how far
+    /// their results are durable; input offsets are committed only behind them too.
+    pub durable: Arc<Durable>,
+    /// A live job with `[checkpoint]` whose checkpoints were opened before the run (by the SQL
+    /// layer, whose queries are in them); `None` opens them here.
+    pub recovery: Option<Recovery>,
 }
 
 impl Default for RunOptions {
@@ -96,7 +102,36 @@ impl Default for RunOptions {
             tap: None,
             query_feeds: QueryFeeds::default(),
             stop: None,
+            durable: Arc::default(),
+            recovery: None,
         }
+    }
+}
+
+/// The checkpoints of a live job: where they go, and the newest complete one, which the job
+/// resumes from.
+#[derive(Clone)]
+pub struct Recovery {
+    /// Where checkpoints go.
+    pub store: Arc<Store>,
+    /// The checkpoint the job resumes from.
+    pub restored: Option<Arc<Restored>>,
+}
+
+impl Recovery {
+    /// Opens the checkpoints `pipeline`'s `[checkpoint]` names, for a job of `workers` workers;
+    /// `None` when it names none.
+    pub fn open(pipeline: &Pipeline, workers: usize) -> Result<Option<Self>, RunError> {
+        let Some(c) = &pipeline.checkpoint else {
+            return Ok(None);
+        };
+        let store = Store::new(&c.dir, c.interval, pipeline, workers)
+            .map_err(|e| RunError::Options(e.to_string()))?;
+        let restored = store.load().map_err(|e| RunError::Options(e.to_string()))?;
+        Ok(Some(Self {
+            store: Arc::new(store),
+            restored: restored.map(Arc::new),
+        }))
     }
 }
 
@@ -408,27 +443,37 @@ struct Shared {
     commit_interval: std::time::Duration,
     /// A live job: the workers' watermarks.
     board: Arc<Board>,
-    /// A live job: how far each sunk stream's sinks have made their rows durable.
+    /// A live job: how far each output has made its rows durable.
     durable: Arc<Durable>,
+    /// A live job: how often its sinks flush.
+    flush_every: Option<std::time::Duration>,
     /// A live job with `[checkpoint]`: where its checkpoints go, and the one it resumes from.
     checkpoints: Option<Arc<Store>>,
     restored: Option<Arc<Restored>>,
 }
 
-/// How far the sinks of a live job have made their rows durable: one slot per sunk stream,
-/// the watermark at its sinks' last flush. Input offsets are committed only behind the oldest.
-struct Durable {
+/// How far the outputs of a live job have made their rows durable: one slot per output (the
+/// sinks of a sunk stream, a query's output), the watermark at its last flush. Input offsets
+/// are committed, and checkpoints written, only behind the oldest.
+#[derive(Debug, Default)]
+pub struct Durable {
     slots: Mutex<Vec<i64>>,
-    /// How often sinks flush; `None` outside live jobs.
-    every: Option<std::time::Duration>,
 }
 
 impl Durable {
-    /// A slot for one more sunk stream.
-    fn register(&self) -> usize {
+    /// A slot for one more output.
+    pub fn register(&self) -> usize {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.push(i64::MIN);
         slots.len() - 1
+    }
+
+    /// Every row of output `slot` at a time before `t` is durable.
+    pub fn set(&self, slot: usize, t: i64) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slots.get_mut(slot) {
+            *s = t;
+        }
     }
 
     /// Whether every row at a time up to `t` is durable in every sink.
@@ -505,9 +550,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
                     c.dir.display()
                 )));
             }
-            let store = Store::new(&c.dir, c.interval, pipeline, opts.workers)
-                .map_err(|e| RunError::Options(e.to_string()))?;
-            let restored = store.load().map_err(|e| RunError::Options(e.to_string()))?;
+            let Recovery { store, restored } = match &opts.recovery {
+                Some(r) => r.clone(),
+                None => Recovery::open(pipeline, opts.workers)?
+                    .ok_or_else(|| RunError::Runtime("no checkpoint store".into()))?,
+            };
             if let Some(r) = &restored {
                 resume_parts(&mut plan, r);
                 eprintln!(
@@ -516,7 +563,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
                     r.path.display()
                 );
             }
-            (Some(Arc::new(store)), restored.map(Arc::new))
+            (Some(store), restored)
         }
         None => (None, None),
     };
@@ -599,10 +646,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         commits: Mutex::new(commits),
         commit_interval,
         board: Arc::new(Board::new(opts.workers)),
-        durable: Arc::new(Durable {
-            slots: Mutex::new(Vec::new()),
-            every: live.then_some(commit_interval),
-        }),
+        durable: opts.durable.clone(),
+        flush_every: live.then_some(commit_interval),
         checkpoints: checkpoints.clone(),
         restored,
     });
@@ -810,15 +855,14 @@ impl Marks {
 type Attached<T> = (String, Box<dyn Sink<T>>, bool, i64);
 
 /// Notes where a stream's sinks stood (file lengths, rows of Parquet parts) at every checkpoint
-/// time up to `t` not noted yet.
-fn note_files<T>(marks: &RefCell<Marks>, store: &Store, t: Time, sinks: &[Attached<T>]) {
+/// time up to `t` not noted yet, and tells the sinks (the SQL tap hands the mark on).
+fn note_files<T>(marks: &RefCell<Marks>, store: &Store, t: Time, sinks: &mut [Attached<T>]) {
     for b in marks.borrow_mut().before(t) {
-        for (name, sink, failed, _) in sinks {
-            if let Some(p) = sink.position()
-                && !failed
-            {
+        for (name, sink, _, _) in sinks.iter_mut().filter(|s| !s.2) {
+            if let Some(p) = sink.position() {
                 store.file_position(name, b, p);
             }
+            sink.checkpoint(b);
         }
     }
 }
@@ -836,24 +880,20 @@ fn attach<'s, T: SinkRecord + Record>(
     let checkpoints = shared.checkpoints.as_ref();
     // With checkpoints, the file sinks a resumed job goes on with note, for each checkpoint
     // time, how long their file was when every row before that time was written and none
-    // after it.
-    let marks = checkpoints.and_then(|store| {
-        let named: Vec<String> = sinks
+    // after it; the SQL tap hands each checkpoint time on to the queries.
+    let marks = checkpoints.map(|store| {
+        sinks
             .iter()
             .filter(|(_, s)| s.position().is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
-        (!named.is_empty()).then(|| {
-            named.iter().for_each(|n| store.file_sink(n));
-            (
-                Rc::new(RefCell::new(Marks::new(store.interval()))),
-                store.clone(),
-            )
-        })
+            .for_each(|(n, _)| store.file_sink(n));
+        (
+            Rc::new(RefCell::new(Marks::new(store.interval()))),
+            store.clone(),
+        )
     });
     let (write_marks, progress_marks) = (marks.clone(), marks);
     // A live job flushes the sinks now and then, and says how far their rows are durable.
-    let flushing = match durable.every {
+    let flushing = match shared.flush_every {
         Some(every) if !sinks.is_empty() => Some((durable.clone(), durable.register(), every)),
         _ => None,
     };
@@ -882,7 +922,7 @@ fn attach<'s, T: SinkRecord + Record>(
         gather,
         move |step: Time, batch: &mut Vec<T>| {
             if let Some((m, store)) = &write_marks {
-                note_files(m, store, step, &write_sinks.borrow());
+                note_files(m, store, step, &mut write_sinks.borrow_mut());
             }
             for (sink_name, sink, failed, _) in write_sinks.borrow_mut().iter_mut() {
                 if *failed {
@@ -899,7 +939,7 @@ fn attach<'s, T: SinkRecord + Record>(
         },
         move |watermark: Time| {
             if let Some((m, store)) = &progress_marks {
-                note_files(m, store, watermark, &mark_sinks.borrow());
+                note_files(m, store, watermark, &mut mark_sinks.borrow_mut());
             }
             let flush = flushing
                 .as_ref()
@@ -932,8 +972,7 @@ fn attach<'s, T: SinkRecord + Record>(
             }
             if flush && let Some((durable, slot, _)) = &flushing {
                 last_flush = Instant::now();
-                let mut slots = durable.slots.lock().unwrap_or_else(|p| p.into_inner());
-                slots[*slot] = durable_to;
+                durable.set(*slot, durable_to);
             }
         },
         revisit,
@@ -955,8 +994,7 @@ fn attach<'s, T: SinkRecord + Record>(
             }
             // Closed whole: every row is durable.
             if whole && let Some((durable, slot)) = &finished {
-                let mut slots = durable.slots.lock().unwrap_or_else(|p| p.into_inner());
-                slots[*slot] = i64::MAX;
+                durable.set(*slot, i64::MAX);
             }
         },
     )
@@ -1039,6 +1077,7 @@ fn build<'s>(
             time: q.time.clone().unwrap_or_default(),
             names: shared.pipeline.columns(&q.name).into(),
             unkeyed: 0,
+            resumed_at: None,
         });
     }
     // What sinks, the report and the valuation read (see `view`).
@@ -1524,6 +1563,10 @@ struct QueryInput {
     names: Arc<[String]>,
     /// Result rows left out for want of an instrument or an event time.
     unkeyed: usize,
+    /// A job resumed from a checkpoint at this time: result rows before it are in the
+    /// checkpoint's state already (the query took its own before writing them) and are left
+    /// out.
+    resumed_at: Option<Time>,
 }
 
 impl QueryInput {
@@ -1543,9 +1586,12 @@ impl QueryInput {
                         Ok((rows, unkeyed)) => {
                             self.unkeyed += unkeyed;
                             let now = *cap.time();
+                            let from = self.resumed_at.unwrap_or(Time::MIN);
                             self.handle.activate().session(&*cap).give_iterator(
                                 rows.into_iter()
-                                    .map(|r| (floor(r.end.nanos(), gran).max(now), r)),
+                                    .map(|r| (floor(r.end.nanos(), gran), r))
+                                    .filter(|(t, _)| *t >= from)
+                                    .map(|(t, r)| (t.max(now), r)),
                             );
                         }
                         Err(e) => stats.error(format!(
@@ -1987,6 +2033,12 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             // Nothing before the checkpoint comes again.
             events_cap.downgrade(&r.at);
             rejects_cap.downgrade(&r.at);
+            for q in &mut queries {
+                if let Some(cap) = q.cap.as_mut() {
+                    cap.downgrade(&r.at);
+                }
+                q.resumed_at = Some(r.at);
+            }
         }
     }
     let mut caps = Some((events_cap, rejects_cap));

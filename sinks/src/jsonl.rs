@@ -58,19 +58,7 @@ impl JsonlSink {
     /// without a checkpoint: what it wrote before stays), creating it if there is none. A last
     /// line left torn by a crash is cut away; its row was not committed and comes again.
     pub fn append(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        let path = dir.join(format!("{stream}.jsonl"));
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Self::create(dir, stream, registry);
-            }
-            Err(source) => return Err(Error::Io { path, source }),
-        };
-        let whole = complete_lines(&mut file).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Self::resume(dir, stream, registry, whole)
+        Self::reopened(dir, stream, registry, None)
     }
 
     /// Goes on with `<dir>/<stream>.jsonl` where a checkpoint left it: the file is cut to its
@@ -83,38 +71,66 @@ impl JsonlSink {
         registry: Arc<InstrumentRegistry>,
         length: u64,
     ) -> Result<Self> {
+        Self::reopened(dir, stream, registry, Some(length))
+    }
+
+    fn reopened(
+        dir: &Path,
+        stream: &str,
+        registry: Arc<InstrumentRegistry>,
+        length: Option<u64>,
+    ) -> Result<Self> {
         let path = dir.join(format!("{stream}.jsonl"));
-        let io = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let have = file.metadata().map_err(io)?.len();
-        if have < length {
-            return Err(Error::Io {
-                path: path.clone(),
-                source: std::io::Error::other(format!(
-                    "it has {have} bytes, but the checkpoint the job resumes from was taken \
-                     when it had {length}: it is not the file that job wrote"
-                )),
-            });
-        }
-        file.set_len(length).map_err(io)?;
-        let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
+        let (file, bytes) = reopen(&path, length)?;
         Ok(Self {
             path,
             out: BufWriter::with_capacity(1 << 20, file),
             registry,
             written: 0,
-            bytes: length,
+            bytes,
             line: String::new(),
         })
     }
+}
+
+/// Opens a JSON Lines file a live job goes on writing, positioned at its end, and its length:
+/// with `length` (where a checkpoint left it), cut to that length, refused when shorter; without,
+/// cut after its last complete line (created when there is none).
+pub fn reopen(path: &Path, length: Option<u64>) -> Result<(File, u64)> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && length.is_none() => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            return Ok((File::create(path).map_err(io)?, 0));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let length = match length {
+        Some(length) => {
+            let have = file.metadata().map_err(io)?.len();
+            if have < length {
+                return Err(io(std::io::Error::other(format!(
+                    "it has {have} bytes, but the checkpoint the job resumes from was taken \
+                     when it had {length}: it is not the file that job wrote"
+                ))));
+            }
+            length
+        }
+        None => complete_lines(&mut file).map_err(io)?,
+    };
+    file.set_len(length).map_err(io)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
+    Ok((file, length))
 }
 
 impl<T: SinkRecord> Sink<T> for JsonlSink {

@@ -28,7 +28,7 @@ pub use crate::discard::DiscardSink;
 pub use crate::error::{Error, Result};
 pub use crate::jsonl::JsonlSink;
 pub use crate::kafka::KafkaSink;
-pub use crate::parquet::ParquetSink;
+pub use crate::parquet::{ParquetOutput, ParquetSink};
 pub use crate::record::SinkRecord;
 pub use crate::stdout::StdoutSink;
 pub use crate::tap::{StreamTap, TapSink};
@@ -76,6 +76,10 @@ pub trait Sink<T>: Send {
     fn position(&self) -> Option<u64> {
         None
     }
+    /// A live job with checkpoints: the stream has reached checkpoint time `at`: every row
+    /// before it has been written to this sink and none at or after it. Sinks that hand the
+    /// stream on (the SQL tap) pass the mark along.
+    fn checkpoint(&mut self, _at: i64) {}
 }
 
 /// Records for the sinks' tests.

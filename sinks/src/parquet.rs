@@ -28,6 +28,14 @@ const BATCH_ROWS: usize = 65_536;
 /// Writes one Parquet file per stream, or rolled parts of one. The writer is created with the
 /// first batch, whose schema it takes (indicator columns depend on the pipeline).
 pub struct ParquetSink<T> {
+    out: ParquetOutput,
+    registry: Arc<InstrumentRegistry>,
+    buffer: Vec<T>,
+}
+
+/// A Parquet file of Arrow batches, or rolled parts of one: what [`ParquetSink`] writes its
+/// records to, and what a query's results go to.
+pub struct ParquetOutput {
     /// The file, or the parts' directory.
     path: PathBuf,
     /// The file, before the writer takes it.
@@ -35,8 +43,6 @@ pub struct ParquetSink<T> {
     writer: Option<ArrowWriter<File>>,
     /// Rolled parts (a live job).
     parts: Option<Parts>,
-    registry: Arc<InstrumentRegistry>,
-    buffer: Vec<T>,
     written: u64,
 }
 
@@ -83,33 +89,25 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err(dir))
 }
 
-impl<T: SinkRecord> ParquetSink<T> {
-    /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
-    pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
-        let (path, file) = crate::create_stream_file(dir, stream, "parquet")?;
+impl ParquetOutput {
+    /// Creates (or truncates) `<dir>/<name>.parquet`, creating `dir` if needed.
+    pub fn create(dir: &Path, name: &str) -> Result<Self> {
+        let (path, file) = crate::create_stream_file(dir, name, "parquet")?;
         Ok(Self {
             path,
             file: Some(file),
             writer: None,
             parts: None,
-            registry,
-            buffer: Vec::with_capacity(BATCH_ROWS),
             written: 0,
         })
     }
 
-    /// Writes `<dir>/<stream>/` as rolled parts, each open for at least `roll`, after the
+    /// Writes `<dir>/<name>/` as rolled parts, each open for at least `roll`, after the
     /// closed parts already there (a part a previous run left open holds nothing durable and is
     /// removed). With `resume`, only the first `resume` rows of those parts are kept (a part
     /// holding more is cut to its first rows, later ones removed): what a checkpoint noted.
-    pub fn rolling(
-        dir: &Path,
-        stream: &str,
-        registry: Arc<InstrumentRegistry>,
-        roll: Duration,
-        resume: Option<u64>,
-    ) -> Result<Self> {
-        let path = dir.join(stream);
+    pub fn rolling(dir: &Path, name: &str, roll: Duration, resume: Option<u64>) -> Result<Self> {
+        let path = dir.join(name);
         std::fs::create_dir_all(&path).map_err(io_err(&path))?;
         let mut found: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(io_err(&path))? {
@@ -175,8 +173,6 @@ impl<T: SinkRecord> ParquetSink<T> {
                 sync: None,
                 kept,
             }),
-            registry,
-            buffer: Vec::with_capacity(BATCH_ROWS),
             written: 0,
         })
     }
@@ -257,23 +253,37 @@ impl<T: SinkRecord> ParquetSink<T> {
         })
     }
 
-    fn flush_buffer(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
+    /// Rows are on their way (a part's roll interval starts with its first row).
+    pub fn rows_coming(&mut self) {
+        if let Some(parts) = self.parts.as_mut()
+            && parts.opened.is_none()
+        {
+            parts.opened = Some(Instant::now());
+        }
+    }
+
+    /// Writes a batch.
+    pub fn write(&mut self, batch: &arrow_array::RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch =
-            T::to_record_batch(&self.buffer, &self.registry).map_err(|e| self.encode_err(e))?;
+        self.rows_coming();
         let writer = self.writer(batch.schema())?;
-        let written = writer.write(&batch);
+        let written = writer.write(batch);
         written.map_err(|e| self.encode_err(e))?;
-        self.written += self.buffer.len() as u64;
-        self.buffer.clear();
+        self.written += batch.num_rows() as u64;
         Ok(())
     }
 
+    /// Whether the open part has been open for the roll interval (rolled parts only).
+    pub fn due(&self) -> bool {
+        self.parts
+            .as_ref()
+            .is_some_and(|p| p.opened.is_some_and(|t| t.elapsed() >= p.roll))
+    }
+
     /// Closes the open part: footer written, synced, renamed to its final name.
-    fn close_part(&mut self) -> Result<()> {
-        self.flush_buffer()?;
+    pub fn close_part(&mut self) -> Result<()> {
         let Some(writer) = self.writer.take() else {
             return Ok(());
         };
@@ -292,15 +302,81 @@ impl<T: SinkRecord> ParquetSink<T> {
         parts.opened = None;
         Ok(())
     }
+
+    /// Whether every row written so far is in a closed file.
+    pub fn durable(&self) -> bool {
+        self.writer.is_none() && self.file.is_none()
+    }
+
+    /// Closes the file (the open part), which then has columns `schema` when no row was
+    /// written; returns the rows written.
+    pub fn finish(&mut self, schema: arrow_schema::SchemaRef) -> Result<u64> {
+        if self.parts.is_some() {
+            self.close_part()?;
+            if self.parts.as_ref().is_some_and(|p| p.next == 0) {
+                // No rows at all: still one (empty) part with the stream's columns.
+                self.writer(schema)?;
+                self.close_part()?;
+            }
+            return Ok(self.written);
+        }
+        if self.writer.is_none() && self.file.is_some() {
+            // No rows at all: still a valid (empty) file with the stream's columns.
+            self.writer(schema)?;
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.close().map_err(|e| self.encode_err(e))?;
+        }
+        Ok(self.written)
+    }
+
+    /// Rolled parts: the rows written so far (those a resumed job keeps, and this job's).
+    pub fn position(&self) -> Option<u64> {
+        self.parts.as_ref().map(|p| p.kept + self.written)
+    }
+}
+
+impl<T: SinkRecord> ParquetSink<T> {
+    /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
+    pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
+        Ok(Self {
+            out: ParquetOutput::create(dir, stream)?,
+            registry,
+            buffer: Vec::with_capacity(BATCH_ROWS),
+        })
+    }
+
+    /// Writes `<dir>/<stream>/` as rolled parts: see [`ParquetOutput::rolling`].
+    pub fn rolling(
+        dir: &Path,
+        stream: &str,
+        registry: Arc<InstrumentRegistry>,
+        roll: Duration,
+        resume: Option<u64>,
+    ) -> Result<Self> {
+        Ok(Self {
+            out: ParquetOutput::rolling(dir, stream, roll, resume)?,
+            registry,
+            buffer: Vec::with_capacity(BATCH_ROWS),
+        })
+    }
+
+    fn flush_buffer(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let batch =
+            T::to_record_batch(&self.buffer, &self.registry).map_err(|e| self.out.encode_err(e))?;
+        self.out.write(&batch)?;
+        self.buffer.clear();
+        Ok(())
+    }
 }
 
 impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
     fn write(&mut self, rows: &[T]) -> Result<()> {
-        if let Some(parts) = self.parts.as_mut()
-            && parts.opened.is_none()
-            && !rows.is_empty()
-        {
-            parts.opened = Some(Instant::now());
+        if !rows.is_empty() {
+            self.out.rows_coming();
         }
         for row in rows {
             self.buffer.push(row.clone());
@@ -313,47 +389,25 @@ impl<T: SinkRecord> Sink<T> for ParquetSink<T> {
 
     /// Closes the open part once it has been open for the roll interval (rolled parts only).
     fn flush(&mut self) -> Result<()> {
-        match &self.parts {
-            Some(parts) if parts.opened.is_some_and(|t| t.elapsed() >= parts.roll) => {
-                self.close_part()
-            }
-            _ => Ok(()),
+        if self.out.due() {
+            self.flush_buffer()?;
+            self.out.close_part()?;
         }
+        Ok(())
     }
 
     fn durable(&self) -> bool {
-        self.writer.is_none() && self.buffer.is_empty() && self.file.is_none()
+        self.buffer.is_empty() && self.out.durable()
     }
 
     fn finish(&mut self) -> Result<u64> {
-        if self.parts.is_some() {
-            self.close_part()?;
-            if self.parts.as_ref().is_some_and(|p| p.next == 0) {
-                // No rows at all: still one (empty) part with the stream's columns.
-                self.writer(T::schema())?;
-                self.close_part()?;
-            }
-            return Ok(self.written);
-        }
         self.flush_buffer()?;
-        if self.writer.is_none() && self.file.is_some() {
-            // No rows at all: still a valid (empty) file with the stream's columns.
-            self.writer(T::schema())?;
-        }
-        if let Some(writer) = self.writer.take() {
-            writer.close().map_err(|e| Error::Encode {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        Ok(self.written)
+        self.out.finish(T::schema())
     }
 
     /// Rolled parts: the rows written so far (those a resumed job keeps, and this job's).
     fn position(&self) -> Option<u64> {
-        self.parts
-            .as_ref()
-            .map(|p| p.kept + self.written + self.buffer.len() as u64)
+        self.out.position().map(|p| p + self.buffer.len() as u64)
     }
 }
 

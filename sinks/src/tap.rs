@@ -25,6 +25,9 @@ pub trait StreamTap: Send + Sync {
     fn watermark(&self, stream: &str, watermark: i64);
     /// The stream has ended.
     fn finish(&self, stream: &str);
+    /// A live job with checkpoints: the stream has reached checkpoint time `at` (every row
+    /// before it has been handed on, none at or after it).
+    fn checkpoint(&self, _stream: &str, _at: i64) {}
 }
 
 /// The event-time column of a stream's schema: `ts_event`, or `end` for bars and indicator
@@ -109,6 +112,13 @@ impl<T: SinkRecord> Sink<T> for TapSink<T> {
             // A batch that cannot be encoded is reported by the next write or finish.
             let _ = self.flush();
         }
+    }
+
+    fn checkpoint(&mut self, at: i64) {
+        // The rows before the mark go first; a batch that cannot be encoded is reported by the
+        // next write or finish.
+        let _ = self.flush();
+        self.tap.checkpoint(&self.stream, at);
     }
 
     fn finish(&mut self) -> Result<u64> {

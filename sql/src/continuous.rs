@@ -12,9 +12,9 @@
 //! streaming aggregation emits a group only when a later key arrives, so a window would wait
 //! for the next record instead of closing on time, and late rows could not be counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{BooleanArray, RecordBatch, TimestampNanosecondArray};
@@ -27,6 +27,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tokio::runtime::Handle;
 
+use crate::checkpoint::{Batches, Decoded, QueryHooks, Saved, SavedLatest, SavedWindows};
 use crate::error::SqlError;
 use crate::hub::{Event, Hub};
 use crate::hub::{KEY_COLUMN, LATEST_PREFIX, LatestRows, latest_batch, remember_latest};
@@ -105,6 +106,12 @@ pub struct ContinuousQuery {
     plain: BTreeMap<String, PlainFeed>,
     state: BTreeMap<String, StateFeed>,
     streams: Vec<String>,
+    /// Per stream read: its watermark, `i64::MAX` once it has ended.
+    marks: BTreeMap<String, i64>,
+    /// The watermark of the last execution.
+    released_to: i64,
+    /// Counters taken back from a checkpoint, for the stats.
+    restored: Option<Saved>,
 }
 
 /// A stream read directly: rows wait for the watermark, then go to one execution.
@@ -269,6 +276,7 @@ impl ContinuousQuery {
         streams.extend(state.values().map(|s| s.stream.clone()));
         streams.sort();
         streams.dedup();
+        let marks = streams.iter().map(|s| (s.clone(), i64::MIN)).collect();
         Ok(Self {
             def,
             ctx,
@@ -278,6 +286,9 @@ impl ContinuousQuery {
             plain,
             state,
             streams,
+            marks,
+            released_to: i64::MIN,
+            restored: None,
         })
     }
 
@@ -296,6 +307,126 @@ impl ContinuousQuery {
         &self.def
     }
 
+    /// The query's state, as a checkpoint keeps it: what its buffers hold, its watermarks and
+    /// counters. Taken between executions (nothing waits in the execution slots).
+    fn snapshot(&self, stats: &QueryStats) -> Result<Vec<u8>, SqlError> {
+        let mut batches = Batches::default();
+        let mut window_feeds = Vec::new();
+        for feed in &self.feeds {
+            let st = feed.buffer.state()?;
+            window_feeds.push(SavedWindows {
+                table: feed.buffer.spec().table.clone(),
+                closed_to: st.closed_to,
+                late_rows: st.late_rows,
+                last_late: st.last_late,
+                groups: st
+                    .groups
+                    .into_iter()
+                    .map(|(a, b, rows)| (a, b, batches.add(rows)))
+                    .collect(),
+            });
+        }
+        let mut plain = Vec::new();
+        for (name, feed) in &self.plain {
+            plain.push((name.clone(), batches.add_all(&feed.pending)?));
+        }
+        let mut state = Vec::new();
+        for (table, feed) in &self.state {
+            let latest = latest_batch(&feed.schema, &feed.latest)?;
+            state.push(SavedLatest {
+                table: table.clone(),
+                latest: batches.add_all(&[latest])?,
+                pending: batches.add_all(&feed.pending)?,
+            });
+        }
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let saved = Saved {
+            query: self.def.name.clone(),
+            sql: self.def.sql.clone(),
+            lateness_ns: self.def.lateness_ns,
+            marks: self.marks.iter().map(|(s, m)| (s.clone(), *m)).collect(),
+            released_to: self.released_to,
+            rows_in: g(&stats.rows_in),
+            rows_out: g(&stats.rows_out),
+            windows: g(&stats.windows),
+            late_rows: g(&stats.late_rows),
+            steps: g(&stats.steps),
+            last_late: *stats.last_late.lock().unwrap_or_else(|p| p.into_inner()),
+            window_feeds,
+            plain,
+            state,
+        };
+        batches.encode(&saved)
+    }
+
+    /// Takes back the state a checkpoint kept ([`ContinuousQuery::snapshot`]), before the query
+    /// runs. The state must be of this query: the same SQL and allowed lateness.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SqlError> {
+        let name = self.def.name.clone();
+        let refuse = |what: String| SqlError::Execution(format!("query {name}: {what}"));
+        let d = Decoded::decode(bytes).map_err(|e| refuse(e.to_string()))?;
+        let saved = &d.saved;
+        if saved.sql != self.def.sql || saved.lateness_ns != self.def.lateness_ns {
+            return Err(refuse(
+                "the checkpoint was taken with other SQL or another allowed lateness; run the                  query it was taken with, or remove the checkpoint directory to start afresh"
+                    .into(),
+            ));
+        }
+        let marks: BTreeMap<String, i64> = saved.marks.iter().cloned().collect();
+        let tables = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<_>>();
+        let feed_tables: Vec<String> = self
+            .feeds
+            .iter()
+            .map(|f| f.buffer.spec().table.clone())
+            .collect();
+        let same = marks.keys().eq(self.marks.keys())
+            && saved
+                .window_feeds
+                .iter()
+                .map(|w| &w.table)
+                .eq(feed_tables.iter())
+            && tables(saved.plain.iter().map(|(n, _)| n).collect())
+                == tables(self.plain.keys().collect())
+            && tables(saved.state.iter().map(|s| &s.table).collect())
+                == tables(self.state.keys().collect());
+        if !same {
+            return Err(refuse(
+                "the checkpoint's state reads other streams than this query".into(),
+            ));
+        }
+        for (feed, w) in self.feeds.iter_mut().zip(&saved.window_feeds) {
+            let groups = w
+                .groups
+                .iter()
+                .map(|&(a, b, i)| Ok((a, b, d.batch(i)?)))
+                .collect::<Result<Vec<_>, SqlError>>()?;
+            feed.buffer.restore(crate::window::BufferState {
+                closed_to: w.closed_to,
+                late_rows: w.late_rows,
+                last_late: w.last_late,
+                groups,
+            })?;
+        }
+        for (name, i) in &saved.plain {
+            if let Some(feed) = self.plain.get_mut(name) {
+                feed.pending = d.batches(*i)?;
+            }
+        }
+        for s in &saved.state {
+            if let Some(feed) = self.state.get_mut(&s.table) {
+                feed.latest.clear();
+                for b in d.batches(s.latest)? {
+                    remember_latest(&mut feed.latest, &b, feed.key);
+                }
+                feed.pending = d.batches(s.pending)?;
+            }
+        }
+        self.marks = marks;
+        self.released_to = saved.released_to;
+        self.restored = Some(d.saved);
+        Ok(())
+    }
+
     async fn execute(&self) -> Result<Vec<RecordBatch>, SqlError> {
         let state = self.ctx.state();
         let physical = DefaultPhysicalPlanner::default()
@@ -306,28 +437,46 @@ impl ContinuousQuery {
 
     /// Runs the query over events from `events` until every stream it reads has ended, writing
     /// results to `output`. Returns when done or on the first error (which is also recorded in
-    /// `stats`).
+    /// `stats`). With `hooks` (a live job), the query flushes its output now and then and says
+    /// how far its results are durable, and takes a checkpoint of its state at each checkpoint
+    /// time every stream it reads has reached.
     pub fn run(
         mut self,
         events: Receiver<Event>,
         output: &mut dyn QueryOutput,
         rt: &Handle,
         stats: &QueryStats,
+        hooks: Option<&mut dyn QueryHooks>,
     ) -> Result<(), SqlError> {
-        let result = self.run_inner(events, output, rt, stats);
+        if let Some(saved) = self.restored.take() {
+            stats.rows_in.store(saved.rows_in, Ordering::Relaxed);
+            stats.rows_out.store(saved.rows_out, Ordering::Relaxed);
+            stats.windows.store(saved.windows, Ordering::Relaxed);
+            stats.late_rows.store(saved.late_rows, Ordering::Relaxed);
+            stats.steps.store(saved.steps, Ordering::Relaxed);
+            *stats.last_late.lock().unwrap_or_else(|p| p.into_inner()) = saved.last_late;
+        }
+        let result = self.run_inner(events, output, rt, stats, hooks);
         if let Err(e) = &result {
             *stats.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
         result
     }
 
-    /// Files one event: rows go to the buffers, watermarks to `marks`.
+    /// Files one event: rows go to the buffers, watermarks to the marks. With checkpoints, the
+    /// events of a stream that has reached the checkpoint time being gathered wait in `gate`
+    /// until the checkpoint is taken; returns that time once every stream has reached it.
     fn take(
         &mut self,
         event: Event,
-        marks: &mut BTreeMap<String, i64>,
+        gate: &mut Gate,
+        backlog: &mut VecDeque<Event>,
         stats: &QueryStats,
-    ) -> Result<(), SqlError> {
+    ) -> Result<Option<i64>, SqlError> {
+        if gate.holds(&event) {
+            gate.held.push_back(event);
+            return Ok(None);
+        }
         match event {
             Event::Batch(stream, batch) => {
                 for feed in self
@@ -358,19 +507,26 @@ impl ContinuousQuery {
                 }
             }
             Event::Watermark(stream, w) => {
-                if let Some(m) = marks.get_mut(&*stream) {
+                if let Some(m) = self.marks.get_mut(&*stream) {
                     *m = (*m).max(w);
                 }
             }
             Event::Finish(stream) => {
-                if let Some(m) = marks.get_mut(&*stream) {
+                if let Some(m) = self.marks.get_mut(&*stream) {
                     *m = i64::MAX;
+                }
+                // A checkpoint cannot be completed by a stream that has ended.
+                gate.abandon(backlog);
+            }
+            Event::Checkpoint(stream, at) => {
+                if gate.enabled && self.marks.contains_key(&*stream) {
+                    return Ok(gate.reached(stream, at, self.marks.len(), backlog));
                 }
             }
         }
         // Windows close at once, so a row that arrives after the watermark passed its window
         // is late however many events this step takes.
-        let watermark = marks.values().copied().min().unwrap_or(i64::MIN);
+        let watermark = self.watermark();
         let boundary = if watermark == i64::MAX {
             i64::MAX
         } else {
@@ -383,6 +539,75 @@ impl ContinuousQuery {
                 feed.slot.extend(closed.batches);
             }
         }
+        Ok(None)
+    }
+
+    /// The query's watermark: the least of its streams'.
+    fn watermark(&self) -> i64 {
+        self.marks.values().copied().min().unwrap_or(i64::MIN)
+    }
+
+    /// Executes the query over what the watermark has released since the last execution and
+    /// writes the results. Returns whether every stream has ended.
+    fn step(
+        &mut self,
+        output: &mut dyn QueryOutput,
+        rt: &Handle,
+        stats: &QueryStats,
+    ) -> Result<bool, SqlError> {
+        let watermark = self.watermark();
+        if watermark <= self.released_to {
+            return Ok(false);
+        }
+        self.released_to = watermark;
+        let mut ready = false;
+        for feed in self.plain.values_mut() {
+            let now = release(&mut feed.pending, feed.time_index, watermark)?;
+            ready |= !now.is_empty();
+            feed.slot.set(now);
+        }
+        for feed in self.state.values_mut() {
+            let now = release(&mut feed.pending, feed.time_index, watermark)?;
+            for b in &now {
+                remember_latest(&mut feed.latest, b, feed.key);
+            }
+            feed.slot
+                .set(vec![latest_batch(&feed.schema, &feed.latest)?]);
+        }
+        ready |= self.feeds.iter().any(|f| !f.slot.is_empty());
+        if ready {
+            let batches = rt.block_on(self.execute())?;
+            stats.steps.fetch_add(1, Ordering::Relaxed);
+            for feed in &self.feeds {
+                feed.slot.set(Vec::new());
+            }
+            for feed in self.plain.values() {
+                feed.slot.set(Vec::new());
+            }
+            for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                output.write(b)?;
+                stats
+                    .rows_out
+                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+            }
+        }
+        if watermark == i64::MAX {
+            return Ok(true);
+        }
+        output.watermark(watermark)?;
+        Ok(false)
+    }
+
+    /// Flushes the output and says how far its results are durable.
+    fn flush(
+        &self,
+        output: &mut dyn QueryOutput,
+        hooks: &mut dyn QueryHooks,
+    ) -> Result<(), SqlError> {
+        output.flush()?;
+        if output.durable() {
+            hooks.durable(self.released_to);
+        }
         Ok(())
     }
 
@@ -392,62 +617,144 @@ impl ContinuousQuery {
         output: &mut dyn QueryOutput,
         rt: &Handle,
         stats: &QueryStats,
+        mut hooks: Option<&mut dyn QueryHooks>,
     ) -> Result<(), SqlError> {
-        // Per stream: its watermark, i64::MAX once it has ended.
-        let mut marks: BTreeMap<String, i64> =
-            self.streams.iter().map(|s| (s.clone(), i64::MIN)).collect();
-        let mut released_to = i64::MIN;
-        while let Ok(event) = events.recv() {
+        let mut gate = Gate {
+            enabled: hooks.is_some(),
+            ..Gate::default()
+        };
+        // Events to take before the channel's: those a checkpoint held back.
+        let mut backlog: VecDeque<Event> = VecDeque::new();
+        let flush_every = hooks.as_ref().map(|h| h.flush_every());
+        let mut last_flush = std::time::Instant::now();
+        loop {
+            let event = match backlog.pop_front() {
+                Some(e) => e,
+                // A live query flushes when its streams stand still too, so that the results
+                // it wrote last become durable (and the input behind them is committed).
+                None => match flush_every {
+                    Some(every) => match events.recv_timeout(every) {
+                        Ok(e) => e,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some(h) = hooks.as_deref_mut() {
+                                last_flush = std::time::Instant::now();
+                                self.flush(output, h)?;
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    },
+                    None => match events.recv() {
+                        Ok(e) => e,
+                        Err(_) => break,
+                    },
+                },
+            };
             // Take everything already waiting, then make one step of it: a query that is
             // behind catches up in few large steps instead of many small ones.
-            self.take(event, &mut marks, stats)?;
+            let mut checkpoint = self.take(event, &mut gate, &mut backlog, stats)?;
             for _ in 0..MAX_EVENTS_PER_STEP {
-                match events.try_recv() {
-                    Ok(event) => self.take(event, &mut marks, stats)?,
-                    Err(_) => break,
+                if checkpoint.is_some() {
+                    break;
                 }
+                let next = match backlog.pop_front() {
+                    Some(e) => e,
+                    None => match events.try_recv() {
+                        Ok(e) => e,
+                        Err(_) => break,
+                    },
+                };
+                checkpoint = self.take(next, &mut gate, &mut backlog, stats)?;
             }
-            let watermark = marks.values().copied().min().unwrap_or(i64::MIN);
-            if watermark <= released_to {
-                continue;
+            let ended = self.step(output, rt, stats)?;
+            if let (Some(at), Some(h)) = (checkpoint, hooks.as_deref_mut()) {
+                // Every row before `at` has been taken in and its results written; none after.
+                // A state that cannot be taken leaves this checkpoint out; the query goes on.
+                let state = self.snapshot(stats).map_err(|e| e.to_string());
+                h.checkpoint(at, state, output.position());
+                gate.release(&mut backlog);
             }
-            released_to = watermark;
-            let mut ready = false;
-            for feed in self.plain.values_mut() {
-                let now = release(&mut feed.pending, feed.time_index, watermark)?;
-                ready |= !now.is_empty();
-                feed.slot.set(now);
-            }
-            for feed in self.state.values_mut() {
-                let now = release(&mut feed.pending, feed.time_index, watermark)?;
-                for b in &now {
-                    remember_latest(&mut feed.latest, b, feed.key);
-                }
-                feed.slot
-                    .set(vec![latest_batch(&feed.schema, &feed.latest)?]);
-            }
-            ready |= self.feeds.iter().any(|f| !f.slot.is_empty());
-            if ready {
-                let batches = rt.block_on(self.execute())?;
-                stats.steps.fetch_add(1, Ordering::Relaxed);
-                for feed in &self.feeds {
-                    feed.slot.set(Vec::new());
-                }
-                for feed in self.plain.values() {
-                    feed.slot.set(Vec::new());
-                }
-                for b in batches.iter().filter(|b| b.num_rows() > 0) {
-                    output.write(b)?;
-                    stats
-                        .rows_out
-                        .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                }
-            }
-            if watermark == i64::MAX {
+            if ended {
                 break;
             }
-            output.watermark(watermark)?;
+            if let (Some(every), Some(h)) = (flush_every, hooks.as_deref_mut())
+                && last_flush.elapsed() >= every
+            {
+                last_flush = std::time::Instant::now();
+                self.flush(output, h)?;
+            }
         }
-        output.finish()
+        output.finish()?;
+        if let Some(h) = hooks {
+            h.durable(i64::MAX);
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint a query is gathering: the streams that have reached its time, and their
+/// events since, held until it is taken (so that the state holds every row before that time
+/// and none after).
+#[derive(Default)]
+struct Gate {
+    /// Whether the query takes checkpoints.
+    enabled: bool,
+    /// The checkpoint time being gathered and the streams that have reached it.
+    at: Option<(i64, BTreeSet<Arc<str>>)>,
+    held: VecDeque<Event>,
+}
+
+impl Gate {
+    /// Whether `event` must wait: its stream has reached the checkpoint being gathered.
+    fn holds(&self, event: &Event) -> bool {
+        let stream = match event {
+            Event::Batch(s, _) | Event::Watermark(s, _) | Event::Finish(s) => s,
+            Event::Checkpoint(s, _) => s,
+        };
+        self.at
+            .as_ref()
+            .is_some_and(|(_, reached)| reached.contains(stream))
+    }
+
+    /// `stream` has reached checkpoint time `at`; returns `at` once all `streams` have.
+    fn reached(
+        &mut self,
+        stream: Arc<str>,
+        at: i64,
+        streams: usize,
+        backlog: &mut VecDeque<Event>,
+    ) -> Option<i64> {
+        match &mut self.at {
+            Some((b, reached)) if *b == at => {
+                reached.insert(stream);
+            }
+            // A stream that is still before the checkpoint being gathered: a mark of an older
+            // one that was given up.
+            Some((b, _)) if at < *b => return None,
+            // This stream went past the checkpoint being gathered without reaching it (it
+            // skipped that time): that checkpoint cannot be taken; gather this one instead.
+            Some(_) => {
+                self.abandon(backlog);
+                self.at = Some((at, BTreeSet::from([stream])));
+            }
+            None => self.at = Some((at, BTreeSet::from([stream]))),
+        }
+        match &self.at {
+            Some((b, reached)) if reached.len() == streams => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Gives up the checkpoint being gathered: the held events are taken next.
+    fn abandon(&mut self, backlog: &mut VecDeque<Event>) {
+        self.release(backlog);
+    }
+
+    /// The checkpoint was taken (or given up): the held events go first, in their order.
+    fn release(&mut self, backlog: &mut VecDeque<Event>) {
+        self.at = None;
+        while let Some(e) = self.held.pop_back() {
+            backlog.push_front(e);
+        }
     }
 }

@@ -119,7 +119,18 @@ impl SqlEngine {
     pub fn start(
         &self,
         query: ContinuousQuery,
+        output: Box<dyn QueryOutput>,
+    ) -> Result<Started, SqlError> {
+        self.start_with(query, output, None)
+    }
+
+    /// Starts a planned continuous query of a live job; its results go to `output`, its
+    /// checkpoints and durability to `hooks` (see [`ContinuousQuery::run`]).
+    pub fn start_with(
+        &self,
+        query: ContinuousQuery,
         mut output: Box<dyn QueryOutput>,
+        mut hooks: Option<Box<dyn crate::QueryHooks>>,
     ) -> Result<Started, SqlError> {
         let events = self.hub.subscribe(query.streams())?;
         let started = Started {
@@ -132,7 +143,11 @@ impl SqlEngine {
             .name(format!("query-{}", started.name))
             .spawn(move || {
                 // The error is kept in the stats and reported; other queries go on.
-                let _ = query.run(events, output.as_mut(), &handle, &stats);
+                let hooks: Option<&mut dyn crate::QueryHooks> = match &mut hooks {
+                    Some(h) => Some(h.as_mut()),
+                    None => None,
+                };
+                let _ = query.run(events, output.as_mut(), &handle, &stats, hooks);
             })
             .map_err(|e| SqlError::Execution(format!("cannot start a query thread: {e}")))?;
         self.queries

@@ -53,6 +53,9 @@ pub enum Event {
     Watermark(Arc<str>, i64),
     /// The stream has ended.
     Finish(Arc<str>),
+    /// A live job with checkpoints: every row of the stream before this checkpoint time came
+    /// before this event, none at or after it.
+    Checkpoint(Arc<str>, i64),
 }
 
 /// Events buffered per subscriber before the pipeline waits for it.
@@ -258,6 +261,13 @@ impl Hub {
         self.deliver(targets, Event::Finish(Arc::from(name)));
     }
 
+    /// The stream has reached checkpoint time `at`: every row before it has been pushed, none
+    /// at or after it.
+    pub fn checkpoint(&self, name: &str, at: i64) {
+        let targets = senders(&self.lock().subscribers, name);
+        self.deliver(targets, Event::Checkpoint(Arc::from(name), at));
+    }
+
     /// Subscribes to streams; the receiver gets their events from now on, starting with each
     /// stream's current watermark and end. The pipeline waits for a subscriber that is behind;
     /// one whose receiver is gone is dropped.
@@ -343,6 +353,9 @@ impl tickflow_sinks::StreamTap for Hub {
     }
     fn finish(&self, stream: &str) {
         Hub::finish(self, stream);
+    }
+    fn checkpoint(&self, stream: &str, at: i64) {
+        Hub::checkpoint(self, stream, at);
     }
 }
 

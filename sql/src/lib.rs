@@ -27,6 +27,7 @@
 //! Streams arrive through the [`Hub`]; [`SqlEngine`] runs the queries; [`flight`] serves them
 //! over Arrow Flight SQL.
 
+pub mod checkpoint;
 pub mod continuous;
 pub mod engine;
 pub mod error;
@@ -36,6 +37,7 @@ pub mod output;
 pub mod tables;
 pub mod window;
 
+pub use checkpoint::QueryHooks;
 pub use continuous::{ContinuousQuery, QueryDef, QueryStats};
 pub use engine::{SqlEngine, Started};
 pub use error::SqlError;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
+use tickflow_sinks::ParquetOutput;
 
 use crate::error::SqlError;
 
@@ -24,6 +24,21 @@ pub trait QueryOutput: Send {
     /// Called once when the query ends.
     fn finish(&mut self) -> Result<(), SqlError> {
         Ok(())
+    }
+    /// A live job: makes the results written so far durable where the output can (on disk);
+    /// [`QueryOutput::durable`] says whether they all are now.
+    fn flush(&mut self) -> Result<(), SqlError> {
+        Ok(())
+    }
+    /// Whether every result written so far is durable after the last flush: an output that
+    /// makes results durable in larger steps (rolled Parquet parts) says `false` until it has.
+    fn durable(&self) -> bool {
+        true
+    }
+    /// Outputs a resumed live job goes on with: how far they are with every result written so
+    /// far (a JSON Lines file's length, the rows of rolled Parquet parts).
+    fn position(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -90,10 +105,39 @@ impl QueryOutput for Stdout {
     }
 }
 
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// How a file output starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Afresh: an existing file is replaced (a replay).
+    Afresh,
+    /// After what a previous run of a live job wrote: JSON Lines after its complete lines,
+    /// Parquet after its closed parts.
+    After,
+    /// Where a checkpoint left it: at this length (JSON Lines) or this many rows (Parquet).
+    At(u64),
+}
+
 /// JSON Lines, one object per result row, in `dir/<name>.jsonl`.
 pub struct Jsonl {
     name: String,
-    writer: arrow_json::LineDelimitedWriter<BufWriter<File>>,
+    writer: arrow_json::LineDelimitedWriter<Counting<BufWriter<File>>>,
 }
 
 impl std::fmt::Debug for Jsonl {
@@ -105,42 +149,66 @@ impl std::fmt::Debug for Jsonl {
 impl Jsonl {
     /// Creates (truncates) `dir/<name>.jsonl`.
     pub fn create(dir: &Path, name: &str) -> Result<Self, SqlError> {
+        Self::open(dir, name, Start::Afresh)
+    }
+
+    /// Opens `dir/<name>.jsonl` as `start` says.
+    pub fn open(dir: &Path, name: &str, start: Start) -> Result<Self, SqlError> {
         let path = dir.join(format!("{name}.jsonl"));
-        let file = File::create(&path).map_err(|e| SqlError::Sink {
+        let sink = |reason: String| SqlError::Sink {
             sink: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let (file, bytes) = match start {
+            Start::Afresh => (File::create(&path).map_err(|e| sink(e.to_string()))?, 0),
+            Start::After => {
+                tickflow_sinks::jsonl::reopen(&path, None).map_err(|e| sink(e.to_string()))?
+            }
+            Start::At(length) => tickflow_sinks::jsonl::reopen(&path, Some(length))
+                .map_err(|e| sink(e.to_string()))?,
+        };
+        let out = Counting {
+            inner: BufWriter::new(file),
+            bytes,
+        };
         Ok(Self {
             name: path.display().to_string(),
-            writer: arrow_json::LineDelimitedWriter::new(BufWriter::new(file)),
+            writer: arrow_json::LineDelimitedWriter::new(out),
         })
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> SqlError {
+        SqlError::Sink {
+            sink: self.name.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl QueryOutput for Jsonl {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
-        self.writer.write(batch).map_err(|e| SqlError::Sink {
-            sink: self.name.clone(),
-            reason: e.to_string(),
-        })
+        self.writer.write(batch).map_err(|e| self.error(e))
+    }
+    fn flush(&mut self) -> Result<(), SqlError> {
+        self.writer.get_mut().flush().map_err(|e| self.error(e))
+    }
+    fn position(&self) -> Option<u64> {
+        // The writer hands each batch on whole: every result written so far is counted.
+        Some(self.writer.get_ref().bytes)
     }
     fn finish(&mut self) -> Result<(), SqlError> {
-        let err = |e: String| SqlError::Sink {
-            sink: self.name.clone(),
-            reason: e,
-        };
-        self.writer.finish().map_err(|e| err(e.to_string()))?;
-        self.writer
-            .get_mut()
-            .flush()
-            .map_err(|e| err(e.to_string()))
+        self.writer.finish().map_err(|e| self.error(e))?;
+        QueryOutput::flush(self)
     }
 }
 
-/// Parquet, in `dir/<name>.parquet`.
+/// Parquet: `dir/<name>.parquet`, or for a live job rolled parts in `dir/<name>/` (see
+/// [`tickflow_sinks::ParquetOutput`]).
 pub struct Parquet {
     name: String,
-    writer: Option<ArrowWriter<File>>,
+    schema: SchemaRef,
+    out: ParquetOutput,
+    finished: bool,
 }
 
 impl std::fmt::Debug for Parquet {
@@ -152,36 +220,75 @@ impl std::fmt::Debug for Parquet {
 impl Parquet {
     /// Creates (truncates) `dir/<name>.parquet` for results of `schema`.
     pub fn create(dir: &Path, name: &str, schema: SchemaRef) -> Result<Self, SqlError> {
-        let path = dir.join(format!("{name}.parquet"));
-        let err = |e: String| SqlError::Sink {
-            sink: path.display().to_string(),
-            reason: e,
-        };
-        let file = File::create(&path).map_err(|e| err(e.to_string()))?;
-        let writer = ArrowWriter::try_new(file, schema, None).map_err(|e| err(e.to_string()))?;
+        let out = ParquetOutput::create(dir, name).map_err(|e| SqlError::Sink {
+            sink: dir.join(format!("{name}.parquet")).display().to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
-            name: path.display().to_string(),
-            writer: Some(writer),
+            name: dir.join(format!("{name}.parquet")).display().to_string(),
+            schema,
+            out,
+            finished: false,
         })
+    }
+
+    /// Rolled parts in `dir/<name>/`, each open for at least `roll`: after the closed parts
+    /// there ([`Start::After`]) or keeping the rows a checkpoint counted ([`Start::At`]).
+    pub fn rolling(
+        dir: &Path,
+        name: &str,
+        schema: SchemaRef,
+        roll: std::time::Duration,
+        start: Start,
+    ) -> Result<Self, SqlError> {
+        let resume = match start {
+            Start::At(rows) => Some(rows),
+            Start::After | Start::Afresh => None,
+        };
+        let out = ParquetOutput::rolling(dir, name, roll, resume).map_err(|e| SqlError::Sink {
+            sink: dir.join(name).display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            name: dir.join(name).display().to_string(),
+            schema,
+            out,
+            finished: false,
+        })
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> SqlError {
+        SqlError::Sink {
+            sink: self.name.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl QueryOutput for Parquet {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
-        let Some(w) = self.writer.as_mut() else {
+        if self.finished {
             return Ok(());
-        };
-        w.write(batch).map_err(|e| SqlError::Sink {
-            sink: self.name.clone(),
-            reason: e.to_string(),
-        })
+        }
+        self.out.write(batch).map_err(|e| self.error(e))
+    }
+    fn flush(&mut self) -> Result<(), SqlError> {
+        if self.out.due() {
+            self.out.close_part().map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+    fn durable(&self) -> bool {
+        self.out.durable()
+    }
+    fn position(&self) -> Option<u64> {
+        self.out.position()
     }
     fn finish(&mut self) -> Result<(), SqlError> {
-        if let Some(w) = self.writer.take() {
-            w.close().map_err(|e| SqlError::Sink {
-                sink: self.name.clone(),
-                reason: e.to_string(),
-            })?;
+        if !std::mem::replace(&mut self.finished, true) {
+            self.out
+                .finish(self.schema.clone())
+                .map_err(|e| self.error(e))?;
         }
         Ok(())
     }

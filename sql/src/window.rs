@@ -213,6 +213,20 @@ pub struct Closed {
     pub windows: u64,
 }
 
+/// What a [`WindowBuffer`] holds, for a checkpoint.
+#[derive(Debug)]
+pub struct BufferState {
+    /// Every window ending at or before this has been emitted.
+    pub closed_to: i64,
+    /// Rows that came after their windows were emitted.
+    pub late_rows: u64,
+    /// The latest late row's time and the boundary it missed.
+    pub last_late: Option<(i64, i64)>,
+    /// The rows waiting, by group: (pane start, pane start, rows) for tumbling and hopping
+    /// windows, (start, last row's time, rows) for sessions.
+    pub groups: Vec<(i64, i64, RecordBatch)>,
+}
+
 /// Rows of one windowed stream waiting for their windows to close.
 #[derive(Debug)]
 pub struct WindowBuffer {
@@ -468,6 +482,74 @@ impl WindowBuffer {
             }
         }
         Ok(out)
+    }
+
+    /// What the buffer holds, for a checkpoint: its rows as they are grouped (in the order
+    /// they came) and its counters.
+    pub fn state(&self) -> Result<BufferState, SqlError> {
+        let concat = |parts: &[RecordBatch]| -> Result<RecordBatch, SqlError> {
+            Ok(arrow_select::concat::concat_batches(
+                &parts[0].schema(),
+                parts,
+            )?)
+        };
+        let mut groups = Vec::new();
+        match &self.state {
+            State::Panes { panes, .. } => {
+                for (&pane, parts) in panes.iter().filter(|(_, p)| !p.is_empty()) {
+                    groups.push((pane, pane, concat(parts)?));
+                }
+            }
+            State::Sessions { by_key, .. } => {
+                for s in by_key.values().flatten().filter(|s| !s.batches.is_empty()) {
+                    groups.push((s.start, s.last, concat(&s.batches)?));
+                }
+            }
+        }
+        // Sessions come out of a hash map: give them a stable order.
+        groups.sort_by_key(|(start, last, _)| (*start, *last));
+        Ok(BufferState {
+            closed_to: self.closed_to,
+            late_rows: self.late_rows,
+            last_late: self.last_late,
+            groups,
+        })
+    }
+
+    /// Takes back what [`WindowBuffer::state`] gave, into an empty buffer of the same spec.
+    pub fn restore(&mut self, state: BufferState) -> Result<(), SqlError> {
+        self.closed_to = state.closed_to;
+        self.late_rows = state.late_rows;
+        self.last_late = state.last_late;
+        match &mut self.state {
+            State::Panes { panes, .. } => {
+                panes.clear();
+                for (pane, _, rows) in state.groups {
+                    panes.entry(pane).or_default().push(rows);
+                }
+            }
+            State::Sessions {
+                key_index, by_key, ..
+            } => {
+                by_key.clear();
+                for (start, last, rows) in state.groups {
+                    if rows.num_rows() == 0 {
+                        continue;
+                    }
+                    let key = key_index
+                        .iter()
+                        .map(|&c| ScalarValue::try_from_array(rows.column(c), 0))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(SqlError::from)?;
+                    by_key.entry(key).or_default().push(Session {
+                        start,
+                        last,
+                        batches: vec![rows],
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every window over the rows buffered now, closed or not (for snapshot queries).
