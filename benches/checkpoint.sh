@@ -6,7 +6,9 @@
 # its start to its last commit (all but the records still within the allowed lateness of the
 # watermark, which wait for more data or the stop), then stopped with SIGTERM;
 # its summary gives the checkpoints written and their cost (time taking snapshots, time writing,
-# bytes).
+# bytes). With QUERIES=1 the job also runs three continuous SQL queries (one-minute OHLCV of
+# the trades and trading sessions to JSON Lines, hopping means of the bars to Parquet parts),
+# whose state is then in the checkpoints too.
 #
 #   cargo build --release -p tickflow-cli && benches/checkpoint.sh [DATA]
 #
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/.."
 data="${1:-../shared/data/us-equities/tick}"
 interval="${INTERVAL:-1m}"
 rounds="${ROUNDS:-3}"
+queries="${QUERIES:-0}"
 . benches/kafka-env.sh
 work="$(mktemp -d -t checkpoint-bench.XXXXXX)"
 cleanup() {
@@ -91,7 +94,42 @@ capital = 1000000
 [[sink]]
 kind = "jsonl"
 streams = ["bars", "indicators", "signals", "orders", "fills", "positions", "portfolio"]
+$([ "$queries" = 1 ] && sql_queries)
 $2
+EOF
+}
+
+sql_queries() {
+  cat <<'EOF'
+[[query]]
+name = "ohlcv_1m"
+sink = "jsonl"
+sql = """
+SELECT symbol, window_start, window_end, count(*) AS trades,
+       first_value(price ORDER BY ts_event, seq) AS open, max(price) AS high,
+       min(price) AS low, last_value(price ORDER BY ts_event, seq) AS close, sum(size) AS volume
+FROM tumble('trades', 'ts_event', INTERVAL '1 minute')
+GROUP BY symbol, window_start, window_end
+"""
+
+[[query]]
+name = "bar_means"
+sink = "parquet"
+roll = "1s"
+sql = """
+SELECT symbol, window_end, avg(close) AS mean_close, count(*) AS bars
+FROM hop('bars', 'end', INTERVAL '5 minutes', INTERVAL '30 minutes')
+GROUP BY symbol, window_end
+"""
+
+[[query]]
+name = "sessions"
+sink = "jsonl"
+sql = """
+SELECT symbol, window_start, window_end, count(*) AS trades, sum(size) AS volume
+FROM session('trades', 'ts_event', INTERVAL '1 minute', 'symbol')
+GROUP BY symbol, window_start, window_end
+"""
 EOF
 }
 

@@ -514,6 +514,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         stop: Some(stop_on_signals(follows)),
         durable,
         recovery,
+        settle: job.as_ref().map(sql::Job::settle),
         ..RunOptions::default()
     };
     let summary = run(&pipeline, &opts).with_context(|| format!("running {origin}"))?;

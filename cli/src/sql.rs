@@ -18,6 +18,7 @@ use tickflow_pipelines::{
 };
 use tickflow_sinks::StreamTap;
 use tickflow_sinks::kafka::TopicProducer;
+use tickflow_sql::checkpoint::Taken;
 use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Start, Stdout};
 use tickflow_sql::{ContinuousQuery, QueryDef, QueryHooks, Retention, SqlEngine, SqlError, flight};
 
@@ -63,8 +64,21 @@ impl QueryHooks for Hooks {
     fn flush_every(&self) -> std::time::Duration {
         self.flush_every
     }
-    fn checkpoint(&mut self, at: i64, state: Result<Vec<u8>, String>, position: Option<u64>) {
+    /// The job writes at most one checkpoint per commit (every other flush): the queries take
+    /// their state for at most one checkpoint time per flush interval, the same times.
+    fn begin(&mut self, at: i64) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|s| s.join(at, self.flush_every))
+    }
+    fn give_up(&mut self, at: i64) {
         if let Some(store) = &self.store {
+            store.leave(at);
+        }
+    }
+    fn checkpoint(&mut self, at: i64, (state, took): Taken, position: Option<u64>) {
+        if let Some(store) = &self.store {
+            store.snapshot_took(took);
             if let (Some(file), Some(p)) = (&self.file, position) {
                 store.file_position(file, at, p);
             }
@@ -76,6 +90,39 @@ impl QueryHooks for Hooks {
     }
 }
 
+/// The hooks of query `name` of a live job, whose output file (by the name a checkpoint notes
+/// its position under) is `file`; with checkpoints, the query's state is restored from the one
+/// the job resumes from, and the checkpoints wait for its state and output position.
+fn hooks_for(
+    name: &str,
+    query: &mut ContinuousQuery,
+    file: Option<String>,
+    live: &Live<'_>,
+) -> Result<Box<dyn QueryHooks>> {
+    let state = query_state(name);
+    let store = live.recovery.map(|r| r.store.clone());
+    if let Some(r) = live.recovery.and_then(|r| r.restored.as_deref()) {
+        let bytes = r.sink_state(&state)?;
+        query
+            .restore(bytes)
+            .with_context(|| format!("resuming from the checkpoint in {}", r.path.display()))?;
+    }
+    if let Some(store) = &store {
+        store.sink_state(&state);
+        if let Some(f) = &file {
+            store.file_sink(f);
+        }
+    }
+    Ok(Box::new(Hooks {
+        state,
+        file,
+        store,
+        durable: live.durable.clone(),
+        slot: live.durable.register(),
+        flush_every: live.flush_every,
+    }))
+}
+
 /// The engine of a running job, with its streams declared.
 pub struct Job {
     /// The engine.
@@ -84,6 +131,8 @@ pub struct Job {
     pub address: Option<SocketAddr>,
     /// The results of the queries whose output is a stream, for the dataflow.
     pub feeds: QueryFeeds,
+    /// The names of the pipeline's queries.
+    queries: Vec<String>,
 }
 
 /// A query's results to a Kafka topic: one JSON object per row (as the `jsonl` query sink
@@ -138,11 +187,10 @@ impl QueryOutput for ToKafka {
         self.producer.poll();
         Ok(())
     }
+    /// Waits until the brokers have acknowledged every result sent (a Kafka output is
+    /// at-least-once after a restart, like the Kafka sinks).
     fn flush(&mut self) -> Result<(), SqlError> {
-        // What the brokers have not acknowledged yet goes on in the background; a Kafka output
-        // is at-least-once after a restart, like the Kafka sinks.
-        self.producer.poll();
-        Ok(())
+        self.producer.flush().map_err(|e| self.error(e))
     }
     fn finish(&mut self) -> Result<(), SqlError> {
         self.producer
@@ -317,8 +365,10 @@ pub fn start(
         if matches!(q.sink, QuerySink::Sink(SinkKind::Jsonl | SinkKind::Parquet)) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let recovery = live.as_ref().and_then(|l| l.recovery);
-        let restored = recovery.and_then(|r| r.restored.as_deref());
+        let restored = live
+            .as_ref()
+            .and_then(|l| l.recovery)
+            .and_then(|r| r.restored.as_deref());
         // A file output: the name a checkpoint notes its position under (as the sinks'), and
         // where it starts.
         let file = match &q.sink {
@@ -327,6 +377,12 @@ pub fn start(
             _ => None,
         }
         .map(|p| p.display().to_string());
+        // The state first: a checkpoint that cannot be resumed from leaves the files as they are.
+        let mut query = query;
+        let hooks = match &live {
+            Some(l) => Some(hooks_for(&q.name, &mut query, file.clone(), l)?),
+            None => None,
+        };
         let start = match (&file, restored) {
             (Some(f), Some(r)) if r.files.contains_key(f) => Start::At(r.files[f]),
             // A live job never drops what it wrote before: its input was committed.
@@ -367,35 +423,6 @@ pub fn start(
                 tx: feeds.open(&q.name),
             }),
         };
-        let mut query = query;
-        let hooks = match &live {
-            Some(l) => {
-                let state = query_state(&q.name);
-                let store = recovery.map(|r| r.store.clone());
-                if let Some(store) = &store {
-                    store.sink_state(&state);
-                    if let Some(f) = &file {
-                        store.file_sink(f);
-                    }
-                }
-                if let Some(r) = restored {
-                    let bytes = r.sink_state(&state)?;
-                    query.restore(bytes).with_context(|| {
-                        format!("resuming from the checkpoint in {}", r.path.display())
-                    })?;
-                }
-                let hooks: Box<dyn QueryHooks> = Box::new(Hooks {
-                    state,
-                    file: file.clone(),
-                    store,
-                    durable: l.durable.clone(),
-                    slot: l.durable.register(),
-                    flush_every: l.flush_every,
-                });
-                Some(hooks)
-            }
-            None => None,
-        };
         engine.start_with(query, output, hooks)?;
     }
     let address = match settings.listen {
@@ -410,6 +437,7 @@ pub fn start(
         engine,
         address,
         feeds,
+        queries: pipeline.queries.iter().map(|q| q.name.clone()).collect(),
     }))
 }
 
@@ -417,6 +445,29 @@ impl Job {
     /// The tap the pipeline feeds.
     pub fn tap(&self) -> Arc<dyn StreamTap> {
         self.engine.hub().clone()
+    }
+
+    /// What the run calls before its last commit: waits for the queries to finish, and says
+    /// which of the pipeline's queries failed (a client's query over Flight SQL that fails does
+    /// not hold the commit back).
+    pub fn settle(&self) -> tickflow_pipelines::Settle {
+        let (engine, names) = (self.engine.clone(), self.queries.clone());
+        Arc::new(move || {
+            let failed: Vec<String> = engine
+                .wait()
+                .into_iter()
+                .filter(|q| names.contains(&q.name))
+                .filter_map(|q| {
+                    let e = q.stats.error.lock().unwrap_or_else(|p| p.into_inner());
+                    e.as_ref().map(|e| format!("query {} failed: {e}", q.name))
+                })
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join("; "))
+            }
+        })
     }
 
     /// Waits for the queries to finish and prints their counters; false if one failed.

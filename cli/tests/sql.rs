@@ -61,6 +61,32 @@ fn a_pipeline_query_writes_its_results_and_is_reported() {
 }
 
 #[test]
+fn a_query_that_fails_while_the_job_runs_fails_the_run_and_the_other_queries_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let broken = "\n[[query]]\nname = \"broken\"\nsink = \"jsonl\"\n\
+                  sql = \"SELECT symbol, price / (size - size) AS x FROM trades\"\n";
+    std::fs::write(&path, format!("{PIPELINE}{broken}")).unwrap();
+    let out = tickflow()
+        .args(["run", "-q", "-o"])
+        .arg(dir.path().join("out"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    // The run's errors say which query failed and why (a job reading Kafka then leaves its
+    // offsets uncommitted, so the next run reads the records again), and the other query wrote
+    // all its results.
+    let errors = stdout.split("query ohlcv_5m:").next().unwrap_or_default();
+    assert!(
+        errors.contains("query broken failed:") && errors.contains("zero"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 rows out, 0 late rows"), "{stdout}");
+}
+
+#[test]
 fn validate_refuses_a_query_that_does_not_plan_and_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

@@ -99,6 +99,23 @@ struct Partial {
     /// The sink states.
     sinks: BTreeMap<String, Vec<u8>>,
     failed: bool,
+    /// Chosen by the sinks that report later than the dataflow (the SQL queries; see
+    /// [`Store::join`]): it is not dropped while they take their states.
+    chosen: bool,
+}
+
+impl Partial {
+    fn new(at: i64, workers: usize) -> Self {
+        Self {
+            at,
+            states: vec![BTreeMap::new(); workers],
+            sources: vec![None; workers],
+            files: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+            failed: false,
+            chosen: false,
+        }
+    }
 }
 
 /// Gathers the reports of every worker and writes complete checkpoints.
@@ -129,6 +146,8 @@ struct Inner {
     on_disk: Option<i64>,
     /// Errors of operators that could not take their restored state.
     restore_errors: Vec<String>,
+    /// When the slower sinks last chose a checkpoint time ([`Store::join`]).
+    chose: Option<std::time::Instant>,
     /// The last write error, printed once per distinct message.
     last_error: Option<String>,
     /// Checkpoints written.
@@ -345,6 +364,11 @@ impl Store {
         inner.cost
     }
 
+    /// A sink spent `took` taking its state for a checkpoint.
+    pub fn snapshot_took(&self, took: std::time::Duration) {
+        self.note_cost(|c| c.snapshotting += took);
+    }
+
     fn note_cost(&self, f: impl FnOnce(&mut CheckpointCost)) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut inner.cost);
@@ -441,6 +465,48 @@ impl Store {
         }
     }
 
+    /// A sink that reports later than the dataflow (a SQL query) asks whether to take its state
+    /// for checkpoint time `at`. Such sinks take the same checkpoint times, at most one new one
+    /// per `gap` of wall-clock time (the job writes only the newest complete checkpoint now and
+    /// then, and a sink catching up passes checkpoint times much faster): true for a time one
+    /// of them has chosen, or one it chooses now; a chosen checkpoint is kept until it
+    /// completes, a newer one does, or a sink gives it up ([`Store::leave`]). False for a
+    /// checkpoint that can no longer complete (dropped, or older than one that completed).
+    pub fn join(&self, at: i64, gap: std::time::Duration) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.latest.is_some_and(|l| at <= l) {
+            return false;
+        }
+        let newer = inner.pending.keys().next_back().is_some_and(|n| *n > at);
+        match inner.pending.get(&at) {
+            Some(p) if p.chosen => return true,
+            // Dropped, when newer ones are pending; else the dataflow's reports are still on
+            // their way (they open it).
+            None if newer => return false,
+            _ => {}
+        }
+        if inner.chose.is_some_and(|t| t.elapsed() < gap) {
+            return false;
+        }
+        inner.chose = Some(std::time::Instant::now());
+        let workers = self.workers;
+        inner
+            .pending
+            .entry(at)
+            .or_insert_with(|| Partial::new(at, workers))
+            .chosen = true;
+        true
+    }
+
+    /// A sink gave up checkpoint time `at` after [`Store::join`] (a stream it reads passed that
+    /// time without a mark): it cannot complete, and is no longer kept for the others.
+    pub fn leave(&self, at: i64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = inner.pending.get_mut(&at) {
+            p.chosen = false;
+        }
+    }
+
     /// Worker `worker`'s reader passed checkpoint time `at` with its partitions there.
     pub fn source(&self, worker: usize, at: i64, partitions: Vec<PartitionCheckpoint>) {
         self.report(at, |p| {
@@ -479,19 +545,25 @@ impl Store {
                 return;
             }
             let workers = self.workers;
-            let partial = inner.pending.entry(at).or_insert_with(|| Partial {
-                at,
-                states: vec![BTreeMap::new(); workers],
-                sources: vec![None; workers],
-                files: BTreeMap::new(),
-                sinks: BTreeMap::new(),
-                failed: false,
-            });
+            let partial = inner
+                .pending
+                .entry(at)
+                .or_insert_with(|| Partial::new(at, workers));
             record(partial);
             // Checkpoints that cannot complete (a worker passed their time in one jump) are
-            // not kept without bound.
+            // not kept without bound: the oldest go first, but not those the slower sinks
+            // chose (unless there are too many of them too).
             while inner.pending.len() > MAX_PENDING {
-                inner.pending.pop_first();
+                let chosen = inner.pending.values().filter(|p| p.chosen).count();
+                let Some(oldest) = inner
+                    .pending
+                    .iter()
+                    .find(|(_, p)| !p.chosen || chosen > MAX_PENDING)
+                    .map(|(t, _)| *t)
+                else {
+                    break;
+                };
+                inner.pending.remove(&oldest);
             }
             let Some(partial) = inner.pending.get(&at) else {
                 return;
@@ -829,6 +901,54 @@ interval = "5m"
         std::fs::create_dir(dir.path().join("ckpt-2400.tmp")).unwrap();
         assert_eq!(s.load().unwrap().unwrap().at, 1200);
         assert!(!dir.path().join("ckpt-2400.tmp").exists());
+    }
+
+    #[test]
+    fn the_slower_sinks_take_the_same_checkpoints_and_those_are_kept_until_they_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(store(dir.path(), PIPELINE, 1));
+        s.built(0, 1, false);
+        s.sink_state("query-a");
+        s.sink_state("query-b");
+        let w = hook(&s, 0, None);
+        let passed = |t: i64| w.snapshot(0, "bars", t, Ok(vec![b'x']), Default::default());
+        let hour = std::time::Duration::from_secs(3600);
+        passed(300);
+        passed(600);
+        // Query a chooses 300; within the gap, 600 is not chosen, but b joins 300.
+        assert!(s.join(300, hour));
+        assert!(!s.join(600, hour), "too soon after the last choice");
+        // The dataflow goes far ahead: 600 is dropped, 300 kept for the queries.
+        for k in 3..=40 {
+            passed(k * 300);
+        }
+        assert!(s.join(300, hour), "b joins what a chose");
+        assert!(
+            !s.join(600, std::time::Duration::ZERO),
+            "dropped: it cannot complete"
+        );
+        s.sink_state_at("query-a", 300, Ok(b"a".to_vec()));
+        s.write_ready(|_| true);
+        assert_eq!(s.written().0, 0, "b has not reported");
+        s.sink_state_at("query-b", 300, Ok(b"b".to_vec()));
+        s.write_ready(|_| true);
+        assert_eq!(s.written(), (1, Some(300)));
+        assert_eq!(
+            s.load().unwrap().unwrap().sink_state("query-b").unwrap(),
+            b"b"
+        );
+        assert!(!s.join(300, std::time::Duration::ZERO), "written already");
+        // A choice given up is dropped like any other as newer ones come.
+        assert!(s.join(41 * 300, std::time::Duration::ZERO));
+        s.leave(41 * 300);
+        for k in 41..=50 {
+            passed(k * 300);
+        }
+        assert!(!s.join(41 * 300, std::time::Duration::ZERO));
+        assert!(
+            s.join(60 * 300, std::time::Duration::ZERO),
+            "not reported yet: it opens"
+        );
     }
 
     #[test]

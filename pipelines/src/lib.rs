@@ -25,7 +25,7 @@ pub use crate::config::{
 };
 pub use crate::query_stream::{FeedEvent, QueryFeeds, RowColumns, row_columns};
 pub use crate::runtime::{
-    Durable, ProgressFn, Recovery, RunError, RunOptions, StreamSchema, check_operators,
+    Durable, ProgressFn, Recovery, RunError, RunOptions, Settle, StreamSchema, check_operators,
     format_progress, run, stream_schemas,
 };
 pub use crate::stats::{CheckpointSummary, Progress, Summary};

@@ -89,7 +89,14 @@ pub struct RunOptions {
     /// A live job with `[checkpoint]` whose checkpoints were opened before the run (by the SQL
     /// layer, whose queries are in them); `None` opens them here.
     pub recovery: Option<Recovery>,
+    /// Called once the dataflow has finished, before the last commit of the Kafka offsets:
+    /// waits for the outputs outside the dataflow (the SQL layer's queries) to finish; an error
+    /// (a query that failed, so its results are incomplete) keeps the offsets uncommitted.
+    pub settle: Option<Settle>,
 }
+
+/// See [`RunOptions::settle`].
+pub type Settle = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -104,6 +111,7 @@ impl Default for RunOptions {
             stop: None,
             durable: Arc::default(),
             recovery: None,
+            settle: None,
         }
     }
 }
@@ -693,8 +701,13 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         let _ = h.join();
     }
     outcome?;
-    // Everything read has been processed by every sink: the Kafka offsets may move on, unless
-    // a sink failed, in which case the next run reads the same records again.
+    if let Some(settle) = &opts.settle
+        && let Err(e) = settle()
+    {
+        stats.error(e);
+    }
+    // Everything read has been processed by every sink and query: the Kafka offsets may move
+    // on, unless one failed, in which case the next run reads the same records again.
     let failed = stats.errors.lock().map_or(true, |e| !e.is_empty());
     let kafka = committed
         .parts

@@ -20,13 +20,28 @@ const VERSION: u32 = 1;
 pub trait QueryHooks: Send {
     /// How often the query flushes its output, to make its results durable.
     fn flush_every(&self) -> Duration;
+    /// The query is about to gather checkpoint time `at` (holding back the streams that
+    /// reach it first); `false` leaves it out: the job can no longer complete it, or will not
+    /// write it (a query catching up passes checkpoint times faster than the job writes
+    /// checkpoints, and every query of the job must take the same ones).
+    fn begin(&mut self, _at: i64) -> bool {
+        true
+    }
+    /// The query gave up checkpoint time `at` after [`QueryHooks::begin`] (a stream it reads
+    /// passed that time without a mark, or ended).
+    fn give_up(&mut self, _at: i64) {}
     /// The query's state at checkpoint time `at` (every input row before `at` taken in, none
     /// at or after it, every result of the rows before it written) and where its output stood
-    /// then ([`crate::QueryOutput::position`]); or why the state could not be taken.
-    fn checkpoint(&mut self, at: i64, state: Result<Vec<u8>, String>, position: Option<u64>);
+    /// then ([`crate::QueryOutput::position`]); or why the state could not be taken. `took`:
+    /// how long taking it took.
+    fn checkpoint(&mut self, at: i64, state: Taken, position: Option<u64>);
     /// Every result of input rows before `t` is durable in the output.
     fn durable(&mut self, t: i64);
 }
+
+/// A query's state at a checkpoint time (or why it could not be taken), and how long taking it
+/// took.
+pub type Taken = (Result<Vec<u8>, String>, Duration);
 
 /// A window buffer in the header; its groups name batches by index.
 #[derive(Serialize, Deserialize, Debug)]

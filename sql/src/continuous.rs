@@ -472,6 +472,7 @@ impl ContinuousQuery {
         gate: &mut Gate,
         backlog: &mut VecDeque<Event>,
         stats: &QueryStats,
+        hooks: Option<&mut (dyn QueryHooks + '_)>,
     ) -> Result<Option<i64>, SqlError> {
         if gate.holds(&event) {
             gate.held.push_back(event);
@@ -516,11 +517,15 @@ impl ContinuousQuery {
                     *m = i64::MAX;
                 }
                 // A checkpoint cannot be completed by a stream that has ended.
-                gate.abandon(backlog);
+                if let Some(h) = hooks {
+                    gate.give_up(backlog, h);
+                }
             }
             Event::Checkpoint(stream, at) => {
-                if gate.enabled && self.marks.contains_key(&*stream) {
-                    return Ok(gate.reached(stream, at, self.marks.len(), backlog));
+                if let Some(h) = hooks
+                    && self.marks.contains_key(&*stream)
+                {
+                    return Ok(gate.reached(stream, at, self.marks.len(), backlog, h));
                 }
             }
         }
@@ -619,10 +624,7 @@ impl ContinuousQuery {
         stats: &QueryStats,
         mut hooks: Option<&mut dyn QueryHooks>,
     ) -> Result<(), SqlError> {
-        let mut gate = Gate {
-            enabled: hooks.is_some(),
-            ..Gate::default()
-        };
+        let mut gate = Gate::default();
         // Events to take before the channel's: those a checkpoint held back.
         let mut backlog: VecDeque<Event> = VecDeque::new();
         let flush_every = hooks.as_ref().map(|h| h.flush_every());
@@ -652,7 +654,8 @@ impl ContinuousQuery {
             };
             // Take everything already waiting, then make one step of it: a query that is
             // behind catches up in few large steps instead of many small ones.
-            let mut checkpoint = self.take(event, &mut gate, &mut backlog, stats)?;
+            let mut checkpoint =
+                self.take(event, &mut gate, &mut backlog, stats, hooks.as_deref_mut())?;
             for _ in 0..MAX_EVENTS_PER_STEP {
                 if checkpoint.is_some() {
                     break;
@@ -664,14 +667,16 @@ impl ContinuousQuery {
                         Err(_) => break,
                     },
                 };
-                checkpoint = self.take(next, &mut gate, &mut backlog, stats)?;
+                checkpoint =
+                    self.take(next, &mut gate, &mut backlog, stats, hooks.as_deref_mut())?;
             }
             let ended = self.step(output, rt, stats)?;
             if let (Some(at), Some(h)) = (checkpoint, hooks.as_deref_mut()) {
                 // Every row before `at` has been taken in and its results written; none after.
                 // A state that cannot be taken leaves this checkpoint out; the query goes on.
+                let started = std::time::Instant::now();
                 let state = self.snapshot(stats).map_err(|e| e.to_string());
-                h.checkpoint(at, state, output.position());
+                h.checkpoint(at, (state, started.elapsed()), output.position());
                 gate.release(&mut backlog);
             }
             if ended {
@@ -697,8 +702,8 @@ impl ContinuousQuery {
 /// and none after).
 #[derive(Default)]
 struct Gate {
-    /// Whether the query takes checkpoints.
-    enabled: bool,
+    /// Checkpoint times up to this one are left out.
+    skip_to: i64,
     /// The checkpoint time being gathered and the streams that have reached it.
     at: Option<(i64, BTreeSet<Arc<str>>)>,
     held: VecDeque<Event>,
@@ -723,7 +728,11 @@ impl Gate {
         at: i64,
         streams: usize,
         backlog: &mut VecDeque<Event>,
+        hooks: &mut (dyn QueryHooks + '_),
     ) -> Option<i64> {
+        if at <= self.skip_to {
+            return None;
+        }
         match &mut self.at {
             Some((b, reached)) if *b == at => {
                 reached.insert(stream);
@@ -731,13 +740,19 @@ impl Gate {
             // A stream that is still before the checkpoint being gathered: a mark of an older
             // one that was given up.
             Some((b, _)) if at < *b => return None,
-            // This stream went past the checkpoint being gathered without reaching it (it
-            // skipped that time): that checkpoint cannot be taken; gather this one instead.
-            Some(_) => {
-                self.abandon(backlog);
+            // A new checkpoint time; when this stream went past the one being gathered without
+            // reaching it (it skipped that time), that one cannot be taken.
+            _ => {
+                self.give_up(backlog, hooks);
+                // The job may leave it out: one it can no longer complete, or one it would not
+                // write (a query catching up passes checkpoint times faster than a job writes
+                // checkpoints).
+                if !hooks.begin(at) {
+                    self.skip_to = at;
+                    return None;
+                }
                 self.at = Some((at, BTreeSet::from([stream])));
             }
-            None => self.at = Some((at, BTreeSet::from([stream]))),
         }
         match &self.at {
             Some((b, reached)) if reached.len() == streams => Some(*b),
@@ -745,8 +760,11 @@ impl Gate {
         }
     }
 
-    /// Gives up the checkpoint being gathered: the held events are taken next.
-    fn abandon(&mut self, backlog: &mut VecDeque<Event>) {
+    /// Gives up the checkpoint being gathered, if any: the held events are taken next.
+    fn give_up(&mut self, backlog: &mut VecDeque<Event>, hooks: &mut (dyn QueryHooks + '_)) {
+        if let Some((b, _)) = &self.at {
+            hooks.give_up(*b);
+        }
         self.release(backlog);
     }
 

@@ -126,15 +126,30 @@ type Checkpoint = (i64, Vec<u8>, u64);
 
 /// The checkpoints a query took.
 #[derive(Clone, Default)]
-struct Taken(Arc<Mutex<Vec<Checkpoint>>>);
+struct Taken(
+    Arc<Mutex<Vec<Checkpoint>>>,
+    Duration,
+    Arc<Mutex<Option<std::time::Instant>>>,
+);
 
 impl QueryHooks for Taken {
     fn flush_every(&self) -> Duration {
         Duration::from_millis(10)
     }
-    fn checkpoint(&mut self, at: i64, state: Result<Vec<u8>, String>, position: Option<u64>) {
+    /// Checkpoint times at least the gap apart (in wall-clock time) after the last taken.
+    fn begin(&mut self, _at: i64) -> bool {
+        let last = self.2.lock().unwrap();
+        last.is_none_or(|t: std::time::Instant| t.elapsed() >= self.1)
+    }
+    fn checkpoint(
+        &mut self,
+        at: i64,
+        (state, _): tickflow_sql::checkpoint::Taken,
+        position: Option<u64>,
+    ) {
         let rows = position.expect("a counted output");
         self.0.lock().unwrap().push((at, state.unwrap(), rows));
+        *self.2.lock().unwrap() = Some(std::time::Instant::now());
     }
     fn durable(&mut self, _t: i64) {}
 }
@@ -147,6 +162,11 @@ struct Run {
 
 /// Runs `def` over `events`, resumed from `state` when given.
 fn run(def: &QueryDef, events: &[Ev], state: Option<&[u8]>) -> Run {
+    run_with(def, events, state, Duration::ZERO)
+}
+
+/// [`run`], taking checkpoints at least `gap` apart.
+fn run_with(def: &QueryDef, events: &[Ev], state: Option<&[u8]>, gap: Duration) -> Run {
     let engine = SqlEngine::new(Retention::default()).expect("engine");
     declare(engine.hub());
     let mut query = engine
@@ -156,7 +176,10 @@ fn run(def: &QueryDef, events: &[Ev], state: Option<&[u8]>) -> Run {
     if let Some(s) = state {
         query.restore(s).unwrap();
     }
-    let (out, taken) = (Counted::default(), Taken::default());
+    let (out, taken) = (
+        Counted::default(),
+        Taken(Arc::default(), gap, Arc::default()),
+    );
     let started = engine
         .start_with(query, Box::new(out.clone()), Some(Box::new(taken.clone())))
         .unwrap();
@@ -327,4 +350,35 @@ fn a_state_of_another_query_or_damaged_bytes_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("damaged"), "{e}");
+}
+
+#[test]
+fn a_query_catching_up_leaves_out_checkpoints_that_come_too_soon_and_resumes_from_the_ones_it_took()
+{
+    let all = events(&input_rows(), 50, 2 * NS);
+    let (sql, lateness_ns) = case_query("hop_vwap");
+    let def = QueryDef {
+        name: "q".into(),
+        sql,
+        lateness_ns,
+    };
+    let whole = run(&def, &all, None);
+    // An hour between checkpoints: only the first is taken, the marks of the others pass.
+    let sparse = run_with(&def, &all, None, Duration::from_secs(3600));
+    assert_eq!(sparse.taken.len(), 1);
+    assert_eq!(sparse.taken[0].0, whole.taken[0].0);
+    assert_same_rows("sparse", to_json(&sparse.rows), to_json(&whole.rows));
+    assert_eq!(counters(&sparse.stats), counters(&whole.stats));
+    // A checkpoint taken after some were left out resumes like any other.
+    let (at, state, written) = whole.taken[whole.taken.len() / 2].clone();
+    let skipping = run_with(
+        &def,
+        &after(&all, at),
+        Some(&state),
+        Duration::from_secs(3600),
+    );
+    assert_eq!(skipping.taken.len(), 1);
+    let mut rows = to_json(&first_rows(&whole.rows, written));
+    rows.extend(to_json(&skipping.rows));
+    assert_same_rows("resumed", rows, to_json(&whole.rows));
 }
