@@ -368,27 +368,20 @@ impl ContinuousQuery {
         let saved = &d.saved;
         if saved.sql != self.def.sql || saved.lateness_ns != self.def.lateness_ns {
             return Err(refuse(
-                "the checkpoint was taken with other SQL or another allowed lateness; run the                  query it was taken with, or remove the checkpoint directory to start afresh"
+                "the checkpoint was taken with other SQL or another allowed lateness; run the \
+                 query it was taken with, or remove the checkpoint directory to start afresh"
                     .into(),
             ));
         }
         let marks: BTreeMap<String, i64> = saved.marks.iter().cloned().collect();
-        let tables = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<_>>();
-        let feed_tables: Vec<String> = self
-            .feeds
-            .iter()
-            .map(|f| f.buffer.spec().table.clone())
-            .collect();
         let same = marks.keys().eq(self.marks.keys())
             && saved
                 .window_feeds
                 .iter()
                 .map(|w| &w.table)
-                .eq(feed_tables.iter())
-            && tables(saved.plain.iter().map(|(n, _)| n).collect())
-                == tables(self.plain.keys().collect())
-            && tables(saved.state.iter().map(|s| &s.table).collect())
-                == tables(self.state.keys().collect());
+                .eq(self.feeds.iter().map(|f| &f.buffer.spec().table))
+            && saved.plain.iter().map(|(n, _)| n).eq(self.plain.keys())
+            && saved.state.iter().map(|s| &s.table).eq(self.state.keys());
         if !same {
             return Err(refuse(
                 "the checkpoint's state reads other streams than this query".into(),
