@@ -33,17 +33,22 @@ GROUP BY symbol, window_start
 """
 "#;
 
+/// Runs pipeline `text` from a file in `dir`, its outputs in `dir/out`.
+fn run_in(dir: &std::path::Path, text: &str) -> std::process::Output {
+    let path = dir.join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    tickflow()
+        .args(["run", "-q", "-o"])
+        .arg(dir.join("out"))
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_pipeline_query_writes_its_results_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.toml");
-    std::fs::write(&path, PIPELINE).unwrap();
-    let out = tickflow()
-        .args(["run", "-q", "-o"])
-        .arg(dir.path().join("out"))
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_in(dir.path(), PIPELINE);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -63,16 +68,9 @@ fn a_pipeline_query_writes_its_results_and_is_reported() {
 #[test]
 fn a_query_that_fails_while_the_job_runs_fails_the_run_and_the_other_queries_go_on() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.toml");
     let broken = "\n[[query]]\nname = \"broken\"\nsink = \"jsonl\"\n\
                   sql = \"SELECT symbol, price / (size - size) AS x FROM trades\"\n";
-    std::fs::write(&path, format!("{PIPELINE}{broken}")).unwrap();
-    let out = tickflow()
-        .args(["run", "-q", "-o"])
-        .arg(dir.path().join("out"))
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_in(dir.path(), &format!("{PIPELINE}{broken}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     // The run's errors say which query failed and why (a job reading Kafka then leaves its
