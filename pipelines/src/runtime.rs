@@ -576,8 +576,8 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         None => (None, None),
     };
     let committed = plan.clone();
-    let commit_interval = plan
-        .commit_interval()
+    let commit_interval = pipeline
+        .live_commits()
         .unwrap_or(std::time::Duration::from_secs(5));
     if live && opts.speed.is_some() {
         return Err(RunError::Options(

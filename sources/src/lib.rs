@@ -283,18 +283,6 @@ impl Plan {
             .iter()
             .any(|p| matches!(p, Part::Kafka { config, .. } if config.follow))
     }
-
-    /// The commit interval of a live job: the shortest of its sources'.
-    pub fn commit_interval(&self) -> Option<std::time::Duration> {
-        self.parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Kafka { config, .. } if config.follow => Some(config.commit_interval),
-                _ => None,
-            })
-            .min()
-            .map(tickflow_core::Duration::to_std)
-    }
 }
 
 /// Plans sources: expands directories, detects formats, declares instruments. Each part gets

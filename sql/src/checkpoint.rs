@@ -87,19 +87,16 @@ pub(crate) struct Saved {
 pub(crate) struct Batches(Vec<RecordBatch>);
 
 impl Batches {
-    /// Keeps `batch`; its index.
-    pub fn add(&mut self, batch: RecordBatch) -> usize {
-        self.0.push(batch);
-        self.0.len() - 1
-    }
-
-    /// Keeps the rows of `batches` as one batch; `None` when there are none.
+    /// Keeps the rows of `batches` as one batch; its index, `None` when there are none.
     pub fn add_all(&mut self, batches: &[RecordBatch]) -> Result<Option<usize>, SqlError> {
         let Some(first) = batches.first() else {
             return Ok(None);
         };
-        let all = arrow_select::concat::concat_batches(&first.schema(), batches)?;
-        Ok(Some(self.add(all)))
+        self.0.push(arrow_select::concat::concat_batches(
+            &first.schema(),
+            batches,
+        )?);
+        Ok(Some(self.0.len() - 1))
     }
 
     /// The state as bytes.

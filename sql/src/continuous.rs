@@ -313,17 +313,19 @@ impl ContinuousQuery {
         let mut batches = Batches::default();
         let mut window_feeds = Vec::new();
         for feed in &self.feeds {
-            let st = feed.buffer.state()?;
+            let st = feed.buffer.state();
+            let mut groups = Vec::with_capacity(st.groups.len());
+            for (a, b, rows) in &st.groups {
+                if let Some(i) = batches.add_all(rows)? {
+                    groups.push((*a, *b, i));
+                }
+            }
             window_feeds.push(SavedWindows {
                 table: feed.buffer.spec().table.clone(),
                 closed_to: st.closed_to,
                 late_rows: st.late_rows,
                 last_late: st.last_late,
-                groups: st
-                    .groups
-                    .into_iter()
-                    .map(|(a, b, rows)| (a, b, batches.add(rows)))
-                    .collect(),
+                groups,
             });
         }
         let mut plain = Vec::new();
@@ -391,7 +393,7 @@ impl ContinuousQuery {
             let groups = w
                 .groups
                 .iter()
-                .map(|&(a, b, i)| Ok((a, b, d.batch(i)?)))
+                .map(|&(a, b, i)| Ok((a, b, vec![d.batch(i)?])))
                 .collect::<Result<Vec<_>, SqlError>>()?;
             feed.buffer.restore(crate::window::BufferState {
                 closed_to: w.closed_to,

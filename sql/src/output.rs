@@ -155,18 +155,19 @@ impl Jsonl {
     /// Opens `dir/<name>.jsonl` as `start` says.
     pub fn open(dir: &Path, name: &str, start: Start) -> Result<Self, SqlError> {
         let path = dir.join(format!("{name}.jsonl"));
-        let sink = |reason: String| SqlError::Sink {
+        let opened = match start {
+            Start::Afresh => File::create(&path)
+                .map(|f| (f, 0))
+                .map_err(|e| e.to_string()),
+            Start::After => tickflow_sinks::jsonl::reopen(&path, None).map_err(|e| e.to_string()),
+            Start::At(length) => {
+                tickflow_sinks::jsonl::reopen(&path, Some(length)).map_err(|e| e.to_string())
+            }
+        };
+        let (file, bytes) = opened.map_err(|reason| SqlError::Sink {
             sink: path.display().to_string(),
             reason,
-        };
-        let (file, bytes) = match start {
-            Start::Afresh => (File::create(&path).map_err(|e| sink(e.to_string()))?, 0),
-            Start::After => {
-                tickflow_sinks::jsonl::reopen(&path, None).map_err(|e| sink(e.to_string()))?
-            }
-            Start::At(length) => tickflow_sinks::jsonl::reopen(&path, Some(length))
-                .map_err(|e| sink(e.to_string()))?,
-        };
+        })?;
         let out = Counting {
             inner: BufWriter::new(file),
             bytes,
@@ -208,7 +209,6 @@ pub struct Parquet {
     name: String,
     schema: SchemaRef,
     out: ParquetOutput,
-    finished: bool,
 }
 
 impl std::fmt::Debug for Parquet {
@@ -220,16 +220,23 @@ impl std::fmt::Debug for Parquet {
 impl Parquet {
     /// Creates (truncates) `dir/<name>.parquet` for results of `schema`.
     pub fn create(dir: &Path, name: &str, schema: SchemaRef) -> Result<Self, SqlError> {
-        let out = ParquetOutput::create(dir, name).map_err(|e| SqlError::Sink {
-            sink: dir.join(format!("{name}.parquet")).display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            name: dir.join(format!("{name}.parquet")).display().to_string(),
-            schema,
-            out,
-            finished: false,
-        })
+        let path = dir.join(format!("{name}.parquet"));
+        Self::new(&path, schema, ParquetOutput::create(dir, name))
+    }
+
+    fn new(
+        path: &Path,
+        schema: SchemaRef,
+        out: tickflow_sinks::Result<ParquetOutput>,
+    ) -> Result<Self, SqlError> {
+        let name = path.display().to_string();
+        match out {
+            Ok(out) => Ok(Self { name, schema, out }),
+            Err(e) => Err(SqlError::Sink {
+                sink: name,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// Rolled parts in `dir/<name>/`, each open for at least `roll`: after the closed parts
@@ -245,16 +252,8 @@ impl Parquet {
             Start::At(rows) => Some(rows),
             Start::After | Start::Afresh => None,
         };
-        let out = ParquetOutput::rolling(dir, name, roll, resume).map_err(|e| SqlError::Sink {
-            sink: dir.join(name).display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            name: dir.join(name).display().to_string(),
-            schema,
-            out,
-            finished: false,
-        })
+        let out = ParquetOutput::rolling(dir, name, roll, resume);
+        Self::new(&dir.join(name), schema, out)
     }
 
     fn error(&self, e: impl std::fmt::Display) -> SqlError {
@@ -267,9 +266,6 @@ impl Parquet {
 
 impl QueryOutput for Parquet {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
-        if self.finished {
-            return Ok(());
-        }
         self.out.write(batch).map_err(|e| self.error(e))
     }
     fn flush(&mut self) -> Result<(), SqlError> {
@@ -285,12 +281,10 @@ impl QueryOutput for Parquet {
         self.out.position()
     }
     fn finish(&mut self) -> Result<(), SqlError> {
-        if !std::mem::replace(&mut self.finished, true) {
-            self.out
-                .finish(self.schema.clone())
-                .map_err(|e| self.error(e))?;
-        }
-        Ok(())
+        self.out
+            .finish(self.schema.clone())
+            .map(drop)
+            .map_err(|e| self.error(e))
     }
 }
 

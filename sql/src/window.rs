@@ -222,9 +222,9 @@ pub struct BufferState {
     pub late_rows: u64,
     /// The latest late row's time and the boundary it missed.
     pub last_late: Option<(i64, i64)>,
-    /// The rows waiting, by group: (pane start, pane start, rows) for tumbling and hopping
-    /// windows, (start, last row's time, rows) for sessions.
-    pub groups: Vec<(i64, i64, RecordBatch)>,
+    /// The rows waiting, by group, in the order they came: (pane start, pane start, rows) for
+    /// tumbling and hopping windows, (start, last row's time, rows) for sessions.
+    pub groups: Vec<(i64, i64, Vec<RecordBatch>)>,
 }
 
 /// Rows of one windowed stream waiting for their windows to close.
@@ -390,11 +390,7 @@ impl WindowBuffer {
                         self.last_late = Some((t, closed_to));
                         continue;
                     }
-                    let key = key_index
-                        .iter()
-                        .map(|&c| ScalarValue::try_from_array(batch.column(c), i))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(SqlError::from)?;
+                    let key = session_key(key_index, batch, i)?;
                     rows.entry(key).or_default().push((t, i as u32));
                 }
                 for (key, mut list) in rows {
@@ -486,34 +482,27 @@ impl WindowBuffer {
 
     /// What the buffer holds, for a checkpoint: its rows as they are grouped (in the order
     /// they came) and its counters.
-    pub fn state(&self) -> Result<BufferState, SqlError> {
-        let concat = |parts: &[RecordBatch]| -> Result<RecordBatch, SqlError> {
-            Ok(arrow_select::concat::concat_batches(
-                &parts[0].schema(),
-                parts,
-            )?)
+    pub fn state(&self) -> BufferState {
+        let mut groups: Vec<(i64, i64, Vec<RecordBatch>)> = match &self.state {
+            State::Panes { panes, .. } => panes
+                .iter()
+                .map(|(&pane, parts)| (pane, pane, parts.clone()))
+                .collect(),
+            State::Sessions { by_key, .. } => by_key
+                .values()
+                .flatten()
+                .map(|s| (s.start, s.last, s.batches.clone()))
+                .collect(),
         };
-        let mut groups = Vec::new();
-        match &self.state {
-            State::Panes { panes, .. } => {
-                for (&pane, parts) in panes.iter().filter(|(_, p)| !p.is_empty()) {
-                    groups.push((pane, pane, concat(parts)?));
-                }
-            }
-            State::Sessions { by_key, .. } => {
-                for s in by_key.values().flatten().filter(|s| !s.batches.is_empty()) {
-                    groups.push((s.start, s.last, concat(&s.batches)?));
-                }
-            }
-        }
+        groups.retain(|(_, _, rows)| rows.iter().any(|b| b.num_rows() > 0));
         // Sessions come out of a hash map: give them a stable order.
         groups.sort_by_key(|(start, last, _)| (*start, *last));
-        Ok(BufferState {
+        BufferState {
             closed_to: self.closed_to,
             late_rows: self.late_rows,
             last_late: self.last_late,
             groups,
-        })
+        }
     }
 
     /// Takes back what [`WindowBuffer::state`] gave, into an empty buffer of the same spec.
@@ -525,26 +514,22 @@ impl WindowBuffer {
             State::Panes { panes, .. } => {
                 panes.clear();
                 for (pane, _, rows) in state.groups {
-                    panes.entry(pane).or_default().push(rows);
+                    panes.entry(pane).or_default().extend(rows);
                 }
             }
             State::Sessions {
                 key_index, by_key, ..
             } => {
                 by_key.clear();
-                for (start, last, rows) in state.groups {
-                    if rows.num_rows() == 0 {
+                for (start, last, batches) in state.groups {
+                    let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
                         continue;
-                    }
-                    let key = key_index
-                        .iter()
-                        .map(|&c| ScalarValue::try_from_array(rows.column(c), 0))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(SqlError::from)?;
+                    };
+                    let key = session_key(key_index, first, 0)?;
                     by_key.entry(key).or_default().push(Session {
                         start,
                         last,
-                        batches: vec![rows],
+                        batches,
                     });
                 }
             }
@@ -580,6 +565,19 @@ impl WindowBuffer {
         }
         Ok(out)
     }
+}
+
+/// The session key of row `row` of `batch` (`key_index`: the key columns).
+fn session_key(
+    key_index: &[usize],
+    batch: &RecordBatch,
+    row: usize,
+) -> Result<Vec<ScalarValue>, SqlError> {
+    key_index
+        .iter()
+        .map(|&c| ScalarValue::try_from_array(batch.column(c), row))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SqlError::from)
 }
 
 /// The ends of the windows holding the pane that starts at `pane`.

@@ -5,70 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{NS, assert_same_rows, declare, input_rows, play, to_json};
-use serde_json::Value;
+use common::{NS, assert_same_rows, declare, input_rows, parse, play, to_json};
 use tickflow_sql::output::Collect;
 use tickflow_sql::{QueryDef, Retention, SqlEngine};
 
 /// Trades flagged late in trades.csv.
 const LATE_TRADES: u64 = 12;
-
-struct Case {
-    query: String,
-    plain: bool,
-    lateness_ns: i64,
-    expected: Vec<BTreeMap<String, Value>>,
-}
-
-fn parse(path: &Path) -> Case {
-    let text = std::fs::read_to_string(path).expect("case file");
-    let mut section = "";
-    let (mut query, mut expected) = (String::new(), Vec::new());
-    let (mut plain, mut lateness_ns) = (false, 0);
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("-- ") {
-            let name = rest.split([':', ' ']).next().unwrap_or("");
-            match name {
-                "tickflow" | "duckdb" | "expected" => {
-                    section = if name == "tickflow" {
-                        "q"
-                    } else if name == "expected" {
-                        "e"
-                    } else {
-                        ""
-                    };
-                    continue;
-                }
-                "mode" => plain = rest.contains("plain"),
-                "lateness" => {
-                    let v = rest.split(':').nth(1).expect("lateness value").trim();
-                    lateness_ns = v.trim_end_matches('s').parse::<i64>().expect("seconds") * NS;
-                }
-                _ => {}
-            }
-            continue;
-        }
-        match section {
-            "q" => {
-                query.push_str(line);
-                query.push('\n');
-            }
-            "e" if !line.trim().is_empty() => {
-                expected.push(serde_json::from_str(line).expect("expected row"))
-            }
-            _ => {}
-        }
-    }
-    Case {
-        query,
-        plain,
-        lateness_ns,
-        expected,
-    }
-}
 
 #[test]
 fn continuous_queries_match_duckdb() {

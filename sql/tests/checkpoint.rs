@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use common::{NS, Row, assert_same_rows, declare, input_rows, quotes_batch, to_json, trades_batch};
+use common::{
+    NS, Row, assert_same_rows, declare, input_rows, parse, quotes_batch, to_json, trades_batch,
+};
 use tickflow_sql::output::{Collect, QueryOutput};
 use tickflow_sql::{Hub, QueryDef, QueryHooks, QueryStats, Retention, SqlEngine, SqlError};
 
@@ -219,25 +221,12 @@ fn first_rows(batches: &[RecordBatch], mut n: u64) -> Vec<RecordBatch> {
     out
 }
 
+/// The tickflow query of case file `name` and its allowed lateness.
 fn case_query(name: &str) -> (String, i64) {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/cases/{name}.sql"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut sql = String::new();
-    let (mut on, mut lateness) = (false, 0);
-    for line in text.lines() {
-        if line.starts_with("-- tickflow") {
-            on = true;
-        } else if let Some(v) = line.strip_prefix("-- lateness:") {
-            lateness = v.trim().trim_end_matches('s').parse::<i64>().unwrap() * NS;
-        } else if line.starts_with("-- ") {
-            on = false;
-        } else if on {
-            sql.push_str(line);
-            sql.push('\n');
-        }
-    }
-    (sql, lateness)
+    let case = parse(&path);
+    (case.query, case.lateness_ns)
 }
 
 #[test]

@@ -288,3 +288,60 @@ pub fn assert_same_rows(
         }
     }
 }
+
+/// A case file of `tests/cases`: the tickflow query, whether it reads its streams without
+/// windows, its allowed lateness and DuckDB's expected rows.
+pub struct Case {
+    pub query: String,
+    pub plain: bool,
+    pub lateness_ns: i64,
+    pub expected: Vec<BTreeMap<String, Value>>,
+}
+
+/// Reads a case file.
+pub fn parse(path: &Path) -> Case {
+    let text = std::fs::read_to_string(path).expect("case file");
+    let mut section = "";
+    let (mut query, mut expected) = (String::new(), Vec::new());
+    let (mut plain, mut lateness_ns) = (false, 0);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("-- ") {
+            let name = rest.split([':', ' ']).next().unwrap_or("");
+            match name {
+                "tickflow" | "duckdb" | "expected" => {
+                    section = if name == "tickflow" {
+                        "q"
+                    } else if name == "expected" {
+                        "e"
+                    } else {
+                        ""
+                    };
+                    continue;
+                }
+                "mode" => plain = rest.contains("plain"),
+                "lateness" => {
+                    let v = rest.split(':').nth(1).expect("lateness value").trim();
+                    lateness_ns = v.trim_end_matches('s').parse::<i64>().expect("seconds") * NS;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match section {
+            "q" => {
+                query.push_str(line);
+                query.push('\n');
+            }
+            "e" if !line.trim().is_empty() => {
+                expected.push(serde_json::from_str(line).expect("expected row"))
+            }
+            _ => {}
+        }
+    }
+    Case {
+        query,
+        plain,
+        lateness_ns,
+        expected,
+    }
+}
