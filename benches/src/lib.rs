@@ -5,6 +5,8 @@
 //! - `bin/pipeline_throughput.rs`: synthetic market → normalize → 1 s bars → discarding sink,
 //!   on 1 and 2 workers.
 //! - `bin/reader_parse_rate.rs`: records/s of every replay reader over the recorded data.
+//! - `bin/kafka_resume.rs`: a Kafka producer's rate with the headers that let a resumed job
+//!   send each row once, and how long a resumed producer takes to find what was sent.
 
 use std::time::Instant;
 

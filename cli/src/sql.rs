@@ -48,12 +48,20 @@ fn query_state(name: &str) -> String {
     format!("query-{name}")
 }
 
+/// The name under which a checkpoint keeps the state of query `name`'s output, when it has
+/// one besides a position (a Kafka topic's producer).
+fn output_state(name: &str) -> String {
+    format!("query-{name}/output")
+}
+
 /// A live job's query: its checkpoints go to the job's store, its durability to the job.
 struct Hooks {
     /// The name of its state in a checkpoint.
     state: String,
     /// Its output file (by the name a checkpoint notes its position under), if it has one.
     file: Option<String>,
+    /// The name of its output's state in a checkpoint, if the output keeps one.
+    output: Option<String>,
     store: Option<Arc<Store>>,
     durable: Arc<Durable>,
     slot: usize,
@@ -76,11 +84,20 @@ impl QueryHooks for Hooks {
             store.leave(at);
         }
     }
-    fn checkpoint(&mut self, at: i64, (state, took): Taken, position: Option<u64>) {
+    fn checkpoint(
+        &mut self,
+        at: i64,
+        (state, took): Taken,
+        position: Option<u64>,
+        output_state: Option<Vec<u8>>,
+    ) {
         if let Some(store) = &self.store {
             store.snapshot_took(took);
             if let (Some(file), Some(p)) = (&self.file, position) {
                 store.file_position(file, at, p);
+            }
+            if let (Some(name), Some(s)) = (&self.output, output_state) {
+                store.sink_state_at(name, at, Ok(s));
             }
             store.sink_state_at(&self.state, at, state);
         }
@@ -91,12 +108,14 @@ impl QueryHooks for Hooks {
 }
 
 /// The hooks of query `name` of a live job, whose output file (by the name a checkpoint notes
-/// its position under) is `file`; with checkpoints, the query's state is restored from the one
-/// the job resumes from, and the checkpoints wait for its state and output position.
+/// its position under) is `file`, and whose output keeps a state of its own if `kept` (a Kafka
+/// topic); with checkpoints, the query's state is restored from the one the job resumes from,
+/// and the checkpoints wait for its state and its output's position or state.
 fn hooks_for(
     name: &str,
     query: &mut ContinuousQuery,
     file: Option<String>,
+    kept: bool,
     live: &Live<'_>,
 ) -> Result<Box<dyn QueryHooks>> {
     let state = query_state(name);
@@ -107,15 +126,20 @@ fn hooks_for(
             .restore(bytes)
             .with_context(|| format!("resuming from the checkpoint in {}", r.path.display()))?;
     }
+    let output = kept.then(|| output_state(name));
     if let Some(store) = &store {
         store.sink_state(&state);
         if let Some(f) = &file {
             store.file_sink(f);
         }
+        if let Some(o) = &output {
+            store.sink_state(o);
+        }
     }
     Ok(Box::new(Hooks {
         state,
         file,
+        output,
         store,
         durable: live.durable.clone(),
         slot: live.durable.register(),
@@ -187,10 +211,13 @@ impl QueryOutput for ToKafka {
         self.producer.poll();
         Ok(())
     }
-    /// Waits until the brokers have acknowledged every result sent (a Kafka output is
-    /// at-least-once after a restart, like the Kafka sinks).
+    /// Waits until the brokers have acknowledged every result sent.
     fn flush(&mut self) -> Result<(), SqlError> {
         self.producer.flush().map_err(|e| self.error(e))
+    }
+    /// A resumed job's results are sent once: see `tickflow_sinks::kafka`.
+    fn resume_state(&self) -> Option<Vec<u8>> {
+        Some(self.producer.state())
     }
     fn finish(&mut self) -> Result<(), SqlError> {
         self.producer
@@ -379,8 +406,9 @@ pub fn start(
         .map(|p| p.display().to_string());
         // The state first: a checkpoint that cannot be resumed from leaves the files as they are.
         let mut query = query;
+        let to_kafka = matches!(q.sink, QuerySink::Sink(SinkKind::Kafka { .. }));
         let hooks = match &live {
-            Some(l) => Some(hooks_for(&q.name, &mut query, file.clone(), l)?),
+            Some(l) => Some(hooks_for(&q.name, &mut query, file.clone(), to_kafka, l)?),
             None => None,
         };
         let start = match (&file, restored) {
@@ -413,9 +441,35 @@ pub fn start(
             }) => {
                 let topic = tickflow_pipelines::config::kafka_topic(topic, &q.name);
                 let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
+                let producer = match restored.map(|r| r.sink_state(&output_state(&q.name))) {
+                    Some(Ok(state)) => {
+                        let p = TopicProducer::resume(&brokers, &topic, *partitions, state)?;
+                        if p.already_sent() > 0 {
+                            eprintln!(
+                                "tickflow: query {}: {} results that the job before the \
+                                 restart sent to {topic} after the checkpoint are in the topic; \
+                                 they are not sent again",
+                                q.name,
+                                p.already_sent()
+                            );
+                        }
+                        p
+                    }
+                    // A checkpoint of a job whose query wrote elsewhere.
+                    Some(Err(_)) => {
+                        eprintln!(
+                            "tickflow: query {}: the checkpoint has no state of its topic \
+                             {topic}; results after it that the job before the restart had \
+                             sent are sent again",
+                            q.name
+                        );
+                        TopicProducer::new(&brokers, &topic, *partitions)?
+                    }
+                    None => TopicProducer::new(&brokers, &topic, *partitions)?,
+                };
                 Box::new(ToKafka {
                     name: q.name.clone(),
-                    producer: TopicProducer::new(&brokers, &topic, *partitions)?,
+                    producer,
                 })
             }
             QuerySink::Stream => Box::new(ToStream {

@@ -1136,7 +1136,8 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     // trades, orders through pre-trade risk to a simulated exchange whose fills come back to
     // risk, and the portfolio valuation of the fills (differential dataflow) with its report;
     // every stream to files, and continuous SQL queries (tumbling, hopping and session
-    // windows) to JSON Lines and Parquet, checkpointed every 30 minutes of event time.
+    // windows) to JSON Lines and Parquet, checkpointed every 30 minutes of event time. The
+    // live jobs send bars, signals, orders and the valuation to topics as well.
     let text = live_pipeline(&t, &group)
         .replace(
             "streams = [\"trades\", \"bars\", \"indicators\"]",
@@ -1150,10 +1151,12 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     let replay = dir.path().join("replay.toml");
     std::fs::write(&replay, &text).unwrap();
     let live = dir.path().join("live.toml");
+    let out_topics = format!("{t}-out");
     std::fs::write(
         &live,
         format!(
-            "{text}\n[checkpoint]\ndir = \"{}\"\ninterval = \"30m\"\n",
+            "{text}{}\n[checkpoint]\ndir = \"{}\"\ninterval = \"30m\"\n",
+            TO_TOPICS.replace("TOPIC", &out_topics),
             checkpoints.display()
         ),
     )
@@ -1208,6 +1211,7 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
         || b.log(),
     );
     std::thread::sleep(std::time::Duration::from_secs(2));
+    let b_log = b.log();
     let summary = b.terminate();
     assert_eq!(
         committed(&python, &brokers, &t, &group),
@@ -1279,7 +1283,21 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
             .collect()
     };
     assert_eq!(queries(&whole).len(), 4, "{whole}");
-    assert_eq!(queries(&summary), queries(&whole), "{summary}");
+    // (The live jobs' query to a topic is the replay's `ohlc_5m`.)
+    let topic_query = queries(&summary)
+        .into_iter()
+        .find(|l| l.starts_with("query ohlc_5m_topic:"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(
+        topic_query.replace("ohlc_5m_topic", "ohlc_5m"),
+        queries(&whole)[0],
+        "{summary}"
+    );
+    let others: Vec<String> = queries(&summary)
+        .into_iter()
+        .filter(|l| *l != topic_query)
+        .collect();
+    assert_eq!(others, queries(&whole), "{summary}");
     for q in ["ohlc_5m", "bar_means", "flow", "flow_signals"] {
         let f = format!("{q}.jsonl");
         let lines = |p: &Path| -> Vec<String> {
@@ -1300,7 +1318,15 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
                 > 3,
             "{f}: results of the first day"
         );
-        assert_eq!(got, expected, "{f}\n{summary}");
+        let missing: Vec<&String> = expected.iter().filter(|l| !got.contains(l)).collect();
+        let extra: Vec<&String> = got.iter().filter(|l| !expected.contains(l)).collect();
+        assert!(
+            got == expected,
+            "{f}: {} results, expected {}; missing {missing:?}; extra {extra:?}\n{}\n{summary}",
+            got.len(),
+            expected.len(),
+            b_log
+        );
     }
     parquet_agrees(
         &python,
@@ -1308,6 +1334,75 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
         &[out.join("bursts")],
         &files.join("bursts.parquet"),
     );
+    // A had sent rows after the checkpoint to the topics; B found them and left them out: each
+    // topic holds, per key, the replay's rows in order, each once.
+    let log = b_log;
+    assert!(
+        log.contains(&format!("kafka:{out_topics}-bars: "))
+            && log.contains("they are not sent again"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("tickflow: query ohlc_5m_topic: ")
+                && l.contains("after the checkpoint are in the topic")),
+        "{log}"
+    );
+    // The query's results: each once (in the order each execution gave them).
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let expected = sorted(
+        std::fs::read_to_string(files.join("ohlc_5m.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect(),
+    );
+    let got = sorted(
+        consume(&python, &brokers, &format!("{out_topics}-ohlc_5m_topic"), 0)
+            .into_iter()
+            .map(|(_, _, v)| v.to_string())
+            .collect(),
+    );
+    assert_eq!(got.len(), expected.len(), "ohlc_5m_topic\n{log}");
+    assert!(got == expected, "ohlc_5m_topic: the results differ\n{log}");
+    for stream in ["bars", "signals", "orders", "portfolio"] {
+        let mut expected: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for line in std::fs::read_to_string(files.join(format!("{stream}.jsonl")))
+            .unwrap()
+            .lines()
+        {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = v["instrument"].as_str().unwrap_or(stream).to_string();
+            expected.entry(key).or_default().push(v);
+        }
+        let mut got: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for (key, _, v) in consume(&python, &brokers, &format!("{out_topics}-{stream}"), 0) {
+            got.entry(key).or_default().push(v);
+        }
+        let count = |m: &BTreeMap<String, Vec<serde_json::Value>>| -> usize {
+            m.values().map(Vec::len).sum()
+        };
+        assert!(count(&expected) > 10, "{stream}: {}", count(&expected));
+        for (key, want) in &expected {
+            let have = got.get(key).map(Vec::as_slice).unwrap_or_default();
+            let first = have.iter().zip(want).position(|(x, y)| x != y);
+            assert!(
+                have == want.as_slice(),
+                "{stream} {key}: {} messages, expected {}; first difference at {first:?}: {:?}\n{log}",
+                have.len(),
+                want.len(),
+                first.map(|k| (&have[k], &want[k]))
+            );
+        }
+        assert_eq!(count(&got), count(&expected), "{stream}");
+    }
     // The live jobs wrote Parquet as rolled parts, A's cut back to the checkpoint: together
     // they hold the rows of the replay's single files, in order.
     for stream in ["trades", "bars", "positions"] {
@@ -1361,6 +1456,28 @@ fn parquet_agrees(python: &str, mode: &str, dirs: &[PathBuf], file: &Path) {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Kafka sinks of the resume test: streams to topics `TOPIC-<stream>`, and the `ohlc_5m`
+/// query of [`QUERIES`] to one too.
+const TO_TOPICS: &str = r#"
+[[sink]]
+kind = "kafka"
+topic = "TOPIC-{stream}"
+partitions = 2
+streams = ["bars", "signals", "orders", "portfolio"]
+
+[[query]]
+name = "ohlc_5m_topic"
+sink = "kafka"
+topic = "TOPIC-{stream}"
+partitions = 2
+sql = """
+SELECT symbol, window_start, window_end, count(*) AS trades, min(price) AS low,
+       max(price) AS high, sum(size) AS volume
+FROM tumble('trades', 'ts_event', INTERVAL '5 minutes')
+GROUP BY symbol, window_start, window_end
+"""
+"#;
 
 /// A Parquet sink of the trades, parts rolled after a second.
 const PARQUET_TRADES: &str = r#"

@@ -189,9 +189,10 @@ type Named<T> = Vec<(String, Box<dyn Sink<T>>)>;
 /// What making a job's sinks needs besides their definitions.
 struct Making<'a> {
     registry: &'a Arc<InstrumentRegistry>,
-    /// Where the outputs a checkpoint the job resumes from noted stood (a JSON Lines file
-    /// there goes on from its length, rolled Parquet parts from their rows).
-    files: Option<&'a BTreeMap<String, u64>>,
+    /// The checkpoint the job resumes from: where the outputs stood (a JSON Lines file there
+    /// goes on from its length, rolled Parquet parts from their rows) and what the sinks kept
+    /// (a Kafka sink's producer).
+    restored: Option<&'a Restored>,
     /// A live job: Parquet sinks write rolled parts, and files it finds go on (a replay's
     /// start afresh).
     live: bool,
@@ -205,8 +206,9 @@ fn make_sink<T: SinkRecord>(
     making: &Making<'_>,
 ) -> Result<(String, Box<dyn Sink<T>>), RunError> {
     let Making {
-        registry, files, ..
+        registry, restored, ..
     } = *making;
+    let files = restored.map(|r| &r.files);
     Ok(match &def.kind {
         SinkKind::Stdout { limit } => (
             format!("stdout:{stream}"),
@@ -245,15 +247,33 @@ fn make_sink<T: SinkRecord>(
         } => {
             let topic = crate::config::kafka_topic(topic, stream);
             let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
-            (
-                format!("kafka:{topic}"),
-                Box::new(KafkaSink::create(
-                    &brokers,
-                    &topic,
-                    *partitions,
-                    registry.clone(),
-                )?),
-            )
+            let name = format!("kafka:{topic}");
+            let registry = registry.clone();
+            let sink = match restored.map(|r| r.sink_state(&sink_key(stream, &name))) {
+                Some(Ok(state)) => {
+                    let sink = KafkaSink::resume(&brokers, &topic, *partitions, registry, state)?;
+                    if sink.already_sent() > 0 {
+                        eprintln!(
+                            "tickflow: {name}: {} messages of {stream} that the job before the \
+                             restart sent after the checkpoint are in the topic; they are not \
+                             sent again",
+                            sink.already_sent()
+                        );
+                    }
+                    sink
+                }
+                // A checkpoint of a job without this sink: what the topic has is not known.
+                Some(Err(_)) => {
+                    eprintln!(
+                        "tickflow: {name}: the checkpoint has no state of this sink; rows of \
+                         {stream} after it that the job before the restart had sent are sent \
+                         again"
+                    );
+                    KafkaSink::create(&brokers, &topic, *partitions, registry)?
+                }
+                None => KafkaSink::create(&brokers, &topic, *partitions, registry)?,
+            };
+            (name, Box::new(sink))
         }
     })
 }
@@ -623,7 +643,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         opts,
         &Making {
             registry: &registry,
-            files: restored.as_ref().map(|r| &r.files),
+            restored: restored.as_deref(),
             live,
         },
     )?;
@@ -867,13 +887,28 @@ impl Marks {
 /// flush after which every row it had was durable.
 type Attached<T> = (String, Box<dyn Sink<T>>, bool, i64);
 
-/// Notes where a stream's sinks stood (file lengths, rows of Parquet parts) at every checkpoint
-/// time up to `t` not noted yet, and tells the sinks (the SQL tap hands the mark on).
-fn note_files<T>(marks: &RefCell<Marks>, store: &Store, t: Time, sinks: &mut [Attached<T>]) {
+/// The name under which a checkpoint keeps the state of sink `sink` of `stream`.
+fn sink_key(stream: &str, sink: &str) -> String {
+    format!("sink/{stream}/{sink}")
+}
+
+/// Notes where `stream`'s sinks stood (file lengths, rows of Parquet parts, Kafka producers) at
+/// every checkpoint time up to `t` not noted yet, and tells the sinks (the SQL tap hands the
+/// mark on).
+fn note_files<T>(
+    marks: &RefCell<Marks>,
+    store: &Store,
+    stream: &str,
+    t: Time,
+    sinks: &mut [Attached<T>],
+) {
     for b in marks.borrow_mut().before(t) {
         for (name, sink, _, _) in sinks.iter_mut().filter(|s| !s.2) {
             if let Some(p) = sink.position() {
                 store.file_position(name, b, p);
+            }
+            if let Some(state) = sink.resume_state() {
+                store.sink_state_at(&sink_key(stream, name), b, Ok(state));
             }
             sink.checkpoint(b);
         }
@@ -895,10 +930,14 @@ fn attach<'s, T: SinkRecord + Record>(
     // time, how long their file was when every row before that time was written and none
     // after it; the SQL tap hands each checkpoint time on to the queries.
     let marks = checkpoints.map(|store| {
-        sinks
-            .iter()
-            .filter(|(_, s)| s.position().is_some())
-            .for_each(|(n, _)| store.file_sink(n));
+        for (n, s) in &sinks {
+            if s.position().is_some() {
+                store.file_sink(n);
+            }
+            if s.resume_state().is_some() {
+                store.sink_state(&sink_key(name, n));
+            }
+        }
         (
             Rc::new(RefCell::new(Marks::new(store.interval()))),
             store.clone(),
@@ -923,6 +962,7 @@ fn attach<'s, T: SinkRecord + Record>(
             .collect::<Vec<_>>(),
     ));
     let (write_sinks, mark_sinks, finish_sinks) = (sinks.clone(), sinks.clone(), sinks);
+    let (stream_name, mark_name) = (name.to_owned(), name.to_owned());
     let (write_stats, finish_stats) = (stats.clone(), stats.clone());
     let gather = if all_discard {
         Gather::Local
@@ -935,7 +975,7 @@ fn attach<'s, T: SinkRecord + Record>(
         gather,
         move |step: Time, batch: &mut Vec<T>| {
             if let Some((m, store)) = &write_marks {
-                note_files(m, store, step, &mut write_sinks.borrow_mut());
+                note_files(m, store, &stream_name, step, &mut write_sinks.borrow_mut());
             }
             for (sink_name, sink, failed, _) in write_sinks.borrow_mut().iter_mut() {
                 if *failed {
@@ -952,7 +992,13 @@ fn attach<'s, T: SinkRecord + Record>(
         },
         move |watermark: Time| {
             if let Some((m, store)) = &progress_marks {
-                note_files(m, store, watermark, &mut mark_sinks.borrow_mut());
+                note_files(
+                    m,
+                    store,
+                    &mark_name,
+                    watermark,
+                    &mut mark_sinks.borrow_mut(),
+                );
             }
             let flush = flushing
                 .as_ref()

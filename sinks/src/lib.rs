@@ -80,6 +80,12 @@ pub trait Sink<T>: Send {
     /// before it has been written to this sink and none at or after it. Sinks that hand the
     /// stream on (the SQL tap) pass the mark along.
     fn checkpoint(&mut self, _at: i64) {}
+    /// Sinks that a resumed job goes on with from more than a position (a Kafka sink: its
+    /// producer's id, the rows given it, and where in the topic its later messages begin): that
+    /// state, with every row written so far, for a checkpoint to keep.
+    fn resume_state(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Records for the sinks' tests.

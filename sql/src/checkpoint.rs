@@ -32,9 +32,15 @@ pub trait QueryHooks: Send {
     fn give_up(&mut self, _at: i64) {}
     /// The query's state at checkpoint time `at` (every input row before `at` taken in, none
     /// at or after it, every result of the rows before it written) and where its output stood
-    /// then ([`crate::QueryOutput::position`]); or why the state could not be taken. `took`:
-    /// how long taking it took.
-    fn checkpoint(&mut self, at: i64, state: Taken, position: Option<u64>);
+    /// then ([`crate::QueryOutput::position`], [`crate::QueryOutput::resume_state`]); or why
+    /// the state could not be taken. `took`: how long taking it took.
+    fn checkpoint(
+        &mut self,
+        at: i64,
+        state: Taken,
+        position: Option<u64>,
+        output_state: Option<Vec<u8>>,
+    );
     /// Every result of input rows before `t` is durable in the output.
     fn durable(&mut self, t: i64);
 }

@@ -671,7 +671,12 @@ impl ContinuousQuery {
                 // A state that cannot be taken leaves this checkpoint out; the query goes on.
                 let started = std::time::Instant::now();
                 let state = self.snapshot(stats).map_err(|e| e.to_string());
-                h.checkpoint(at, (state, started.elapsed()), output.position());
+                h.checkpoint(
+                    at,
+                    (state, started.elapsed()),
+                    output.position(),
+                    output.resume_state(),
+                );
                 gate.release(&mut backlog);
             }
             if ended {

@@ -40,6 +40,12 @@ pub trait QueryOutput: Send {
     fn position(&self) -> Option<u64> {
         None
     }
+    /// Outputs a resumed live job goes on with from more than a position (a Kafka topic: its
+    /// producer's state, `tickflow_sinks::kafka::TopicProducer::state`), with every result
+    /// written so far.
+    fn resume_state(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Keeps every batch in memory (tests, small results).

@@ -148,6 +148,7 @@ impl QueryHooks for Taken {
         at: i64,
         (state, _): tickflow_sql::checkpoint::Taken,
         position: Option<u64>,
+        _: Option<Vec<u8>>,
     ) {
         let rows = position.expect("a counted output");
         self.0.lock().unwrap().push((at, state.unwrap(), rows));
