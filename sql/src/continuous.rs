@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use arrow_array::{BooleanArray, RecordBatch, TimestampNanosecondArray};
 use arrow_schema::SchemaRef;
 use arrow_select::filter::filter_record_batch;
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
@@ -32,7 +34,7 @@ use crate::error::SqlError;
 use crate::hub::{Event, Hub};
 use crate::hub::{KEY_COLUMN, LATEST_PREFIX, LatestRows, latest_batch, remember_latest};
 use crate::output::QueryOutput;
-use crate::tables::{Slot, WindowFeed, WindowFunction, register_step_table};
+use crate::tables::{Slot, WindowFeed, WindowFunction, WindowTable, register_step_table};
 
 /// The most events one step takes from the queue (bounds what a step holds in memory).
 const MAX_EVENTS_PER_STEP: usize = 1024;
@@ -239,20 +241,37 @@ impl ContinuousQuery {
             .map_err(|e| SqlError::Plan(format!("query {}: {}", def.name, SqlError::from(e))))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let plan = df.into_optimized_plan()?;
-        // The tables read, found in the plan (subqueries included).
+        // The tables read, found in the plan (subqueries included), and the columns of each
+        // window feed the plan reads.
         let mut scanned: Vec<String> = Vec::new();
+        let mut window_columns: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 let name = scan.table_name.table().to_string();
                 if !scanned.contains(&name) {
                     scanned.push(name);
                 }
+                let provider = source_as_provider(&scan.source)?;
+                if let Some(w) = provider.downcast_ref::<WindowTable>() {
+                    let used = window_columns.entry(w.feed).or_default();
+                    match &scan.projection {
+                        Some(p) => used.extend(p),
+                        None => used.extend(0..w.schema().fields().len()),
+                    }
+                }
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         plain.retain(|name, _| scanned.contains(name));
         state.retain(|name, _| scanned.contains(name));
-        let feeds = std::mem::take(&mut *feeds.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut feeds = std::mem::take(&mut *feeds.lock().unwrap_or_else(|p| p.into_inner()));
+        // A window holds, until it closes, only the columns the query reads.
+        for (i, feed) in feeds.iter_mut().enumerate() {
+            if let Some(used) = window_columns.get(&i) {
+                feed.buffer.keep_only(used)?;
+                feed.layout.set(feed.buffer.layout());
+            }
+        }
         if !feeds.is_empty() && !plain.is_empty() {
             return Err(SqlError::plan(format!(
                 "query {}: a continuous query reads its streams either all through window \
@@ -774,5 +793,80 @@ impl Gate {
         while let Some(e) = self.held.pop_back() {
             backlog.push_front(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tickflow_core::{ArrowRecord, Trade};
+
+    use super::{ContinuousQuery, QueryDef};
+    use crate::hub::{Hub, Retention};
+
+    /// The columns the windows of `sql` (over the trades) hold while they are open.
+    fn held(sql: &str) -> Vec<String> {
+        let hub = Arc::new(Hub::new(Retention::default()));
+        hub.declare("trades", Trade::schema(), "ts_event").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let def = QueryDef {
+            name: "q".into(),
+            sql: sql.into(),
+            lateness_ns: 0,
+        };
+        let q = rt.block_on(ContinuousQuery::plan(&hub, def)).unwrap();
+        q.feeds[0]
+            .buffer
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// The trades' columns among `names`, in the stream's order, then the window columns.
+    fn trades_columns(names: &[&str]) -> Vec<String> {
+        Trade::schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| names.contains(&n.as_str()))
+            .chain(["window_start".into(), "window_end".into()])
+            .collect()
+    }
+
+    #[test]
+    fn open_windows_hold_only_the_columns_the_query_reads() {
+        assert_eq!(
+            held(
+                "SELECT symbol, window_end, sum(size) AS volume \
+                 FROM tumble('trades', 'ts_event', INTERVAL '1 minute') GROUP BY symbol, window_end"
+            ),
+            trades_columns(&["symbol", "ts_event", "size"])
+        );
+        // A filter's column and an ORDER BY inside an aggregate are read too.
+        assert_eq!(
+            held(
+                "SELECT window_end, last_value(price ORDER BY ts_event, seq) AS close \
+                 FROM hop('trades', 'ts_event', INTERVAL '1 minute', INTERVAL '5 minutes') \
+                 WHERE size > 100 GROUP BY window_end"
+            ),
+            trades_columns(&["ts_event", "price", "size", "seq"])
+        );
+        // Sessions keep their key, read or not.
+        assert_eq!(
+            held(
+                "SELECT window_start, count(*) AS n \
+                 FROM session('trades', 'ts_event', INTERVAL '1 minute', 'symbol') \
+                 GROUP BY window_start"
+            ),
+            trades_columns(&["symbol", "ts_event"])
+        );
+        // Every column, when the query reads them all.
+        let every = held("SELECT * FROM tumble('trades', 'ts_event', INTERVAL '1 minute')");
+        assert_eq!(every.len(), Trade::schema().fields().len() + 2, "{every:?}");
     }
 }

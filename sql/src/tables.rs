@@ -1,20 +1,24 @@
 //! The DataFusion tables of the streams. Every table is a DataFusion `StreamingTable` whose
 //! partition reads the live hub when a query runs: a stream's retained history, its latest
 //! row per instrument, or — inside a continuous query — the rows the watermark has just
-//! released. Nothing is copied into a memory table; batches are shared.
+//! released. Nothing is copied into a memory table; batches are shared. The windows of a
+//! continuous query are a [`WindowTable`], whose rows hold only the columns the query reads.
 
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use datafusion::catalog::Session;
 use datafusion::catalog::TableFunctionArgs;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 
 use crate::error::SqlError;
@@ -55,6 +59,12 @@ enum Source {
     Latest(Arc<Hub>, String),
     Windows(Arc<Hub>, WindowSpec),
     Slot(Slot),
+    /// A window feed's rows, which hold the columns `columns` of the windowed schema
+    /// ([`Layout`]); read are those at `read`.
+    Kept {
+        slot: Slot,
+        read: Vec<usize>,
+    },
 }
 
 #[derive(Debug)]
@@ -79,6 +89,11 @@ impl LivePartition {
                 buffer.all_windows()
             }
             Source::Slot(slot) => Ok(slot.get()),
+            Source::Kept { slot, read } => slot
+                .get()
+                .iter()
+                .map(|b| b.project(read).map_err(SqlError::from))
+                .collect(),
         }
     }
 }
@@ -156,6 +171,87 @@ pub struct WindowFeed {
     pub buffer: WindowBuffer,
     /// Where the closed windows' rows go for the next execution.
     pub slot: Slot,
+    /// Which columns of the windowed schema those rows have.
+    pub layout: Layout,
+}
+
+/// For each column of a window feed's batches, its index in the windowed table's schema (the
+/// stream's columns, then `window_start` and `window_end`); all of them until the query's
+/// plan says which it reads ([`crate::window::WindowBuffer::keep_only`]).
+#[derive(Debug, Clone, Default)]
+pub struct Layout(Arc<Mutex<Option<Vec<usize>>>>);
+
+impl Layout {
+    /// Sets the columns the feed's batches have.
+    pub fn set(&self, columns: Vec<usize>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(columns);
+    }
+
+    fn get(&self) -> Option<Vec<usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The windows of one window function call in a continuous query: a table of the windowed
+/// schema whose rows come from a [`Slot`] at each execution, holding only the columns of its
+/// [`Layout`]; a scan reads the ones it projects.
+#[derive(Debug)]
+pub struct WindowTable {
+    schema: SchemaRef,
+    slot: Slot,
+    layout: Layout,
+    /// Its feed's place among the query's window feeds.
+    pub feed: usize,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for WindowTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let wanted = projection.unwrap_or(&all);
+        let columns = self.layout.get().unwrap_or_else(|| all.clone());
+        let read = wanted
+            .iter()
+            .map(|c| {
+                columns.iter().position(|k| k == c).ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "column {} of the windows is not kept",
+                        self.schema.field(*c).name()
+                    ))
+                })
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let schema = Arc::new(self.schema.project(wanted)?);
+        let partition = LivePartition {
+            schema: schema.clone(),
+            source: Source::Kept {
+                slot: self.slot.clone(),
+                read,
+            },
+        };
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![Arc::new(partition)],
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
 }
 
 /// `tumble`, `hop` and `session` as table functions.
@@ -208,15 +304,20 @@ impl TableFunctionImpl for WindowFunction {
             Some(feeds) => {
                 let buffer = WindowBuffer::new(spec, &stream.schema).map_err(plan_err)?;
                 let slot = Slot::default();
+                let layout = Layout::default();
                 let schema = buffer.schema().clone();
-                feeds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(WindowFeed {
-                        buffer,
-                        slot: slot.clone(),
-                    });
-                table(schema, Source::Slot(slot))
+                let mut feeds = feeds.lock().unwrap_or_else(|p| p.into_inner());
+                feeds.push(WindowFeed {
+                    buffer,
+                    slot: slot.clone(),
+                    layout: layout.clone(),
+                });
+                Ok(Arc::new(WindowTable {
+                    schema,
+                    slot,
+                    layout,
+                    feed: feeds.len() - 1,
+                }))
             }
         }
     }

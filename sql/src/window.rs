@@ -231,7 +231,15 @@ pub struct BufferState {
 #[derive(Debug)]
 pub struct WindowBuffer {
     spec: WindowSpec,
+    /// The schema of the batches it emits: the stream's columns it keeps, then the window
+    /// columns.
     schema: SchemaRef,
+    /// The stream's columns it keeps (indices in the stream's schema), when not all: those
+    /// the query reads, its time column and its session keys.
+    keep: Option<Vec<usize>>,
+    /// How many columns the stream has.
+    stream_width: usize,
+    /// The time column, in the kept columns.
     time_index: usize,
     /// Every window ending at or before this has been emitted.
     closed_to: i64,
@@ -293,6 +301,8 @@ impl WindowBuffer {
         Ok(Self {
             spec,
             schema,
+            keep: None,
+            stream_width: stream.fields().len(),
             time_index,
             closed_to: i64::MIN,
             state,
@@ -306,6 +316,82 @@ impl WindowBuffer {
         &self.schema
     }
 
+    /// Keeps only the stream's columns `used` (indices in the windowed schema: the stream's
+    /// columns, then `window_start` and `window_end`), besides the time column and the session
+    /// keys, which the windows need: a query that reads a few columns of a wide stream holds
+    /// only those while its windows are open, and its checkpoints save only those. Called
+    /// before any row is inserted. The batches it emits then have these columns only, in
+    /// the order of [`WindowBuffer::layout`].
+    pub fn keep_only(&mut self, used: &BTreeSet<usize>) -> Result<(), SqlError> {
+        let n = self.stream_width;
+        // The stream's columns held now (all, the first time), then the window columns.
+        let layout = self.layout();
+        let held = &layout[..layout.len() - 2];
+        let mut keep: BTreeSet<usize> = used.iter().copied().filter(|c| held.contains(c)).collect();
+        keep.insert(held[self.time_index]);
+        if let State::Sessions { key_index, .. } = &self.state {
+            keep.extend(key_index.iter().map(|&k| held[k]));
+        }
+        let keep: Vec<usize> = keep.into_iter().collect();
+        let kept_at = |c: usize| keep.iter().position(|&k| k == c).unwrap_or(0);
+        self.time_index = kept_at(held[self.time_index]);
+        if let State::Sessions { key_index, .. } = &mut self.state {
+            for k in key_index.iter_mut() {
+                *k = kept_at(held[*k]);
+            }
+        }
+        let mut columns: Vec<usize> = keep
+            .iter()
+            .map(|c| held.iter().position(|h| h == c).unwrap_or(0))
+            .collect();
+        columns.extend([held.len(), held.len() + 1]);
+        self.schema = Arc::new(self.schema.project(&columns)?);
+        self.keep = (keep.len() < n).then_some(keep);
+        Ok(())
+    }
+
+    /// For each column of the batches it emits, its index in the windowed schema of the whole
+    /// stream (the stream's columns, then `window_start` and `window_end`).
+    pub fn layout(&self) -> Vec<usize> {
+        let n = self.stream_width;
+        let mut out: Vec<usize> = match &self.keep {
+            Some(k) => k.clone(),
+            None => (0..n).collect(),
+        };
+        out.extend([n, n + 1]);
+        out
+    }
+
+    /// `batch` with the columns this buffer keeps, by name (a checkpoint taken before the
+    /// buffer kept fewer columns holds them all).
+    fn fit(&self, batch: RecordBatch) -> Result<RecordBatch, SqlError> {
+        let wanted = &self.schema.fields()[..self.schema.fields().len() - 2];
+        let have = batch.schema();
+        if have.fields().len() == wanted.len()
+            && have
+                .fields()
+                .iter()
+                .zip(wanted)
+                .all(|(a, b)| a.name() == b.name())
+        {
+            return Ok(batch);
+        }
+        let columns = wanted
+            .iter()
+            .map(|f| {
+                have.index_of(f.name()).map_err(|_| {
+                    SqlError::Execution(format!(
+                        "the saved rows of {} have no column {} (they have {})",
+                        self.spec.table,
+                        f.name(),
+                        column_list(&have)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(batch.project(&columns)?)
+    }
+
     /// The window definition.
     pub fn spec(&self) -> &WindowSpec {
         &self.spec
@@ -317,6 +403,14 @@ impl WindowBuffer {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let kept;
+        let batch = match &self.keep {
+            Some(k) => {
+                kept = batch.project(k)?;
+                &kept
+            }
+            None => batch,
+        };
         let times = batch
             .column(self.time_index)
             .as_any()
@@ -510,10 +604,18 @@ impl WindowBuffer {
         self.closed_to = state.closed_to;
         self.late_rows = state.late_rows;
         self.last_late = state.last_late;
+        let mut groups = Vec::with_capacity(state.groups.len());
+        for (a, b, rows) in state.groups {
+            let rows = rows
+                .into_iter()
+                .map(|r| self.fit(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            groups.push((a, b, rows));
+        }
         match &mut self.state {
             State::Panes { panes, .. } => {
                 panes.clear();
-                for (pane, _, rows) in state.groups {
+                for (pane, _, rows) in groups {
                     panes.entry(pane).or_default().extend(rows);
                 }
             }
@@ -521,7 +623,7 @@ impl WindowBuffer {
                 key_index, by_key, ..
             } => {
                 by_key.clear();
-                for (start, last, batches) in state.groups {
+                for (start, last, batches) in groups {
                     let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
                         continue;
                     };
@@ -636,4 +738,208 @@ fn with_window(
     columns.push(col(start));
     columns.push(col(end));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow_array::{TimestampNanosecondArray, cast::AsArray, types::Int64Type};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    use super::{WindowBuffer, WindowKind, WindowSpec};
+
+    /// A stream of four columns: `sym`, `t` (the time), `x` and `y`.
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("sym", DataType::Utf8, false),
+            Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("x", DataType::Int64, false),
+            Field::new("y", DataType::Float64, false),
+        ])
+    }
+
+    /// Rows `(sym, t, x)`, `y` = `x` / 2.
+    fn batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            Arc::new(schema()),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|r| r.2 as f64 / 2.0),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn buffer(kind: WindowKind) -> WindowBuffer {
+        let spec = WindowSpec {
+            table: "s".into(),
+            time_column: "t".into(),
+            kind,
+        };
+        WindowBuffer::new(spec, &schema()).unwrap()
+    }
+
+    /// Per emitted row: its columns' names and the row as text.
+    fn rows(batches: &[RecordBatch]) -> Vec<(Vec<String>, String)> {
+        let mut out = Vec::new();
+        for b in batches {
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            for i in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        arrow_cast::display::ArrayFormatter::try_new(
+                            c.as_ref(),
+                            &Default::default(),
+                        )
+                        .unwrap()
+                        .value(i)
+                        .to_string()
+                    })
+                    .collect();
+                out.push((names.clone(), cells.join(",")));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    const INPUT: [(&str, i64, i64); 5] = [
+        ("A", 10, 1),
+        ("B", 15, 2),
+        ("A", 20, 3),
+        ("A", 130, 4),
+        ("B", 140, 5),
+    ];
+
+    #[test]
+    fn a_window_keeps_only_the_columns_its_query_reads_and_its_time_and_keys() {
+        // Tumbling windows of 100 ns over a query that reads `x` and `window_end` (index 5).
+        let mut b = buffer(WindowKind::Tumble { size: 100 });
+        b.keep_only(&BTreeSet::from([2, 5])).unwrap();
+        assert_eq!(b.layout(), vec![1, 2, 4, 5]);
+        b.insert(&batch(&INPUT)).unwrap();
+        let state = b.state();
+        assert!(
+            state
+                .groups
+                .iter()
+                .flat_map(|g| &g.2)
+                .all(|r| r.num_columns() == 2),
+            "a checkpoint holds the two kept columns"
+        );
+        let closed = b.close_to(200).unwrap();
+        assert_eq!(closed.windows, 2);
+        let names = ["t", "x", "window_start", "window_end"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            rows(&closed.batches),
+            vec![
+                (names.clone(), "1970-01-01T00:00:00.000000010,1,1970-01-01T00:00:00,1970-01-01T00:00:00.000000100".into()),
+                (names.clone(), "1970-01-01T00:00:00.000000015,2,1970-01-01T00:00:00,1970-01-01T00:00:00.000000100".into()),
+                (names.clone(), "1970-01-01T00:00:00.000000020,3,1970-01-01T00:00:00,1970-01-01T00:00:00.000000100".into()),
+                (names.clone(), "1970-01-01T00:00:00.000000130,4,1970-01-01T00:00:00.000000100,1970-01-01T00:00:00.000000200".into()),
+                (names, "1970-01-01T00:00:00.000000140,5,1970-01-01T00:00:00.000000100,1970-01-01T00:00:00.000000200".into()),
+            ]
+        );
+
+        // Sessions keyed by `sym` keep the key as well, and still group by it.
+        let mut s = buffer(WindowKind::Session {
+            gap: 50,
+            keys: vec!["sym".into()],
+        });
+        s.keep_only(&BTreeSet::from([3])).unwrap();
+        assert_eq!(s.layout(), vec![0, 1, 3, 4, 5]);
+        s.insert(&batch(&INPUT)).unwrap();
+        let closed = s.close_to(1_000).unwrap();
+        assert_eq!(closed.windows, 4, "A: 10-20 and 130; B: 15 and 140");
+        let sums: Vec<(String, f64)> = closed
+            .batches
+            .iter()
+            .map(|b| {
+                let sym = b.column(0).as_string::<i32>().value(0).to_string();
+                let y: f64 = b
+                    .column(2)
+                    .as_primitive::<arrow_array::types::Float64Type>()
+                    .values()
+                    .iter()
+                    .sum();
+                (sym, y)
+            })
+            .collect();
+        let mut sums = sums;
+        sums.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(
+            sums,
+            vec![
+                ("A".into(), 2.0),
+                ("A".into(), 2.0),
+                ("B".into(), 1.0),
+                ("B".into(), 2.5)
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_saved_with_every_column_are_restored_into_the_kept_columns_by_name() {
+        // A checkpoint taken by a buffer that kept every column...
+        let mut wide = buffer(WindowKind::Tumble { size: 100 });
+        wide.insert(&batch(&INPUT)).unwrap();
+        let state = wide.state();
+        assert!(
+            state
+                .groups
+                .iter()
+                .flat_map(|g| &g.2)
+                .all(|r| r.num_columns() == 4)
+        );
+        // ...restored into one that keeps `x` only: the same windows, the kept columns.
+        let mut narrow = buffer(WindowKind::Tumble { size: 100 });
+        narrow.keep_only(&BTreeSet::from([2])).unwrap();
+        narrow.restore(state).unwrap();
+        let mut direct = buffer(WindowKind::Tumble { size: 100 });
+        direct.keep_only(&BTreeSet::from([2])).unwrap();
+        direct.insert(&batch(&INPUT)).unwrap();
+        let (a, b) = (narrow.close_to(200).unwrap(), direct.close_to(200).unwrap());
+        assert_eq!(rows(&a.batches), rows(&b.batches));
+        let xs: i64 = a
+            .batches
+            .iter()
+            .map(|b| {
+                b.column(1)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .iter()
+                    .sum::<i64>()
+            })
+            .sum();
+        assert_eq!(xs, 15);
+        // Rows without a kept column are refused, naming it.
+        let mut other = buffer(WindowKind::Tumble { size: 100 });
+        other.keep_only(&BTreeSet::from([2])).unwrap();
+        let bad = crate::window::BufferState {
+            closed_to: i64::MIN,
+            late_rows: 0,
+            last_late: None,
+            groups: vec![(0, 0, vec![batch(&INPUT).project(&[0, 1, 3]).unwrap()])],
+        };
+        let e = other.restore(bad).unwrap_err().to_string();
+        assert!(e.contains("no column x"), "{e}");
+    }
 }
