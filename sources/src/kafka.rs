@@ -97,16 +97,30 @@ impl KafkaSourceConfig {
     /// A consumer of the group that never commits on its own; with `eof`, polling reports the
     /// end of each partition.
     fn consumer_with_eof(&self, eof: bool) -> Result<BaseConsumer> {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.brokers())
+        self.settings(eof)
+            .create()
+            .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
+    }
+
+    /// A consumer for [`fetch_from`]'s probes: a fetch returns what the broker has at once
+    /// instead of waiting up to half a second for more.
+    fn probe_consumer(&self) -> Result<BaseConsumer> {
+        self.settings(false)
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
+    }
+
+    fn settings(&self, eof: bool) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers())
             .set("group.id", &self.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", if eof { "true" } else { "false" })
             // An offset the broker no longer has is an error, never a silent jump.
-            .set("auto.offset.reset", "error")
-            .create()
-            .map_err(|e| self.error(format!("cannot create a consumer: {e}")))
+            .set("auto.offset.reset", "error");
+        c
     }
 
     fn error(&self, reason: String) -> Error {
@@ -281,8 +295,10 @@ pub fn instruments(
 /// The offset to fetch from to read `partition` from `start`: `start` itself on Kafka. tansu
 /// 0.6 answers a fetch at an offset inside a record batch with the batches after it, losing
 /// the batch's later records, so the first record a fetch returns is checked: when it is past
-/// `start`, fetching starts earlier (1, 4, 16, ... records back, down to the first offset)
-/// until the batch holding `start` comes back. The readers skip records before `start`.
+/// `start`, fetching starts earlier (1, then 4,096, 65,536, ... records back, down to the first
+/// offset) until the batch holding `start` comes back. The readers skip records before
+/// `start`: reading a few thousand records too many costs milliseconds, a probe a fetch round
+/// trip, and a producer's record batches hold thousands of small messages.
 /// (A fetch at or past tansu's high watermark, [`last_batch_end`], returns nothing at all.)
 fn fetch_from(
     consumer: &BaseConsumer,
@@ -305,8 +321,9 @@ fn fetch_from(
         start
     };
     let mut back = 1i64;
+    // One consumer for every probe: a new one costs a connection and a metadata round trip.
+    let probe = config.probe_consumer()?;
     while from > low {
-        let probe = config.consumer()?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(&config.topic, partition, Offset::Offset(from))
             .map_err(|e| config.error(e.to_string()))?;
@@ -322,7 +339,11 @@ fn fetch_from(
             return Ok(from);
         }
         from = (start - back).max(low);
-        back = back.saturating_mul(4);
+        back = if back == 1 {
+            4096
+        } else {
+            back.saturating_mul(16)
+        };
     }
     Ok(from.max(low))
 }
