@@ -254,6 +254,10 @@ impl QueryOutput for ToStream {
     fn watermark(&mut self, t: i64) -> Result<(), SqlError> {
         self.send(FeedEvent::Watermark(t))
     }
+    /// Every input row before `at` is taken in: later rows go into the dataflow at or after it.
+    fn checkpoint(&mut self, at: i64) -> Result<(), SqlError> {
+        self.send(FeedEvent::Watermark(at))
+    }
     fn finish(&mut self) -> Result<(), SqlError> {
         self.send(FeedEvent::End)
     }

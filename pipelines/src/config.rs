@@ -1016,6 +1016,15 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                         v.span(),
                         "`interval` in [checkpoint] must be positive".into(),
                     );
+                } else if granularity.nanos() > 0 && interval.nanos() % granularity.nanos() != 0 {
+                    // A checkpoint time must be a time the dataflow's records can have.
+                    w.err(
+                        v.span(),
+                        format!(
+                            "`interval` in [checkpoint] ({interval}) must be a whole multiple of \
+                             the pipeline's `granularity` ({granularity})"
+                        ),
+                    );
                 }
                 match dir {
                     Some((d, span)) if d.trim().is_empty() => {
@@ -1893,6 +1902,10 @@ mod tests {
                 "`interval` in [checkpoint] must be positive",
             ),
             ("[checkpoint]\ndir = \"ck\"\nevery = \"1m\"\n", "every"),
+            (
+                "[pipeline]\ngranularity = \"7s\"\n\n[checkpoint]\ndir = \"ck\"\ninterval = \"1m\"\n",
+                "`interval` in [checkpoint] (1m) must be a whole multiple of the pipeline's `granularity` (7s)",
+            ),
             (
                 "[[sink]]\nkind = \"jsonl\"\nstreams = [\"bars\"]\nroll = \"1m\"\n",
                 "`roll` is a setting of parquet outputs",

@@ -1136,7 +1136,6 @@ fn build<'s>(
             time: q.time.clone().unwrap_or_default(),
             names: shared.pipeline.columns(&q.name).into(),
             unkeyed: 0,
-            resumed_at: None,
         });
     }
     // What sinks, the report and the valuation read (see `view`).
@@ -1622,15 +1621,15 @@ struct QueryInput {
     names: Arc<[String]>,
     /// Result rows left out for want of an instrument or an event time.
     unkeyed: usize,
-    /// A job resumed from a checkpoint at this time: result rows before it are in the
-    /// checkpoint's state already (the query took its own before writing them) and are left
-    /// out.
-    resumed_at: Option<Time>,
 }
 
 impl QueryInput {
     /// Moves what the query has sent into the dataflow; returns whether anything came. A row
-    /// goes out at its own event time, or at the query's watermark when it is behind it.
+    /// goes out at its own event time, or at the query's watermark when it is behind it. A
+    /// query that takes its state for a checkpoint moves its watermark to the checkpoint time
+    /// (it has taken in every input row before it), so the rows it writes later, which a job
+    /// resumed from that checkpoint writes again, fall after the checkpoint here too, whatever
+    /// their event time (a window held open by the allowed lateness ends before it).
     fn pump(&mut self, gran: i64, stats: &Stats) -> bool {
         let (Some(feed), Some(cap)) = (self.feed.as_ref(), self.cap.as_mut()) else {
             return false;
@@ -1645,12 +1644,9 @@ impl QueryInput {
                         Ok((rows, unkeyed)) => {
                             self.unkeyed += unkeyed;
                             let now = *cap.time();
-                            let from = self.resumed_at.unwrap_or(Time::MIN);
                             self.handle.activate().session(&*cap).give_iterator(
                                 rows.into_iter()
-                                    .map(|r| (floor(r.end.nanos(), gran), r))
-                                    .filter(|(t, _)| *t >= from)
-                                    .map(|(t, r)| (t.max(now), r)),
+                                    .map(|r| (floor(r.end.nanos(), gran).max(now), r)),
                             );
                         }
                         Err(e) => stats.error(format!(
@@ -2092,11 +2088,12 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             // Nothing before the checkpoint comes again.
             events_cap.downgrade(&r.at);
             rejects_cap.downgrade(&r.at);
+            // A resumed query writes what the first job's query wrote after taking its state,
+            // which went into the dataflow after the checkpoint time (see `QueryInput::pump`).
             for q in &mut queries {
                 if let Some(cap) = q.cap.as_mut() {
                     cap.downgrade(&r.at);
                 }
-                q.resumed_at = Some(r.at);
             }
         }
     }

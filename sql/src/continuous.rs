@@ -696,6 +696,7 @@ impl ContinuousQuery {
                     output.position(),
                     output.resume_state(),
                 );
+                output.checkpoint(at)?;
                 gate.release(&mut backlog);
             }
             if ended {

@@ -46,6 +46,13 @@ pub trait QueryOutput: Send {
     fn resume_state(&self) -> Option<Vec<u8>> {
         None
     }
+    /// A live job: the query has taken its state for checkpoint time `at`, with every input row
+    /// before `at` taken in; what it writes from now on, a job resumed from that checkpoint
+    /// writes again. An output that feeds the dataflow (a query stream) hands its later rows
+    /// on at or after `at`, so that they fall after the checkpoint's cut there too.
+    fn checkpoint(&mut self, _at: i64) -> Result<(), SqlError> {
+        Ok(())
+    }
 }
 
 /// Keeps every batch in memory (tests, small results).

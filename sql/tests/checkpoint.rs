@@ -106,11 +106,13 @@ fn after(events: &[Ev], at: i64) -> Vec<Ev> {
     out
 }
 
-/// Results in memory, counted.
+/// Results in memory, counted, with the checkpoints the output was told of and how many rows
+/// it had written by then.
 #[derive(Clone, Default)]
 struct Counted {
     rows: Collect,
     count: u64,
+    told: Arc<Mutex<Vec<(i64, u64)>>>,
 }
 
 impl QueryOutput for Counted {
@@ -120,6 +122,10 @@ impl QueryOutput for Counted {
     }
     fn position(&self) -> Option<u64> {
         Some(self.count)
+    }
+    fn checkpoint(&mut self, at: i64) -> Result<(), SqlError> {
+        self.told.lock().unwrap().push((at, self.count));
+        Ok(())
     }
 }
 
@@ -161,6 +167,8 @@ struct Run {
     rows: Vec<RecordBatch>,
     stats: Arc<QueryStats>,
     taken: Vec<Checkpoint>,
+    /// The checkpoints its output was told of, with the rows it had written then.
+    told: Vec<(i64, u64)>,
 }
 
 /// Runs `def` over `events`, resumed from `state` when given.
@@ -191,10 +199,12 @@ fn run_with(def: &QueryDef, events: &[Ev], state: Option<&[u8]>, gap: Duration) 
     let error = started.stats.error.lock().unwrap().clone();
     assert!(error.is_none(), "{}: {error:?}", def.name);
     let taken = taken.0.lock().unwrap().clone();
+    let told = out.told.lock().unwrap().clone();
     Run {
         rows: out.rows.batches(),
         stats: started.stats,
         taken,
+        told,
     }
 }
 
@@ -265,6 +275,18 @@ fn a_query_resumed_from_its_checkpoint_writes_what_the_uninterrupted_query_write
         assert!(n >= 5, "{}: only {n} checkpoints were taken", def.name);
         let whole_rows = to_json(&whole.rows);
         assert!(!whole_rows.is_empty(), "{}: no results", def.name);
+        // The output hears of each checkpoint as the state is taken, before any later result:
+        // a query stream sends those into the dataflow after the checkpoint time.
+        assert_eq!(
+            whole.told,
+            whole
+                .taken
+                .iter()
+                .map(|(at, _, rows)| (*at, *rows))
+                .collect::<Vec<_>>(),
+            "{}: checkpoints the output was told of",
+            def.name
+        );
         for (at, state, written) in [0, n / 2, n - 1].map(|i| whole.taken[i].clone()) {
             let what = format!("{} resumed from {at}", def.name);
             let resumed = run(def, &after(&all, at), Some(&state));
