@@ -251,8 +251,10 @@ impl ContinuousQuery {
                 if !scanned.contains(&name) {
                     scanned.push(name);
                 }
-                let provider = source_as_provider(&scan.source)?;
-                if let Some(w) = provider.downcast_ref::<WindowTable>() {
+                // A window feed that no scan reads keeps every column.
+                if let Ok(provider) = source_as_provider(&scan.source)
+                    && let Some(w) = provider.downcast_ref::<WindowTable>()
+                {
                     let used = window_columns.entry(w.feed).or_default();
                     match &scan.projection {
                         Some(p) => used.extend(p),
