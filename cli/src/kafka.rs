@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tickflow_core::MarketEvent;
 use tickflow_sinks::SinkRecord;
-use tickflow_sinks::kafka::{TopicProducer, brokers};
+use tickflow_sinks::kafka::{Start, TopicProducer, brokers};
 use tickflow_sources::{Merger, ReplayFormat, SourceConfig, SourceItem};
 
 /// `tickflow publish`.
@@ -88,7 +88,7 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
     let registry = Arc::new(plan.registry.clone());
     let mut merger = Merger::lazy(plan.parts.iter().enumerate(), &registry);
     let brokers = brokers(args.brokers.as_deref());
-    let mut producer = TopicProducer::new(&brokers, &args.topic, args.partitions)?;
+    let mut producer = TopicProducer::new(&brokers, &args.topic, args.partitions, Start::Plain)?;
     let started = Instant::now();
     let (mut sent, mut bad) = (0u64, 0u64);
     let binary = args.encoding == "binary";

@@ -217,7 +217,7 @@ impl QueryOutput for ToKafka {
     }
     /// A resumed job's results are sent once: see `tickflow_sinks::kafka`.
     fn resume_state(&self) -> Option<Vec<u8>> {
-        Some(self.producer.state())
+        self.producer.state()
     }
     fn finish(&mut self) -> Result<(), SqlError> {
         self.producer
@@ -445,32 +445,13 @@ pub fn start(
             }) => {
                 let topic = tickflow_pipelines::config::kafka_topic(topic, &q.name);
                 let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
-                let producer = match restored.map(|r| r.sink_state(&output_state(&q.name))) {
-                    Some(Ok(state)) => {
-                        let p = TopicProducer::resume(&brokers, &topic, *partitions, state)?;
-                        if p.already_sent() > 0 {
-                            eprintln!(
-                                "tickflow: query {}: {} results that the job before the \
-                                 restart sent to {topic} after the checkpoint are in the topic; \
-                                 they are not sent again",
-                                q.name,
-                                p.already_sent()
-                            );
-                        }
-                        p
-                    }
-                    // A checkpoint of a job whose query wrote elsewhere.
-                    Some(Err(_)) => {
-                        eprintln!(
-                            "tickflow: query {}: the checkpoint has no state of its topic \
-                             {topic}; results after it that the job before the restart had \
-                             sent are sent again",
-                            q.name
-                        );
-                        TopicProducer::new(&brokers, &topic, *partitions)?
-                    }
-                    None => TopicProducer::new(&brokers, &topic, *partitions)?,
-                };
+                let producer = tickflow_pipelines::checkpoint::kafka_producer(
+                    (&brokers, &topic, *partitions),
+                    live.as_ref().is_some_and(|l| l.recovery.is_some()),
+                    restored,
+                    &output_state(&q.name),
+                    &format!("query {}", q.name),
+                )?;
                 Box::new(ToKafka {
                     name: q.name.clone(),
                     producer,

@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tickflow_core::Timestamp;
 use tickflow_operators::adapter::{Checkpoints, Time};
+use tickflow_sinks::kafka::{Start, TopicProducer};
 use tickflow_sources::kafka::PartitionCheckpoint;
 
 use crate::config::Pipeline;
@@ -84,6 +85,42 @@ impl Restored {
             )
         })
     }
+}
+
+/// The Kafka producer of a job's output `what` to `topic`, whose checkpoint state is kept under
+/// `key`: going on from the checkpoint the job resumes from (`restored`), numbering its rows for
+/// checkpoints when the job takes them (`checkpoints`), plain otherwise. Says how many messages
+/// the job before the restart had sent after the checkpoint (they are not sent again), and, for
+/// a checkpoint without the output's state (taken before it was added), that its rows after the
+/// checkpoint are sent again.
+pub fn kafka_producer(
+    (brokers, topic, partitions): (&str, &str, i32),
+    checkpoints: bool,
+    restored: Option<&Restored>,
+    key: &str,
+    what: &str,
+) -> Result<TopicProducer, tickflow_sinks::Error> {
+    let start = match restored.map(|r| r.sink_state(key)) {
+        Some(Ok(state)) => Start::Resume(state),
+        Some(Err(_)) => {
+            eprintln!(
+                "tickflow: {what}: the checkpoint has no state of it; what the job before the \
+                 restart sent after the checkpoint is sent again"
+            );
+            Start::Checkpointed
+        }
+        None if checkpoints => Start::Checkpointed,
+        None => Start::Plain,
+    };
+    let producer = TopicProducer::new(brokers, topic, partitions, start)?;
+    if producer.already_sent() > 0 {
+        eprintln!(
+            "tickflow: {what}: {} messages that the job before the restart sent after the \
+             checkpoint are in the topic; they are not sent again",
+            producer.already_sent()
+        );
+    }
+    Ok(producer)
 }
 
 /// What has been reported for one checkpoint time.

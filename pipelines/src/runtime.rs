@@ -193,6 +193,8 @@ struct Making<'a> {
     /// goes on from its length, rolled Parquet parts from their rows) and what the sinks kept
     /// (a Kafka sink's producer).
     restored: Option<&'a Restored>,
+    /// The job takes checkpoints: its Kafka sinks number their rows for them.
+    checkpoints: bool,
     /// A live job: Parquet sinks write rolled parts, and files it finds go on (a replay's
     /// start afresh).
     live: bool,
@@ -248,32 +250,14 @@ fn make_sink<T: SinkRecord>(
             let topic = crate::config::kafka_topic(topic, stream);
             let brokers = tickflow_sinks::kafka::brokers(brokers.as_deref());
             let name = format!("kafka:{topic}");
-            let registry = registry.clone();
-            let sink = match restored.map(|r| r.sink_state(&sink_key(stream, &name))) {
-                Some(Ok(state)) => {
-                    let sink = KafkaSink::resume(&brokers, &topic, *partitions, registry, state)?;
-                    if sink.already_sent() > 0 {
-                        eprintln!(
-                            "tickflow: {name}: {} messages of {stream} that the job before the \
-                             restart sent after the checkpoint are in the topic; they are not \
-                             sent again",
-                            sink.already_sent()
-                        );
-                    }
-                    sink
-                }
-                // A checkpoint of a job without this sink: what the topic has is not known.
-                Some(Err(_)) => {
-                    eprintln!(
-                        "tickflow: {name}: the checkpoint has no state of this sink; rows of \
-                         {stream} after it that the job before the restart had sent are sent \
-                         again"
-                    );
-                    KafkaSink::create(&brokers, &topic, *partitions, registry)?
-                }
-                None => KafkaSink::create(&brokers, &topic, *partitions, registry)?,
-            };
-            (name, Box::new(sink))
+            let producer = crate::checkpoint::kafka_producer(
+                (&brokers, &topic, *partitions),
+                making.checkpoints,
+                restored,
+                &sink_key(stream, &name),
+                &name,
+            )?;
+            (name, Box::new(KafkaSink::new(producer, registry.clone())))
         }
     })
 }
@@ -644,6 +628,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         &Making {
             registry: &registry,
             restored: restored.as_deref(),
+            checkpoints: checkpoints.is_some(),
             live,
         },
     )?;

@@ -8,7 +8,8 @@
 //! stream ends, with the first error, and the run says so. A full local queue makes `write`
 //! wait for deliveries (back-pressure), never drop.
 //!
-//! Resumed from a checkpoint, a producer sends nothing twice. Every message carries two
+//! Resumed from a checkpoint, a producer sends nothing twice. The producer of a job that takes
+//! checkpoints ([`Start::Checkpointed`], [`Start::Resume`]) gives every message two
 //! headers: `tickflow-writer`, the producer's id (kept across resumes by the checkpoints), and
 //! `tickflow-row`, the row's number in what the producer was given. A checkpoint notes the
 //! producer's state ([`TopicProducer::state`]): its id, how many rows it had been given before
@@ -206,6 +207,18 @@ impl AlreadySent {
     }
 }
 
+/// How a [`TopicProducer`] starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// For a job without checkpoints (or `tickflow publish`): messages without headers.
+    Plain,
+    /// For a job that takes checkpoints: a new producer id, and where each partition ends now
+    /// (before it, none of this producer's messages can be).
+    Checkpointed,
+    /// Going on from the state a checkpoint noted ([`TopicProducer::state`]).
+    Resume(&'a [u8]),
+}
+
 /// An idempotent producer to one topic.
 pub struct TopicProducer {
     producer: BaseProducer<DeliveryReport>,
@@ -213,6 +226,12 @@ pub struct TopicProducer {
     topic: String,
     /// Messages sent.
     sent: u64,
+    /// With checkpoints: what numbers the rows and finds them again.
+    resumable: Option<Resumable>,
+}
+
+/// What lets the producer of a job with checkpoints go on from one without sending a row twice.
+struct Resumable {
     /// The producer's id ([`WRITER_HEADER`]).
     writer: String,
     /// Rows given so far: the next row's number ([`ROW_HEADER`]).
@@ -225,8 +244,16 @@ pub struct TopicProducer {
 }
 
 impl TopicProducer {
-    /// Connects to `brokers` for `topic`, creating the topic (`partitions`) if it is missing.
-    pub fn new(brokers: &str, topic: &str, partitions: i32) -> Result<Self> {
+    /// Connects to `brokers` for `topic`, creating the topic (`partitions`) if it is missing;
+    /// with [`Start::Resume`], reads what this producer had sent after the checkpoint, so that
+    /// those rows, given again, are left out.
+    pub fn new(brokers: &str, topic: &str, partitions: i32, start: Start<'_>) -> Result<Self> {
+        let state: Option<ProducerState> = match start {
+            Start::Resume(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
+                kafka_error(topic, "the checkpoint's producer state is damaged", e)
+            })?),
+            _ => None,
+        };
         ensure_topic(brokers, topic, partitions)?;
         let report = DeliveryReport::default();
         let producer: BaseProducer<DeliveryReport> = ClientConfig::new()
@@ -237,59 +264,65 @@ impl TopicProducer {
             .set("delivery.timeout.ms", "30000")
             .create_with_context(report.clone())
             .map_err(|e| kafka_error(topic, "cannot create a producer", e))?;
-        let mut floor = BTreeMap::new();
-        for (p, low, high) in watermarks(producer.client(), topic)? {
-            // The last message there (on brokers that report the end of the last record batch
-            // as one past its first record: that batch's first, which is before ours too).
-            floor.insert(p, (high - 1).max(low));
-        }
+        let resumable = match (start, state) {
+            (Start::Plain, _) => None,
+            (_, state) => {
+                let mut floor = BTreeMap::new();
+                for (p, low, high) in watermarks(producer.client(), topic)? {
+                    // The last message there (on brokers that report the end of the last
+                    // record batch as one past its first record: that batch's first, which is
+                    // before ours too).
+                    floor.insert(p, (high - 1).max(low));
+                }
+                Some(match state {
+                    Some(s) => Resumable {
+                        already: read_back(brokers, topic, &s.writer, s.rows, &s.from)?,
+                        writer: s.writer,
+                        rows: s.rows,
+                        floor,
+                    },
+                    None => Resumable {
+                        writer: new_writer(),
+                        rows: 0,
+                        floor,
+                        already: AlreadySent::default(),
+                    },
+                })
+            }
+        };
         Ok(Self {
             producer,
             report,
             topic: topic.to_string(),
             sent: 0,
-            writer: new_writer(),
-            rows: 0,
-            floor,
-            already: AlreadySent::default(),
+            resumable,
         })
     }
 
-    /// [`TopicProducer::new`] going on from `state`, which [`TopicProducer::state`] gave at a
-    /// checkpoint: reads what this producer had sent after it, so that those rows, given again,
-    /// are left out.
-    pub fn resume(brokers: &str, topic: &str, partitions: i32, state: &[u8]) -> Result<Self> {
-        let state: ProducerState = serde_json::from_slice(state)
-            .map_err(|e| kafka_error(topic, "the checkpoint's producer state is damaged", e))?;
-        let mut this = Self::new(brokers, topic, partitions)?;
-        this.writer = state.writer;
-        this.rows = state.rows;
-        this.already = read_back(brokers, topic, &this.writer, state.rows, &state.from)?;
-        Ok(this)
-    }
-
     /// Where this producer stands, for a checkpoint taken now (every row before the checkpoint
-    /// time given, none after): see the module's documentation.
-    pub fn state(&self) -> Vec<u8> {
-        let mut from = self.floor.clone();
+    /// time given, none after): see the module's documentation. `None` for a
+    /// [`Start::Plain`] producer.
+    pub fn state(&self) -> Option<Vec<u8>> {
+        let r = self.resumable.as_ref()?;
+        let mut from = r.floor.clone();
         for (p, last) in &self.report.lock().last {
             let f = from.entry(*p).or_insert(*last);
             *f = (*f).max(*last);
         }
         // Messages the job before the restart sent of rows not given yet are read again by a
         // job resuming from this checkpoint.
-        if self.already.last_row.is_some_and(|r| r >= self.rows) {
-            for (p, o) in &self.already.from {
+        if r.already.last_row.is_some_and(|last| last >= r.rows) {
+            for (p, o) in &r.already.from {
                 let f = from.entry(*p).or_insert(*o);
                 *f = (*f).min(*o);
             }
         }
         let state = ProducerState {
-            writer: self.writer.clone(),
-            rows: self.rows,
+            writer: r.writer.clone(),
+            rows: r.rows,
             from,
         };
-        serde_json::to_vec(&state).unwrap_or_default()
+        serde_json::to_vec(&state).ok()
     }
 
     /// The topic.
@@ -300,35 +333,36 @@ impl TopicProducer {
     /// Messages of the job before a restart, sent after the checkpoint, that were found in
     /// the topic (their rows are left out when given again).
     pub fn already_sent(&self) -> u64 {
-        self.already.found
+        self.resumable.as_ref().map_or(0, |r| r.already.found)
     }
 
     /// Rows left out because the job before a restart had sent them.
     pub fn skipped(&self) -> u64 {
-        self.already.skipped
+        self.resumable.as_ref().map_or(0, |r| r.already.skipped)
     }
 
     /// Queues one row's message, unless a resumed producer finds it already sent; waits while
     /// the local queue is full.
     pub fn send(&mut self, key: &[u8], payload: &[u8]) -> Result<()> {
-        let row = self.rows;
-        self.rows += 1;
-        if self.already.take(key, payload) {
-            return Ok(());
+        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        if let Some(r) = &mut self.resumable {
+            let row = r.rows;
+            r.rows += 1;
+            if r.already.take(key, payload) {
+                return Ok(());
+            }
+            record = record.headers(
+                OwnedHeaders::new_with_capacity(2)
+                    .insert(Header {
+                        key: WRITER_HEADER,
+                        value: Some(r.writer.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: ROW_HEADER,
+                        value: Some(&row.to_be_bytes()),
+                    }),
+            );
         }
-        let headers = OwnedHeaders::new_with_capacity(2)
-            .insert(Header {
-                key: WRITER_HEADER,
-                value: Some(self.writer.as_bytes()),
-            })
-            .insert(Header {
-                key: ROW_HEADER,
-                value: Some(&row.to_be_bytes()),
-            });
-        let mut record = BaseRecord::to(&self.topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -488,41 +522,13 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// A sink to `topic` on `brokers`, creating the topic (`partitions`) if it is missing.
-    pub fn create(
-        brokers: &str,
-        topic: &str,
-        partitions: i32,
-        registry: Arc<InstrumentRegistry>,
-    ) -> Result<Self> {
-        Ok(Self {
-            producer: TopicProducer::new(brokers, topic, partitions)?,
+    /// A sink through `producer` (its checkpoint state is the sink's, [`Sink::resume_state`]).
+    pub fn new(producer: TopicProducer, registry: Arc<InstrumentRegistry>) -> Self {
+        Self {
+            producer,
             registry,
             line: String::new(),
-        })
-    }
-
-    /// [`KafkaSink::create`] going on from the producer state a checkpoint noted
-    /// ([`Sink::resume_state`]): rows the job before the restart had sent after the checkpoint
-    /// are not sent again.
-    pub fn resume(
-        brokers: &str,
-        topic: &str,
-        partitions: i32,
-        registry: Arc<InstrumentRegistry>,
-        state: &[u8],
-    ) -> Result<Self> {
-        Ok(Self {
-            producer: TopicProducer::resume(brokers, topic, partitions, state)?,
-            registry,
-            line: String::new(),
-        })
-    }
-
-    /// Messages of the job before a restart, sent after the checkpoint, that were found in
-    /// the topic (their rows are left out when given again).
-    pub fn already_sent(&self) -> u64 {
-        self.producer.already_sent()
+        }
     }
 }
 
@@ -551,6 +557,6 @@ impl<T: SinkRecord> Sink<T> for KafkaSink {
     }
 
     fn resume_state(&self) -> Option<Vec<u8>> {
-        Some(self.producer.state())
+        self.producer.state()
     }
 }

@@ -8,7 +8,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tickflow_sinks::kafka::{ROW_HEADER, TopicProducer, WRITER_HEADER};
+use tickflow_sinks::kafka::{ROW_HEADER, Start, TopicProducer, WRITER_HEADER};
 
 /// The broker, or `None` (the test says SKIPPED).
 fn brokers(test: &str) -> Option<String> {
@@ -90,6 +90,27 @@ fn read_all(brokers: &str, topic: &str) -> (BTreeMap<String, Vec<String>>, Vec<S
     (by_key, writers)
 }
 
+/// How many headers each message of one-partition `topic` has, in order.
+fn headers_of(brokers: &str, topic: &str) -> Vec<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-check"))
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&list).unwrap();
+    let (mut out, mut last) = (Vec::new(), Instant::now());
+    while last.elapsed() < Duration::from_secs(3) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            last = Instant::now();
+            out.push(m.unwrap().headers().map_or(0, |h| h.count()));
+        }
+    }
+    out
+}
+
 /// Per key, the values of rows `0..n` in order.
 fn expected(n: u64) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::<String, Vec<String>>::new();
@@ -108,9 +129,9 @@ fn a_resumed_producer_leaves_out_what_the_one_before_had_sent_after_the_checkpoi
     };
     let t = topic("resume");
     // A is given rows 0..100, noting its state at row 60 (a checkpoint), and dies at 100.
-    let mut a = TopicProducer::new(&brokers, &t, 3).unwrap();
+    let mut a = TopicProducer::new(&brokers, &t, 3, Start::Checkpointed).unwrap();
     give(&mut a, 0..60);
-    let at_60 = a.state();
+    let at_60 = a.state().unwrap();
     // (In several record batches: where B starts, the topic's end is past all of them.)
     for from in (60..100).step_by(10) {
         give(&mut a, from..from + 10);
@@ -119,15 +140,15 @@ fn a_resumed_producer_leaves_out_what_the_one_before_had_sent_after_the_checkpoi
     die(a);
     // B resumes from the checkpoint at 60 and is given rows 60..130 (a checkpoint at 80,
     // while it is still leaving rows out), then dies.
-    let mut b = TopicProducer::resume(&brokers, &t, 3, &at_60).unwrap();
+    let mut b = TopicProducer::new(&brokers, &t, 3, Start::Resume(&at_60)).unwrap();
     assert_eq!(b.already_sent(), 40);
     give(&mut b, 60..80);
-    let at_80 = b.state();
+    let at_80 = b.state().unwrap();
     give(&mut b, 80..130);
     assert_eq!(b.skipped(), 40);
     die(b);
     // C resumes from B's checkpoint at 80: A's rows 80..100 and B's 100..130 are in the topic.
-    let mut c = TopicProducer::resume(&brokers, &t, 3, &at_80).unwrap();
+    let mut c = TopicProducer::new(&brokers, &t, 3, Start::Resume(&at_80)).unwrap();
     assert_eq!(c.already_sent(), 50);
     give(&mut c, 80..150);
     assert_eq!(c.finish().unwrap(), 20);
@@ -137,10 +158,18 @@ fn a_resumed_producer_leaves_out_what_the_one_before_had_sent_after_the_checkpoi
     assert_eq!(writers.len(), 1, "{writers:?}");
 
     // A producer started afresh is another producer: it sends every row it is given.
-    let mut d = TopicProducer::new(&brokers, &t, 3).unwrap();
+    let mut d = TopicProducer::new(&brokers, &t, 3, Start::Checkpointed).unwrap();
     give(&mut d, 0..10);
     assert_eq!(d.finish().unwrap(), 10);
     assert_eq!(read_all(&brokers, &t).1.len(), 2);
+
+    // A producer of a job without checkpoints has no state and adds no headers.
+    let plain_topic = topic("plain");
+    let mut plain = TopicProducer::new(&brokers, &plain_topic, 1, Start::Plain).unwrap();
+    assert!(plain.state().is_none());
+    give(&mut plain, 0..3);
+    assert_eq!(plain.finish().unwrap(), 3);
+    assert_eq!(headers_of(&brokers, &plain_topic), vec![0, 0, 0]);
 }
 
 #[test]
@@ -148,7 +177,8 @@ fn a_damaged_producer_state_is_refused() {
     let Some(brokers) = brokers("a_damaged_producer_state_is_refused") else {
         return;
     };
-    let Err(e) = TopicProducer::resume(&brokers, &topic("damaged"), 1, b"{\"writer\":") else {
+    let damaged = Start::Resume(b"{\"writer\":");
+    let Err(e) = TopicProducer::new(&brokers, &topic("damaged"), 1, damaged) else {
         panic!("a damaged state was taken");
     };
     assert!(e.to_string().contains("producer state is damaged"), "{e}");

@@ -1,6 +1,6 @@
 //! What sending each row once across a resume costs a Kafka sink: produce rate with the two
-//! headers every message carries (`tickflow-writer`, `tickflow-row`) beside the same producer
-//! settings without them, and the time a resumed producer takes to read back what the job
+//! headers every message of a job with checkpoints carries (`tickflow-writer`, `tickflow-row`)
+//! beside the same producer without them (a job without checkpoints, `tickflow publish`), and the time a resumed producer takes to read back what the job
 //! before the restart had sent after the checkpoint and to leave those rows out, in one run on
 //! one broker.
 //!
@@ -10,14 +10,11 @@
 //! `--rows`: rows sent (default 1,000,000, bar-like JSON objects of 100 instruments); `--after`:
 //! rows sent after the checkpoint (default 10000,100000).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tickflow_benches::machine;
-use tickflow_sinks::kafka::{TopicProducer, ensure_topic};
+use tickflow_sinks::kafka::{Start, TopicProducer};
 
 /// Row `i`: a key among 100 instruments and a one-minute bar as the JSON Lines sink writes it.
 fn row(i: u64, line: &mut String) -> String {
@@ -35,47 +32,6 @@ fn row(i: u64, line: &mut String) -> String {
         1 + i % 50
     );
     symbol
-}
-
-/// The producer settings of `TopicProducer`, without its headers or read-back.
-fn plain_producer(brokers: &str) -> Result<BaseProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("delivery.timeout.ms", "30000")
-        .create()
-        .context("creating a producer")
-}
-
-/// Seconds to send rows `0..n` to `topic` with no headers.
-fn send_plain(brokers: &str, topic: &str, n: u64) -> Result<f64> {
-    ensure_topic(brokers, topic, 4)?;
-    let producer = plain_producer(brokers)?;
-    let mut line = String::new();
-    let t0 = Instant::now();
-    for i in 0..n {
-        let key = row(i, &mut line);
-        let mut record = BaseRecord::<str, str>::to(topic).key(&key).payload(&line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => bail!("send: {e}"),
-            }
-        }
-        if i % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("flushing")?;
-    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// Gives `producer` rows `range`, serving delivery reports as the Kafka sink does.
@@ -118,23 +74,28 @@ fn main() -> Result<()> {
     println!("| producer | seconds | messages/s | vs no headers |");
     println!("| --- | ---: | ---: | ---: |");
     // Alternately, twice each; the faster of each.
-    let (mut plain, mut headed) = (f64::INFINITY, f64::INFINITY);
-    for round in 0..2 {
-        plain = plain.min(send_plain(&brokers, &format!("{run}-plain-{round}"), rows)?);
-        let topic = format!("{run}-headers-{round}");
-        let mut p = TopicProducer::new(&brokers, &topic, 4)?;
+    let send_all = |topic: String, start: Start<'_>| -> Result<f64> {
+        let mut p = TopicProducer::new(&brokers, &topic, 4, start)?;
         let t0 = Instant::now();
         give(&mut p, 0..rows)?;
         p.flush()?;
-        headed = headed.min(t0.elapsed().as_secs_f64());
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    let (mut plain, mut headed) = (f64::INFINITY, f64::INFINITY);
+    for round in 0..2 {
+        plain = plain.min(send_all(format!("{run}-plain-{round}"), Start::Plain)?);
+        headed = headed.min(send_all(
+            format!("{run}-headers-{round}"),
+            Start::Checkpointed,
+        )?);
     }
     let rate = |s: f64| format!("{:.0}", rows as f64 / s);
     println!(
-        "| idempotent, no headers | {plain:.2} | {} | 1.00 |",
+        "| without checkpoints (no headers) | {plain:.2} | {} | 1.00 |",
         rate(plain)
     );
     println!(
-        "| TopicProducer (writer and row headers) | {headed:.2} | {} | {:.2} |",
+        "| with checkpoints (writer and row headers) | {headed:.2} | {} | {:.2} |",
         rate(headed),
         plain / headed
     );
@@ -146,15 +107,17 @@ fn main() -> Result<()> {
     for k in after {
         // The first job: a checkpoint `k` rows before it dies.
         let topic = format!("{run}-resume-{k}");
-        let mut first = TopicProducer::new(&brokers, &topic, 4)?;
+        let mut first = TopicProducer::new(&brokers, &topic, 4, Start::Checkpointed)?;
         let cut = rows.saturating_sub(k);
         give(&mut first, 0..cut)?;
-        let state = first.state();
+        let state = first
+            .state()
+            .context("a producer with checkpoints has a state")?;
         give(&mut first, cut..rows)?;
         first.flush()?;
         drop(first);
         let t0 = Instant::now();
-        let mut resumed = TopicProducer::resume(&brokers, &topic, 4, &state)?;
+        let mut resumed = TopicProducer::new(&brokers, &topic, 4, Start::Resume(&state))?;
         let read = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         give(&mut resumed, cut..rows)?;
