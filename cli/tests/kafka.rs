@@ -840,9 +840,14 @@ struct LiveJob {
 
 impl LiveJob {
     fn start(pipeline: &Path, out: &Path, brokers: &str) -> Self {
+        Self::start_on(pipeline, out, brokers, 2)
+    }
+
+    /// The job on `workers` workers.
+    fn start_on(pipeline: &Path, out: &Path, brokers: &str, workers: usize) -> Self {
         use std::io::BufRead;
         let mut child = tickflow()
-            .args(["run", "--workers", "2", "-o"])
+            .args(["run", "--workers", &workers.to_string(), "-o"])
             .arg(out)
             .arg(pipeline)
             .env("TICKFLOW_KAFKA_BROKERS", brokers)
@@ -1119,9 +1124,28 @@ fn newest_checkpoint(dir: &Path) -> Option<i64> {
 
 #[test]
 fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
-    let Some((brokers, python)) =
-        setup("a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped")
-    else {
+    resumes_as_if_it_had_never_stopped(
+        "a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped",
+        (2, 2),
+    );
+}
+
+/// Restarted on three workers, a job checkpointed on one spreads its state over them: the
+/// instruments of the one worker's state go to the workers that now read their records (the
+/// account's risk gate stays on worker 0), and partitions to their new readers.
+#[test]
+fn a_live_job_resumed_on_more_workers_goes_on_as_if_it_had_never_stopped() {
+    resumes_as_if_it_had_never_stopped(
+        "a_live_job_resumed_on_more_workers_goes_on_as_if_it_had_never_stopped",
+        (1, 3),
+    );
+}
+
+/// Job A, on `workers.0` workers, reads the first day of a topic with checkpoints and is
+/// killed; job B, on `workers.1`, resumes from the checkpoint and reads the second day: every
+/// output is what one uninterrupted replay writes.
+fn resumes_as_if_it_had_never_stopped(test: &str, workers: (usize, usize)) {
+    let Some((brokers, python)) = setup(test) else {
         return;
     };
     let day1 = ["aig_20131007_trade.zip", "bac_20131007_trade.zip"];
@@ -1171,7 +1195,7 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     // Job A reads the first day, checkpointing as its watermark passes each half hour, and
     // dies by SIGKILL.
     let out = dir.path().join("live");
-    let mut a = LiveJob::start(&live, &out, &brokers);
+    let mut a = LiveJob::start_on(&live, &out, &brokers, workers.0);
     a.wait_read(n1);
     wait_for(
         || newest_checkpoint(&checkpoints).is_some(),
@@ -1185,7 +1209,7 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     let at_text = tickflow_core::Timestamp(at).to_string()[..19].to_string();
 
     // Job B resumes from the checkpoint and reads the second day as it is published.
-    let b = LiveJob::start(&live, &out, &brokers);
+    let b = LiveJob::start_on(&live, &out, &brokers, workers.1);
     let (data2, _, _) = publish_lean_with(&day2, "2", &brokers, &format!("={t}"), &[]).unwrap();
     let all = gather(&dir.path().join("all"), &[&data1, &data2]);
     let files = dir.path().join("files");
@@ -1228,6 +1252,16 @@ fn a_live_job_resumes_from_its_checkpoint_as_if_it_had_never_stopped() {
     assert!(
         newest_checkpoint(&checkpoints).is_some_and(|newer| newer > at),
         "job B checkpoints too: {summary}"
+    );
+    assert_eq!(
+        summary.contains(&format!(
+            "taken by {} worker{}, its operator state spread over {} by instrument",
+            workers.0,
+            if workers.0 == 1 { "" } else { "s" },
+            workers.1
+        )),
+        workers.0 != workers.1,
+        "{summary}"
     );
 
     // B went on with A's files from where the checkpoint left them: each is, byte for byte,

@@ -112,6 +112,25 @@ impl<T> StepBuffer<T> {
     }
 }
 
+/// The worker, of `workers`, that records with routing key `route` ([`Record::route`]) are
+/// sent to: what timely's exchange by that key does (a mask where `workers` is a power of
+/// two, which is the same as the remainder).
+pub fn owner(route: u64, workers: usize) -> usize {
+    let workers = workers.max(1) as u64;
+    usize::try_from(route % workers).unwrap_or(0)
+}
+
+/// The state an operator resumes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Restore {
+    /// Its own snapshot: the checkpoint was taken by as many workers as this job has.
+    Own(Vec<u8>),
+    /// The snapshots of every worker of a job with another number of workers, in worker
+    /// order: each worker keeps what its records now route to
+    /// ([`Operator::restore_parts`]).
+    Parts(Vec<Vec<u8>>),
+}
+
 /// Where the operators of a dataflow send their checkpoint snapshots, and where they find the
 /// state they resume from. One per worker; operators are told apart by the order in which the
 /// worker's dataflow applies them, the same on every worker.
@@ -119,7 +138,7 @@ pub trait Checkpoints {
     /// Event time between two checkpoints, in nanoseconds (positive).
     fn interval(&self) -> Time;
     /// The state operator `id` (named `name`) resumes from, if the job resumes.
-    fn restored(&self, id: usize, name: &'static str) -> Option<Vec<u8>>;
+    fn restored(&self, id: usize, name: &'static str) -> Option<Restore>;
     /// Operator `id` could not take its restored state.
     fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error);
     /// Operator `id`'s snapshot at checkpoint `at` (every step before `at` processed), and how
@@ -199,6 +218,10 @@ pub fn apply_with_state<'s, O: Operator>(
     mut op: O,
 ) -> StreamVec<'s, Time, Stamped<O::Out>> {
     let name = op.name();
+    let (stream_worker, stream_peers) = {
+        let scope = stream.scope();
+        (scope.index(), scope.peers())
+    };
     let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
     // The output first, so each input declares its own connection to it.
     let (output, out_stream) = builder.new_output_connection::<Vec<Stamped<O::Out>>, _>([]);
@@ -212,7 +235,14 @@ pub fn apply_with_state<'s, O: Operator>(
     if let Some((c, id)) = &checkpoints
         && let Some(state) = c.restored(*id, name)
     {
-        match op.restore(&state) {
+        let taken = match state {
+            Restore::Own(state) => op.restore(&state),
+            Restore::Parts(parts) => {
+                let (worker, workers) = (stream_worker, stream_peers);
+                op.restore_parts(&parts, &|route| owner(route, workers) == worker)
+            }
+        };
+        match taken {
             Ok(()) => restored = true,
             Err(e) => c.restore_failed(*id, name, e),
         }
@@ -265,14 +295,22 @@ pub fn apply_with_state<'s, O: Operator>(
             // below the boundary (what is complete before it goes out before the snapshot;
             // what the boundary itself completes, a bar ending at it, comes after, at its
             // step), snapshots, and goes on. Boundaries with no step between them are one
-            // snapshot, at the last. The first watermark only sets where they are counted from.
+            // snapshot, at the last. They are counted from the operator's first step or the
+            // first watermark it sees, whichever is earlier: an operator handed a backlog in
+            // one go (a job started on a day waiting in its topic) snapshots within it.
             loop {
                 let mut until = open(&op);
                 if let Some((c, id)) = &checkpoints
                     && let Some(o) = until
                 {
                     match checkpointed {
-                        None => checkpointed = boundary(o, c.interval()),
+                        None => {
+                            let first = pending.first().unwrap_or(Time::MAX);
+                            checkpointed = boundary(o.min(first), c.interval());
+                            if checkpointed.is_some() {
+                                continue;
+                            }
+                        }
                         Some(last) => {
                             let next = last.saturating_add(c.interval());
                             if o >= next {
@@ -761,8 +799,8 @@ pub(crate) mod test_checkpoints {
         fn interval(&self) -> Time {
             self.interval
         }
-        fn restored(&self, id: usize, _name: &'static str) -> Option<Vec<u8>> {
-            self.restore.get(&id).cloned()
+        fn restored(&self, id: usize, _name: &'static str) -> Option<super::Restore> {
+            self.restore.get(&id).cloned().map(super::Restore::Own)
         }
         fn restore_failed(&self, id: usize, name: &'static str, error: crate::Error) {
             panic!("operator {id} ({name}): {error}");
@@ -1005,6 +1043,53 @@ mod checkpoint_tests {
                 .collect();
             assert!(!expected.is_empty());
             assert_eq!(resumed, expected, "resumed at {at}");
+        }
+    }
+
+    #[test]
+    fn operators_handed_a_backlog_at_once_snapshot_within_it() {
+        // A job started on a backlog: every record is in before the first watermark, which
+        // then jumps past them all. The checkpoints are counted from the first step, not from
+        // that watermark.
+        let records: Vec<V> = (0..200)
+            .map(|k| V {
+                inst: k % 3,
+                t: 1_000 + i64::from(k) * 5,
+                v: 1,
+            })
+            .collect();
+        let taken = timely::execute_directly(move |worker| {
+            let taken: Snapshots = Rc::default();
+            let guard = checkpointing(Some(Rc::new(Hook {
+                interval: 100,
+                restore: BTreeMap::new(),
+                taken: taken.clone(),
+            }) as Rc<dyn Checkpoints>));
+            let (mut input, probe) = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<Vec<Stamped<V>>>();
+                let (probe, _) = apply(apply(stream, Windows::default()), Running::default())
+                    .inspect(|_| {})
+                    .probe();
+                (input, probe)
+            });
+            drop(guard);
+            input.advance_to(1_000);
+            for r in &records {
+                input.send((r.t, *r));
+            }
+            input.advance_to(5_000);
+            worker.step_while(|| probe.less_than(&5_000));
+            drop(input);
+            worker.step_while(|| !probe.done());
+            taken.take()
+        });
+        let times: std::collections::BTreeSet<Time> = taken.keys().map(|(at, _)| *at).collect();
+        // Boundaries 1100 ..= 1900 lie among the records (1000 ..= 1995).
+        for at in (1_100..=1_900).step_by(100) {
+            assert!(
+                taken.contains_key(&(at, 0)) && taken.contains_key(&(at, 1)),
+                "no snapshot at {at}: {times:?}"
+            );
         }
     }
 }

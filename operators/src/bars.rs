@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Bar, BarKind, Duration, InstrumentId, Price, Quantity, Timestamp, Trade};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, decode_state, encode_state};
+use crate::operator::{Emitter, Operator, decode_parts, decode_state, encode_state, regroup};
 
 /// A bar being built.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,17 @@ fn restore_open(snapshot: &[u8], operator: &'static str) -> Result<BTreeMap<Inst
     Ok(accs.into_iter().collect())
 }
 
+/// Takes back the open bars of `parts` (snapshots of another number of workers) that `mine`
+/// keeps.
+fn restore_open_parts(
+    parts: &[Vec<u8>],
+    mine: &dyn Fn(u64) -> bool,
+    operator: &'static str,
+) -> Result<BTreeMap<InstrumentId, Acc>> {
+    let parts: Vec<Vec<(InstrumentId, Acc)>> = decode_parts(operator, parts)?;
+    regroup(operator, parts, |i| u64::from(i.0), mine)
+}
+
 /// Time bars of a fixed interval.
 pub struct TimeBars {
     interval: Duration,
@@ -185,6 +196,12 @@ impl Operator for TimeBars {
         self.ends = self.open.iter().map(|(i, a)| (a.end, *i)).collect();
         Ok(())
     }
+
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        self.open = restore_open_parts(parts, mine, "bars")?;
+        self.ends = self.open.iter().map(|(i, a)| (a.end, *i)).collect();
+        Ok(())
+    }
 }
 
 /// Volume bars of a fixed volume threshold.
@@ -261,6 +278,11 @@ impl Operator for VolumeBars {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         self.open = restore_open(snapshot, "volume_bars")?;
+        Ok(())
+    }
+
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        self.open = restore_open_parts(parts, mine, "volume_bars")?;
         Ok(())
     }
 }
@@ -410,6 +432,36 @@ mod tests {
         assert_eq!(
             (at, last.volume.raw(), last.open.raw(), last.end),
             (Timestamp::MAX, 3, 103, Timestamp(4))
+        );
+    }
+
+    #[test]
+    fn open_bars_spread_over_another_number_of_workers_close_as_on_one() {
+        // Seven instruments trading at their own paces, a checkpoint inside open bars.
+        let steps: Vec<(Timestamp, Vec<Trade>)> = (0..400i64)
+            .map(|k| {
+                let t = 1_000 + k * 7;
+                let trades = (0..7u32)
+                    .filter(|i| k % i64::from(i + 1) == 0)
+                    .map(|i| trade(i, t, 100 + (k * i64::from(i + 3)) % 17, 1 + k % 5))
+                    .collect();
+                (Timestamp(t), trades)
+            })
+            .collect();
+        let at = Timestamp(1_000 + 200 * 7 + 3);
+        let time = crate::operator::rescale_check::rescaled_runs_as_one(
+            || TimeBars::new(Duration::from_nanos(50)).unwrap(),
+            &steps,
+            at,
+        );
+        let volume = crate::operator::rescale_check::rescaled_runs_as_one(
+            || VolumeBars::new(Quantity::from_raw(9)).unwrap(),
+            &steps,
+            at,
+        );
+        assert!(
+            time > 100 && volume > 100,
+            "{time} time bars, {volume} volume bars"
         );
     }
 }

@@ -19,6 +19,17 @@ pub enum Error {
         /// Decoding error.
         source: serde_json::Error,
     },
+    /// Bad input: the snapshots of a job with another number of workers that cannot be
+    /// spread over this job's workers.
+    #[error("cannot restore {operator} from the snapshots of {workers} workers: {reason}")]
+    Rescale {
+        /// Operator kind.
+        operator: &'static str,
+        /// How many workers took the snapshots.
+        workers: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// Internal: state that does not encode.
     #[error("cannot snapshot {operator}: {source}")]
     Snapshot {

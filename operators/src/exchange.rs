@@ -22,7 +22,9 @@ use tickflow_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+use crate::operator::{
+    Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
+};
 
 /// Latency, slippage and fees.
 #[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
@@ -337,6 +339,11 @@ impl Operator for SimExchange {
         self.books = decode_state("exchange", snapshot)?;
         Ok(())
     }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<BTreeMap<u32, Book>> = decode_parts("exchange", parts)?;
+        self.books = regroup("exchange", parts, |i| u64::from(*i), mine)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -582,5 +589,51 @@ mod tests {
         ] {
             assert!(SimExchange::new(cfg).is_err());
         }
+    }
+
+    #[test]
+    fn working_orders_spread_over_another_number_of_workers_fill_as_on_one() {
+        // Five instruments: quotes moving around 10, and limit orders (GTC, resting across the
+        // checkpoint) and market orders.
+        let mut rand = crate::adapter::test_checkpoints::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut id = 0;
+        let steps: Vec<(Timestamp, Vec<ExchangeInput>)> = (0..300i64)
+            .map(|k| {
+                let t = 1_000 + k * 10;
+                let inputs = (0..5u32)
+                    .map(|inst| {
+                        let mut x = if rand(3) == 0 {
+                            id += 1;
+                            let side = if rand(2) == 0 { Side::Buy } else { Side::Sell };
+                            let limit = format!("{}", 9 + rand(3));
+                            if rand(2) == 0 {
+                                order(id, t, side, "3", Some(&limit), TimeInForce::Gtc)
+                            } else {
+                                order(id, t, side, "2", None, TimeInForce::Ioc)
+                            }
+                        } else {
+                            let bid = format!("{}", 9 + rand(2));
+                            let ask = format!("{}.5", 9 + rand(2));
+                            quote(t, &bid, "2", &ask, "2")
+                        };
+                        match &mut x {
+                            ExchangeInput::Quote(q) => q.instrument = InstrumentId(inst),
+                            ExchangeInput::Order { order, .. } => {
+                                order.instrument = InstrumentId(inst)
+                            }
+                            ExchangeInput::Trade(x) => x.instrument = InstrumentId(inst),
+                        }
+                        x
+                    })
+                    .collect();
+                (Timestamp(t), inputs)
+            })
+            .collect();
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            || SimExchange::new(ExchangeConfig::default()).unwrap(),
+            &steps,
+            Timestamp(1_000 + 150 * 10 + 5),
+        );
+        assert!(n > 100, "{n} reports");
     }
 }

@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Bar, IndicatorRow, Quote, Timestamp};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+use crate::operator::{
+    Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
+};
 
 /// What goes into the vector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -289,6 +291,13 @@ impl Operator for Features {
         self.state = decode_state("features", snapshot)?;
         Ok(())
     }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<FxHashMap<u32, Instrument>> = decode_parts("features", parts)?;
+        self.state = regroup("features", parts, |i| u64::from(*i), mine)?
+            .into_iter()
+            .collect();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -426,5 +435,47 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn feature_state_spread_over_another_number_of_workers_goes_on_as_on_one() {
+        let cols: Vec<String> = vec!["sma_20".into(), "rsi_14".into()];
+        let names: Arc<[String]> = cols.clone().into();
+        let mut rand = crate::adapter::test_checkpoints::xorshift(0x5851_f42d_4c95_7f2d);
+        let steps: Vec<(Timestamp, Vec<FeatureInput>)> = (1..200i64)
+            .map(|k| {
+                let end = k * 60;
+                let inputs = (0..5u32)
+                    .flat_map(|inst| {
+                        let close = format!("{}", 100 + rand(7));
+                        let bid = format!("{}", 99 + rand(2));
+                        let mut v = vec![
+                            quote(end, &bid, "3", "101", &format!("{}", 1 + rand(4))),
+                            bar(end, &close, "10"),
+                            row(end, &names, rand(100) as f64),
+                        ];
+                        for x in &mut v {
+                            match x {
+                                FeatureInput::Quote(q) => q.instrument = InstrumentId(inst),
+                                FeatureInput::Bar(b) => b.instrument = InstrumentId(inst),
+                                FeatureInput::Row(r) => r.instrument = InstrumentId(inst),
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                (Timestamp(end), inputs)
+            })
+            .collect();
+        let config = FeatureConfig {
+            horizons: vec![1, 2, 5],
+            indicators: None,
+        };
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            || Features::new(config.clone(), &cols).unwrap(),
+            &steps,
+            Timestamp(100 * 60 + 1),
+        );
+        assert!(n > 400, "{n} vectors");
     }
 }

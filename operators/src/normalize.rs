@@ -17,7 +17,9 @@ use tickflow_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+use crate::operator::{
+    Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
+};
 
 /// Parameters of [`Normalize`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +122,15 @@ impl IdWindow {
 struct State {
     /// Id windows by `instrument * 2 + kind`.
     windows: Vec<IdWindow>,
+}
+
+impl State {
+    /// Rebuilds the set of out-of-order ids, which snapshots leave out, after a restore.
+    fn index_extra(&mut self) {
+        for w in &mut self.windows {
+            w.extra = w.extra_order.iter().map(|&(_, id)| id).collect();
+        }
+    }
 }
 
 /// The normalize operator.
@@ -331,9 +342,29 @@ impl Operator for Normalize {
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         self.state = decode_state("normalize", snapshot)?;
-        for w in &mut self.state.windows {
-            w.extra = w.extra_order.iter().map(|&(_, id)| id).collect();
+        self.state.index_extra();
+        Ok(())
+    }
+
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<State> = decode_parts("normalize", parts)?;
+        // The windows each worker has seen ids in, by slot (`instrument * 2 + kind`).
+        let used = parts.into_iter().map(|p| {
+            p.windows
+                .into_iter()
+                .enumerate()
+                .filter(|(_, w)| w.max_id.is_some())
+        });
+        let kept = regroup("normalize", used.collect(), |slot| *slot as u64 / 2, mine)?;
+        let mut windows = Vec::new();
+        for (slot, w) in kept {
+            if slot >= windows.len() {
+                windows.resize_with(slot + 1, IdWindow::default);
+            }
+            windows[slot] = w;
         }
+        self.state = State { windows };
+        self.state.index_extra();
         Ok(())
     }
 }
@@ -488,5 +519,55 @@ mod tests {
             &mut out,
         );
         assert_eq!(reasons(&mut out), vec![None], "the id left the window");
+    }
+
+    #[test]
+    fn dedupe_windows_spread_over_another_number_of_workers_reject_as_on_one() {
+        // Trades of six instruments whose venue ids repeat, some across the checkpoint, and
+        // quotes; late and bad records among them.
+        let mut rand = crate::adapter::test_checkpoints::xorshift(0x5851_f42d_4c95_7f2d);
+        let steps: Vec<(Timestamp, Vec<MarketEvent>)> = (0..300i64)
+            .map(|k| {
+                let t = 1_000 + k * 5;
+                let events = (0..4)
+                    .map(|_| {
+                        let inst = InstrumentId(rand(6) as u32);
+                        let mut e = if rand(4) == 0 {
+                            quote(t, Some(100 + rand(3) as i64), Some(104 + rand(3) as i64))
+                        } else {
+                            // Ids 1..k+40: often seen before, within the window or not.
+                            let id = 1 + rand(k as u64 + 40);
+                            trade(
+                                t - rand(3) as i64,
+                                100 + rand(9) as i64,
+                                rand(4) as i64,
+                                Some(id),
+                            )
+                        };
+                        match &mut e {
+                            MarketEvent::Trade(x) => x.instrument = inst,
+                            MarketEvent::Quote(x) => x.instrument = inst,
+                            _ => {}
+                        }
+                        e
+                    })
+                    .collect();
+                (Timestamp(t), events)
+            })
+            .collect();
+        let make = || {
+            Normalize::new(NormalizeConfig {
+                granularity: Duration::from_nanos(1),
+                dedupe_window: Duration::from_nanos(400),
+                origins: vec!["file.csv".into()],
+            })
+            .unwrap()
+        };
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            make,
+            &steps,
+            Timestamp(1_000 + 150 * 5 + 2),
+        );
+        assert!(n > 400, "{n}");
     }
 }

@@ -25,7 +25,9 @@ use timely::dataflow::operators::vec::{Filter, Map};
 
 use crate::adapter::{Stamped, Time, apply};
 use crate::error::Result;
-use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+use crate::operator::{
+    Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
+};
 
 impl Record for Position {
     fn route(&self) -> u64 {
@@ -123,6 +125,16 @@ impl Seed {
     fn restored(&mut self) {
         self.owed = self.watermark.is_some();
     }
+    /// The seed of the snapshots of several workers: the last watermark any of them saw (every
+    /// worker's is the one just below the checkpoint time), owed as after a restore.
+    fn merged(seeds: impl IntoIterator<Item = Seed>) -> Seed {
+        let mut seed = Seed {
+            watermark: seeds.into_iter().filter_map(|s| s.watermark).max(),
+            owed: false,
+        };
+        seed.restored();
+        seed
+    }
     fn next_emit(&self) -> Option<Timestamp> {
         self.owed.then_some(()).and(self.watermark.map(Timestamp))
     }
@@ -219,6 +231,29 @@ impl Operator for LatestPrice {
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         (self.last, self.traded, self.seed) = decode_state("latest_price", snapshot)?;
         self.seed.restored();
+        Ok(())
+    }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        type Part = (
+            std::collections::BTreeMap<u32, i64>,
+            std::collections::BTreeSet<u32>,
+            Seed,
+        );
+        let parts: Vec<Part> = decode_parts("latest_price", parts)?;
+        let mut lasts = Vec::with_capacity(parts.len());
+        let mut traded = Vec::with_capacity(parts.len());
+        let mut seeds = Vec::with_capacity(parts.len());
+        for (l, t, s) in parts {
+            lasts.push(l);
+            traded.push(t.into_iter().map(|i| (i, ())));
+            seeds.push(s);
+        }
+        let route = |i: &u32| u64::from(*i);
+        self.last = regroup("latest_price", lasts, route, mine)?;
+        self.traded = regroup("latest_price", traded, route, mine)?
+            .into_keys()
+            .collect();
+        self.seed = Seed::merged(seeds);
         Ok(())
     }
 }
@@ -368,6 +403,17 @@ impl Operator for FillLedger {
     fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
         (self.book, self.seed) = decode_state("fill_ledger", snapshot)?;
         self.seed.restored();
+        Ok(())
+    }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        type Part = (
+            std::collections::BTreeMap<u32, (Option<Holding>, Vec<FillKey>)>,
+            Seed,
+        );
+        let parts: Vec<Part> = decode_parts("fill_ledger", parts)?;
+        let (books, seeds): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        self.book = regroup("fill_ledger", books, |i| u64::from(*i), mine)?;
+        self.seed = Seed::merged(seeds);
         Ok(())
     }
 }
@@ -802,5 +848,46 @@ mod checkpoint_tests {
             let (wrong, _) = run(&rest, at, Some((40, forgetful)));
             assert_ne!(wrong, expected, "resumed at {at} without its fills");
         }
+    }
+
+    #[test]
+    fn prices_and_ledgers_spread_over_another_number_of_workers_go_on_as_on_one() {
+        // The bars and executions of `market`, and the ledger's entries of its executions.
+        let records = market();
+        let mut prices: Vec<(Timestamp, Vec<PriceInput>)> = Vec::new();
+        let mut entries: Vec<(Timestamp, Vec<EntryChange>)> = Vec::new();
+        for chunk in records.chunk_by(|a, b| a.0 == b.0) {
+            let t = Timestamp(chunk[0].0);
+            prices.push((t, chunk.iter().map(|(_, r)| r.clone()).collect()));
+            let fills: Vec<EntryChange> = chunk
+                .iter()
+                .filter_map(|(_, r)| match r {
+                    PriceInput::Fill(f) if f.status != FillStatus::Canceled => Some(EntryChange {
+                        instrument: f.instrument.0,
+                        entry: Entry::Fill((
+                            t.nanos(),
+                            f.ts_event.nanos(),
+                            f.order_id,
+                            f.exec,
+                            f.signed_quantity(),
+                            f.price.raw(),
+                            f.fee.raw(),
+                        )),
+                        diff: 1,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if !fills.is_empty() {
+                entries.push((t, fills));
+            }
+        }
+        let at = Timestamp(prices[prices.len() / 2].0.nanos() + 1);
+        let n =
+            crate::operator::rescale_check::rescaled_runs_as_one(LatestPrice::default, &prices, at);
+        assert!(n > 500, "{n} price changes");
+        let n =
+            crate::operator::rescale_check::rescaled_runs_as_one(FillLedger::default, &entries, at);
+        assert!(n > 200, "{n} ledger changes");
     }
 }

@@ -23,7 +23,7 @@ use tickflow_core::{IndicatorRow, Prediction, Timestamp};
 use tickflow_models::{DeviceChoice, Predictor};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, decode_state, encode_state};
+use crate::operator::{Emitter, Operator, decode_parts, decode_state, encode_state, regroup};
 
 /// Columns of a prediction as a row stream (what signal rules over predictions can name).
 pub const PREDICTION_COLUMNS: [&str; 2] = ["p_up", "expected_return"];
@@ -149,6 +149,13 @@ impl Operator for Predict {
         self.history = decode_state("predict", snapshot)?;
         Ok(())
     }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<FxHashMap<u32, VecDeque<Vec<f32>>>> = decode_parts("predict", parts)?;
+        self.history = regroup("predict", parts, |i| u64::from(*i), mine)?
+            .into_iter()
+            .collect();
+        Ok(())
+    }
 }
 
 /// A prediction as a row of [`PREDICTION_COLUMNS`], for signal rules.
@@ -158,5 +165,76 @@ pub fn as_row(p: &Prediction, names: &Arc<[String]>) -> IndicatorRow {
         end: p.ts_event,
         names: names.clone(),
         values: vec![Some(p.p_up), Some(p.expected_return)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickflow_core::InstrumentId;
+    use tickflow_models::ModelKind;
+    use tickflow_models::bench::{FEATURES, make_model};
+
+    #[test]
+    fn histories_spread_over_another_number_of_workers_are_the_ones_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        make_model(ModelKind::Gru, dir.path()).unwrap();
+        let columns: Vec<String> = (0..FEATURES).map(|i| format!("f{i}")).collect();
+        let names: Arc<[String]> = columns.clone().into();
+        let make = || {
+            Predict::new(
+                PredictConfig {
+                    model: dir.path().to_path_buf(),
+                    device: DeviceChoice::Cpu,
+                    from: None,
+                },
+                &columns,
+            )
+            .unwrap()
+        };
+        // Five instruments, each with a history of its own length.
+        let mut whole = make();
+        let mut out = Emitter::default();
+        for m in 1..12i64 {
+            let mut rows: Vec<IndicatorRow> = (0..5u32)
+                .filter(|i| m > i64::from(*i) * 2)
+                .map(|i| IndicatorRow {
+                    instrument: InstrumentId(i),
+                    end: Timestamp(m * 60),
+                    names: names.clone(),
+                    values: (0..FEATURES)
+                        .map(|f| Some((m * 7 + f as i64 * 3 + i64::from(i)) as f64 / 10.0))
+                        .collect(),
+                })
+                .collect();
+            whole.on_batch(Timestamp(m * 60), &mut rows, &mut out);
+        }
+        assert!(!out.items().is_empty());
+        let snapshot = whole.snapshot().unwrap();
+        // Spread over two workers by instrument, then gathered on one again: the same state.
+        let mut halves = Vec::new();
+        for w in 0..2 {
+            let mut p = make();
+            p.restore_parts(std::slice::from_ref(&snapshot), &|r| {
+                crate::adapter::owner(r, 2) == w
+            })
+            .unwrap();
+            let mut owned: Vec<u32> = p.history.keys().copied().collect();
+            owned.sort_unstable();
+            assert_eq!(
+                owned,
+                (0..5).filter(|i| i % 2 == w as u32).collect::<Vec<_>>()
+            );
+            halves.push(p.snapshot().unwrap());
+        }
+        let mut one = make();
+        one.restore_parts(&halves, &|_| true).unwrap();
+        assert_eq!(one.snapshot().unwrap(), snapshot);
+        // A history in two workers' snapshots is refused.
+        let e = make()
+            .restore_parts(&[snapshot.clone(), snapshot], &|_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is in the snapshots of workers 0 and 1"), "{e}");
     }
 }

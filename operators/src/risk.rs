@@ -23,7 +23,7 @@ use tickflow_core::{
 };
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, Record, decode_state, encode_state};
+use crate::operator::{Emitter, Operator, Record, decode_parts, decode_state, encode_state};
 
 /// The last trade price of an instrument, as of `ts` (a bar's close at its end).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Debug)]
@@ -606,6 +606,31 @@ impl Operator for Risk {
         self.state = decode_state("risk", snapshot)?;
         Ok(())
     }
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        // One gate for the whole account: every input routes to 0, which is worker 0's in any
+        // job, so the other workers' snapshots hold no orders or positions.
+        let mut parts: Vec<State> = decode_parts("risk", parts)?;
+        if let Some(w) = parts
+            .iter()
+            .skip(1)
+            .position(|s| !s.books.is_empty() || !s.working.is_empty())
+        {
+            return Err(Error::Rescale {
+                operator: "risk",
+                workers: parts.len(),
+                reason: format!(
+                    "worker {} holds positions or orders, which only worker 0 can",
+                    w + 1
+                ),
+            });
+        }
+        self.state = if mine(0) && !parts.is_empty() {
+            parts.swap_remove(0)
+        } else {
+            State::default()
+        };
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -759,5 +784,63 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_gate_resumed_on_another_number_of_workers_decides_as_on_one() {
+        // Signals and marks of four instruments; every record is the gate's, on worker 0.
+        let mut rand = crate::adapter::test_checkpoints::xorshift(0x2545_f491_4f6c_dd1d);
+        let steps: Vec<(Timestamp, Vec<RiskInput>)> = (1..300i64)
+            .map(|k| {
+                let t = k * 1_000;
+                let inputs = (0..4u32)
+                    .map(|i| {
+                        let mut x = if rand(2) == 0 {
+                            signal(t, if rand(2) == 0 { Side::Buy } else { Side::Sell })
+                        } else {
+                            mark(t, &format!("{}", 50 + rand(10)))
+                        };
+                        match &mut x {
+                            RiskInput::Signal(s) => s.instrument = InstrumentId(i),
+                            RiskInput::Mark(m) => m.instrument = InstrumentId(i),
+                            RiskInput::Fill(_) => {}
+                        }
+                        x
+                    })
+                    .collect();
+                (Timestamp(t), inputs)
+            })
+            .collect();
+        let make = || {
+            Risk::new(RiskConfig {
+                position_size: q("10"),
+                max_position: Some(q("30")),
+                max_orders: Some(5),
+                rate_window: Duration::from_nanos(20_000),
+                ..RiskConfig::default()
+            })
+            .unwrap()
+        };
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            make,
+            &steps,
+            Timestamp(150_000 + 1),
+        );
+        assert!(n > 100, "{n} decisions");
+        // A snapshot of another worker that holds orders cannot be the gate's.
+        let mut busy = make();
+        let mut out = Emitter::default();
+        busy.on_batch(
+            Timestamp(1),
+            &mut vec![mark(1, "50"), signal(1, Side::Buy)],
+            &mut out,
+        );
+        assert!(!out.items().is_empty());
+        let parts = vec![make().snapshot().unwrap(), busy.snapshot().unwrap()];
+        let e = make()
+            .restore_parts(&parts, &|_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("worker 1 holds positions or orders"), "{e}");
     }
 }

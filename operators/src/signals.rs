@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Duration, IndicatorRow, InstrumentId, Side, Signal, Timestamp};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, decode_state, encode_state};
+use crate::operator::{Emitter, Operator, decode_parts, decode_state, encode_state, regroup};
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,6 +420,12 @@ impl Operator for Signals {
         self.state = decode_state("signals", snapshot)?;
         Ok(())
     }
+
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<BTreeMap<InstrumentId, InstrumentState>> = decode_parts("signals", parts)?;
+        self.state = regroup("signals", parts, |i| u64::from(i.0), mine)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -544,5 +550,34 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn holding_times_spread_over_another_number_of_workers_signal_as_on_one() {
+        let config = StrategyConfig {
+            name: "t".into(),
+            buy: "macd crosses_above 0".into(),
+            sell: "macd < -0.5".into(),
+            min_holding: Duration::from_secs(300),
+            cooldown: Duration::from_secs(120),
+        };
+        let mut rand = crate::adapter::test_checkpoints::xorshift(0x9e37_79b9_7f4a_7c15);
+        let steps: Vec<(Timestamp, Vec<IndicatorRow>)> = (1..400i64)
+            .map(|m| {
+                let rows = (0..6u32)
+                    .map(|i| IndicatorRow {
+                        instrument: InstrumentId(i),
+                        ..row(m, rand(5) as f64 - 2.0)
+                    })
+                    .collect();
+                (Timestamp(m * 60_000_000_000), rows)
+            })
+            .collect();
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            || Signals::new(config.clone(), &names()).unwrap(),
+            &steps,
+            Timestamp(200 * 60_000_000_000 + 1),
+        );
+        assert!(n > 50, "{n} signals");
     }
 }

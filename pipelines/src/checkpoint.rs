@@ -14,8 +14,11 @@
 //! A job started with a complete checkpoint in its directory resumes from the newest: each
 //! operator takes its state back, the partitions are read again from their `resume` offsets,
 //! and the records the checkpoint already holds are dropped as they come. The checkpoint must
-//! have been taken by the same operators and settings and the same number of workers (operator
-//! state is kept per worker); otherwise the job refuses to start and says what differs.
+//! have been taken by the same operators and settings; otherwise the job refuses to start and
+//! says what differs. It may have been taken by another number of workers: operator state is
+//! kept per worker, by instrument, so each worker of the new job takes from every old worker's
+//! state the instruments it now owns ([`Restore::Parts`]), and partitions are found by topic
+//! and number whichever worker reads them.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +27,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tickflow_core::Timestamp;
-use tickflow_operators::adapter::{Checkpoints, Time};
+use tickflow_operators::adapter::{Checkpoints, Restore, Time};
 use tickflow_sinks::kafka::{Start, TopicProducer};
 use tickflow_sources::kafka::PartitionCheckpoint;
 
@@ -64,6 +67,11 @@ pub struct Restored {
     pub path: PathBuf,
     /// The checkpoint time.
     pub at: i64,
+    /// How many workers took it: when this job has another number, each operator's state is
+    /// spread over its workers by instrument ([`Operator::restore_parts`]).
+    ///
+    /// [`Operator::restore_parts`]: tickflow_operators::Operator::restore_parts
+    pub workers: usize,
     /// Where each partition stood.
     pub partitions: Vec<PartitionCheckpoint>,
     /// Per worker, per operator: name and state.
@@ -344,13 +352,13 @@ impl Store {
                 ),
             ));
         }
-        if m.workers != self.workers {
+        if m.workers == 0 || m.operators.len() != m.workers {
             return Err(refuse(
                 &path,
                 format!(
-                    "it was taken with {} workers and operator state is kept per worker; run \
-                     with --workers {}",
-                    m.workers, m.workers
+                    "its manifest names the states of {} workers of a job of {}",
+                    m.operators.len(),
+                    m.workers
                 ),
             ));
         }
@@ -373,6 +381,7 @@ impl Store {
         Ok(Some(Restored {
             path,
             at,
+            workers: m.workers,
             partitions: m.partitions,
             states,
             files: m.files,
@@ -711,30 +720,19 @@ impl Checkpoints for WorkerCheckpoints {
         self.store.interval
     }
 
-    fn restored(&self, id: usize, name: &'static str) -> Option<Vec<u8>> {
+    fn restored(&self, id: usize, name: &'static str) -> Option<Restore> {
         let restored = self.restored.as_ref()?;
-        let found = restored
-            .states
-            .get(self.worker)
-            .and_then(|ops| ops.get(id))
-            .cloned();
-        match found {
-            Some((n, state)) if n == name => Some(state),
-            Some((n, _)) => {
-                self.fail_restore(format!(
-                    "operator {id} of worker {} is `{n}` in the checkpoint and `{name}` here",
-                    self.worker
-                ));
-                None
-            }
-            None => {
-                self.fail_restore(format!(
-                    "the checkpoint has no state for operator {id} (`{name}`) of worker {}",
-                    self.worker
-                ));
-                None
-            }
+        if restored.workers == self.store.workers {
+            return self
+                .state(restored, self.worker, id, name)
+                .map(Restore::Own);
         }
+        // Taken by another number of workers: every worker's state of this operator, which
+        // the operator spreads over this job's workers by instrument.
+        (0..restored.workers)
+            .map(|w| self.state(restored, w, id, name))
+            .collect::<Option<Vec<_>>>()
+            .map(Restore::Parts)
     }
 
     fn restore_failed(&self, id: usize, name: &'static str, error: tickflow_operators::Error) {
@@ -764,22 +762,44 @@ impl Checkpoints for WorkerCheckpoints {
 }
 
 impl WorkerCheckpoints {
+    /// Operator `id`'s state of worker `worker` in the checkpoint.
+    fn state(&self, restored: &Restored, worker: usize, id: usize, name: &str) -> Option<Vec<u8>> {
+        match restored.states.get(worker).and_then(|ops| ops.get(id)) {
+            Some((n, state)) if n == name => Some(state.clone()),
+            Some((n, _)) => {
+                self.fail_restore(format!(
+                    "operator {id} of worker {worker} is `{n}` in the checkpoint and `{name}` here"
+                ));
+                None
+            }
+            None => {
+                self.fail_restore(format!(
+                    "the checkpoint has no state for operator {id} (`{name}`) of worker {worker}"
+                ));
+                None
+            }
+        }
+    }
+
     fn fail_restore(&self, message: String) {
         let mut inner = self.store.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.restore_errors.push(message);
     }
 }
 
-/// The operators a worker's checkpoint holds, against those its dataflow built: a checkpoint
-/// of another shape is refused (every operator must take a state back).
-pub fn check_shape(restored: &Restored, worker: usize, built: usize) -> Result<(), String> {
-    let had = restored.states.get(worker).map_or(0, Vec::len);
-    if had != built {
-        return Err(format!(
-            "checkpoint {}: worker {worker} has {had} operator states, its dataflow {built} \
-             operators",
-            restored.path.display()
-        ));
+/// The operators the checkpoint holds for each worker that took it, against those a worker's
+/// dataflow built (every worker builds the same): a checkpoint of another shape is refused
+/// (every operator must take a state back).
+pub fn check_shape(restored: &Restored, built: usize) -> Result<(), String> {
+    for (worker, states) in restored.states.iter().enumerate() {
+        let had = states.len();
+        if had != built {
+            return Err(format!(
+                "checkpoint {}: worker {worker} has {had} operator states, a dataflow of this \
+                 job {built} operators",
+                restored.path.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -892,10 +912,21 @@ interval = "5m"
         assert_eq!(r.sink_state("report/fills").unwrap(), b"{\"n\":3}");
         let e = r.sink_state("report/orders").unwrap_err().to_string();
         assert!(e.contains("no state of `report/orders`"), "{e}");
+        let r = Arc::new(r);
         assert_eq!(
-            hook(&s, 1, Some(Arc::new(r))).restored(0, "bars"),
-            Some(b"{\"a\":1}".to_vec())
+            hook(&s, 1, Some(r.clone())).restored(0, "bars"),
+            Some(Restore::Own(b"{\"a\":1}".to_vec()))
         );
+        // A job of another number of workers gets every worker's state, in worker order.
+        let three = Arc::new(store(dir.path(), PIPELINE, 3));
+        assert_eq!(
+            hook(&three, 2, Some(r.clone())).restored(0, "bars"),
+            Some(Restore::Parts(vec![
+                b"{\"a\":0}".to_vec(),
+                b"{\"a\":1}".to_vec()
+            ]))
+        );
+        assert!(three.restore_errors().is_empty());
 
         // A newer one replaces it; a failed snapshot leaves its checkpoint out, not the job.
         for (w, h) in [&w0, &w1].into_iter().enumerate() {
@@ -989,7 +1020,7 @@ interval = "5m"
     }
 
     #[test]
-    fn a_checkpoint_of_other_operators_or_workers_is_refused_with_the_reason() {
+    fn a_checkpoint_of_other_operators_is_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let s = Arc::new(store(dir.path(), PIPELINE, 1));
         s.built(0, 1, true);
@@ -999,26 +1030,32 @@ interval = "5m"
         let other = store(dir.path(), &PIPELINE.replace("\"1m\"", "\"2m\""), 1);
         let e = other.load().unwrap_err().to_string();
         assert!(e.contains("other operators or settings"), "{e}");
-        let e = store(dir.path(), PIPELINE, 2)
-            .load()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("taken with 1 workers") && e.contains("--workers 1"),
-            "{e}"
-        );
+        // Another number of workers takes it (each operator spreads its state by instrument).
+        let r = store(dir.path(), PIPELINE, 2).load().unwrap().unwrap();
+        assert_eq!(r.workers, 1);
         // The operators a worker builds must be the checkpoint's.
         let r = Arc::new(store(dir.path(), PIPELINE, 1).load().unwrap().unwrap());
-        assert!(check_shape(&r, 0, 1).is_ok());
-        let e = check_shape(&r, 0, 2).unwrap_err();
-        assert!(e.contains("1 operator states, its dataflow 2"), "{e}");
-        let s2 = Arc::new(store(dir.path(), PIPELINE, 1));
-        assert!(hook(&s2, 0, Some(r)).restored(0, "indicators").is_none());
-        let e = s2.restore_errors();
+        assert!(check_shape(&r, 1).is_ok());
+        let e = check_shape(&r, 2).unwrap_err();
         assert!(
-            e[0].contains("is `bars` in the checkpoint and `indicators` here"),
-            "{e:?}"
+            e.contains("1 operator states, a dataflow of this job 2"),
+            "{e}"
         );
+        for workers in [1, 2] {
+            let s2 = Arc::new(store(dir.path(), PIPELINE, workers));
+            assert!(
+                hook(&s2, 0, Some(r.clone()))
+                    .restored(0, "indicators")
+                    .is_none()
+            );
+            let e = s2.restore_errors();
+            assert!(
+                e[0].contains(
+                    "operator 0 of worker 0 is `bars` in the checkpoint and `indicators` here"
+                ),
+                "{e:?}"
+            );
+        }
         // A manifest that does not parse is named.
         std::fs::write(dir.path().join("ckpt-300/manifest.json"), "{").unwrap();
         let e = store(dir.path(), PIPELINE, 1)

@@ -743,6 +743,11 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
             cost: store.cost(),
             dir: c.dir.display().to_string(),
             resumed_from: shared.restored.as_ref().map(|r| Timestamp(r.at)),
+            taken_by: shared
+                .restored
+                .as_ref()
+                .map(|r| r.workers)
+                .filter(|w| *w != opts.workers),
             skipped: stats.skipped.load(Ordering::Relaxed),
             written,
             newest: newest.map(Timestamp),
@@ -1761,6 +1766,9 @@ struct ChunkReader {
     /// The checkpoint time the watermark last passed (`None` before the first watermark of a
     /// job that does not resume).
     checkpointed: Option<i64>,
+    /// The oldest event time read before the first watermark: checkpoint times are counted
+    /// from it.
+    first_read: i64,
     /// Records the follower has skipped so far (counted in the stats).
     skipped: u64,
 }
@@ -1899,18 +1907,28 @@ impl ChunkReader {
         chunk.positions.clear();
         chunk.positions.extend(follower.positions());
         self.cur = chunk.hold;
-        // The watermark passed a checkpoint time: where the partitions stand for it. (The
-        // first watermark only sets where checkpoint times are counted from.)
         // Each checkpoint time the watermark passed: where the partitions stand for it. Every
         // one is reported, not only the last, because an operator whose input has no step
-        // between two of them snapshots at the later one only. (The first watermark only sets
-        // where checkpoint times are counted from.)
+        // between two of them snapshots at the later one only. They are counted from the
+        // first record read: a job that starts on a backlog (a whole day waiting in the topic,
+        // read before its partitions' frontiers let the watermark move) checkpoints within
+        // it, as its operators do (see [`tickflow_operators::adapter::apply`]).
         chunk.checkpoints.clear();
+        if self.checkpointed.is_none() {
+            self.first_read = self.first_read.min(first);
+        }
         if let Some(every) = self.checkpoint_every
             && let Some(at) = tickflow_operators::adapter::boundary(chunk.hold, every)
         {
             match self.checkpointed {
-                None => self.checkpointed = Some(at),
+                None => {
+                    let start =
+                        tickflow_operators::adapter::boundary(self.first_read.min(at), every);
+                    for b in passed_boundaries(start.unwrap_or(at), at, every) {
+                        chunk.checkpoints.push((b, follower.checkpoint(b)));
+                    }
+                    self.checkpointed = Some(at);
+                }
                 Some(last) if at > last => {
                     for b in passed_boundaries(last, at, every) {
                         chunk.checkpoints.push((b, follower.checkpoint(b)));
@@ -2063,7 +2081,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
             .any(|(i, _)| i % peers == index);
         store.built(index, checkpointed, reads);
         if let Some(r) = &shared.restored {
-            crate::checkpoint::check_shape(r, index, checkpointed)?;
+            crate::checkpoint::check_shape(r, checkpointed)?;
             if let Some(e) = store.restore_errors().first() {
                 return Err(format!(
                     "checkpoint {}: cannot resume: {e}",
@@ -2145,6 +2163,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         index,
         checkpoint_every: shared.checkpoints.as_ref().map(|s| s.interval()),
         checkpointed: shared.restored.as_ref().map(|r| r.at),
+        first_read: i64::MAX,
         skipped: 0,
     };
     // A live job: the offsets each chunk reached, until the sinks have processed it.

@@ -134,6 +134,9 @@ pub struct CheckpointSummary {
     pub dir: String,
     /// The time of the checkpoint the job resumed from.
     pub resumed_from: Option<Timestamp>,
+    /// How many workers took that checkpoint, when not as many as this job has (the operators'
+    /// state was spread over this job's workers).
+    pub taken_by: Option<usize>,
     /// Records dropped on reading because that checkpoint held them (not counted as read).
     pub skipped: u64,
     /// Checkpoints written by this run.
@@ -283,6 +286,15 @@ impl fmt::Display for Summary {
                     "resumed         from the checkpoint at {r} ({} records it held were skipped)",
                     thousands(c.skipped)
                 )?;
+                if let Some(w) = c.taken_by {
+                    writeln!(
+                        f,
+                        "                taken by {w} worker{}, its operator state spread over {} by \
+                         instrument",
+                        if w == 1 { "" } else { "s" },
+                        self.workers
+                    )?;
+                }
             }
             match c.newest {
                 Some(n) => writeln!(

@@ -8,7 +8,7 @@ use tickflow_core::{Bar, IndicatorRow, InstrumentId, Timestamp};
 
 use super::{IndicatorPeriods, IndicatorSet, Ohlcv};
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, decode_state, encode_state};
+use crate::operator::{Emitter, Operator, decode_parts, decode_state, encode_state, regroup};
 
 /// Computes the standard indicator set per instrument.
 pub struct Indicators {
@@ -99,6 +99,12 @@ impl Operator for Indicators {
         self.sets = decode_state("indicators", snapshot)?;
         Ok(())
     }
+
+    fn restore_parts(&mut self, parts: &[Vec<u8>], mine: &dyn Fn(u64) -> bool) -> Result<()> {
+        let parts: Vec<BTreeMap<InstrumentId, IndicatorSet>> = decode_parts("indicators", parts)?;
+        self.sets = regroup("indicators", parts, |i| u64::from(i.0), mine)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +167,23 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn indicator_history_spread_over_another_number_of_workers_goes_on_as_on_one() {
+        let steps: Vec<(Timestamp, Vec<Bar>)> = (1..120)
+            .map(|m| {
+                let bars = (0..5u32)
+                    .map(|i| bar(i, m, 100 + (m * i64::from(i + 2)) % 11))
+                    .collect();
+                (Timestamp(m * 60_000_000_000), bars)
+            })
+            .collect();
+        let n = crate::operator::rescale_check::rescaled_runs_as_one(
+            || Indicators::new(IndicatorPeriods::default()).unwrap(),
+            &steps,
+            Timestamp(61 * 60_000_000_000 + 1),
+        );
+        assert!(n >= 5 * 58, "{n} rows");
     }
 }
