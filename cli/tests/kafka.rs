@@ -1625,3 +1625,156 @@ prices = "bars"
 totals = "portfolio"
 capital = 1000000
 "#;
+
+/// Sends `lines` ("KEY<TAB>VALUE") to `topic` (created with `partitions` when missing) through
+/// the third-party client.
+fn produce(python: &str, brokers: &str, topic: &str, partitions: &str, lines: &[String]) {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_client.py");
+    let mut child = Command::new(python)
+        .arg(&script)
+        .args(["produce", brokers, topic, partitions])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_resumed_job_rejects_and_dead_letters_each_bad_message_once() {
+    let Some((brokers, python)) =
+        setup("a_resumed_job_rejects_and_dead_letters_each_bad_message_once")
+    else {
+        return;
+    };
+    let (t, dlq) = (topic("bad-resume"), topic("bad-resume-dlq"));
+    // One AIG trade a second from 14:30, every 25th message undecodable (its own text).
+    let t0 = 1_704_205_800_000_000_000i64;
+    let bad = |k: i64| k % 25 == 7;
+    let messages = |from: i64, to: i64| -> Vec<String> {
+        (from..to)
+            .map(|k| {
+                if bad(k) {
+                    format!("AIG\tnot json {k}")
+                } else {
+                    format!(
+                        r#"AIG	{{"type":"trade","instrument":"AIG","ts_event":{},"price":"47.{k:03}","size":100}}"#,
+                        t0 + k * 1_000_000_000
+                    )
+                }
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[[source]]\nkind = \"kafka\"\ntopic = \"{t}\"\ngroup = \"{t}\"\ndead_letter = \"{dlq}\"\n\
+             follow = true\nsymbols = [\"AIG\"]\nidle_timeout = \"10s\"\ncommit_interval = \"300ms\"\n\n\
+             [[sink]]\nkind = \"jsonl\"\nstreams = [\"trades\", \"rejects\"]\n\n\
+             [checkpoint]\ndir = \"{}\"\ninterval = \"5m\"\n",
+            checkpoints.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let dead_letters = |count: usize| -> Vec<String> {
+        consume(&python, &brokers, &dlq, count)
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect()
+    };
+
+    // Job A reads seven minutes waiting in the topic, checkpoints at 14:35 (within them), then
+    // reads two minutes more, whose bad messages it dead-letters after the checkpoint, and is
+    // killed before the next checkpoint (14:40).
+    produce(&python, &brokers, &t, "1", &messages(0, 420));
+    let a = LiveJob::start_on(&pipeline, &out, &brokers, 1);
+    let at = t0 + 300_000_000_000;
+    wait_for(
+        || newest_checkpoint(&checkpoints) == Some(at),
+        "the checkpoint at 14:35",
+        || a.log(),
+    );
+    produce(&python, &brokers, &t, "1", &messages(420, 540));
+    let first = (0..540).filter(|k| bad(*k)).count();
+    assert_eq!(dead_letters(first).len(), first, "{}", a.log());
+    a.kill();
+    assert_eq!(newest_checkpoint(&checkpoints), Some(at));
+
+    // Job B resumes from it: the messages after it are read again, and six minutes more.
+    produce(&python, &brokers, &t, "1", &messages(540, 900));
+    let b = LiveJob::start_on(&pipeline, &out, &brokers, 1);
+    let all = (0..900).filter(|k| bad(*k)).count();
+    wait_for(
+        || dead_letters(0).len() >= all,
+        "the dead letters of the last minutes",
+        || b.log(),
+    );
+    wait_for(
+        || b.log().contains("event time 2024-01-02T14:44"),
+        "job B to read up to 14:44",
+        || b.log(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let log = b.log();
+    let summary = b.terminate();
+    assert!(
+        log.contains("dead letters that the job before the restart sent after the checkpoint"),
+        "{log}"
+    );
+
+    // Each bad message is in the dead-letter topic once, and in the rejects once; each good
+    // one is a trade once.
+    let positions = |texts: &[String]| -> Vec<i64> {
+        let mut v: Vec<i64> = texts
+            .iter()
+            .map(|s| {
+                let after = s
+                    .split(&format!("{t}/0@"))
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("{s}"));
+                let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().unwrap()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let expected: Vec<i64> = (0..900).filter(|k| bad(*k)).collect();
+    assert_eq!(positions(&dead_letters(0)), expected, "dead letters\n{log}");
+    let lines = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(out.join(f))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        positions(&lines("rejects.jsonl")),
+        expected,
+        "rejects\n{summary}"
+    );
+    let trades = lines("trades.jsonl");
+    assert_eq!(trades.len(), 900 - expected.len(), "{summary}");
+    let prices: std::collections::BTreeSet<String> = trades
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["price"].to_string())
+        .collect();
+    assert_eq!(prices.len(), trades.len(), "a trade twice\n{summary}");
+}

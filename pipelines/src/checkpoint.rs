@@ -847,6 +847,7 @@ interval = "5m"
             partition,
             resume,
             read_to,
+            dead_letter: Vec::new(),
         }
     }
 

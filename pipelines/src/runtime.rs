@@ -2140,7 +2140,9 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
                 .restored
                 .as_ref()
                 .map(|r| (r.at, r.partitions.as_slice()));
-            follower.set_checkpoints(store.interval(), resumed);
+            follower
+                .set_checkpoints(store.interval(), resumed)
+                .map_err(|e| e.to_string())?;
         }
         (Merger::new(Vec::new()), Some(follower))
     } else {

@@ -24,7 +24,7 @@
 //! Instruments are declared when the job is planned: those listed in `symbols`, or else the
 //! keys of the messages the parts will read (the symbols, as `tickflow publish` keys them).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -303,11 +303,12 @@ pub fn instruments(
 fn fetch_from(
     consumer: &BaseConsumer,
     config: &KafkaSourceConfig,
+    topic: &str,
     partition: i32,
     start: i64,
 ) -> Result<i64> {
     let (low, high) = consumer
-        .fetch_watermarks(&config.topic, partition, TIMEOUT)
+        .fetch_watermarks(topic, partition, TIMEOUT)
         .map_err(|e| {
             config.error(format!(
                 "cannot read the offsets of partition {partition}: {e}"
@@ -325,7 +326,7 @@ fn fetch_from(
     let probe = config.probe_consumer()?;
     while from > low {
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&config.topic, partition, Offset::Offset(from))
+        list.add_partition_offset(topic, partition, Offset::Offset(from))
             .map_err(|e| config.error(e.to_string()))?;
         probe
             .assign(&list)
@@ -351,7 +352,13 @@ fn fetch_from(
 fn assign(config: &KafkaSourceConfig, range: &PartitionRange) -> Result<BaseConsumer> {
     let consumer = config.consumer()?;
     let mut list = TopicPartitionList::new();
-    let from = fetch_from(&consumer, config, range.partition, range.start)?;
+    let from = fetch_from(
+        &consumer,
+        config,
+        &config.topic,
+        range.partition,
+        range.start,
+    )?;
     list.add_partition_offset(&config.topic, range.partition, Offset::Offset(from))
         .map_err(|e| config.error(e.to_string()))?;
     consumer
@@ -379,7 +386,30 @@ pub fn commit(config: &KafkaSourceConfig, ranges: &[PartitionRange]) -> Result<(
 struct Decoder {
     config: KafkaSourceConfig,
     registry: std::sync::Arc<InstrumentRegistry>,
-    dead_letter: Option<BaseProducer>,
+    dead_letter: Option<BaseProducer<Delivered>>,
+    /// Per partition of the dead-letter topic, its end when the producer started: every dead
+    /// letter this decoder sends is at or after it.
+    floor: BTreeMap<i32, i64>,
+    /// Positions (partition, offset) of the source whose dead letters are in the topic already
+    /// (read back on resuming): not sent again.
+    sent: std::sync::Mutex<BTreeSet<(i32, i64)>>,
+}
+
+/// The last offset delivered to each partition of the dead-letter topic.
+#[derive(Default)]
+struct Delivered(std::sync::Mutex<BTreeMap<i32, i64>>);
+
+impl rdkafka::ClientContext for Delivered {}
+
+impl rdkafka::producer::ProducerContext for Delivered {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _opaque: ()) {
+        if let Ok(m) = result {
+            let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let l = last.entry(m.partition()).or_insert(m.offset());
+            *l = (*l).max(m.offset());
+        }
+    }
 }
 
 impl Decoder {
@@ -387,31 +417,163 @@ impl Decoder {
         config: &KafkaSourceConfig,
         registry: std::sync::Arc<InstrumentRegistry>,
     ) -> Result<Self> {
+        let mut floor = BTreeMap::new();
         let dead_letter = match &config.dead_letter {
-            Some(_) => Some(
-                ClientConfig::new()
+            Some(topic) => {
+                let producer: BaseProducer<Delivered> = ClientConfig::new()
                     .set("bootstrap.servers", config.brokers())
                     .set("enable.idempotence", "true")
-                    .create()
+                    .create_with_context(Delivered::default())
                     .map_err(|e| {
                         config.error(format!("cannot create the dead-letter producer: {e}"))
-                    })?,
-            ),
+                    })?;
+                let client = producer.client();
+                let metadata = client.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
+                    config.error(format!("cannot read the metadata of {topic}: {e}"))
+                })?;
+                for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+                    for p in t.partitions() {
+                        let (_, high) =
+                            client
+                                .fetch_watermarks(topic, p.id(), TIMEOUT)
+                                .map_err(|e| {
+                                    config.error(format!(
+                                        "cannot read the offsets of {topic} partition {}: {e}",
+                                        p.id()
+                                    ))
+                                })?;
+                        floor.insert(p.id(), high);
+                    }
+                }
+                Some(producer)
+            }
             None => None,
         };
         Ok(Self {
             config: config.clone(),
             registry,
             dead_letter,
+            floor,
+            sent: std::sync::Mutex::default(),
         })
     }
 
-    /// The record of the message at `offset` of `partition`, numbered as part `source`.
-    fn item(&self, partition: i32, offset: i64, source: u16, payload: &[u8]) -> SourceItem {
+    /// Per partition of the dead-letter topic, an offset at or before the first dead letter
+    /// this decoder sends from now on: after the last one delivered (all sent so far are, when
+    /// the reader flushed them), or its end when the decoder started. Empty without one.
+    fn dead_letter_from(&self) -> Vec<(i32, i64)> {
+        let Some(producer) = &self.dead_letter else {
+            return Vec::new();
+        };
+        let delivered = producer
+            .context()
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.floor
+            .iter()
+            .map(|(&p, &f)| (p, delivered.get(&p).map_or(f, |d| f.max(d + 1))))
+            .collect()
+    }
+
+    /// Reads the dead-letter topic back from `from` (per partition of it) and notes the dead
+    /// letters of the source's partitions `mine` found there: they are not sent again.
+    fn read_back(&self, from: &BTreeMap<i32, i64>, mine: &BTreeSet<i32>) -> Result<()> {
+        let (Some(topic), false) = (&self.config.dead_letter, from.is_empty()) else {
+            return Ok(());
+        };
+        let consumer: BaseConsumer = self
+            .config
+            .settings(true)
+            .set(
+                "group.id",
+                format!("{}-dead-letter-read-back", self.config.group),
+            )
+            .create()
+            .map_err(|e| self.config.error(format!("cannot create a consumer: {e}")))?;
+        let mut list = TopicPartitionList::new();
+        let mut reading = BTreeSet::new();
+        for (&p, &f) in from {
+            let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT).map_err(|e| {
+                self.config.error(format!(
+                    "cannot read the offsets of {topic} partition {p}: {e}"
+                ))
+            })?;
+            if high <= f.max(low) {
+                continue;
+            }
+            let start = fetch_from(&consumer, &self.config, topic, p, f)?;
+            list.add_partition_offset(topic, p, Offset::Offset(start))
+                .map_err(|e| self.config.error(e.to_string()))?;
+            reading.insert(p);
+        }
+        if reading.is_empty() {
+            return Ok(());
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| self.config.error(format!("cannot read {topic} back: {e}")))?;
+        let prefix = format!("{}/", self.config.topic);
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        while !reading.is_empty() {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    // Keys are `topic/partition@offset: reason`.
+                    let key = std::str::from_utf8(m.key().unwrap_or_default()).unwrap_or("");
+                    let position = key
+                        .strip_prefix(&prefix)
+                        .and_then(|k| k.split_once(':'))
+                        .and_then(|(at, _)| at.split_once('@'))
+                        .and_then(|(p, o)| Some((p.parse::<i32>().ok()?, o.parse::<i64>().ok()?)));
+                    if let Some((p, o)) = position
+                        && mine.contains(&p)
+                    {
+                        sent.insert((p, o));
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    reading.remove(&p);
+                }
+                Some(Err(e)) => {
+                    return Err(self.config.error(format!("cannot read {topic} back: {e}")));
+                }
+                None if started.elapsed() > Duration::from_secs(30) => {
+                    return Err(self.config.error(format!(
+                        "cannot read {topic} back: its partitions {reading:?} gave nothing for 30 s"
+                    )));
+                }
+                None => {}
+            }
+        }
+        if !sent.is_empty() {
+            eprintln!(
+                "kafka topic {}: {} dead letters that the job before the restart sent after the \
+                 checkpoint are in {topic}; they are not sent again",
+                self.config.topic,
+                sent.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// The record of the message at `offset` of `partition`, numbered as part `source`; an
+    /// undecodable one goes to the dead-letter topic when `dead_letter` (not when a checkpoint
+    /// holds it: it went there before).
+    fn item(
+        &self,
+        partition: i32,
+        offset: i64,
+        source: u16,
+        payload: &[u8],
+        dead_letter: bool,
+    ) -> SourceItem {
         let seq = SeqNo::new(source, u64::try_from(offset).unwrap_or(0));
         match decode(payload, &self.registry, &self.config.venue, seq) {
             Ok(event) => SourceItem::Event(event),
-            Err(detail) => self.reject(partition, offset, source, payload, detail),
+            Err(detail) if dead_letter => self.reject(partition, offset, source, payload, detail),
+            Err(detail) => SourceItem::Bad(self.bad(partition, offset, source, detail)),
         }
     }
 
@@ -423,7 +585,14 @@ impl Decoder {
         payload: &[u8],
         detail: String,
     ) -> SourceItem {
-        if let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter) {
+        let already = self
+            .sent
+            .lock()
+            .map(|mut s| !s.is_empty() && s.remove(&(partition, offset)))
+            .unwrap_or(false);
+        if let (Some(producer), Some(topic), false) =
+            (&self.dead_letter, &self.config.dead_letter, already)
+        {
             let key = format!("{}/{partition}@{offset}: {detail}", self.config.topic);
             let record = BaseRecord::<[u8], [u8]>::to(topic)
                 .key(key.as_bytes())
@@ -526,6 +695,7 @@ impl PartReader for PartitionReader {
                         offset,
                         self.source,
                         m.payload().unwrap_or_default(),
+                        true,
                     ));
                 }
                 Some(Err(e)) => {
@@ -584,6 +754,11 @@ pub struct PartitionCheckpoint {
     pub resume: i64,
     /// The next offset the reader would have read.
     pub read_to: i64,
+    /// With a dead-letter topic: per partition of it, an offset at or before the first dead
+    /// letter its reader sent after the checkpoint (a resumed reader reads them back and does
+    /// not send them again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letter: Vec<(i32, i64)>,
 }
 
 /// One partition a [`Follower`] reads.
@@ -606,6 +781,8 @@ struct Followed {
     marks: VecDeque<(i64, i64)>,
     /// Resumed from a checkpoint at `.1`: records before offset `.0` older than `.1` are in it.
     skip: Option<(i64, i64)>,
+    /// Index of its consumer (and decoder) in the follower.
+    consumer: usize,
 }
 
 /// Follows partitions without end (`follow = true`): the Kafka parts one worker of a live
@@ -655,7 +832,13 @@ impl Follower {
                 }
             };
             let (_, list, members) = &mut groups[at];
-            let from = fetch_from(&config.consumer()?, config, range.partition, range.start)?;
+            let from = fetch_from(
+                &config.consumer()?,
+                config,
+                &config.topic,
+                range.partition,
+                range.start,
+            )?;
             list.add_partition_offset(&config.topic, range.partition, Offset::Offset(from))
                 .map_err(|e| config.error(e.to_string()))?;
             members.push(partitions.len());
@@ -670,6 +853,7 @@ impl Follower {
                 read_to: read_to.clone(),
                 marks: VecDeque::new(),
                 skip: None,
+                consumer: at,
             });
         }
         let mut consumers = Vec::new();
@@ -694,28 +878,50 @@ impl Follower {
 
     /// Tracks checkpoint boundaries every `interval` of event time; `resumed` is the checkpoint
     /// the job resumes from (its time and partitions), whose records are dropped as they come
-    /// (the partitions were opened at its `resume` offsets).
+    /// (the partitions were opened at its `resume` offsets), and whose undecodable messages
+    /// are neither rejected nor dead-lettered again. The dead letters the job before the
+    /// restart sent after the checkpoint are read back first, and not sent again.
     pub fn set_checkpoints(
         &mut self,
         interval: i64,
         resumed: Option<(i64, &[PartitionCheckpoint])>,
-    ) {
+    ) -> Result<()> {
         self.interval = Some(interval.max(1));
         if let Some((at, parts)) = resumed {
+            // Per consumer: the earliest dead letter its partitions' readers may have sent
+            // after the checkpoint, per partition of the dead-letter topic.
+            let mut from: Vec<BTreeMap<i32, i64>> = vec![BTreeMap::new(); self.consumers.len()];
             for p in &mut self.partitions {
                 if let Some(c) = parts
                     .iter()
                     .find(|c| c.topic == p.topic && c.partition == p.partition)
                 {
                     p.skip = Some((c.read_to, at));
+                    for &(dp, offset) in &c.dead_letter {
+                        let f = from[p.consumer].entry(dp).or_insert(offset);
+                        *f = (*f).min(offset);
+                    }
                 }
             }
+            for ((_, decoder, members), from) in self.consumers.iter().zip(from) {
+                let mine: BTreeSet<i32> = members
+                    .iter()
+                    .map(|&j| self.partitions[j].partition)
+                    .collect();
+                decoder.read_back(&from, &mine)?;
+            }
         }
+        Ok(())
     }
 
     /// Where each partition stands for a checkpoint at `at`, which the watermark has just
     /// reached: no record read later is older than `at` unless it is late.
     pub fn checkpoint(&mut self, at: i64) -> Vec<PartitionCheckpoint> {
+        let dead_letters: Vec<Vec<(i32, i64)>> = self
+            .consumers
+            .iter()
+            .map(|(_, d, _)| d.dead_letter_from())
+            .collect();
         self.partitions
             .iter_mut()
             .map(|p| {
@@ -729,6 +935,7 @@ impl Follower {
                     partition: p.partition,
                     resume,
                     read_to,
+                    dead_letter: dead_letters[p.consumer].clone(),
                 }
             })
             .collect()
@@ -877,15 +1084,23 @@ impl Taker<'_> {
         {
             return None;
         }
+        // Read before the checkpoint the job resumed from: an undecodable message was
+        // rejected and dead-lettered then (its reject is in the checkpoint's outputs).
+        let held = p.skip.is_some_and(|(below, _)| offset < below);
         let item = decoder.item(
             p.partition,
             offset,
             p.source,
             m.payload().unwrap_or_default(),
+            !held,
         );
         p.last_message = Some(std::time::Instant::now());
         p.read_to
             .store(offset + 1, std::sync::atomic::Ordering::Release);
+        if held && matches!(item, SourceItem::Bad(_)) {
+            *self.skipped += 1;
+            return None;
+        }
         if let SourceItem::Event(e) = &item {
             let ts = e.ts_event().nanos();
             if p.skip.is_some_and(|(below, at)| offset < below && ts < at) {
