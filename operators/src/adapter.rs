@@ -137,6 +137,13 @@ pub enum Restore {
 pub trait Checkpoints {
     /// Event time between two checkpoints, in nanoseconds (positive).
     fn interval(&self) -> Time;
+    /// The checkpoint time the job's checkpoints are counted from, once known (the one it
+    /// resumed from, or the one at or below the first record it read): an operator whose
+    /// first step or watermark is later snapshots its state (still the one it started with)
+    /// for the checkpoint times between, so that those can complete.
+    fn origin(&self) -> Option<Time> {
+        None
+    }
     /// The state operator `id` (named `name`) resumes from, if the job resumes.
     fn restored(&self, id: usize, name: &'static str) -> Option<Restore>;
     /// Operator `id` could not take its restored state.
@@ -190,6 +197,10 @@ fn next_checkpointed() -> Option<(Rc<dyn Checkpoints>, usize)> {
         })
     })
 }
+
+/// At most this many checkpoint times an operator passed at once (with no step between them)
+/// get its snapshot: the latest ones (older ones could not complete before newer ones anyway).
+const SNAPSHOTS_AT_ONCE: Time = 8;
 
 /// The largest multiple of `interval` at or below `t` (`None` where there is none: `t` near
 /// `Time::MIN`, before any watermark).
@@ -306,7 +317,8 @@ pub fn apply_with_state<'s, O: Operator>(
                     match checkpointed {
                         None => {
                             let first = pending.first().unwrap_or(Time::MAX);
-                            checkpointed = boundary(o.min(first), c.interval());
+                            checkpointed = boundary(o.min(first), c.interval())
+                                .map(|b| c.origin().map_or(b, |origin| b.min(origin)));
                             if checkpointed.is_some() {
                                 continue;
                             }
@@ -318,15 +330,24 @@ pub fn apply_with_state<'s, O: Operator>(
                                 if first >= next
                                     && let Some(at) = boundary(o.min(first), c.interval())
                                 {
-                                    let below = at.saturating_sub(1);
-                                    if below > watermark {
-                                        watermark = below;
-                                        emitter.set_time(Timestamp(below));
-                                        op.on_watermark(Timestamp(below), &mut emitter);
+                                    // Every boundary passed since the last step (the
+                                    // latest few) gets a snapshot, each after the watermark
+                                    // just below it (what it completes, an open bar, goes
+                                    // out first), so that each can complete.
+                                    let skipped =
+                                        ((at - last) / c.interval()).clamp(1, SNAPSHOTS_AT_ONCE);
+                                    for k in (0..skipped).rev() {
+                                        let b = at - k * c.interval();
+                                        let below = b.saturating_sub(1);
+                                        if below > watermark {
+                                            watermark = below;
+                                            emitter.set_time(Timestamp(below));
+                                            op.on_watermark(Timestamp(below), &mut emitter);
+                                        }
+                                        let started = std::time::Instant::now();
+                                        let state = op.snapshot();
+                                        c.snapshot(*id, name, b, state, started.elapsed());
                                     }
-                                    let started = std::time::Instant::now();
-                                    let state = op.snapshot();
-                                    c.snapshot(*id, name, at, state, started.elapsed());
                                     checkpointed = Some(at);
                                     continue;
                                 }
@@ -1050,13 +1071,15 @@ mod checkpoint_tests {
     fn operators_handed_a_backlog_at_once_snapshot_within_it() {
         // A job started on a backlog: every record is in before the first watermark, which
         // then jumps past them all. The checkpoints are counted from the first step, not from
-        // that watermark.
+        // that watermark; and the boundaries in a gap of the data (1300 ..= 1600, no step
+        // between 1250 and 1650) each get a snapshot, not only the last of them.
         let records: Vec<V> = (0..200)
             .map(|k| V {
                 inst: k % 3,
                 t: 1_000 + i64::from(k) * 5,
                 v: 1,
             })
+            .filter(|r| !(1_250..1_650).contains(&r.t))
             .collect();
         let taken = timely::execute_directly(move |worker| {
             let taken: Snapshots = Rc::default();

@@ -171,6 +171,9 @@ pub struct Store {
     pipeline: String,
     digest: String,
     inner: Mutex<Inner>,
+    /// The checkpoint time this job's checkpoints are counted from, `i64::MAX` until known:
+    /// the one it resumed from, or the boundary at or below the first record read.
+    origin: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Default)]
@@ -293,12 +296,29 @@ impl Store {
                 operators: vec![None; workers],
                 ..Inner::default()
             }),
+            origin: std::sync::atomic::AtomicI64::new(i64::MAX),
         })
     }
 
     /// The event time between checkpoints (ns).
     pub fn interval(&self) -> Time {
         self.interval
+    }
+
+    /// A reader read a record at event time `t`: checkpoint times are counted from the
+    /// boundary at or below the oldest such (or the checkpoint the job resumed from).
+    pub fn note_origin(&self, t: i64) {
+        if let Some(b) = tickflow_operators::adapter::boundary(t, self.interval) {
+            self.origin
+                .fetch_min(b, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// The checkpoint time this job's checkpoints are counted from, once known (see
+    /// [`Checkpoints::origin`]).
+    pub fn origin(&self) -> Option<Time> {
+        let o = self.origin.load(std::sync::atomic::Ordering::Acquire);
+        (o != i64::MAX).then_some(o)
     }
 
     /// The newest complete checkpoint in the directory, checked against this job; `None` when
@@ -377,6 +397,7 @@ impl Store {
         if let Ok(mut inner) = self.inner.lock() {
             inner.latest = Some(at);
             inner.on_disk = Some(at);
+            self.note_origin(at);
         }
         Ok(Some(Restored {
             path,
@@ -718,6 +739,10 @@ pub struct WorkerCheckpoints {
 impl Checkpoints for WorkerCheckpoints {
     fn interval(&self) -> Time {
         self.store.interval
+    }
+
+    fn origin(&self) -> Option<Time> {
+        self.store.origin()
     }
 
     fn restored(&self, id: usize, name: &'static str) -> Option<Restore> {

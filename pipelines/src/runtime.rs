@@ -849,11 +849,17 @@ struct Marks {
     every: i64,
     /// The last checkpoint time noted; `None` before the first row or watermark.
     last: Option<i64>,
+    /// Where the job's checkpoint times are counted from.
+    store: Arc<Store>,
 }
 
 impl Marks {
-    fn new(every: i64) -> Self {
-        Self { every, last: None }
+    fn new(store: &Arc<Store>) -> Self {
+        Self {
+            every: store.interval(),
+            last: None,
+            store: store.clone(),
+        }
     }
 
     /// Nothing at or after `t` has been taken in yet: the checkpoint times up to `t` not noted
@@ -864,7 +870,12 @@ impl Marks {
             return Vec::new();
         };
         let passed = match self.last {
-            None => passed_boundaries(at - every, at, every).collect(),
+            // From the job's first checkpoint time: a stream whose first row comes later
+            // stood where it starts at the checkpoint times before it.
+            None => {
+                let from = (at - every).min(self.store.origin().unwrap_or(i64::MAX));
+                passed_boundaries(from, at, every).collect()
+            }
             Some(last) if at > last => passed_boundaries(last, at, every).collect(),
             Some(_) => return Vec::new(),
         };
@@ -928,10 +939,7 @@ fn attach<'s, T: SinkRecord + Record>(
                 store.sink_state(&sink_key(name, n));
             }
         }
-        (
-            Rc::new(RefCell::new(Marks::new(store.interval()))),
-            store.clone(),
-        )
+        (Rc::new(RefCell::new(Marks::new(store))), store.clone())
     });
     let (write_marks, progress_marks) = (marks.clone(), marks);
     // A live job flushes the sinks now and then, and says how far their rows are durable.
@@ -1501,7 +1509,7 @@ fn attach_report<'s>(
         let (write_state, progress_state) = (state.clone(), state.clone());
         let marks = checkpoints.map(|store| {
             Rc::new(TallyMarks {
-                marks: RefCell::new(Marks::new(store.interval())),
+                marks: RefCell::new(Marks::new(store)),
                 store: store.clone(),
                 stream: name.to_owned(),
             })
@@ -1767,8 +1775,10 @@ struct ChunkReader {
     /// job that does not resume).
     checkpointed: Option<i64>,
     /// The oldest event time read before the first watermark: checkpoint times are counted
-    /// from it.
+    /// from it (or from the job's origin, where another reader read older records).
     first_read: i64,
+    /// A live job's checkpoints, told where their times are counted from.
+    store: Option<Arc<Store>>,
     /// Records the follower has skipped so far (counted in the stats).
     skipped: u64,
 }
@@ -1917,13 +1927,20 @@ impl ChunkReader {
         if self.checkpointed.is_none() {
             self.first_read = self.first_read.min(first);
         }
+        if first != i64::MAX
+            && let Some(store) = &self.store
+        {
+            store.note_origin(first);
+        }
         if let Some(every) = self.checkpoint_every
             && let Some(at) = tickflow_operators::adapter::boundary(chunk.hold, every)
         {
             match self.checkpointed {
                 None => {
+                    let origin = self.store.as_ref().and_then(|s| s.origin());
                     let start =
-                        tickflow_operators::adapter::boundary(self.first_read.min(at), every);
+                        tickflow_operators::adapter::boundary(self.first_read.min(at), every)
+                            .map(|b| origin.map_or(b, |o| b.min(o)));
                     for b in passed_boundaries(start.unwrap_or(at), at, every) {
                         chunk.checkpoints.push((b, follower.checkpoint(b)));
                     }
@@ -2166,6 +2183,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         checkpoint_every: shared.checkpoints.as_ref().map(|s| s.interval()),
         checkpointed: shared.restored.as_ref().map(|r| r.at),
         first_read: i64::MAX,
+        store: shared.checkpoints.clone(),
         skipped: 0,
     };
     // A live job: the offsets each chunk reached, until the sinks have processed it.
