@@ -558,32 +558,12 @@ fn ticks_from_a_third_party_producer_are_read_and_bad_ones_go_to_the_dead_letter
         "AIG\tnot json at all",
         r#"AIG	{"type":"quote","instrument":"AIG","ts_event":1704205802000000000,"bid":47.1,"bid_size":5,"ask":47.2,"ask_size":7}"#,
     ];
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_client.py");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .args(["produce", &brokers, &t, "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for l in lines
-            .iter()
-            .copied()
-            .chain(binary_lines.iter().map(String::as_str))
-        {
-            writeln!(stdin, "{l}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all: Vec<String> = lines
+        .iter()
+        .map(|l| l.to_string())
+        .chain(binary_lines.iter().cloned())
+        .collect();
+    produce(&python, &brokers, &t, "1", &all);
 
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("p.toml");

@@ -313,6 +313,26 @@ pub struct FillLedger {
     seed: Seed,
 }
 
+impl EntryChange {
+    /// The ledger's entry of execution `f`, in step `t`.
+    fn of_fill(t: Time, f: &Fill) -> Self {
+        let key: FillKey = (
+            t,
+            f.ts_event.nanos(),
+            f.order_id,
+            f.exec,
+            f.signed_quantity(),
+            f.price.raw(),
+            f.fee.raw(),
+        );
+        EntryChange {
+            instrument: f.instrument.0,
+            entry: Entry::Fill(key),
+            diff: 1,
+        }
+    }
+}
+
 impl FillLedger {
     fn give_back(&mut self, out: &mut Emitter<EntryChange>) {
         let Some(at) = self.seed.take() else { return };
@@ -513,26 +533,7 @@ pub fn portfolio<'s>(
     )
     .map(|(t, c)| ((c.instrument.0, c.price), t, isize::from(c.diff)))
     .as_collection();
-    let entries = fills.map(|(t, f)| {
-        let key: FillKey = (
-            t,
-            f.ts_event.nanos(),
-            f.order_id,
-            f.exec,
-            f.signed_quantity(),
-            f.price.raw(),
-            f.fee.raw(),
-        );
-        let entry = Entry::Fill(key);
-        (
-            t,
-            EntryChange {
-                instrument: f.instrument.0,
-                entry,
-                diff: 1,
-            },
-        )
-    });
+    let entries = fills.map(|(t, f)| (t, EntryChange::of_fill(t, &f)));
     let fills = apply(entries, FillLedger::default())
         .map(|(t, c)| ((c.instrument, c.entry), t, isize::from(c.diff)))
         .as_collection();
@@ -862,19 +863,9 @@ mod checkpoint_tests {
             let fills: Vec<EntryChange> = chunk
                 .iter()
                 .filter_map(|(_, r)| match r {
-                    PriceInput::Fill(f) if f.status != FillStatus::Canceled => Some(EntryChange {
-                        instrument: f.instrument.0,
-                        entry: Entry::Fill((
-                            t.nanos(),
-                            f.ts_event.nanos(),
-                            f.order_id,
-                            f.exec,
-                            f.signed_quantity(),
-                            f.price.raw(),
-                            f.fee.raw(),
-                        )),
-                        diff: 1,
-                    }),
+                    PriceInput::Fill(f) if f.status != FillStatus::Canceled => {
+                        Some(EntryChange::of_fill(t.nanos(), f))
+                    }
                     _ => None,
                 })
                 .collect();

@@ -417,45 +417,53 @@ impl Decoder {
         config: &KafkaSourceConfig,
         registry: std::sync::Arc<InstrumentRegistry>,
     ) -> Result<Self> {
-        let mut floor = BTreeMap::new();
         let dead_letter = match &config.dead_letter {
-            Some(topic) => {
-                let producer: BaseProducer<Delivered> = ClientConfig::new()
+            Some(_) => Some(
+                ClientConfig::new()
                     .set("bootstrap.servers", config.brokers())
                     .set("enable.idempotence", "true")
                     .create_with_context(Delivered::default())
                     .map_err(|e| {
                         config.error(format!("cannot create the dead-letter producer: {e}"))
-                    })?;
-                let client = producer.client();
-                let metadata = client.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
-                    config.error(format!("cannot read the metadata of {topic}: {e}"))
-                })?;
-                for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-                    for p in t.partitions() {
-                        let (_, high) =
-                            client
-                                .fetch_watermarks(topic, p.id(), TIMEOUT)
-                                .map_err(|e| {
-                                    config.error(format!(
-                                        "cannot read the offsets of {topic} partition {}: {e}",
-                                        p.id()
-                                    ))
-                                })?;
-                        floor.insert(p.id(), high);
-                    }
-                }
-                Some(producer)
-            }
+                    })?,
+            ),
             None => None,
         };
         Ok(Self {
             config: config.clone(),
             registry,
             dead_letter,
-            floor,
+            floor: BTreeMap::new(),
             sent: std::sync::Mutex::default(),
         })
+    }
+
+    /// With checkpoints, before the first dead letter: notes where the dead-letter topic's
+    /// partitions end, so that each checkpoint can say where the dead letters sent after it
+    /// start ([`Decoder::dead_letter_from`]).
+    fn note_dead_letter_ends(&mut self) -> Result<()> {
+        let (Some(producer), Some(topic)) = (&self.dead_letter, &self.config.dead_letter) else {
+            return Ok(());
+        };
+        let client = producer.client();
+        let metadata = client.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
+            self.config
+                .error(format!("cannot read the metadata of {topic}: {e}"))
+        })?;
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                let (_, high) = client
+                    .fetch_watermarks(topic, p.id(), TIMEOUT)
+                    .map_err(|e| {
+                        self.config.error(format!(
+                            "cannot read the offsets of {topic} partition {}: {e}",
+                            p.id()
+                        ))
+                    })?;
+                self.floor.insert(p.id(), high);
+            }
+        }
+        Ok(())
     }
 
     /// Per partition of the dead-letter topic, an offset at or before the first dead letter
@@ -516,10 +524,11 @@ impl Decoder {
             .map_err(|e| self.config.error(format!("cannot read {topic} back: {e}")))?;
         let prefix = format!("{}/", self.config.topic);
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let started = std::time::Instant::now();
+        let mut last = std::time::Instant::now();
         while !reading.is_empty() {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
+                    last = std::time::Instant::now();
                     // Keys are `topic/partition@offset: reason`.
                     let key = std::str::from_utf8(m.key().unwrap_or_default()).unwrap_or("");
                     let position = key
@@ -539,7 +548,7 @@ impl Decoder {
                 Some(Err(e)) => {
                     return Err(self.config.error(format!("cannot read {topic} back: {e}")));
                 }
-                None if started.elapsed() > Duration::from_secs(30) => {
+                None if last.elapsed() > Duration::from_secs(30) => {
                     return Err(self.config.error(format!(
                         "cannot read {topic} back: its partitions {reading:?} gave nothing for 30 s"
                     )));
@@ -887,6 +896,9 @@ impl Follower {
         resumed: Option<(i64, &[PartitionCheckpoint])>,
     ) -> Result<()> {
         self.interval = Some(interval.max(1));
+        for (_, decoder, _) in &mut self.consumers {
+            decoder.note_dead_letter_ends()?;
+        }
         if let Some((at, parts)) = resumed {
             // Per consumer: the earliest dead letter its partitions' readers may have sent
             // after the checkpoint, per partition of the dead-letter topic.
