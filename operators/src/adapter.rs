@@ -229,7 +229,9 @@ pub fn apply_with_state<'s, O: Operator>(
     mut op: O,
 ) -> StreamVec<'s, Time, Stamped<O::Out>> {
     let name = op.name();
-    let (stream_worker, stream_peers) = {
+    // This worker, of how many: which instruments it owns when it resumes from the snapshots
+    // of another number of workers.
+    let (worker, workers) = {
         let scope = stream.scope();
         (scope.index(), scope.peers())
     };
@@ -249,7 +251,6 @@ pub fn apply_with_state<'s, O: Operator>(
         let taken = match state {
             Restore::Own(state) => op.restore(&state),
             Restore::Parts(parts) => {
-                let (worker, workers) = (stream_worker, stream_peers);
                 op.restore_parts(&parts, &|route| owner(route, workers) == worker)
             }
         };

@@ -1769,16 +1769,12 @@ struct ChunkReader {
     board: Arc<Board>,
     /// This worker.
     index: usize,
-    /// A live job with checkpoints: the event time between them.
-    checkpoint_every: Option<i64>,
+    /// A live job's checkpoints: their interval, and where their times are counted from (the
+    /// readers tell it the records they read before the first watermark).
+    store: Option<Arc<Store>>,
     /// The checkpoint time the watermark last passed (`None` before the first watermark of a
     /// job that does not resume).
     checkpointed: Option<i64>,
-    /// The oldest event time read before the first watermark: checkpoint times are counted
-    /// from it (or from the job's origin, where another reader read older records).
-    first_read: i64,
-    /// A live job's checkpoints, told where their times are counted from.
-    store: Option<Arc<Store>>,
     /// Records the follower has skipped so far (counted in the stats).
     skipped: u64,
 }
@@ -1924,24 +1920,17 @@ impl ChunkReader {
         // read before its partitions' frontiers let the watermark move) checkpoints within
         // it, as its operators do (see [`tickflow_operators::adapter::apply`]).
         chunk.checkpoints.clear();
-        if self.checkpointed.is_none() {
-            self.first_read = self.first_read.min(first);
-        }
-        if first != i64::MAX
-            && let Some(store) = &self.store
-        {
+        let Some(store) = &self.store else { return };
+        if self.checkpointed.is_none() && first != i64::MAX {
             store.note_origin(first);
         }
-        if let Some(every) = self.checkpoint_every
-            && let Some(at) = tickflow_operators::adapter::boundary(chunk.hold, every)
-        {
+        let every = store.interval();
+        if let Some(at) = tickflow_operators::adapter::boundary(chunk.hold, every) {
             match self.checkpointed {
                 None => {
-                    let origin = self.store.as_ref().and_then(|s| s.origin());
-                    let start =
-                        tickflow_operators::adapter::boundary(self.first_read.min(at), every)
-                            .map(|b| origin.map_or(b, |o| b.min(o)));
-                    for b in passed_boundaries(start.unwrap_or(at), at, every) {
+                    // From the oldest record any reader has read (this one's included).
+                    let start = store.origin().map_or(at, |o| o.min(at));
+                    for b in passed_boundaries(start, at, every) {
                         chunk.checkpoints.push((b, follower.checkpoint(b)));
                     }
                     self.checkpointed = Some(at);
@@ -2180,9 +2169,7 @@ fn worker_main(worker: &mut timely::worker::Worker, shared: &Shared) -> Result<(
         stop: shared.stop,
         board: shared.board.clone(),
         index,
-        checkpoint_every: shared.checkpoints.as_ref().map(|s| s.interval()),
         checkpointed: shared.restored.as_ref().map(|r| r.at),
-        first_read: i64::MAX,
         store: shared.checkpoints.clone(),
         skipped: 0,
     };
