@@ -8,7 +8,8 @@
 # its summary gives the checkpoints written and their cost (time taking snapshots, time writing,
 # bytes). With QUERIES=1 the job also runs three continuous SQL queries (one-minute OHLCV of
 # the trades and trading sessions to JSON Lines, hopping means of the bars to Parquet parts),
-# whose state is then in the checkpoints too.
+# whose state is then in the checkpoints too; FOLD_ROWS=N sets their `fold_rows` (0: their open
+# windows keep their rows).
 #
 # With RECOVERY=1 it measures recovery instead: each round runs the job without checkpoints to
 # the end (the reference), then the job with checkpoints, killed with SIGKILL once it has
@@ -107,10 +108,12 @@ EOF
 }
 
 sql_queries() {
-  cat <<'EOF'
+  # FOLD_ROWS: the queries' `fold_rows` (0 keeps the rows of open windows); unset, the default.
+  sed "s/^# fold_rows\$/${FOLD_ROWS:+fold_rows = $FOLD_ROWS}/" <<'EOF'
 [[query]]
 name = "ohlcv_1m"
 sink = "jsonl"
+# fold_rows
 sql = """
 SELECT symbol, window_start, window_end, count(*) AS trades,
        first_value(price ORDER BY ts_event, seq) AS open, max(price) AS high,
@@ -123,6 +126,7 @@ GROUP BY symbol, window_start, window_end
 name = "bar_means"
 sink = "parquet"
 roll = "1s"
+# fold_rows
 sql = """
 SELECT symbol, window_end, avg(close) AS mean_close, count(*) AS bars
 FROM hop('bars', 'end', INTERVAL '5 minutes', INTERVAL '30 minutes')
@@ -132,6 +136,7 @@ GROUP BY symbol, window_end
 [[query]]
 name = "sessions"
 sink = "jsonl"
+# fold_rows
 sql = """
 SELECT symbol, window_start, window_end, count(*) AS trades, sum(size) AS volume
 FROM session('trades', 'ts_event', INTERVAL '1 minute', 'symbol')

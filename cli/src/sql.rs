@@ -19,6 +19,7 @@ use tickflow_pipelines::{
 use tickflow_sinks::StreamTap;
 use tickflow_sinks::kafka::TopicProducer;
 use tickflow_sql::checkpoint::Taken;
+use tickflow_sql::fold::FOLD_ROWS;
 use tickflow_sql::output::{Discard, Jsonl, Parquet, QueryOutput, Start, Stdout};
 use tickflow_sql::{ContinuousQuery, QueryDef, QueryHooks, Retention, SqlEngine, SqlError, flight};
 
@@ -307,7 +308,14 @@ fn plan_all(
             )
         };
         let query = match engine.handle().block_on(engine.plan(def(&q))) {
-            Ok(query) => query,
+            Ok(mut query) => {
+                query.fold_at(match q.fold_rows {
+                    None => Some(FOLD_ROWS),
+                    Some(0) => None,
+                    Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                });
+                query
+            }
             Err(e) => {
                 let hint = if pipeline.stream_query(&q.name).is_some()
                     || !e.to_string().contains("not found")

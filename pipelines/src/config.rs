@@ -283,6 +283,10 @@ pub struct QueryDef {
     pub dir: Option<PathBuf>,
     /// How long a window stays open after the watermark passes its end.
     pub lateness: Duration,
+    /// For a query whose windows go into one aggregation: how many rows a pane of its open
+    /// windows gathers before they are folded into aggregate states (`fold_rows`; `None`: the
+    /// SQL layer's default; 0: open windows keep their rows).
+    pub fold_rows: Option<u64>,
     /// A parquet output of a live job: how long each part stays open (see [`SinkDef::roll`]).
     pub roll: Duration,
     /// Line of the pipeline file where the SQL text starts (1-based; 0 when not from a file),
@@ -1765,6 +1769,7 @@ fn parse_query(
     let dir = r.string(w, "dir").map(|(d, _)| PathBuf::from(d));
     let limit = r.integer(w, "limit", 0..i64::MAX).map(|l| l as u64);
     let lateness = r.duration(w, "lateness").unwrap_or(Duration::ZERO);
+    let fold_rows = r.integer(w, "fold_rows", 0..i64::MAX).map(|n| n as u64);
     let time = r.string(w, "time");
     let roll = r.string(w, "roll");
     let sink = match sink {
@@ -1801,6 +1806,7 @@ fn parse_query(
         sink: sink?,
         dir,
         lateness,
+        fold_rows,
         roll,
         time: time.map(|(t, _)| t),
         columns: None,
@@ -1838,10 +1844,22 @@ mod tests {
         assert_eq!((q.name.as_str(), q.sql.trim()), ("q", "SELECT 1"));
         assert_eq!(q.sink, QuerySink::Sink(SinkKind::Jsonl));
         assert_eq!(q.lateness, Duration::from_secs(2));
+        assert_eq!(q.fold_rows, None);
         assert_eq!(
             q.sql_line, 9,
             "the SQL text starts on the line after the quotes"
         );
+
+        let folding = text.replace("lateness", "fold_rows = 100\nlateness");
+        let p = Pipeline::parse(&folding, "x.toml").unwrap();
+        assert_eq!(p.queries[0].fold_rows, Some(100));
+        let e = Pipeline::parse(
+            &text.replace("lateness", "fold_rows = -1\nlateness"),
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fold_rows"), "{e}");
 
         let bad = "[[source]]\nkind = \"synthetic\"\n\n[[query]]\nname = \"trades\"\nsink = \"ftp\"\nsql = \"SELECT 1\"\n\n[[query]]\nsink = \"stdout\"\n";
         let e = Pipeline::parse(bad, "x.toml").unwrap_err().to_string();

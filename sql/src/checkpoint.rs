@@ -57,6 +57,9 @@ pub(crate) struct SavedWindows {
     pub late_rows: u64,
     pub last_late: Option<(i64, i64)>,
     pub groups: Vec<(i64, i64, usize)>,
+    /// Aggregate states of rows folded, by window end.
+    #[serde(default)]
+    pub folded: Vec<(i64, usize)>,
 }
 
 /// A current-state table in the header.
@@ -81,6 +84,8 @@ pub(crate) struct Saved {
     pub windows: u64,
     pub late_rows: u64,
     pub steps: u64,
+    #[serde(default)]
+    pub folded_rows: u64,
     pub last_late: Option<(i64, i64)>,
     pub window_feeds: Vec<SavedWindows>,
     /// Streams read directly: their rows waiting for the watermark.

@@ -23,6 +23,7 @@ use arrow_select::filter::filter_record_batch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
@@ -31,10 +32,12 @@ use tokio::runtime::Handle;
 
 use crate::checkpoint::{Batches, Decoded, QueryHooks, Saved, SavedLatest, SavedWindows};
 use crate::error::SqlError;
+use crate::fold::{FOLD_ROWS, Fold};
 use crate::hub::{Event, Hub};
 use crate::hub::{KEY_COLUMN, LATEST_PREFIX, LatestRows, latest_batch, remember_latest};
 use crate::output::QueryOutput;
 use crate::tables::{Slot, WindowFeed, WindowFunction, WindowTable, register_step_table};
+use crate::window::{Folder, WindowKind};
 
 /// The most events one step takes from the queue (bounds what a step holds in memory).
 const MAX_EVENTS_PER_STEP: usize = 1024;
@@ -63,6 +66,11 @@ pub struct QueryStats {
     pub late_rows: AtomicU64,
     /// Executions.
     pub steps: AtomicU64,
+    /// Rows folded into the aggregate states of open windows.
+    pub folded_rows: AtomicU64,
+    /// The most rows and rows of aggregate states the open windows held at once (as each
+    /// batch of rows came in).
+    pub peak_open: AtomicU64,
     /// Why the query stopped, when it failed.
     pub error: Mutex<Option<String>>,
     /// The latest late row, for the report: (its time, the boundary it missed).
@@ -70,7 +78,7 @@ pub struct QueryStats {
 }
 
 impl QueryStats {
-    /// A one-line account of the query.
+    /// An account of the query: one line, and one more when it folded rows of open windows.
     pub fn summary(&self, name: &str) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = format!(
@@ -94,6 +102,15 @@ impl QueryStats {
         {
             s.push_str(&format!("; FAILED: {e}"));
         }
+        // On a line of its own: how far rows are folded depends on how they were batched.
+        if g(&self.folded_rows) > 0 {
+            s.push_str(&format!(
+                "\n  open windows folded {} rows into aggregate states, holding at most {} rows \
+                 and states at once",
+                g(&self.folded_rows),
+                g(&self.peak_open)
+            ));
+        }
         s
     }
 }
@@ -114,6 +131,10 @@ pub struct ContinuousQuery {
     released_to: i64,
     /// Counters taken back from a checkpoint, for the stats.
     restored: Option<Saved>,
+    /// How the rows of the window feed are folded into aggregate states, when they can be.
+    fold: Option<Fold>,
+    /// The states of the windows closed since the last execution, when folding.
+    closed_states: Vec<RecordBatch>,
 }
 
 /// A stream read directly: rows wait for the watermark, then go to one execution.
@@ -298,6 +319,23 @@ impl ContinuousQuery {
         streams.sort();
         streams.dedup();
         let marks = streams.iter().map(|s| (s.clone(), i64::MIN)).collect();
+        // Open windows of one window feed going into one aggregation are folded into its
+        // states (see `fold`); not in plans with subqueries.
+        let mut subqueries = false;
+        plan.apply_with_subqueries(|node| {
+            subqueries |= matches!(node, LogicalPlan::Subquery(_));
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let fold = match feeds.as_slice() {
+            [feed] if plain.is_empty() && !subqueries => {
+                let physical = DefaultPhysicalPlanner::default()
+                    .create_physical_plan(&plan, &ctx.state())
+                    .await?;
+                let sessions = matches!(feed.buffer.spec().kind, WindowKind::Session { .. });
+                Fold::find(&physical, FOLD_ROWS, sessions)?
+            }
+            _ => None,
+        };
         Ok(Self {
             def,
             ctx,
@@ -310,7 +348,40 @@ impl ContinuousQuery {
             marks,
             released_to: i64::MIN,
             restored: None,
+            fold,
+            closed_states: Vec::new(),
         })
+    }
+
+    /// Whether the query folds the rows of its open windows into aggregate states.
+    pub fn folds(&self) -> bool {
+        self.fold.is_some()
+    }
+
+    /// Folds a pane's rows once it holds `rows` of them (the default is [`FOLD_ROWS`]), or,
+    /// with `None`, keeps every row of the open windows. Before the query runs.
+    pub fn fold_at(&mut self, rows: Option<usize>) {
+        match rows {
+            None => self.fold = None,
+            Some(n) => {
+                if let Some(f) = &mut self.fold {
+                    f.rows = n.max(1);
+                }
+            }
+        }
+    }
+
+    /// Notes in `stats` what the open windows hold.
+    fn note_held(&self, stats: &QueryStats) {
+        let held: usize = self
+            .feeds
+            .iter()
+            .map(|f| {
+                let (rows, states) = f.buffer.held();
+                rows + states
+            })
+            .sum();
+        stats.peak_open.fetch_max(held as u64, Ordering::Relaxed);
     }
 
     /// The streams the query reads.
@@ -341,12 +412,19 @@ impl ContinuousQuery {
                     groups.push((*a, *b, i));
                 }
             }
+            let mut folded = Vec::with_capacity(st.folded.len());
+            for (end, states) in &st.folded {
+                if let Some(i) = batches.add_all(states)? {
+                    folded.push((*end, i));
+                }
+            }
             window_feeds.push(SavedWindows {
                 table: feed.buffer.spec().table.clone(),
                 closed_to: st.closed_to,
                 late_rows: st.late_rows,
                 last_late: st.last_late,
                 groups,
+                folded,
             });
         }
         let mut plain = Vec::new();
@@ -374,6 +452,7 @@ impl ContinuousQuery {
             windows: g(&stats.windows),
             late_rows: g(&stats.late_rows),
             steps: g(&stats.steps),
+            folded_rows: g(&stats.folded_rows),
             last_late: *stats.last_late.lock().unwrap_or_else(|p| p.into_inner()),
             window_feeds,
             plain,
@@ -416,11 +495,31 @@ impl ContinuousQuery {
                 .iter()
                 .map(|&(a, b, i)| Ok((a, b, vec![d.batch(i)?])))
                 .collect::<Result<Vec<_>, SqlError>>()?;
+            let folded = w
+                .folded
+                .iter()
+                .map(|&(end, i)| Ok((end, vec![d.batch(i)?])))
+                .collect::<Result<Vec<_>, SqlError>>()?;
+            if let Some((_, states)) = folded.first() {
+                let fits = self
+                    .fold
+                    .as_ref()
+                    .is_some_and(|f| states.iter().all(|b| *b.schema() == *f.schema()));
+                if !fits {
+                    return Err(refuse(format!(
+                        "the checkpoint holds aggregate states of the open windows of {} that \
+                         this query does not fold into; remove the checkpoint directory to \
+                         start afresh",
+                        w.table
+                    )));
+                }
+            }
             feed.buffer.restore(crate::window::BufferState {
                 closed_to: w.closed_to,
                 late_rows: w.late_rows,
                 last_late: w.last_late,
                 groups,
+                folded,
             })?;
         }
         for (name, i) in &saved.plain {
@@ -443,12 +542,41 @@ impl ContinuousQuery {
         Ok(())
     }
 
-    async fn execute(&self) -> Result<Vec<RecordBatch>, SqlError> {
+    /// Executes the plan; when folding, its aggregation reads `states` instead of the rows.
+    async fn execute(
+        &self,
+        states: Option<Vec<RecordBatch>>,
+    ) -> Result<Vec<RecordBatch>, SqlError> {
         let state = self.ctx.state();
-        let physical = DefaultPhysicalPlanner::default()
+        let mut physical = DefaultPhysicalPlanner::default()
             .create_physical_plan(&self.plan, &state)
             .await?;
+        if let (Some(fold), Some(states)) = (&self.fold, states) {
+            physical = fold.substitute(physical, states)?;
+        }
         Ok(datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await?)
+    }
+
+    /// Folds the panes and sessions holding enough rows into aggregate states.
+    fn fold_ripe(&mut self, rt: &Handle, stats: &QueryStats) -> Result<(), SqlError> {
+        let (Some(fold), Some(feed)) = (&self.fold, self.feeds.first_mut()) else {
+            return Ok(());
+        };
+        // The partial aggregation reads the slot, where the rows of closed windows may wait
+        // for the next execution.
+        let waiting = feed.slot.take();
+        let mut folder = Running {
+            fold,
+            slot: &feed.slot,
+            rt,
+            ctx: self.ctx.task_ctx(),
+        };
+        let folded = feed.buffer.fold(fold.rows, &mut folder);
+        feed.slot.set(waiting);
+        stats
+            .folded_rows
+            .fetch_add(folded? as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs the query over events from `events` until every stream it reads has ended, writing
@@ -470,6 +598,9 @@ impl ContinuousQuery {
             stats.windows.store(saved.windows, Ordering::Relaxed);
             stats.late_rows.store(saved.late_rows, Ordering::Relaxed);
             stats.steps.store(saved.steps, Ordering::Relaxed);
+            stats
+                .folded_rows
+                .store(saved.folded_rows, Ordering::Relaxed);
             *stats.last_late.lock().unwrap_or_else(|p| p.into_inner()) = saved.last_late;
         }
         let result = self.run_inner(events, output, rt, stats, hooks);
@@ -485,6 +616,7 @@ impl ContinuousQuery {
     fn take(
         &mut self,
         event: Event,
+        rt: &Handle,
         gate: &mut Gate,
         backlog: &mut VecDeque<Event>,
         stats: &QueryStats,
@@ -512,6 +644,11 @@ impl ContinuousQuery {
                         *stats.last_late.lock().unwrap_or_else(|p| p.into_inner()) =
                             feed.buffer.last_late;
                     }
+                }
+                // A pane's rows are folded as soon as there are enough of them.
+                if self.feeds.iter().any(|f| f.buffer.spec().table == *stream) {
+                    self.note_held(stats);
+                    self.fold_ripe(rt, stats)?;
                 }
                 if let Some(feed) = self.plain.get_mut(&*stream) {
                     stats
@@ -559,6 +696,14 @@ impl ContinuousQuery {
             if !closed.batches.is_empty() {
                 feed.slot.extend(closed.batches);
             }
+            for ((start, end), states) in closed.states {
+                for b in states {
+                    self.closed_states.push(match &self.fold {
+                        Some(fold) => fold.relabel(b, start, end)?,
+                        None => b,
+                    });
+                }
+            }
         }
         Ok(None)
     }
@@ -595,9 +740,22 @@ impl ContinuousQuery {
             feed.slot
                 .set(vec![latest_batch(&feed.schema, &feed.latest)?]);
         }
-        ready |= self.feeds.iter().any(|f| !f.slot.is_empty());
+        ready |= self.feeds.iter().any(|f| !f.slot.is_empty()) || !self.closed_states.is_empty();
         if ready {
-            let batches = rt.block_on(self.execute())?;
+            // When the closed windows hold aggregate states, their rows not folded yet are
+            // folded now, and the aggregation reads the states; when they hold only rows (all
+            // came in panes too small to fold), it reads the rows.
+            let states = match (&self.fold, self.feeds.first()) {
+                (Some(fold), Some(feed)) if !self.closed_states.is_empty() => {
+                    let mut states = std::mem::take(&mut self.closed_states);
+                    if !feed.slot.is_empty() {
+                        states.extend(rt.block_on(fold.partial(self.ctx.task_ctx()))?);
+                    }
+                    Some(states)
+                }
+                _ => None,
+            };
+            let batches = rt.block_on(self.execute(states))?;
             stats.steps.fetch_add(1, Ordering::Relaxed);
             for feed in &self.feeds {
                 feed.slot.set(Vec::new());
@@ -670,8 +828,14 @@ impl ContinuousQuery {
             };
             // Take everything already waiting, then make one step of it: a query that is
             // behind catches up in few large steps instead of many small ones.
-            let mut checkpoint =
-                self.take(event, &mut gate, &mut backlog, stats, hooks.as_deref_mut())?;
+            let mut checkpoint = self.take(
+                event,
+                rt,
+                &mut gate,
+                &mut backlog,
+                stats,
+                hooks.as_deref_mut(),
+            )?;
             for _ in 0..MAX_EVENTS_PER_STEP {
                 if checkpoint.is_some() {
                     break;
@@ -683,8 +847,14 @@ impl ContinuousQuery {
                         Err(_) => break,
                     },
                 };
-                checkpoint =
-                    self.take(next, &mut gate, &mut backlog, stats, hooks.as_deref_mut())?;
+                checkpoint = self.take(
+                    next,
+                    rt,
+                    &mut gate,
+                    &mut backlog,
+                    stats,
+                    hooks.as_deref_mut(),
+                )?;
             }
             let ended = self.step(output, rt, stats)?;
             if let (Some(at), Some(h)) = (checkpoint, hooks.as_deref_mut()) {
@@ -716,6 +886,28 @@ impl ContinuousQuery {
             h.durable(i64::MAX);
         }
         Ok(())
+    }
+}
+
+/// Folds rows into aggregate states by running the query's partial aggregation over them.
+struct Running<'a> {
+    fold: &'a Fold,
+    /// The window feed's slot, which the partial aggregation reads.
+    slot: &'a Slot,
+    rt: &'a Handle,
+    ctx: Arc<TaskContext>,
+}
+
+impl Folder for Running<'_> {
+    fn partial(&mut self, rows: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
+        self.slot.set(rows);
+        let states = self.rt.block_on(self.fold.partial(self.ctx.clone()));
+        self.slot.set(Vec::new());
+        states
+    }
+
+    fn merge(&mut self, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
+        self.rt.block_on(self.fold.merge(states, self.ctx.clone()))
     }
 }
 
@@ -803,7 +995,7 @@ impl Gate {
 mod tests {
     use std::sync::Arc;
 
-    use tickflow_core::{ArrowRecord, Trade};
+    use tickflow_core::{ArrowRecord, Quote, Trade};
 
     use super::{ContinuousQuery, QueryDef};
     use crate::hub::{Hub, Retention};
@@ -871,5 +1063,107 @@ mod tests {
         // Every column, when the query reads them all.
         let every = held("SELECT * FROM tumble('trades', 'ts_event', INTERVAL '1 minute')");
         assert_eq!(every.len(), Trade::schema().fields().len() + 2, "{every:?}");
+    }
+
+    /// Whether `sql` (over the trades and quotes) folds its open windows.
+    fn folds(sql: &str) -> bool {
+        let hub = Arc::new(Hub::new(Retention::default()));
+        hub.declare("trades", Trade::schema(), "ts_event").unwrap();
+        hub.declare("quotes", Quote::schema(), "ts_event").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let def = QueryDef {
+            name: "q".into(),
+            sql: sql.into(),
+            lateness_ns: 0,
+        };
+        rt.block_on(ContinuousQuery::plan(&hub, def))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .folds()
+    }
+
+    #[test]
+    fn open_windows_are_folded_when_their_rows_go_row_by_row_into_one_aggregation() {
+        let tumble = "tumble('trades', 'ts_event', INTERVAL '1 minute')";
+        let hop = "hop('trades', 'ts_event', INTERVAL '1 minute', INTERVAL '5 minutes')";
+        let session = "session('trades', 'ts_event', INTERVAL '1 minute', 'symbol')";
+        let fold = [
+            format!(
+                "SELECT symbol, window_start, sum(size) FROM {tumble} GROUP BY symbol, window_start"
+            ),
+            format!(
+                "SELECT symbol, window_end, avg(CAST(price AS DOUBLE) * 2) FROM {hop} \
+                 WHERE size > 10 GROUP BY symbol, window_end HAVING count(*) > 2 ORDER BY symbol"
+            ),
+            format!("SELECT count(*) FROM {tumble}"),
+            format!("SELECT DISTINCT symbol, window_start FROM {tumble}"),
+            // The inner aggregation folds; the outer one reads its results.
+            format!(
+                "SELECT window_start, max(n) FROM (SELECT symbol, window_start, count(*) AS n \
+                 FROM {tumble} GROUP BY symbol, window_start) GROUP BY window_start"
+            ),
+            // Sessions whose bounds are only group columns, or not read at all.
+            format!(
+                "SELECT symbol, window_start, window_end, count(*) FROM {session} \
+                 GROUP BY symbol, window_start, window_end"
+            ),
+            format!("SELECT symbol, count(*) FROM {session} GROUP BY symbol"),
+            // Tumbling windows filtered on their bounds (which are known as rows come).
+            format!(
+                "SELECT symbol, count(*) FROM {tumble} \
+                 WHERE window_start > TIMESTAMP '2024-01-01T00:00:00Z' GROUP BY symbol"
+            ),
+            // Joined with current state after the aggregation.
+            format!(
+                "SELECT a.symbol, a.v, q.bid FROM (SELECT instrument_id, symbol, sum(size) AS v \
+                 FROM {tumble} GROUP BY instrument_id, symbol) a \
+                 JOIN latest_quotes q ON a.instrument_id = q.instrument_id"
+            ),
+        ];
+        for sql in &fold {
+            assert!(folds(sql), "{sql}");
+        }
+        let keep = [
+            // No aggregation.
+            format!("SELECT * FROM {tumble}"),
+            // Sessions whose bounds are read otherwise than as group columns.
+            format!(
+                "SELECT symbol, count(*) FROM {session} \
+                 WHERE window_start > TIMESTAMP '2024-01-01T00:00:00Z' GROUP BY symbol"
+            ),
+            format!("SELECT symbol, max(window_end) FROM {session} GROUP BY symbol"),
+            format!(
+                "SELECT symbol, e FROM (SELECT symbol, window_end + INTERVAL '1 second' AS e \
+                 FROM {session}) GROUP BY symbol, e"
+            ),
+            // Rows ranked, or cut, before they are aggregated.
+            format!(
+                "SELECT symbol, sum(r) FROM (SELECT symbol, row_number() OVER (PARTITION BY \
+                 symbol ORDER BY ts_event) AS r FROM {tumble}) GROUP BY symbol"
+            ),
+            format!("SELECT count(*) FROM (SELECT * FROM {tumble} LIMIT 10)"),
+            // Joined with current state before the aggregation.
+            format!(
+                "SELECT t.symbol, sum(q.bid) FROM {tumble} t \
+                 JOIN latest_quotes q ON t.instrument_id = q.instrument_id GROUP BY t.symbol"
+            ),
+            // The same windows read twice.
+            format!(
+                "WITH w AS (SELECT * FROM {tumble}) \
+                 SELECT count(*) AS n FROM w UNION ALL SELECT sum(size) AS n FROM w"
+            ),
+            // Two window feeds.
+            format!(
+                "SELECT t.symbol, t.n, q.m FROM (SELECT symbol, window_start, count(*) AS n \
+                 FROM {tumble} GROUP BY symbol, window_start) t JOIN (SELECT symbol, \
+                 window_start, count(*) AS m FROM tumble('quotes', 'ts_event', INTERVAL '1 minute') \
+                 GROUP BY symbol, window_start) q \
+                 ON t.symbol = q.symbol AND t.window_start = q.window_start"
+            ),
+        ];
+        for sql in &keep {
+            assert!(!folds(sql), "{sql}");
+        }
     }
 }

@@ -32,6 +32,7 @@ pub mod continuous;
 pub mod engine;
 pub mod error;
 pub mod flight;
+pub mod fold;
 pub mod hub;
 pub mod output;
 pub mod tables;

@@ -13,12 +13,17 @@ use datafusion::catalog::TableFunctionArgs;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::error::SqlError;
@@ -36,6 +41,10 @@ impl Slot {
     /// Replaces the batches.
     pub fn set(&self, batches: Vec<RecordBatch>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = batches;
+    }
+    /// Takes the batches out.
+    pub fn take(&self) -> Vec<RecordBatch> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
     /// Adds batches.
     pub fn extend(&self, batches: impl IntoIterator<Item = RecordBatch>) {
@@ -235,22 +244,86 @@ impl TableProvider for WindowTable {
                 })
             })
             .collect::<DfResult<Vec<_>>>()?;
-        let schema = Arc::new(self.schema.project(wanted)?);
-        let partition = LivePartition {
-            schema: schema.clone(),
-            source: Source::Kept {
-                slot: self.slot.clone(),
-                read,
+        let _ = limit; // The limit stays above the scan; the scan reads every row released.
+        Ok(Arc::new(WindowScanExec::new(
+            Arc::new(self.schema.project(wanted)?),
+            self.slot.clone(),
+            read,
+        )))
+    }
+}
+
+/// The scan of a window feed in a continuous query: the rows of the slot, the columns `read`
+/// of each. Its own plan node, so that [`crate::fold`] can find the aggregation above it.
+#[derive(Debug)]
+pub struct WindowScanExec {
+    partition: LivePartition,
+    properties: Arc<PlanProperties>,
+}
+
+impl WindowScanExec {
+    fn new(schema: SchemaRef, slot: Slot, read: Vec<usize>) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            partition: LivePartition {
+                schema,
+                source: Source::Kept { slot, read },
             },
-        };
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![Arc::new(partition)],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for WindowScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WindowScanExec")
+    }
+}
+
+impl ExecutionPlan for WindowScanExec {
+    fn name(&self) -> &str {
+        "WindowScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "a window scan has one partition, not {}",
+                partition + 1
+            )));
+        }
+        Ok(self.partition.execute(ctx))
     }
 }
 

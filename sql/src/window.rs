@@ -18,6 +18,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Expr;
 
 use crate::error::SqlError;
+use crate::fold::MERGE_AT;
 
 /// Column names the window functions add.
 pub const WINDOW_START: &str = "window_start";
@@ -209,6 +210,9 @@ fn interval_nanos(v: &ScalarValue) -> Option<i64> {
 pub struct Closed {
     /// Batches in the windowed schema.
     pub batches: Vec<RecordBatch>,
+    /// The aggregate states of the rows folded into these windows before they closed (see
+    /// [`WindowBuffer::fold`]), with each window's bounds: `((start, end), states)`.
+    pub states: Vec<((i64, i64), Vec<RecordBatch>)>,
     /// Windows emitted.
     pub windows: u64,
 }
@@ -225,6 +229,30 @@ pub struct BufferState {
     /// The rows waiting, by group, in the order they came: (pane start, pane start, rows) for
     /// tumbling and hopping windows, (start, last row's time, rows) for sessions.
     pub groups: Vec<(i64, i64, Vec<RecordBatch>)>,
+    /// The aggregate states of the rows folded: by window end for tumbling and hopping
+    /// windows, by the session's place in `groups` for sessions.
+    pub folded: Vec<(i64, Vec<RecordBatch>)>,
+}
+
+/// Folds rows into aggregate states, and merges states (see [`crate::fold`]).
+pub trait Folder {
+    /// The partial aggregate states of `rows` (with their window columns).
+    fn partial(&mut self, rows: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError>;
+    /// `states` merged, one per group.
+    fn merge(&mut self, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError>;
+}
+
+/// Adds `states` to those `held`, merging them once there are [`MERGE_AT`] batches.
+fn hold_states(
+    held: &mut Vec<RecordBatch>,
+    states: Vec<RecordBatch>,
+    folder: &mut dyn Folder,
+) -> Result<(), SqlError> {
+    held.extend(states.into_iter().filter(|b| b.num_rows() > 0));
+    if held.len() >= MERGE_AT {
+        *held = folder.merge(std::mem::take(held))?;
+    }
+    Ok(())
 }
 
 /// Rows of one windowed stream waiting for their windows to close.
@@ -248,6 +276,11 @@ pub struct WindowBuffer {
     pub late_rows: u64,
     /// The latest late row's time and the boundary it missed, for the report.
     pub last_late: Option<(i64, i64)>,
+    /// Per open tumbling or hopping window (by its end), the aggregate states of the rows
+    /// folded into it: for a query whose windows go into one aggregation, rows are folded a
+    /// pane at a time and dropped, so a window holds one state per group however many rows it
+    /// covers. (A session holds its own.)
+    folded: BTreeMap<i64, Vec<RecordBatch>>,
 }
 
 #[derive(Debug)]
@@ -257,6 +290,8 @@ enum State {
         slide: i64,
         size: i64,
         panes: BTreeMap<i64, Vec<RecordBatch>>,
+        /// Rows per pane.
+        counts: BTreeMap<i64, usize>,
     },
     /// Session windows by key.
     Sessions {
@@ -271,6 +306,10 @@ struct Session {
     start: i64,
     last: i64,
     batches: Vec<RecordBatch>,
+    /// Rows in `batches`.
+    rows: usize,
+    /// Aggregate states of the rows folded (with stand-in window columns).
+    states: Vec<RecordBatch>,
 }
 
 impl WindowBuffer {
@@ -283,11 +322,13 @@ impl WindowBuffer {
                 slide: *size,
                 size: *size,
                 panes: BTreeMap::new(),
+                counts: BTreeMap::new(),
             },
             WindowKind::Hop { slide, size } => State::Panes {
                 slide: *slide,
                 size: *size,
                 panes: BTreeMap::new(),
+                counts: BTreeMap::new(),
             },
             WindowKind::Session { gap, keys } => State::Sessions {
                 gap: *gap,
@@ -308,6 +349,7 @@ impl WindowBuffer {
             state,
             late_rows: 0,
             last_late: None,
+            folded: BTreeMap::new(),
         })
     }
 
@@ -423,7 +465,12 @@ impl WindowBuffer {
             })?;
         let closed_to = self.closed_to;
         match &mut self.state {
-            State::Panes { slide, panes, .. } => {
+            State::Panes {
+                slide,
+                panes,
+                counts,
+                ..
+            } => {
                 let slide = *slide;
                 // The common case: rows in time order, none late. Each pane's rows are then
                 // one run, handed on as a slice of the batch without copying.
@@ -439,6 +486,7 @@ impl WindowBuffer {
                                 .entry(pane_of(start))
                                 .or_default()
                                 .push(batch.slice(start, i - start));
+                            *counts.entry(pane_of(start)).or_default() += i - start;
                             start = i;
                         }
                     }
@@ -461,6 +509,7 @@ impl WindowBuffer {
                     rows.entry(pane).or_default().push(i as u32);
                 }
                 for (pane, idx) in rows {
+                    *counts.entry(pane).or_default() += idx.len();
                     let part = take_rows(batch, idx)?;
                     panes.entry(pane).or_default().push(part);
                 }
@@ -525,7 +574,12 @@ impl WindowBuffer {
         let previous = self.closed_to;
         self.closed_to = boundary;
         match &mut self.state {
-            State::Panes { slide, size, panes } => {
+            State::Panes {
+                slide,
+                size,
+                panes,
+                counts,
+            } => {
                 let (slide, size) = (*slide, *size);
                 // Ends of the windows to emit: every window holding a buffered pane that ends
                 // in (previous, boundary].
@@ -535,6 +589,12 @@ impl WindowBuffer {
                         window_ends(pane, slide, size).filter(|&e| e > previous && e <= boundary),
                     );
                 }
+                // Windows whose rows were all folded.
+                ends.extend(
+                    self.folded
+                        .range(previous.saturating_add(1)..=boundary)
+                        .map(|(&e, _)| e),
+                );
                 for end in ends {
                     let start = end - size;
                     let mut any = false;
@@ -544,11 +604,16 @@ impl WindowBuffer {
                             any = true;
                         }
                     }
+                    if let Some(states) = self.folded.remove(&end) {
+                        any |= !states.is_empty();
+                        out.states.push(((start, end), states));
+                    }
                     out.windows += u64::from(any);
                 }
                 // A pane is needed until its last window (ending at pane + size) is emitted.
-                let keep = panes.split_off(&boundary.saturating_sub(size).saturating_add(1));
-                *panes = keep;
+                let first = boundary.saturating_sub(size).saturating_add(1);
+                *panes = panes.split_off(&first);
+                *counts = counts.split_off(&first);
             }
             State::Sessions { gap, by_key, .. } => {
                 let gap = *gap;
@@ -561,6 +626,9 @@ impl WindowBuffer {
                             for b in &s.batches {
                                 out.batches
                                     .push(with_window(&self.schema, b, s.start, end)?);
+                            }
+                            if !s.states.is_empty() {
+                                out.states.push(((s.start, end), s.states));
                             }
                             out.windows += 1;
                         } else {
@@ -577,25 +645,42 @@ impl WindowBuffer {
     /// What the buffer holds, for a checkpoint: its rows as they are grouped (in the order
     /// they came) and its counters.
     pub fn state(&self) -> BufferState {
-        let mut groups: Vec<(i64, i64, Vec<RecordBatch>)> = match &self.state {
+        let mut groups: Vec<(i64, i64, Vec<RecordBatch>, &[RecordBatch])> = match &self.state {
             State::Panes { panes, .. } => panes
                 .iter()
-                .map(|(&pane, parts)| (pane, pane, parts.clone()))
+                .map(|(&pane, parts)| (pane, pane, parts.clone(), &[][..]))
                 .collect(),
             State::Sessions { by_key, .. } => by_key
                 .values()
                 .flatten()
-                .map(|s| (s.start, s.last, s.batches.clone()))
+                .map(|s| (s.start, s.last, s.batches.clone(), s.states.as_slice()))
                 .collect(),
         };
-        groups.retain(|(_, _, rows)| rows.iter().any(|b| b.num_rows() > 0));
+        // (A session that folded its rows keeps one, which says its key.)
+        groups.retain(|(_, _, rows, _)| rows.iter().any(|b| b.num_rows() > 0));
         // Sessions come out of a hash map: give them a stable order.
-        groups.sort_by_key(|(start, last, _)| (*start, *last));
+        groups.sort_by_key(|(start, last, _, _)| (*start, *last));
+        let mut folded: Vec<(i64, Vec<RecordBatch>)> = self
+            .folded
+            .iter()
+            .map(|(&end, states)| (end, states.clone()))
+            .collect();
+        folded.extend(
+            groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| !g.3.is_empty())
+                .map(|(i, g)| (i as i64, g.3.to_vec())),
+        );
         BufferState {
             closed_to: self.closed_to,
             late_rows: self.late_rows,
             last_late: self.last_late,
-            groups,
+            groups: groups
+                .into_iter()
+                .map(|(a, b, rows, _)| (a, b, rows))
+                .collect(),
+            folded,
         }
     }
 
@@ -604,6 +689,12 @@ impl WindowBuffer {
         self.closed_to = state.closed_to;
         self.late_rows = state.late_rows;
         self.last_late = state.last_late;
+        self.folded.clear();
+        let mut session_states: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        match self.state {
+            State::Panes { .. } => self.folded = state.folded.into_iter().collect(),
+            State::Sessions { .. } => session_states = state.folded.into_iter().collect(),
+        }
         let mut groups = Vec::with_capacity(state.groups.len());
         for (a, b, rows) in state.groups {
             let rows = rows
@@ -613,9 +704,12 @@ impl WindowBuffer {
             groups.push((a, b, rows));
         }
         match &mut self.state {
-            State::Panes { panes, .. } => {
+            State::Panes { panes, counts, .. } => {
                 panes.clear();
+                counts.clear();
                 for (pane, _, rows) in groups {
+                    *counts.entry(pane).or_default() +=
+                        rows.iter().map(|b| b.num_rows()).sum::<usize>();
                     panes.entry(pane).or_default().extend(rows);
                 }
             }
@@ -623,7 +717,8 @@ impl WindowBuffer {
                 key_index, by_key, ..
             } => {
                 by_key.clear();
-                for (start, last, batches) in groups {
+                for (i, (start, last, batches)) in groups.into_iter().enumerate() {
+                    let states = session_states.remove(&(i as i64)).unwrap_or_default();
                     let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
                         continue;
                     };
@@ -631,19 +726,104 @@ impl WindowBuffer {
                     by_key.entry(key).or_default().push(Session {
                         start,
                         last,
+                        rows: batches.iter().map(|b| b.num_rows()).sum(),
                         batches,
+                        states,
                     });
+                }
+                if let Some(&i) = session_states.keys().next() {
+                    return Err(SqlError::Execution(format!(
+                        "the saved windows of {} hold aggregate states of a session {i} they do \
+                         not have",
+                        self.spec.table
+                    )));
                 }
             }
         }
         Ok(())
     }
 
+    /// Folds the rows of every pane holding at least `rows` of them, and of every session
+    /// holding more, into aggregate states, with `folder`, and drops them; returns how many
+    /// were folded. A pane's
+    /// rows are folded into the states of each open window holding them, with its window
+    /// columns. A session's bounds are not known until it closes: its rows are folded with
+    /// stand-in window columns (its states get its bounds when it closes), but for one, which
+    /// it keeps to say its key.
+    pub fn fold(&mut self, rows: usize, folder: &mut dyn Folder) -> Result<usize, SqlError> {
+        let rows = rows.max(1);
+        let mut folded = 0;
+        match &mut self.state {
+            State::Panes {
+                slide,
+                size,
+                panes,
+                counts,
+            } => {
+                let (slide, size) = (*slide, *size);
+                let ripe: Vec<i64> = counts
+                    .iter()
+                    .filter(|&(_, &n)| n >= rows)
+                    .map(|(&pane, _)| pane)
+                    .collect();
+                for pane in ripe {
+                    folded += counts.remove(&pane).unwrap_or(0);
+                    let parts = panes.remove(&pane).unwrap_or_default();
+                    for end in window_ends(pane, slide, size).filter(|&e| e > self.closed_to) {
+                        let labelled = parts
+                            .iter()
+                            .map(|b| with_window(&self.schema, b, end - size, end))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let states = folder.partial(labelled)?;
+                        hold_states(self.folded.entry(end).or_default(), states, folder)?;
+                    }
+                }
+            }
+            State::Sessions { by_key, .. } => {
+                for s in by_key.values_mut().flatten().filter(|s| s.rows > rows) {
+                    let mut parts = std::mem::take(&mut s.batches);
+                    let Some(i) = parts.iter().position(|b| b.num_rows() > 0) else {
+                        continue;
+                    };
+                    let first = parts[i].clone();
+                    parts[i] = first.slice(1, first.num_rows() - 1);
+                    s.batches = vec![first.slice(0, 1)];
+                    let labelled = parts
+                        .iter()
+                        .filter(|b| b.num_rows() > 0)
+                        .map(|b| with_window(&self.schema, b, 0, 0))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let states = folder.partial(labelled)?;
+                    hold_states(&mut s.states, states, folder)?;
+                    folded += s.rows - 1;
+                    s.rows = 1;
+                }
+            }
+        }
+        Ok(folded)
+    }
+
+    /// Rows held (not folded), and rows of aggregate states held.
+    pub fn held(&self) -> (usize, usize) {
+        let count = |bs: &[RecordBatch]| bs.iter().map(|b| b.num_rows()).sum::<usize>();
+        let folded: usize = self.folded.values().map(|v| count(v)).sum();
+        match &self.state {
+            State::Panes { counts, .. } => (counts.values().sum(), folded),
+            State::Sessions { by_key, .. } => {
+                by_key.values().flatten().fold((0, folded), |(r, st), s| {
+                    (r + s.rows, st + count(&s.states))
+                })
+            }
+        }
+    }
+
     /// Every window over the rows buffered now, closed or not (for snapshot queries).
     pub fn all_windows(&self) -> Result<Vec<RecordBatch>, SqlError> {
         let mut out = Vec::new();
         match &self.state {
-            State::Panes { slide, size, panes } => {
+            State::Panes {
+                slide, size, panes, ..
+            } => {
                 let mut ends = BTreeSet::new();
                 for &pane in panes.keys() {
                     ends.extend(window_ends(pane, *slide, *size));
@@ -693,7 +873,9 @@ fn merge_session(sessions: &mut Vec<Session>, gap: i64, start: i64, last: i64, r
     let mut merged = Session {
         start,
         last,
+        rows: rows.num_rows(),
         batches: vec![rows],
+        states: Vec::new(),
     };
     let mut i = 0;
     while i < sessions.len() {
@@ -704,6 +886,8 @@ fn merge_session(sessions: &mut Vec<Session>, gap: i64, start: i64, last: i64, r
             merged.start = merged.start.min(s.start);
             merged.last = merged.last.max(s.last);
             merged.batches.extend(s.batches);
+            merged.rows += s.rows;
+            merged.states.extend(s.states);
         } else {
             i += 1;
         }
@@ -750,6 +934,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
     use super::{WindowBuffer, WindowKind, WindowSpec};
+    use crate::error::SqlError;
 
     /// A stream of four columns: `sym`, `t` (the time), `x` and `y`.
     fn schema() -> Schema {
@@ -938,8 +1123,136 @@ mod tests {
             late_rows: 0,
             last_late: None,
             groups: vec![(0, 0, vec![batch(&INPUT).project(&[0, 1, 3]).unwrap()])],
+            folded: Vec::new(),
         };
         let e = other.restore(bad).unwrap_err().to_string();
         assert!(e.contains("no column x"), "{e}");
+    }
+
+    /// "Folds" rows into themselves (states are the labelled rows), noting the window
+    /// columns of each call's rows; merges by concatenation.
+    #[derive(Default)]
+    struct Echo(Vec<Vec<String>>);
+
+    impl super::Folder for Echo {
+        fn partial(&mut self, rows: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
+            let labels = rows_of(&rows)
+                .into_iter()
+                .map(|row| row.split(',').skip(4).collect::<Vec<_>>().join(","))
+                .collect();
+            self.0.push(labels);
+            Ok(rows)
+        }
+        fn merge(&mut self, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
+            Ok(vec![
+                arrow_select::concat::concat_batches(&states[0].schema(), &states).unwrap(),
+            ])
+        }
+    }
+
+    fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
+        rows(batches).into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn state_rows(closed: &super::Closed) -> Vec<((i64, i64), usize)> {
+        closed
+            .states
+            .iter()
+            .map(|(w, states)| (*w, states.iter().map(|b| b.num_rows()).sum()))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_pane_is_folded_into_each_open_window_and_its_windows_close_from_their_states() {
+        let hop = || {
+            buffer(WindowKind::Hop {
+                slide: 100,
+                size: 300,
+            })
+        };
+        // Windows of 300 every 100: a row at 150 is in the windows ending 200, 300 and 400.
+        let mut b = hop();
+        b.insert(&batch(&[("A", 150, 1), ("B", 160, 2), ("A", 230, 3)]))
+            .unwrap();
+        // The window ending at 200 closes with its rows.
+        let closed = b.close_to(200).unwrap();
+        assert_eq!((rows(&closed.batches).len(), closed.windows), (2, 1));
+        // The pane at 100 holds 2 rows, the pane at 200 one: only the first is folded, into
+        // the two windows still open, with their window columns; not into the closed one.
+        let mut echo = Echo::default();
+        assert_eq!(b.fold(3, &mut echo).unwrap(), 0);
+        assert_eq!(b.fold(2, &mut echo).unwrap(), 2);
+        let windows: Vec<Vec<String>> = echo.0.iter().map(|c| dedup(c.clone())).collect();
+        assert_eq!(windows.len(), 2, "{windows:?}");
+        assert!(windows[0][0].ends_with("0.000000300"), "{windows:?}");
+        assert!(windows[1][0].ends_with("0.000000400"), "{windows:?}");
+        assert_eq!(b.held(), (1, 4));
+        // The window ending at 300 closes with the pane at 200's row and its states.
+        let closed = b.close_to(300).unwrap();
+        assert_eq!(closed.windows, 1);
+        assert_eq!(rows(&closed.batches).len(), 1);
+        assert_eq!(state_rows(&closed), [((0, 300), 2)]);
+        // A checkpoint keeps the states; a buffer restored from it closes the same way: the
+        // window ending at 400 with the row and its states, the one ending at 500 with the row.
+        let mut again = hop();
+        again.restore(b.state()).unwrap();
+        for buf in [&mut b, &mut again] {
+            let closed = buf.close_to(1000).unwrap();
+            assert_eq!(closed.windows, 2);
+            assert_eq!(state_rows(&closed), [((100, 400), 2)]);
+            assert_eq!(rows(&closed.batches).len(), 2);
+            assert_eq!(buf.held(), (0, 0));
+        }
+        // A row of a folded window arriving after it closed is late.
+        b.insert(&batch(&[("A", 350, 9)])).unwrap();
+        assert_eq!(b.late_rows, 1);
+    }
+
+    fn dedup(mut v: Vec<String>) -> Vec<String> {
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn a_session_folds_all_but_one_row_with_stand_in_bounds_and_closes_with_its_own() {
+        let session = || {
+            buffer(WindowKind::Session {
+                gap: 50,
+                keys: vec!["sym".into()],
+            })
+        };
+        let mut b = session();
+        b.insert(&batch(&[
+            ("A", 10, 1),
+            ("A", 20, 2),
+            ("B", 15, 3),
+            ("A", 40, 4),
+        ]))
+        .unwrap();
+        let mut echo = Echo::default();
+        // A's session holds 3 rows, B's 1: A's are folded but for one, which says its key.
+        assert_eq!(b.fold(3, &mut echo).unwrap(), 0);
+        assert_eq!(b.fold(2, &mut echo).unwrap(), 2);
+        assert_eq!(b.held(), (2, 2));
+        // Folded with stand-in window columns (the session may still grow).
+        assert_eq!(
+            dedup(echo.0.concat()),
+            ["1970-01-01T00:00:00,1970-01-01T00:00:00"]
+        );
+        // A later row joins the session; it closes with its own bounds, rows and states,
+        // before and after a checkpoint.
+        b.insert(&batch(&[("A", 60, 5)])).unwrap();
+        let mut again = session();
+        again.restore(b.state()).unwrap();
+        for buf in [&mut b, &mut again] {
+            let closed = buf.close_to(1000).unwrap();
+            assert_eq!(closed.windows, 2);
+            assert_eq!(state_rows(&closed), [((10, 110), 2)]);
+            assert_eq!(
+                rows(&closed.batches).len(),
+                3,
+                "A's kept row, its new row, B's row"
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ use arrow_array::RecordBatch;
 use common::{
     NS, Row, assert_same_rows, declare, input_rows, parse, quotes_batch, to_json, trades_batch,
 };
+use tickflow_sql::fold::FOLD_ROWS;
 use tickflow_sql::output::{Collect, QueryOutput};
 use tickflow_sql::{Hub, QueryDef, QueryHooks, QueryStats, Retention, SqlEngine, SqlError};
 
@@ -178,12 +179,24 @@ fn run(def: &QueryDef, events: &[Ev], state: Option<&[u8]>) -> Run {
 
 /// [`run`], taking checkpoints at least `gap` apart.
 fn run_with(def: &QueryDef, events: &[Ev], state: Option<&[u8]>, gap: Duration) -> Run {
+    run_folding(def, events, state, gap, Some(FOLD_ROWS))
+}
+
+/// [`run_with`], folding the rows of open windows at `fold` rows a pane (`None`: never).
+fn run_folding(
+    def: &QueryDef,
+    events: &[Ev],
+    state: Option<&[u8]>,
+    gap: Duration,
+    fold: Option<usize>,
+) -> Run {
     let engine = SqlEngine::new(Retention::default()).expect("engine");
     declare(engine.hub());
     let mut query = engine
         .handle()
         .block_on(engine.plan(def.clone()))
         .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+    query.fold_at(fold);
     if let Some(s) = state {
         query.restore(s).unwrap();
     }
@@ -393,4 +406,96 @@ fn a_query_catching_up_leaves_out_checkpoints_that_come_too_soon_and_resumes_fro
     let mut rows = to_json(&first_rows(&whole.rows, written));
     rows.extend(to_json(&skipping.rows));
     assert_same_rows("resumed", rows, to_json(&whole.rows));
+}
+
+/// Resumes `def` from checkpoints `picks` of `whole` (run folding at `fold`), folding at
+/// `fold` again, and checks that it writes what the whole run wrote after each.
+fn resumes_like(def: &QueryDef, all: &[Ev], whole: &Run, picks: &[usize], fold: Option<usize>) {
+    let whole_rows = to_json(&whole.rows);
+    for &i in picks {
+        let (at, state, written) = whole.taken[i].clone();
+        let what = format!("{} resumed from {at} folding at {fold:?}", def.name);
+        let resumed = run_folding(def, &after(all, at), Some(&state), Duration::ZERO, fold);
+        let mut rows = to_json(&first_rows(&whole.rows, written));
+        rows.extend(to_json(&resumed.rows));
+        assert_same_rows(&what, rows, whole_rows.clone());
+        assert_eq!(
+            counters(&resumed.stats),
+            counters(&whole.stats),
+            "{what}: rows in, rows out, windows, late rows"
+        );
+    }
+}
+
+#[test]
+fn a_query_folding_its_open_windows_checkpoints_their_aggregate_states_and_resumes_from_them() {
+    let all = events(&input_rows(), 50, 2 * NS);
+    for name in [
+        "tumble_ohlcv",
+        "hop_vwap",
+        "session_bursts",
+        "tumble_distinct_having",
+        "tumble_with_lateness",
+    ] {
+        let (sql, lateness_ns) = case_query(name);
+        let def = QueryDef {
+            name: name.into(),
+            sql,
+            lateness_ns,
+        };
+        let kept = run_folding(&def, &all, None, Duration::ZERO, None);
+        let folding = run_folding(&def, &all, None, Duration::ZERO, Some(5));
+        assert!(
+            folding.stats.folded_rows.load(Ordering::Relaxed) > 0,
+            "{name}: nothing folded"
+        );
+        assert_same_rows(name, to_json(&folding.rows), to_json(&kept.rows));
+        let n = folding.taken.len();
+        assert!(n >= 5, "{name}: only {n} checkpoints were taken");
+        // From states of folded rows, and from a checkpoint that kept the rows.
+        resumes_like(&def, &all, &folding, &[1, n / 2, n - 1], Some(5));
+        resumes_like(&def, &all, &kept, &[n / 2], Some(5));
+        // A query keeping the rows refuses states it cannot read.
+        let engine = SqlEngine::new(Retention::default()).unwrap();
+        declare(engine.hub());
+        let mut q = engine.handle().block_on(engine.plan(def.clone())).unwrap();
+        q.fold_at(None);
+        let refused = folding
+            .taken
+            .iter()
+            .filter(|(_, state, _)| q.restore(state).is_err())
+            .count();
+        assert!(refused > 0, "{name}: every checkpoint read without folding");
+    }
+}
+
+#[test]
+fn a_long_window_folding_its_rows_checkpoints_a_state_of_constant_size() {
+    let all = events(&input_rows(), 50, 2 * NS);
+    // One window for the whole half hour of trades.
+    let def = QueryDef {
+        name: "day".into(),
+        sql: "SELECT symbol, window_start, count(*) AS n, sum(size) AS volume, \
+              first_value(price ORDER BY ts_event) AS open, \
+              last_value(price ORDER BY ts_event) AS close \
+              FROM tumble('trades', 'ts_event', INTERVAL '1 day') GROUP BY symbol, window_start"
+            .into(),
+        lateness_ns: 0,
+    };
+    let kept = run_folding(&def, &all, None, Duration::ZERO, None);
+    let folding = run_folding(&def, &all, None, Duration::ZERO, Some(64));
+    assert_same_rows("day", to_json(&folding.rows), to_json(&kept.rows));
+    let sizes = |r: &Run| r.taken.iter().map(|t| t.1.len()).collect::<Vec<_>>();
+    let (kept, folded) = (sizes(&kept), sizes(&folding));
+    assert!(kept.len() >= 20, "{kept:?}");
+    // Keeping rows, the state grows with the window; folding, it stays within a pane's rows
+    // and a state per symbol.
+    assert!(kept[kept.len() - 1] > 10 * kept[0], "{kept:?}");
+    let (early, late) = folded.split_at(folded.len() / 2);
+    let most = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+    assert!(most(late) * 2 <= most(early) * 3, "{folded:?}");
+    assert!(
+        folded[folded.len() - 1] * 10 < kept[kept.len() - 1],
+        "{folded:?} {kept:?}"
+    );
 }

@@ -1,11 +1,15 @@
-//! SQL over live streams, two measurements in one run:
+//! SQL over live streams, three measurements in one run:
 //!
 //! 1. **Continuous 1-minute OHLCV over 1,000,000 trades** (8 symbols, one trading day,
 //!    generated and seeded): the trades stream into the hub in batches of 8,192 with a
 //!    watermark after each, and a `tumble` query emits each minute as it closes. Beside it,
 //!    DuckDB's batch query over the same rows (written to Parquet, loaded into a DuckDB table
 //!    first; the query alone is timed). The ratio is streaming time over batch time.
-//! 2. **Snapshot query latency over Arrow Flight SQL** while a synthetic pipeline runs paced at
+//! 2. **Long windows, their rows kept or folded into aggregate states**: the same OHLCV over
+//!    1-minute, 1-hour and 1-day tumbling and 1-hour hopping (every 5 minutes) windows, each
+//!    run keeping the open windows' rows and folding them (the default): time, and the most
+//!    rows and aggregate states the open windows held at once.
+//! 3. **Snapshot query latency over Arrow Flight SQL** while a synthetic pipeline runs paced at
 //!    500,000 records/s with every stream tapped: a client asks three kinds of snapshot query
 //!    back to back and records each round trip.
 //!
@@ -28,6 +32,7 @@ use arrow_schema::DataType;
 use tickflow_benches::{best_of, machine};
 use tickflow_core::{ArrowRecord, Trade};
 use tickflow_pipelines::{Pipeline, RunOptions, run, stream_schemas};
+use tickflow_sql::fold::FOLD_ROWS;
 use tickflow_sql::output::{Collect, Parquet, QueryOutput};
 use tickflow_sql::{QueryDef, Retention, SqlEngine, flight};
 
@@ -130,6 +135,36 @@ fn trades(n: usize) -> Vec<RecordBatch> {
 
 /// Streams the batches through a continuous OHLCV query; returns (seconds, result rows).
 fn continuous(batches: &[RecordBatch]) -> Result<(f64, usize)> {
+    let (secs, rows, _) = continuous_query(batches, OHLCV, Some(FOLD_ROWS))?;
+    Ok((secs, rows.len()))
+}
+
+/// Each row of `batches` as text, sorted.
+fn row_texts(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                b.columns()
+                    .iter()
+                    .map(|c| format!("{:?}", c.slice(i, 1)))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Streams the batches through continuous query `sql`, folding its open windows at `fold`
+/// rows a pane (`None`: keeping their rows); returns (seconds, the result rows as text, the most rows and
+/// aggregate states its open windows held at once).
+fn continuous_query(
+    batches: &[RecordBatch],
+    sql: &str,
+    fold: Option<usize>,
+) -> Result<(f64, Vec<String>, u64)> {
     let engine = SqlEngine::new(Retention {
         span_ns: 60 * NS,
         max_rows: 100_000,
@@ -139,14 +174,13 @@ fn continuous(batches: &[RecordBatch]) -> Result<(f64, usize)> {
         .declare("trades", Trade::schema(), "ts_event")?;
     let out = Collect::default();
     let t0 = Instant::now();
-    let q = engine.start_blocking(
-        QueryDef {
-            name: "ohlcv".into(),
-            sql: OHLCV.into(),
-            lateness_ns: 0,
-        },
-        Box::new(out.clone()),
-    )?;
+    let mut query = engine.handle().block_on(engine.plan(QueryDef {
+        name: "ohlcv".into(),
+        sql: sql.into(),
+        lateness_ns: 0,
+    }))?;
+    query.fold_at(fold);
+    let q = engine.start(query, Box::new(out.clone()))?;
     for b in batches {
         let last = b
             .column(2)
@@ -169,7 +203,58 @@ fn continuous(batches: &[RecordBatch]) -> Result<(f64, usize)> {
     {
         bail!("the continuous query failed: {e}");
     }
-    Ok((secs, out.batches().iter().map(|b| b.num_rows()).sum()))
+    Ok((
+        secs,
+        row_texts(&out.batches()),
+        q.stats.peak_open.load(Ordering::Relaxed),
+    ))
+}
+
+/// Long windows over the same trades, keeping their rows and folding them into aggregate
+/// states, side by side.
+fn long_windows(batches: &[RecordBatch], runs: usize) -> Result<()> {
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    println!(
+        "\n| open windows over {n} trades | query | seconds (best of {runs}) | trades/s | most rows + states held | results |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for (what, window) in [
+        (
+            "1-minute tumbling",
+            "tumble('trades', 'ts_event', INTERVAL '1 minute')",
+        ),
+        (
+            "1-hour tumbling",
+            "tumble('trades', 'ts_event', INTERVAL '1 hour')",
+        ),
+        (
+            "1-day tumbling",
+            "tumble('trades', 'ts_event', INTERVAL '1 day')",
+        ),
+        (
+            "1-hour hopping every 5 minutes",
+            "hop('trades', 'ts_event', INTERVAL '5 minutes', INTERVAL '1 hour')",
+        ),
+    ] {
+        let sql = OHLCV.replace("tumble('trades', 'ts_event', INTERVAL '1 minute')", window);
+        let mut kept_rows: Option<Vec<String>> = None;
+        for (mode, fold) in [
+            ("rows kept", None),
+            ("folded every 4,096 rows of a pane", Some(FOLD_ROWS)),
+        ] {
+            let (secs, last) = best_of(runs, || continuous_query(batches, &sql, fold));
+            let (_, rows, peak) = last?;
+            let count = rows.len();
+            if *kept_rows.get_or_insert_with(|| rows.clone()) != rows {
+                bail!("{what}: the results folding differ from those keeping the rows");
+            }
+            println!(
+                "| {what} | {mode} | {secs:.3} | {:.0} | {peak} | {count} |",
+                n as f64 / secs
+            );
+        }
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -345,6 +430,8 @@ fn main() -> Result<()> {
     );
     println!("({rows} result rows each)");
     std::fs::remove_dir_all(&dir).ok();
+
+    long_windows(&batches, runs)?;
 
     snapshot_latency(rate, seconds)
 }
