@@ -131,10 +131,6 @@ pub struct ContinuousQuery {
     released_to: i64,
     /// Counters taken back from a checkpoint, for the stats.
     restored: Option<Saved>,
-    /// How the rows of the window feed are folded into aggregate states, when they can be.
-    fold: Option<Fold>,
-    /// The states of the windows closed since the last execution, when folding.
-    closed_states: Vec<RecordBatch>,
 }
 
 /// A stream read directly: rows wait for the watermark, then go to one execution.
@@ -319,23 +315,22 @@ impl ContinuousQuery {
         streams.sort();
         streams.dedup();
         let marks = streams.iter().map(|s| (s.clone(), i64::MIN)).collect();
-        // Open windows of one window feed going into one aggregation are folded into its
+        // The open windows of a window feed going into one aggregation are folded into its
         // states (see `fold`); not in plans with subqueries.
         let mut subqueries = false;
         plan.apply_with_subqueries(|node| {
             subqueries |= matches!(node, LogicalPlan::Subquery(_));
             Ok(TreeNodeRecursion::Continue)
         })?;
-        let fold = match feeds.as_slice() {
-            [feed] if plain.is_empty() && !subqueries => {
-                let physical = DefaultPhysicalPlanner::default()
-                    .create_physical_plan(&plan, &ctx.state())
-                    .await?;
+        if !feeds.is_empty() && !subqueries {
+            let physical = DefaultPhysicalPlanner::default()
+                .create_physical_plan(&plan, &ctx.state())
+                .await?;
+            for (i, feed) in feeds.iter_mut().enumerate() {
                 let sessions = matches!(feed.buffer.spec().kind, WindowKind::Session { .. });
-                Fold::find(&physical, FOLD_ROWS, sessions)?
+                feed.fold = Fold::find(&physical, i, FOLD_ROWS, sessions)?;
             }
-            _ => None,
-        };
+        }
         Ok(Self {
             def,
             ctx,
@@ -348,24 +343,25 @@ impl ContinuousQuery {
             marks,
             released_to: i64::MIN,
             restored: None,
-            fold,
-            closed_states: Vec::new(),
         })
     }
 
-    /// Whether the query folds the rows of its open windows into aggregate states.
-    pub fn folds(&self) -> bool {
-        self.fold.is_some()
+    /// Per window feed (call of `tumble`, `hop` or `session`, in the order of the SQL text),
+    /// whether the query folds the rows of its open windows into aggregate states.
+    pub fn folding(&self) -> Vec<bool> {
+        self.feeds.iter().map(|f| f.fold.is_some()).collect()
     }
 
     /// Folds a pane's rows once it holds `rows` of them (the default is [`FOLD_ROWS`]), or,
     /// with `None`, keeps every row of the open windows. Before the query runs.
     pub fn fold_at(&mut self, rows: Option<usize>) {
-        match rows {
-            None => self.fold = None,
-            Some(n) => {
-                if let Some(f) = &mut self.fold {
-                    f.rows = n.max(1);
+        for feed in &mut self.feeds {
+            match rows {
+                None => feed.fold = None,
+                Some(n) => {
+                    if let Some(f) = &mut feed.fold {
+                        f.rows = n.max(1);
+                    }
                 }
             }
         }
@@ -501,7 +497,7 @@ impl ContinuousQuery {
                 .map(|&(end, i)| Ok((end, vec![d.batch(i)?])))
                 .collect::<Result<Vec<_>, SqlError>>()?;
             if let Some((_, states)) = folded.first() {
-                let fits = self
+                let fits = feed
                     .fold
                     .as_ref()
                     .is_some_and(|f| states.iter().all(|b| *b.schema() == *f.schema()));
@@ -542,24 +538,31 @@ impl ContinuousQuery {
         Ok(())
     }
 
-    /// Executes the plan; when folding, its aggregation reads `states` instead of the rows.
+    /// Executes the plan; the aggregation of each window feed in `states` reads those
+    /// states instead of its rows.
     async fn execute(
         &self,
-        states: Option<Vec<RecordBatch>>,
+        states: Vec<(usize, Vec<RecordBatch>)>,
     ) -> Result<Vec<RecordBatch>, SqlError> {
         let state = self.ctx.state();
         let mut physical = DefaultPhysicalPlanner::default()
             .create_physical_plan(&self.plan, &state)
             .await?;
-        if let (Some(fold), Some(states)) = (&self.fold, states) {
-            physical = fold.substitute(physical, states)?;
+        for (i, states) in states {
+            if let Some(fold) = self.feeds.get(i).and_then(|f| f.fold.as_ref()) {
+                physical = fold.substitute(physical, states)?;
+            }
         }
         Ok(datafusion::physical_plan::collect(physical, self.ctx.task_ctx()).await?)
     }
 
-    /// Folds the panes and sessions holding enough rows into aggregate states.
-    fn fold_ripe(&mut self, rt: &Handle, stats: &QueryStats) -> Result<(), SqlError> {
-        let (Some(fold), Some(feed)) = (&self.fold, self.feeds.first_mut()) else {
+    /// Folds the panes and sessions of window feed `i` holding enough rows into aggregate
+    /// states.
+    fn fold_ripe(&mut self, i: usize, rt: &Handle, stats: &QueryStats) -> Result<(), SqlError> {
+        let Some(feed) = self.feeds.get_mut(i) else {
+            return Ok(());
+        };
+        let Some(fold) = &feed.fold else {
             return Ok(());
         };
         // The partial aggregation reads the slot, where the rows of closed windows may wait
@@ -648,7 +651,11 @@ impl ContinuousQuery {
                 // A pane's rows are folded as soon as there are enough of them.
                 if self.feeds.iter().any(|f| f.buffer.spec().table == *stream) {
                     self.note_held(stats);
-                    self.fold_ripe(rt, stats)?;
+                    for i in 0..self.feeds.len() {
+                        if self.feeds[i].buffer.spec().table == *stream {
+                            self.fold_ripe(i, rt, stats)?;
+                        }
+                    }
                 }
                 if let Some(feed) = self.plain.get_mut(&*stream) {
                     stats
@@ -698,10 +705,11 @@ impl ContinuousQuery {
             }
             for ((start, end), states) in closed.states {
                 for b in states {
-                    self.closed_states.push(match &self.fold {
+                    let b = match &feed.fold {
                         Some(fold) => fold.relabel(b, start, end)?,
                         None => b,
-                    });
+                    };
+                    feed.closed.push(b);
                 }
             }
         }
@@ -740,21 +748,25 @@ impl ContinuousQuery {
             feed.slot
                 .set(vec![latest_batch(&feed.schema, &feed.latest)?]);
         }
-        ready |= self.feeds.iter().any(|f| !f.slot.is_empty()) || !self.closed_states.is_empty();
+        ready |= self
+            .feeds
+            .iter()
+            .any(|f| !f.slot.is_empty() || !f.closed.is_empty());
         if ready {
-            // When the closed windows hold aggregate states, their rows not folded yet are
-            // folded now, and the aggregation reads the states; when they hold only rows (all
-            // came in panes too small to fold), it reads the rows.
-            let states = match (&self.fold, self.feeds.first()) {
-                (Some(fold), Some(feed)) if !self.closed_states.is_empty() => {
-                    let mut states = std::mem::take(&mut self.closed_states);
-                    if !feed.slot.is_empty() {
-                        states.extend(rt.block_on(fold.partial(self.ctx.task_ctx()))?);
-                    }
-                    Some(states)
+            // When a feed's closed windows hold aggregate states, their rows not folded yet
+            // are folded now, and its aggregation reads the states; when they hold only rows
+            // (all came in panes too small to fold), it reads the rows.
+            let mut states = Vec::new();
+            for (i, feed) in self.feeds.iter_mut().enumerate() {
+                let Some(fold) = feed.fold.as_ref().filter(|_| !feed.closed.is_empty()) else {
+                    continue;
+                };
+                let mut now = std::mem::take(&mut feed.closed);
+                if !feed.slot.is_empty() {
+                    now.extend(rt.block_on(fold.partial(self.ctx.task_ctx()))?);
                 }
-                _ => None,
-            };
+                states.push((i, now));
+            }
             let batches = rt.block_on(self.execute(states))?;
             stats.steps.fetch_add(1, Ordering::Relaxed);
             for feed in &self.feeds {
@@ -1065,8 +1077,8 @@ mod tests {
         assert_eq!(every.len(), Trade::schema().fields().len() + 2, "{every:?}");
     }
 
-    /// Whether `sql` (over the trades and quotes) folds its open windows.
-    fn folds(sql: &str) -> bool {
+    /// Per window feed of `sql` (over the trades and quotes), whether it folds its open windows.
+    fn folding(sql: &str) -> Vec<bool> {
         let hub = Arc::new(Hub::new(Retention::default()));
         hub.declare("trades", Trade::schema(), "ts_event").unwrap();
         hub.declare("quotes", Quote::schema(), "ts_event").unwrap();
@@ -1080,7 +1092,7 @@ mod tests {
         };
         rt.block_on(ContinuousQuery::plan(&hub, def))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .folds()
+            .folding()
     }
 
     #[test]
@@ -1122,7 +1134,7 @@ mod tests {
             ),
         ];
         for sql in &fold {
-            assert!(folds(sql), "{sql}");
+            assert_eq!(folding(sql), [true], "{sql}");
         }
         let keep = [
             // No aggregation.
@@ -1153,17 +1165,31 @@ mod tests {
                 "WITH w AS (SELECT * FROM {tumble}) \
                  SELECT count(*) AS n FROM w UNION ALL SELECT sum(size) AS n FROM w"
             ),
-            // Two window feeds.
-            format!(
-                "SELECT t.symbol, t.n, q.m FROM (SELECT symbol, window_start, count(*) AS n \
-                 FROM {tumble} GROUP BY symbol, window_start) t JOIN (SELECT symbol, \
-                 window_start, count(*) AS m FROM tumble('quotes', 'ts_event', INTERVAL '1 minute') \
-                 GROUP BY symbol, window_start) q \
-                 ON t.symbol = q.symbol AND t.window_start = q.window_start"
-            ),
         ];
         for sql in &keep {
-            assert!(!folds(sql), "{sql}");
+            assert!(folding(sql).iter().all(|f| !f), "{sql}");
         }
+        // Each window feed folds on its own: both aggregations of two windowed streams
+        // joined, and the one of the trades but not the quotes joined to it as rows.
+        let quotes = "tumble('quotes', 'ts_event', INTERVAL '1 minute')";
+        let trades_per_minute = format!(
+            "(SELECT symbol, window_start, count(*) AS n FROM {tumble} \
+             GROUP BY symbol, window_start) t"
+        );
+        assert_eq!(
+            folding(&format!(
+                "SELECT t.symbol, t.n, q.m FROM {trades_per_minute} JOIN (SELECT symbol, \
+                 window_start, count(*) AS m FROM {quotes} GROUP BY symbol, window_start) q \
+                 ON t.symbol = q.symbol AND t.window_start = q.window_start"
+            )),
+            [true, true]
+        );
+        assert_eq!(
+            folding(&format!(
+                "SELECT t.symbol, t.n, q.bid FROM {trades_per_minute} JOIN {quotes} q \
+                 ON t.symbol = q.symbol AND t.window_start = q.window_start"
+            )),
+            [true, false]
+        );
     }
 }

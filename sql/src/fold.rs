@@ -1,7 +1,8 @@
 //! Incremental aggregation of open windows.
 //!
-//! When the rows of a query's only window feed go into one aggregation through row-by-row
-//! operators alone (filters, projections, a sort), an open window need not keep its rows: a
+//! When the rows of a window feed of a query (a call of `tumble`, `hop` or `session`) go into
+//! one aggregation through row-by-row operators alone (filters, projections, a sort), and the
+//! plan reads the feed nowhere else, an open window need not keep its rows: a
 //! pane's rows are folded, once enough have come, into the partial aggregate states of each
 //! window holding them — DataFusion's own `Partial` aggregation of the same plan — and
 //! dropped. A window then holds one state per group (merged now and then, `PartialReduce`),
@@ -15,9 +16,9 @@
 //!
 //! The results are those of the plain plan, whatever the rows folded: a final aggregation of
 //! partial states of any split of the rows is the aggregation of the rows; that is what
-//! DataFusion's own two-phase aggregation rests on. Queries of another shape — several window
-//! feeds, windows joined or ranked before they are aggregated — keep the rows of their open
-//! windows.
+//! DataFusion's own two-phase aggregation rests on. Each window feed of a query folds on its
+//! own (the two aggregations of a join of two windowed streams, say). Feeds whose rows are
+//! joined, ranked or cut before they are aggregated keep the rows of their open windows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,9 +50,11 @@ pub const FOLD_ROWS: usize = 4096;
 /// Batches of states a window gathers before they are merged into one.
 pub const MERGE_AT: usize = 8;
 
-/// How a continuous query folds the rows of its window feed into aggregate states.
+/// How a continuous query folds the rows of one of its window feeds into aggregate states.
 #[derive(Debug)]
 pub struct Fold {
+    /// The feed's place among the query's window feeds.
+    feed: usize,
     /// The rows in the window feed's slot, through the plan's operators below the
     /// aggregation, to their partial states.
     partial: Arc<AggregateExec>,
@@ -70,15 +73,16 @@ enum Label {
 }
 
 impl Fold {
-    /// The fold of `plan` (the query's physical plan), when its window rows go into one
-    /// aggregation row by row — and, for `sessions`, the window columns only as its bare group
-    /// columns; `None` when they do not.
+    /// The fold of window feed `feed` of `plan` (the query's physical plan), when its rows
+    /// go into one aggregation row by row — and, for `sessions`, the window columns only as
+    /// its bare group columns; `None` when they do not.
     pub fn find(
         plan: &Arc<dyn ExecutionPlan>,
+        feed: usize,
         rows: usize,
         sessions: bool,
     ) -> Result<Option<Self>, SqlError> {
-        let Some(target) = target(plan) else {
+        let Some(target) = target(plan, feed) else {
             return Ok(None);
         };
         let Some(agg) = target.downcast_ref::<AggregateExec>() else {
@@ -97,6 +101,7 @@ impl Fold {
             agg.input_schema(),
         )?;
         Ok(Some(Self {
+            feed,
             partial: Arc::new(partial),
             labels,
             rows,
@@ -168,7 +173,7 @@ impl Fold {
         plan: Arc<dyn ExecutionPlan>,
         states: Vec<RecordBatch>,
     ) -> Result<Arc<dyn ExecutionPlan>, SqlError> {
-        let target = target(&plan).ok_or_else(|| {
+        let target = target(&plan, self.feed).ok_or_else(|| {
             SqlError::Execution(
                 "the plan of a query folding its windows no longer aggregates them".into(),
             )
@@ -205,14 +210,17 @@ impl Fold {
     }
 }
 
-/// The aggregation over raw rows that reads the plan's only window scan through row-by-row
-/// operators alone, if there is one.
-fn target(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+/// The aggregation over raw rows that reads the plan's only scan of window feed `feed`
+/// through row-by-row operators alone, if there is one.
+fn target(plan: &Arc<dyn ExecutionPlan>, feed: usize) -> Option<Arc<dyn ExecutionPlan>> {
     let mut scans = 0;
     let mut found = Vec::new();
     let mut stack = vec![plan.clone()];
     while let Some(node) = stack.pop() {
-        if node.is::<WindowScanExec>() {
+        if node
+            .downcast_ref::<WindowScanExec>()
+            .is_some_and(|s| s.feed() == feed)
+        {
             scans += 1;
         }
         if let Some(agg) = node.downcast_ref::<AggregateExec>()
@@ -220,7 +228,7 @@ fn target(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
                 agg.mode(),
                 AggregateMode::Partial | AggregateMode::Single | AggregateMode::SinglePartitioned
             )
-            && row_by_row(agg.input())
+            && row_by_row(agg.input(), feed)
         {
             found.push(node.clone());
         }
@@ -322,11 +330,11 @@ fn labels(agg: &AggregateExec) -> Option<Vec<(usize, Label)>> {
     (!aggregates_read && !filters_read).then_some(out)
 }
 
-/// Whether `node` is the window scan, or passes on rows of it one by one: whatever the rows
-/// are split into, its output over the parts is its output over the whole.
-fn row_by_row(node: &Arc<dyn ExecutionPlan>) -> bool {
-    if node.is::<WindowScanExec>() {
-        return true;
+/// Whether `node` is the scan of window feed `feed`, or passes on rows of it one by one:
+/// whatever the rows are split into, its output over the parts is its output over the whole.
+fn row_by_row(node: &Arc<dyn ExecutionPlan>, feed: usize) -> bool {
+    if let Some(scan) = node.downcast_ref::<WindowScanExec>() {
+        return scan.feed() == feed;
     }
     let passes = node.fetch().is_none()
         && (node.is::<FilterExec>()
@@ -336,5 +344,5 @@ fn row_by_row(node: &Arc<dyn ExecutionPlan>) -> bool {
             || node.is::<SortExec>()
             || node.is::<CooperativeExec>());
     let children = node.children();
-    passes && children.len() == 1 && row_by_row(children[0])
+    passes && children.len() == 1 && row_by_row(children[0], feed)
 }

@@ -27,6 +27,7 @@ use datafusion::physical_plan::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::SqlError;
+use crate::fold::Fold;
 use crate::hub::{Hub, LATEST_PREFIX};
 use crate::window::{WindowBuffer, WindowSpec};
 
@@ -182,6 +183,10 @@ pub struct WindowFeed {
     pub slot: Slot,
     /// Which columns of the windowed schema those rows have.
     pub layout: Layout,
+    /// How its rows are folded into aggregate states, when they can be.
+    pub fold: Option<Fold>,
+    /// When folding: the states of the windows closed since the last execution.
+    pub closed: Vec<RecordBatch>,
 }
 
 /// For each column of a window feed's batches, its index in the windowed table's schema (the
@@ -249,6 +254,7 @@ impl TableProvider for WindowTable {
             Arc::new(self.schema.project(wanted)?),
             self.slot.clone(),
             read,
+            self.feed,
         )))
     }
 }
@@ -259,10 +265,12 @@ impl TableProvider for WindowTable {
 pub struct WindowScanExec {
     partition: LivePartition,
     properties: Arc<PlanProperties>,
+    /// Its feed's place among the query's window feeds.
+    feed: usize,
 }
 
 impl WindowScanExec {
-    fn new(schema: SchemaRef, slot: Slot, read: Vec<usize>) -> Self {
+    fn new(schema: SchemaRef, slot: Slot, read: Vec<usize>, feed: usize) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -275,7 +283,13 @@ impl WindowScanExec {
                 source: Source::Kept { slot, read },
             },
             properties: Arc::new(properties),
+            feed,
         }
+    }
+
+    /// Its feed's place among the query's window feeds.
+    pub fn feed(&self) -> usize {
+        self.feed
     }
 }
 
@@ -384,6 +398,8 @@ impl TableFunctionImpl for WindowFunction {
                     buffer,
                     slot: slot.clone(),
                     layout: layout.clone(),
+                    fold: None,
+                    closed: Vec::new(),
                 });
                 Ok(Arc::new(WindowTable {
                     schema,

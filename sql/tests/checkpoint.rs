@@ -436,6 +436,7 @@ fn a_query_folding_its_open_windows_checkpoints_their_aggregate_states_and_resum
         "session_bursts",
         "tumble_distinct_having",
         "tumble_with_lateness",
+        "window_join",
     ] {
         let (sql, lateness_ns) = case_query(name);
         let def = QueryDef {
