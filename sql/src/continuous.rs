@@ -1012,10 +1012,11 @@ mod tests {
     use super::{ContinuousQuery, QueryDef};
     use crate::hub::{Hub, Retention};
 
-    /// The columns the windows of `sql` (over the trades) hold while they are open.
-    fn held(sql: &str) -> Vec<String> {
+    /// `sql` planned over the trades and quotes.
+    fn planned(sql: &str) -> ContinuousQuery {
         let hub = Arc::new(Hub::new(Retention::default()));
         hub.declare("trades", Trade::schema(), "ts_event").unwrap();
+        hub.declare("quotes", Quote::schema(), "ts_event").unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -1024,8 +1025,13 @@ mod tests {
             sql: sql.into(),
             lateness_ns: 0,
         };
-        let q = rt.block_on(ContinuousQuery::plan(&hub, def)).unwrap();
-        q.feeds[0]
+        rt.block_on(ContinuousQuery::plan(&hub, def))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The columns the windows of `sql` (over the trades) hold while they are open.
+    fn held(sql: &str) -> Vec<String> {
+        planned(sql).feeds[0]
             .buffer
             .schema()
             .fields()
@@ -1079,20 +1085,7 @@ mod tests {
 
     /// Per window feed of `sql` (over the trades and quotes), whether it folds its open windows.
     fn folding(sql: &str) -> Vec<bool> {
-        let hub = Arc::new(Hub::new(Retention::default()));
-        hub.declare("trades", Trade::schema(), "ts_event").unwrap();
-        hub.declare("quotes", Quote::schema(), "ts_event").unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let def = QueryDef {
-            name: "q".into(),
-            sql: sql.into(),
-            lateness_ns: 0,
-        };
-        rt.block_on(ContinuousQuery::plan(&hub, def))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .folding()
+        planned(sql).folding()
     }
 
     #[test]

@@ -300,17 +300,7 @@ fn a_query_resumed_from_its_checkpoint_writes_what_the_uninterrupted_query_write
             "{}: checkpoints the output was told of",
             def.name
         );
-        for (at, state, written) in [0, n / 2, n - 1].map(|i| whole.taken[i].clone()) {
-            let what = format!("{} resumed from {at}", def.name);
-            let resumed = run(def, &after(&all, at), Some(&state));
-            let mut rows = to_json(&first_rows(&whole.rows, written));
-            rows.extend(to_json(&resumed.rows));
-            assert_same_rows(&what, rows, whole_rows.clone());
-            assert_eq!(
-                counters(&resumed.stats),
-                counters(&whole.stats),
-                "{what}: rows in, rows out, windows, late rows"
-            );
+        for (at, resumed) in resumes_like(def, &all, &whole, &[0, n / 2, n - 1], Some(FOLD_ROWS)) {
             // It goes on taking the same checkpoints.
             let later: Vec<i64> = whole
                 .taken
@@ -319,7 +309,11 @@ fn a_query_resumed_from_its_checkpoint_writes_what_the_uninterrupted_query_write
                 .filter(|t| *t > at)
                 .collect();
             let again: Vec<i64> = resumed.taken.iter().map(|t| t.0).collect();
-            assert_eq!(again, later, "{what}: checkpoints after the resume");
+            assert_eq!(
+                again, later,
+                "{}: checkpoints after the resume from {at}",
+                def.name
+            );
         }
         // Without the state, a resumed windowed query misses the rows the checkpoint held.
         let windowed = ["tumble(", "hop(", "session("]
@@ -408,10 +402,18 @@ fn a_query_catching_up_leaves_out_checkpoints_that_come_too_soon_and_resumes_fro
     assert_same_rows("resumed", rows, to_json(&whole.rows));
 }
 
-/// Resumes `def` from checkpoints `picks` of `whole` (run folding at `fold`), folding at
-/// `fold` again, and checks that it writes what the whole run wrote after each.
-fn resumes_like(def: &QueryDef, all: &[Ev], whole: &Run, picks: &[usize], fold: Option<usize>) {
+/// Resumes `def` from checkpoints `picks` of `whole`, folding at `fold`, and checks that each
+/// resumed run writes what the whole run wrote after its checkpoint, with the same counters;
+/// returns the resumed runs by checkpoint time.
+fn resumes_like(
+    def: &QueryDef,
+    all: &[Ev],
+    whole: &Run,
+    picks: &[usize],
+    fold: Option<usize>,
+) -> Vec<(i64, Run)> {
     let whole_rows = to_json(&whole.rows);
+    let mut out = Vec::new();
     for &i in picks {
         let (at, state, written) = whole.taken[i].clone();
         let what = format!("{} resumed from {at} folding at {fold:?}", def.name);
@@ -424,7 +426,9 @@ fn resumes_like(def: &QueryDef, all: &[Ev], whole: &Run, picks: &[usize], fold: 
             counters(&whole.stats),
             "{what}: rows in, rows out, windows, late rows"
         );
+        out.push((at, resumed));
     }
+    out
 }
 
 #[test]
