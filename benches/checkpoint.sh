@@ -16,7 +16,8 @@
 # committed half the records, then started again at once. It reports when the restarted job
 # said it resumed, when its commits passed the killed job's last commit (recovered), and when
 # it had caught up with the whole topic, and compares every output file of the restarted job
-# with the reference's.
+# with the reference's. RESTART_WORKERS=N restarts it on N workers (default 2, those it ran on):
+# the checkpoint's operator state is then spread over N by instrument.
 #
 #   cargo build --release -p tickflow-cli && benches/checkpoint.sh [DATA]
 #
@@ -195,7 +196,7 @@ print(sum(p['resume'] for p in json.loads((newest / 'manifest.json').read_text()
     # ...and started again at once.
     # (Its log lines are stamped with when they came.)
     start=$(now)
-    "$bin" run "$work/$group.toml" --workers 2 -q -o "$work/out-$group" >"$work/$group.out" \
+    "$bin" run "$work/$group.toml" --workers "${RESTART_WORKERS:-2}" -q -o "$work/out-$group" >"$work/$group.out" \
       2> >(while IFS= read -r line; do echo "$(now) $line"; done >"$work/$group.err") &
     job=$!
     recovered=""
@@ -211,7 +212,7 @@ print(sum(p['resume'] for p in json.loads((newest / 'manifest.json').read_text()
     for f in "$work/out-$ref"/*.jsonl; do
       if cmp -s "$f" "$work/out-$group/$(basename "$f")"; then same=$((same + 1)); else differ="$differ $(basename "$f")"; fi
     done
-    echo "== round $round: killed with $killed_at of $count records committed; restarted from the checkpoint at $from (it reads again from record $resume_from)"
+    echo "== round $round: killed with $killed_at of $count records committed; restarted on ${RESTART_WORKERS:-2} workers from the checkpoint at $from (it reads again from record $resume_from)"
     echo "   said it resumed after $(secs "$start" "$resumed") s; committed past the killed job after $(secs "$start" "$recovered") s; caught up ($last records) after $(secs "$start" "$end") s"
     echo "   output files identical to the uninterrupted job's: $same${differ:+; differ:$differ}"
   done
