@@ -57,9 +57,12 @@ pub(crate) struct SavedWindows {
     pub late_rows: u64,
     pub last_late: Option<(i64, i64)>,
     pub groups: Vec<(i64, i64, usize)>,
-    /// Aggregate states of rows folded, by window end.
+    /// Aggregate states of rows folded, by window end (by place for sessions).
     #[serde(default)]
     pub folded: Vec<(i64, usize)>,
+    /// Aggregate states of hopping windows' panes, by pane start.
+    #[serde(default)]
+    pub pane_folded: Vec<(i64, usize)>,
 }
 
 /// A current-state table in the header.

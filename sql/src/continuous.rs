@@ -408,12 +408,17 @@ impl ContinuousQuery {
                     groups.push((*a, *b, i));
                 }
             }
-            let mut folded = Vec::with_capacity(st.folded.len());
-            for (end, states) in &st.folded {
-                if let Some(i) = batches.add_all(states)? {
-                    folded.push((*end, i));
+            let mut saved = |states: &[(i64, Vec<RecordBatch>)]| {
+                let mut out = Vec::with_capacity(states.len());
+                for (at, states) in states {
+                    if let Some(i) = batches.add_all(states)? {
+                        out.push((*at, i));
+                    }
                 }
-            }
+                Ok::<_, SqlError>(out)
+            };
+            let folded = saved(&st.folded)?;
+            let pane_folded = saved(&st.pane_folded)?;
             window_feeds.push(SavedWindows {
                 table: feed.buffer.spec().table.clone(),
                 closed_to: st.closed_to,
@@ -421,6 +426,7 @@ impl ContinuousQuery {
                 last_late: st.last_late,
                 groups,
                 folded,
+                pane_folded,
             });
         }
         let mut plain = Vec::new();
@@ -491,16 +497,21 @@ impl ContinuousQuery {
                 .iter()
                 .map(|&(a, b, i)| Ok((a, b, vec![d.batch(i)?])))
                 .collect::<Result<Vec<_>, SqlError>>()?;
-            let folded = w
-                .folded
-                .iter()
-                .map(|&(end, i)| Ok((end, vec![d.batch(i)?])))
-                .collect::<Result<Vec<_>, SqlError>>()?;
-            if let Some((_, states)) = folded.first() {
-                let fits = feed
-                    .fold
-                    .as_ref()
-                    .is_some_and(|f| states.iter().all(|b| *b.schema() == *f.schema()));
+            let states = |saved: &[(i64, usize)]| {
+                saved
+                    .iter()
+                    .map(|&(at, i)| Ok((at, vec![d.batch(i)?])))
+                    .collect::<Result<Vec<_>, SqlError>>()
+            };
+            let folded = states(&w.folded)?;
+            let pane_folded = states(&w.pane_folded)?;
+            if let Some((_, states)) = folded.first().or(pane_folded.first()) {
+                // States of panes are read by each of their windows with its bounds: only a
+                // query that relabels states can.
+                let fits = feed.fold.as_ref().is_some_and(|f| {
+                    states.iter().all(|b| *b.schema() == *f.schema())
+                        && (pane_folded.is_empty() || f.relabels())
+                });
                 if !fits {
                     return Err(refuse(format!(
                         "the checkpoint holds aggregate states of the open windows of {} that \
@@ -516,6 +527,7 @@ impl ContinuousQuery {
                 last_late: w.last_late,
                 groups,
                 folded,
+                pane_folded,
             })?;
         }
         for (name, i) in &saved.plain {
@@ -920,6 +932,10 @@ impl Folder for Running<'_> {
 
     fn merge(&mut self, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
         self.rt.block_on(self.fold.merge(states, self.ctx.clone()))
+    }
+
+    fn relabels(&self) -> bool {
+        self.fold.relabels()
     }
 }
 

@@ -12,7 +12,10 @@
 //! A session's bounds are known only when it closes, so its rows are folded with stand-in
 //! window columns, and its states get the session's bounds when it closes: only when the
 //! window columns reach the aggregation as bare group columns and nothing else reads them
-//! (the usual `GROUP BY symbol, window_start, window_end`).
+//! (the usual `GROUP BY symbol, window_start, window_end`). Hopping windows whose window
+//! columns are read that way fold each pane once, with stand-in window columns, and each
+//! window holding the pane reads its states with the window's bounds when it closes: a row is
+//! aggregated once, not once per window holding it (`size / slide` times).
 //!
 //! The results are those of the plain plan, whatever the rows folded: a final aggregation of
 //! partial states of any split of the rows is the aggregation of the rows; that is what
@@ -135,6 +138,12 @@ impl Fold {
             );
         }
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// Whether states folded with stand-in window columns can be given their window's bounds
+    /// ([`Fold::relabel`]): nothing but the aggregation's bare group columns reads them.
+    pub fn relabels(&self) -> bool {
+        self.labels.is_some()
     }
 
     /// The schema of the states.

@@ -232,6 +232,9 @@ pub struct BufferState {
     /// The aggregate states of the rows folded: by window end for tumbling and hopping
     /// windows, by the session's place in `groups` for sessions.
     pub folded: Vec<(i64, Vec<RecordBatch>)>,
+    /// The aggregate states of hopping windows' panes folded once for all their windows, with
+    /// stand-in window columns, by pane start.
+    pub pane_folded: Vec<(i64, Vec<RecordBatch>)>,
 }
 
 /// Folds rows into aggregate states, and merges states (see [`crate::fold`]).
@@ -240,6 +243,10 @@ pub trait Folder {
     fn partial(&mut self, rows: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError>;
     /// `states` merged, one per group.
     fn merge(&mut self, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError>;
+    /// Whether states made with stand-in window columns are given their window's bounds when
+    /// it closes (as a session's are): a pane of hopping windows is then folded once, for all
+    /// the windows holding it, rather than into each.
+    fn relabels(&self) -> bool;
 }
 
 /// Adds `states` to those `held`, merging them once there are [`MERGE_AT`] batches.
@@ -281,6 +288,10 @@ pub struct WindowBuffer {
     /// pane at a time and dropped, so a window holds one state per group however many rows it
     /// covers. (A session holds its own.)
     folded: BTreeMap<i64, Vec<RecordBatch>>,
+    /// Per pane of hopping windows (by its start), the aggregate states of its rows folded
+    /// once with stand-in window columns, when the folder relabels states: each window holding
+    /// the pane reads them when it closes, so a row is aggregated once, not once per window.
+    pane_folded: BTreeMap<i64, Vec<RecordBatch>>,
 }
 
 #[derive(Debug)]
@@ -350,6 +361,7 @@ impl WindowBuffer {
             late_rows: 0,
             last_late: None,
             folded: BTreeMap::new(),
+            pane_folded: BTreeMap::new(),
         })
     }
 
@@ -595,6 +607,11 @@ impl WindowBuffer {
                         .range(previous.saturating_add(1)..=boundary)
                         .map(|(&e, _)| e),
                 );
+                for &pane in self.pane_folded.range(..boundary).map(|(p, _)| p) {
+                    ends.extend(
+                        window_ends(pane, slide, size).filter(|&e| e > previous && e <= boundary),
+                    );
+                }
                 for end in ends {
                     let start = end - size;
                     let mut any = false;
@@ -604,8 +621,12 @@ impl WindowBuffer {
                             any = true;
                         }
                     }
-                    if let Some(states) = self.folded.remove(&end) {
-                        any |= !states.is_empty();
+                    let mut states = self.folded.remove(&end).unwrap_or_default();
+                    for (_, shared) in self.pane_folded.range(start..end) {
+                        states.extend(shared.iter().cloned());
+                    }
+                    if !states.is_empty() {
+                        any = true;
                         out.states.push(((start, end), states));
                     }
                     out.windows += u64::from(any);
@@ -614,6 +635,7 @@ impl WindowBuffer {
                 let first = boundary.saturating_sub(size).saturating_add(1);
                 *panes = panes.split_off(&first);
                 *counts = counts.split_off(&first);
+                self.pane_folded = self.pane_folded.split_off(&first);
             }
             State::Sessions { gap, by_key, .. } => {
                 let gap = *gap;
@@ -681,6 +703,11 @@ impl WindowBuffer {
                 .map(|(a, b, rows, _)| (a, b, rows))
                 .collect(),
             folded,
+            pane_folded: self
+                .pane_folded
+                .iter()
+                .map(|(&pane, states)| (pane, states.clone()))
+                .collect(),
         }
     }
 
@@ -690,10 +717,23 @@ impl WindowBuffer {
         self.late_rows = state.late_rows;
         self.last_late = state.last_late;
         self.folded.clear();
+        self.pane_folded.clear();
         let mut session_states: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         match self.state {
-            State::Panes { .. } => self.folded = state.folded.into_iter().collect(),
-            State::Sessions { .. } => session_states = state.folded.into_iter().collect(),
+            State::Panes { .. } => {
+                self.folded = state.folded.into_iter().collect();
+                self.pane_folded = state.pane_folded.into_iter().collect();
+            }
+            State::Sessions { .. } => {
+                if !state.pane_folded.is_empty() {
+                    return Err(SqlError::Execution(format!(
+                        "the saved windows of {} hold aggregate states of panes, which \
+                         session windows do not have",
+                        self.spec.table
+                    )));
+                }
+                session_states = state.folded.into_iter().collect();
+            }
         }
         let mut groups = Vec::with_capacity(state.groups.len());
         for (a, b, rows) in state.groups {
@@ -745,9 +785,10 @@ impl WindowBuffer {
 
     /// Folds the rows of every pane holding at least `rows` of them, and of every session
     /// holding more, into aggregate states, with `folder`, and drops them; returns how many
-    /// were folded. A pane's
-    /// rows are folded into the states of each open window holding them, with its window
-    /// columns. A session's bounds are not known until it closes: its rows are folded with
+    /// were folded. A pane's rows are folded into the states of each open window holding
+    /// them, with its window columns — or, for hopping windows and a folder that relabels
+    /// states, once, with stand-in window columns, into states of the pane that each of its
+    /// windows reads when it closes. A session's bounds are not known until it closes: its rows are folded with
     /// stand-in window columns (its states get its bounds when it closes), but for one, which
     /// it keeps to say its key.
     pub fn fold(&mut self, rows: usize, folder: &mut dyn Folder) -> Result<usize, SqlError> {
@@ -761,6 +802,7 @@ impl WindowBuffer {
                 counts,
             } => {
                 let (slide, size) = (*slide, *size);
+                let once = size > slide && folder.relabels();
                 let ripe: Vec<i64> = counts
                     .iter()
                     .filter(|&(_, &n)| n >= rows)
@@ -769,6 +811,15 @@ impl WindowBuffer {
                 for pane in ripe {
                     folded += counts.remove(&pane).unwrap_or(0);
                     let parts = panes.remove(&pane).unwrap_or_default();
+                    if once {
+                        let labelled = parts
+                            .iter()
+                            .map(|b| with_window(&self.schema, b, 0, 0))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let states = folder.partial(labelled)?;
+                        hold_states(self.pane_folded.entry(pane).or_default(), states, folder)?;
+                        continue;
+                    }
                     for end in window_ends(pane, slide, size).filter(|&e| e > self.closed_to) {
                         let labelled = parts
                             .iter()
@@ -806,7 +857,12 @@ impl WindowBuffer {
     /// Rows held (not folded), and rows of aggregate states held.
     pub fn held(&self) -> (usize, usize) {
         let count = |bs: &[RecordBatch]| bs.iter().map(|b| b.num_rows()).sum::<usize>();
-        let folded: usize = self.folded.values().map(|v| count(v)).sum();
+        let folded: usize = self
+            .folded
+            .values()
+            .chain(self.pane_folded.values())
+            .map(|v| count(v))
+            .sum();
         match &self.state {
             State::Panes { counts, .. } => (counts.values().sum(), folded),
             State::Sessions { by_key, .. } => {
@@ -1124,15 +1180,16 @@ mod tests {
             last_late: None,
             groups: vec![(0, 0, vec![batch(&INPUT).project(&[0, 1, 3]).unwrap()])],
             folded: Vec::new(),
+            pane_folded: Vec::new(),
         };
         let e = other.restore(bad).unwrap_err().to_string();
         assert!(e.contains("no column x"), "{e}");
     }
 
     /// "Folds" rows into themselves (states are the labelled rows), noting the window
-    /// columns of each call's rows; merges by concatenation.
+    /// columns of each call's rows; merges by concatenation; relabels states or not.
     #[derive(Default)]
-    struct Echo(Vec<Vec<String>>);
+    struct Echo(Vec<Vec<String>>, bool);
 
     impl super::Folder for Echo {
         fn partial(&mut self, rows: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, SqlError> {
@@ -1147,6 +1204,9 @@ mod tests {
             Ok(vec![
                 arrow_select::concat::concat_batches(&states[0].schema(), &states).unwrap(),
             ])
+        }
+        fn relabels(&self) -> bool {
+            self.1
         }
     }
 
@@ -1206,6 +1266,56 @@ mod tests {
         // A row of a folded window arriving after it closed is late.
         b.insert(&batch(&[("A", 350, 9)])).unwrap();
         assert_eq!(b.late_rows, 1);
+    }
+
+    #[test]
+    fn a_pane_of_hopping_windows_is_folded_once_for_all_its_windows_when_states_are_relabelled() {
+        let hop = || {
+            buffer(WindowKind::Hop {
+                slide: 100,
+                size: 300,
+            })
+        };
+        let mut b = hop();
+        b.insert(&batch(&[("A", 150, 1), ("B", 160, 2), ("A", 230, 3)]))
+            .unwrap();
+        let closed = b.close_to(200).unwrap();
+        assert_eq!((rows(&closed.batches).len(), closed.windows), (2, 1));
+        // The pane at 100 is folded once, with stand-in window columns, not into each of the
+        // two windows still holding it; its states are held once.
+        let mut echo = Echo(Vec::new(), true);
+        assert_eq!(b.fold(2, &mut echo).unwrap(), 2);
+        assert_eq!(echo.0.len(), 1, "{:?}", echo.0);
+        assert_eq!(
+            dedup(echo.0[0].clone()),
+            ["1970-01-01T00:00:00,1970-01-01T00:00:00"]
+        );
+        assert_eq!(b.held(), (1, 2));
+        // Each window holding the pane closes with its states, under its own bounds.
+        let closed = b.close_to(300).unwrap();
+        assert_eq!(closed.windows, 1);
+        assert_eq!(rows(&closed.batches).len(), 1);
+        assert_eq!(state_rows(&closed), [((0, 300), 2)]);
+        // A checkpoint keeps the pane's states; the last window holding the pane closes with
+        // them, before and after, and the states go with it.
+        let mut again = hop();
+        again.restore(b.state()).unwrap();
+        for buf in [&mut b, &mut again] {
+            let closed = buf.close_to(1000).unwrap();
+            assert_eq!(closed.windows, 2);
+            assert_eq!(state_rows(&closed), [((100, 400), 2)]);
+            assert_eq!(rows(&closed.batches).len(), 2);
+            assert_eq!(buf.held(), (0, 0));
+        }
+        // A session buffer refuses states of panes.
+        let mut state = hop().state();
+        state.pane_folded = vec![(100, Vec::new())];
+        let mut session = buffer(WindowKind::Session {
+            gap: 50,
+            keys: vec!["sym".into()],
+        });
+        let e = session.restore(state).unwrap_err().to_string();
+        assert!(e.contains("states of panes"), "{e}");
     }
 
     fn dedup(mut v: Vec<String>) -> Vec<String> {
