@@ -1222,38 +1222,34 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_full_pane_is_folded_into_each_open_window_and_its_windows_close_from_their_states() {
-        let hop = || {
-            buffer(WindowKind::Hop {
-                slide: 100,
-                size: 300,
-            })
-        };
-        // Windows of 300 every 100: a row at 150 is in the windows ending 200, 300 and 400.
+    fn hop() -> WindowBuffer {
+        buffer(WindowKind::Hop {
+            slide: 100,
+            size: 300,
+        })
+    }
+
+    /// Windows of 300 every 100 over rows at 150 and 160 (the pane at 100: each is in the
+    /// windows ending 200, 300 and 400) and 230 (the pane at 200); the window ending at 200
+    /// closed, with its rows.
+    fn hop_with_a_window_closed() -> WindowBuffer {
         let mut b = hop();
         b.insert(&batch(&[("A", 150, 1), ("B", 160, 2), ("A", 230, 3)]))
             .unwrap();
-        // The window ending at 200 closes with its rows.
         let closed = b.close_to(200).unwrap();
         assert_eq!((rows(&closed.batches).len(), closed.windows), (2, 1));
-        // The pane at 100 holds 2 rows, the pane at 200 one: only the first is folded, into
-        // the two windows still open, with their window columns; not into the closed one.
-        let mut echo = Echo::default();
-        assert_eq!(b.fold(3, &mut echo).unwrap(), 0);
-        assert_eq!(b.fold(2, &mut echo).unwrap(), 2);
-        let windows: Vec<Vec<String>> = echo.0.iter().map(|c| dedup(c.clone())).collect();
-        assert_eq!(windows.len(), 2, "{windows:?}");
-        assert!(windows[0][0].ends_with("0.000000300"), "{windows:?}");
-        assert!(windows[1][0].ends_with("0.000000400"), "{windows:?}");
-        assert_eq!(b.held(), (1, 4));
-        // The window ending at 300 closes with the pane at 200's row and its states.
+        b
+    }
+
+    /// Closes the windows of [`hop_with_a_window_closed`] whose pane at 100 was folded: the
+    /// window ending at 300 with the pane at 200's row and the states of the pane at 100's
+    /// two rows; then, in the buffer and in one restored from its checkpoint, the window ending
+    /// at 400 the same way and the one ending at 500 with the row, leaving nothing held.
+    fn closes_with_the_states_of_the_pane(mut b: WindowBuffer) {
         let closed = b.close_to(300).unwrap();
         assert_eq!(closed.windows, 1);
         assert_eq!(rows(&closed.batches).len(), 1);
         assert_eq!(state_rows(&closed), [((0, 300), 2)]);
-        // A checkpoint keeps the states; a buffer restored from it closes the same way: the
-        // window ending at 400 with the row and its states, the one ending at 500 with the row.
         let mut again = hop();
         again.restore(b.state()).unwrap();
         for buf in [&mut b, &mut again] {
@@ -1269,18 +1265,24 @@ mod tests {
     }
 
     #[test]
+    fn a_full_pane_is_folded_into_each_open_window_and_its_windows_close_from_their_states() {
+        let mut b = hop_with_a_window_closed();
+        // The pane at 100 holds 2 rows, the pane at 200 one: only the first is folded, into
+        // the two windows still open, with their window columns; not into the closed one.
+        let mut echo = Echo::default();
+        assert_eq!(b.fold(3, &mut echo).unwrap(), 0);
+        assert_eq!(b.fold(2, &mut echo).unwrap(), 2);
+        let windows: Vec<Vec<String>> = echo.0.iter().map(|c| dedup(c.clone())).collect();
+        assert_eq!(windows.len(), 2, "{windows:?}");
+        assert!(windows[0][0].ends_with("0.000000300"), "{windows:?}");
+        assert!(windows[1][0].ends_with("0.000000400"), "{windows:?}");
+        assert_eq!(b.held(), (1, 4));
+        closes_with_the_states_of_the_pane(b);
+    }
+
+    #[test]
     fn a_pane_of_hopping_windows_is_folded_once_for_all_its_windows_when_states_are_relabelled() {
-        let hop = || {
-            buffer(WindowKind::Hop {
-                slide: 100,
-                size: 300,
-            })
-        };
-        let mut b = hop();
-        b.insert(&batch(&[("A", 150, 1), ("B", 160, 2), ("A", 230, 3)]))
-            .unwrap();
-        let closed = b.close_to(200).unwrap();
-        assert_eq!((rows(&closed.batches).len(), closed.windows), (2, 1));
+        let mut b = hop_with_a_window_closed();
         // The pane at 100 is folded once, with stand-in window columns, not into each of the
         // two windows still holding it; its states are held once.
         let mut echo = Echo(Vec::new(), true);
@@ -1291,22 +1293,9 @@ mod tests {
             ["1970-01-01T00:00:00,1970-01-01T00:00:00"]
         );
         assert_eq!(b.held(), (1, 2));
-        // Each window holding the pane closes with its states, under its own bounds.
-        let closed = b.close_to(300).unwrap();
-        assert_eq!(closed.windows, 1);
-        assert_eq!(rows(&closed.batches).len(), 1);
-        assert_eq!(state_rows(&closed), [((0, 300), 2)]);
-        // A checkpoint keeps the pane's states; the last window holding the pane closes with
-        // them, before and after, and the states go with it.
-        let mut again = hop();
-        again.restore(b.state()).unwrap();
-        for buf in [&mut b, &mut again] {
-            let closed = buf.close_to(1000).unwrap();
-            assert_eq!(closed.windows, 2);
-            assert_eq!(state_rows(&closed), [((100, 400), 2)]);
-            assert_eq!(rows(&closed.batches).len(), 2);
-            assert_eq!(buf.held(), (0, 0));
-        }
+        // Each window holding the pane closes with its states, under its own bounds, before
+        // and after a checkpoint; the states go with the last.
+        closes_with_the_states_of_the_pane(b);
         // A session buffer refuses states of panes.
         let mut state = hop().state();
         state.pane_folded = vec![(100, Vec::new())];
