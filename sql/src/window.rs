@@ -249,12 +249,22 @@ pub trait Folder {
     fn relabels(&self) -> bool;
 }
 
-/// Adds `states` to those `held`, merging them once there are [`MERGE_AT`] batches.
-fn hold_states(
+/// Folds `rows` (of the windowed schema `schema`, less its window columns), labelled with the
+/// window `[start, end)`, into the states `held`, merging them once there are [`MERGE_AT`]
+/// batches.
+fn fold_into(
     held: &mut Vec<RecordBatch>,
-    states: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    rows: &[RecordBatch],
+    (start, end): (i64, i64),
     folder: &mut dyn Folder,
 ) -> Result<(), SqlError> {
+    let labelled = rows
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| with_window(schema, b, start, end))
+        .collect::<Result<Vec<_>, _>>()?;
+    let states = folder.partial(labelled)?;
     held.extend(states.into_iter().filter(|b| b.num_rows() > 0));
     if held.len() >= MERGE_AT {
         *held = folder.merge(std::mem::take(held))?;
@@ -595,8 +605,10 @@ impl WindowBuffer {
                 let (slide, size) = (*slide, *size);
                 // Ends of the windows to emit: every window holding a buffered pane that ends
                 // in (previous, boundary].
+                // (A pane whose rows were all folded once holds states instead.)
                 let mut ends = BTreeSet::new();
-                for &pane in panes.range(..boundary).map(|(p, _)| p) {
+                let held = panes.range(..boundary).map(|(p, _)| p);
+                for &pane in held.chain(self.pane_folded.range(..boundary).map(|(p, _)| p)) {
                     ends.extend(
                         window_ends(pane, slide, size).filter(|&e| e > previous && e <= boundary),
                     );
@@ -607,11 +619,6 @@ impl WindowBuffer {
                         .range(previous.saturating_add(1)..=boundary)
                         .map(|(&e, _)| e),
                 );
-                for &pane in self.pane_folded.range(..boundary).map(|(p, _)| p) {
-                    ends.extend(
-                        window_ends(pane, slide, size).filter(|&e| e > previous && e <= boundary),
-                    );
-                }
                 for end in ends {
                     let start = end - size;
                     let mut any = false;
@@ -788,9 +795,9 @@ impl WindowBuffer {
     /// were folded. A pane's rows are folded into the states of each open window holding
     /// them, with its window columns — or, for hopping windows and a folder that relabels
     /// states, once, with stand-in window columns, into states of the pane that each of its
-    /// windows reads when it closes. A session's bounds are not known until it closes: its rows are folded with
-    /// stand-in window columns (its states get its bounds when it closes), but for one, which
-    /// it keeps to say its key.
+    /// windows reads when it closes. A session's bounds are not known until it closes: its
+    /// rows are folded with stand-in window columns (its states get its bounds when it
+    /// closes), but for one, which it keeps to say its key.
     pub fn fold(&mut self, rows: usize, folder: &mut dyn Folder) -> Result<usize, SqlError> {
         let rows = rows.max(1);
         let mut folded = 0;
@@ -812,21 +819,13 @@ impl WindowBuffer {
                     folded += counts.remove(&pane).unwrap_or(0);
                     let parts = panes.remove(&pane).unwrap_or_default();
                     if once {
-                        let labelled = parts
-                            .iter()
-                            .map(|b| with_window(&self.schema, b, 0, 0))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let states = folder.partial(labelled)?;
-                        hold_states(self.pane_folded.entry(pane).or_default(), states, folder)?;
+                        let held = self.pane_folded.entry(pane).or_default();
+                        fold_into(held, &self.schema, &parts, (0, 0), folder)?;
                         continue;
                     }
                     for end in window_ends(pane, slide, size).filter(|&e| e > self.closed_to) {
-                        let labelled = parts
-                            .iter()
-                            .map(|b| with_window(&self.schema, b, end - size, end))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let states = folder.partial(labelled)?;
-                        hold_states(self.folded.entry(end).or_default(), states, folder)?;
+                        let held = self.folded.entry(end).or_default();
+                        fold_into(held, &self.schema, &parts, (end - size, end), folder)?;
                     }
                 }
             }
@@ -839,13 +838,7 @@ impl WindowBuffer {
                     let first = parts[i].clone();
                     parts[i] = first.slice(1, first.num_rows() - 1);
                     s.batches = vec![first.slice(0, 1)];
-                    let labelled = parts
-                        .iter()
-                        .filter(|b| b.num_rows() > 0)
-                        .map(|b| with_window(&self.schema, b, 0, 0))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let states = folder.partial(labelled)?;
-                    hold_states(&mut s.states, states, folder)?;
+                    fold_into(&mut s.states, &self.schema, &parts, (0, 0), folder)?;
                     folded += s.rows - 1;
                     s.rows = 1;
                 }
