@@ -30,8 +30,8 @@ pub use crate::error::{Error, Result, describe};
 pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quantity};
 pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};
 pub use crate::records::{
-    Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Prediction, Quote, Reject,
-    RejectReason, SeqNo, Side, Signal, Trade,
+    Bar, BarKind, BookAction, BookEvent, IndicatorRow, MarketEvent, Origin, Prediction, Quote,
+    Reject, RejectReason, SeqNo, Side, Signal, Trade,
 };
 pub use crate::time::{Duration, Timestamp};
 pub use crate::trading::{

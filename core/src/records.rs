@@ -37,6 +37,48 @@ impl SeqNo {
     pub fn ordinal(self) -> u64 {
         self.0 & ((1 << 48) - 1)
     }
+
+    /// Record `index` (0-based) of line `line` of a file part: a file's ordinals are its lines
+    /// (records, in a binary file) shifted left by [`SeqNo::LINE_SHIFT`], plus each record's
+    /// place in its line, so that a record found bad downstream is reported at its line.
+    /// Lines go up to 2³² − 1; records of one line past 2¹⁶ − 1 share the last place.
+    #[inline]
+    pub fn at_line(source: u16, line: u64, index: u64) -> Self {
+        Self::new(
+            source,
+            (line << Self::LINE_SHIFT) | index.min((1 << Self::LINE_SHIFT) - 1),
+        )
+    }
+
+    /// The line of a record numbered by [`SeqNo::at_line`].
+    #[inline]
+    pub fn line(self) -> u64 {
+        self.ordinal() >> Self::LINE_SHIFT
+    }
+
+    /// Bits of a file record's ordinal that give its place within its line.
+    pub const LINE_SHIFT: u32 = 16;
+}
+
+/// A source part as reject messages name it: its name, and what its records' ordinals say.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Debug)]
+pub struct Origin {
+    /// File path or source name.
+    pub name: String,
+    /// Whether the ordinals are lines ([`SeqNo::at_line`]: recorded files) or not (a Kafka
+    /// partition's offsets, a synthetic instrument's record count).
+    pub lines: bool,
+}
+
+impl Origin {
+    /// Where `seq` is in this part: its line in a file, its ordinal otherwise.
+    pub fn position(&self, seq: SeqNo) -> u64 {
+        if self.lines {
+            seq.line()
+        } else {
+            seq.ordinal()
+        }
+    }
 }
 
 /// Side of a trade aggressor, a quote or an order.
@@ -418,7 +460,9 @@ pub struct Reject {
     pub detail: String,
     /// Where it came from: file path or source name.
     pub origin: String,
-    /// Line (1-based) or record ordinal in the origin.
+    /// Where in the origin: the line (1-based) of a text file, the record of a binary file
+    /// (1-based), the offset in a Kafka partition, the record (1-based) of a synthetic
+    /// instrument; 0 for the whole origin.
     pub line: u64,
     /// Source position of the record, for ordering.
     pub seq: SeqNo,

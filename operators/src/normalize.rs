@@ -13,7 +13,7 @@ use rustc_hash::FxHashSet;
 
 use serde::{Deserialize, Serialize};
 use tickflow_core::{
-    BookAction, Duration, MarketEvent, Price, Quantity, Reject, RejectReason, Timestamp,
+    BookAction, Duration, MarketEvent, Origin, Price, Quantity, Reject, RejectReason, Timestamp,
 };
 
 use crate::error::{Error, Result};
@@ -29,9 +29,9 @@ pub struct NormalizeConfig {
     pub granularity: Duration,
     /// How long venue ids are remembered for de-duplication.
     pub dedupe_window: Duration,
-    /// Name of each part (file or synthetic instrument), indexed by `SeqNo::source`, for
-    /// reject messages.
-    pub origins: Vec<String>,
+    /// Each part (file, Kafka partition or synthetic instrument), indexed by `SeqNo::source`,
+    /// for reject messages.
+    pub origins: Vec<Origin>,
 }
 
 impl Default for NormalizeConfig {
@@ -310,19 +310,17 @@ impl Operator for Normalize {
                 Ok(()) => Normalized::Accepted(e),
                 Err((reason, detail)) => {
                     let seq = e.seq();
-                    let origin = self
-                        .config
-                        .origins
-                        .get(seq.source() as usize)
-                        .cloned()
-                        .unwrap_or_else(|| format!("source {}", seq.source()));
+                    let (origin, line) = match self.config.origins.get(seq.source() as usize) {
+                        Some(o) => (o.name.clone(), o.position(seq)),
+                        None => (format!("source {}", seq.source()), seq.ordinal()),
+                    };
                     Normalized::Rejected(Reject {
                         instrument: Some(e.instrument()),
                         ts_event: Some(e.ts_event()),
                         reason,
-                        detail: format!("{} record {}: {detail}", e.kind(), seq.ordinal()),
+                        detail: format!("{}: {detail}", e.kind()),
                         origin,
-                        line: seq.ordinal(),
+                        line,
                         seq,
                     })
                 }
@@ -416,7 +414,7 @@ mod tests {
     fn op() -> Normalize {
         Normalize::new(NormalizeConfig {
             granularity: Duration::from_nanos(1),
-            origins: vec!["file.csv".into()],
+            origins: vec![file()],
             ..Default::default()
         })
         .unwrap()
@@ -465,20 +463,49 @@ mod tests {
         );
     }
 
+    fn file() -> Origin {
+        Origin {
+            name: "file.csv".into(),
+            lines: true,
+        }
+    }
+
     #[test]
-    fn rejects_name_origin_and_record() {
-        let mut n = op();
+    fn rejects_name_origin_and_line() {
+        let mut n = Normalize::new(NormalizeConfig {
+            granularity: Duration::from_nanos(1),
+            origins: vec![
+                file(),
+                Origin {
+                    name: "kafka:ticks/0".into(),
+                    lines: false,
+                },
+            ],
+            ..Default::default()
+        })
+        .unwrap();
         let mut out = Emitter::default();
-        n.on_batch(Timestamp(10), &mut vec![trade(10, -1, 5, None)], &mut out);
-        let Normalized::Rejected(r) = &out.items()[0].1 else {
-            panic!()
+        let at = |seq: SeqNo, t: i64| match trade(t, -1, 5, None) {
+            MarketEvent::Trade(t) => MarketEvent::Trade(Trade { seq, ..t }),
+            _ => unreachable!(),
         };
-        assert_eq!(r.origin, "file.csv");
-        assert!(
-            r.detail.contains("price -0.000000001 is not positive"),
-            "{}",
-            r.detail
+        // The second record of line 7 of the file; offset 41 of the partition.
+        let mut batch = vec![at(SeqNo::at_line(0, 7, 1), 10), at(SeqNo::new(1, 41), 10)];
+        n.on_batch(Timestamp(10), &mut batch, &mut out);
+        let rejects: Vec<Reject> = out
+            .take_values()
+            .into_iter()
+            .map(|n| match n {
+                Normalized::Rejected(r) => r,
+                Normalized::Accepted(e) => panic!("accepted {e:?}"),
+            })
+            .collect();
+        assert_eq!(
+            rejects[0].to_string(),
+            "file.csv:7: non_positive_price: trade: price -0.000000001 is not positive"
         );
+        assert_eq!(rejects[1].origin, "kafka:ticks/0");
+        assert_eq!(rejects[1].line, 41);
     }
 
     proptest::proptest! {
@@ -559,7 +586,7 @@ mod tests {
             Normalize::new(NormalizeConfig {
                 granularity: Duration::from_nanos(1),
                 dedupe_window: Duration::from_nanos(400),
-                origins: vec!["file.csv".into()],
+                origins: vec![file()],
             })
             .unwrap()
         };

@@ -21,8 +21,8 @@ use arrow_schema::SchemaRef;
 
 use tickflow_core::{
     ArrowRecord, Bar, BookEvent, Fill, IndicatorRow, InstrumentId, InstrumentRegistry, MarketEvent,
-    Order, PortfolioValue, Position, Prediction, Quote, Reject, RiskReject, Signal, Timestamp,
-    Trade,
+    Order, Origin, PortfolioValue, Position, Prediction, Quote, Reject, RiskReject, Signal,
+    Timestamp, Trade,
 };
 use tickflow_operators::adapter::{
     Gather, Stamped, Time, apply, apply_with_state, ordered_sink, split, throttle,
@@ -437,7 +437,7 @@ struct Shared {
     pipeline: Pipeline,
     plan: Plan,
     registry: Arc<InstrumentRegistry>,
-    origins: Vec<String>,
+    origins: Vec<Origin>,
     stats: Arc<Stats>,
     sinks: Mutex<Option<BTreeMap<String, TypedSinks>>>,
     speed: Option<f64>,
@@ -618,7 +618,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         }
     }
     let registry = Arc::new(plan.registry.clone());
-    let origins: Vec<String> = plan.parts.iter().map(Part::name).collect();
+    let origins: Vec<Origin> = plan.parts.iter().map(Part::origin).collect();
     // Refuse bad operator parameters before any thread starts.
     Normalize::new(normalize_config(pipeline, &origins))?;
     let predictors = check_operators(pipeline)?;
@@ -756,7 +756,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     Ok(summary)
 }
 
-fn normalize_config(pipeline: &Pipeline, origins: &[String]) -> NormalizeConfig {
+fn normalize_config(pipeline: &Pipeline, origins: &[Origin]) -> NormalizeConfig {
     NormalizeConfig {
         granularity: pipeline.granularity,
         dedupe_window: pipeline.normalize.dedupe_window,

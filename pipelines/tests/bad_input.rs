@@ -39,7 +39,29 @@ fn garbage_rows_are_counted_and_good_rows_become_bars() {
     assert_eq!(r(RejectReason::NonPositiveSize), 1);
     assert_eq!(r(RejectReason::Duplicate), 1);
     let rejects = std::fs::read_to_string(out.path().join("rejects.jsonl")).unwrap();
-    assert_eq!(rejects.lines().count(), 7);
+    // Each reject at its line of the file, whether the reader refused the row or normalize
+    // refused the record read from it.
+    let mut at: Vec<(u64, String)> = rejects
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    at.sort();
+    let expected = [
+        (3, "malformed"),
+        (4, "malformed"),
+        (5, "non_finite_price"),
+        (6, "non_positive_price"),
+        (7, "non_positive_size"),
+        (10, "duplicate"),
+        (11, "malformed"),
+    ];
+    assert_eq!(at, expected.map(|(l, r)| (l, r.to_owned())), "{rejects}");
     assert!(
         rejects.contains(r#""line":3"#) && rejects.contains("expected 8 columns, found 3"),
         "{rejects}"

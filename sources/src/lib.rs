@@ -153,6 +153,15 @@ impl Part {
         }
     }
 
+    /// The part as reject messages name it: a file's records are numbered by line
+    /// ([`SeqNo::at_line`](tickflow_core::SeqNo::at_line)), the others' by offset or count.
+    pub fn origin(&self) -> tickflow_core::Origin {
+        tickflow_core::Origin {
+            name: self.name(),
+            lines: matches!(self, Part::File { .. }),
+        }
+    }
+
     /// A lower bound of the part's event times, where its name gives one: a Lean tick file
     /// holds one New York trading day, which starts after midnight UTC of its date.
     pub fn earliest(&self) -> Option<Timestamp> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tickflow_core::{BookAction, MarketEvent, RejectReason};
+use tickflow_core::{BookAction, MarketEvent, RejectReason, SeqNo};
 use tickflow_sources::sample_data;
 use tickflow_sources::{Merger, PartReader, ReplayFormat, SourceConfig, SourceItem, plan};
 
@@ -287,15 +287,19 @@ binance-futures,BTCUSDT,15823296021";
     let path = dir.path().join("trades.csv");
     std::fs::write(&path, csv).unwrap();
     let (good, bad) = read_file(path);
-    let good: Vec<i64> = good.iter().map(|e| e.ts_event().nanos()).collect();
     let bad: Vec<_> = bad
         .into_iter()
         .map(|r| (r.line, r.reason, r.detail))
         .collect();
     assert_eq!(
-        good,
+        good.iter()
+            .map(|e| e.ts_event().nanos())
+            .collect::<Vec<_>>(),
         vec![1_582_329_602_111_000_000, 1_582_329_602_118_000_000]
     );
+    // Records are numbered by their lines, so a record refused later is reported at its line.
+    let lines: Vec<u64> = good.iter().map(|e| e.seq().line()).collect();
+    assert_eq!(lines, vec![2, 8]);
     let lines: Vec<u64> = bad.iter().map(|b| b.0).collect();
     assert_eq!(lines, vec![3, 4, 5, 6, 7, 9]);
     assert_eq!(bad[2].1, RejectReason::NonFinitePrice);
@@ -445,6 +449,38 @@ fn a_binance_capture_that_breaks_off_part_way_says_so_after_its_good_rows() {
 }
 
 #[test]
+fn a_binance_line_of_many_records_numbers_them_within_its_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spot_btcusdt_20240808.gz");
+    let mut gz = gzip_writer(&path);
+    for line in [
+        r#"1723075200000250000 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723075200000,"s":"BTCUSDT","t":1,"p":"56000.10","q":"0.5","T":1723075200000,"m":true}}"#,
+        r#"1723075200100250000 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723075200100,"s":"BTCUSDT","U":10,"u":12,"b":[["56000.00","1.5"],["55999.00","0"]],"a":[["56001.00","2"]]}}"#,
+        "",
+        r#"1723075200200250000 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723075200200,"s":"BTCUSDT","t":2,"p":"56000.20","q":"0.25","T":1723075200200,"m":false}}"#,
+    ] {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    let (good, bad) = read_file(path);
+    assert!(bad.is_empty(), "{bad:?}");
+    let at: Vec<(u64, u64)> = good
+        .iter()
+        .map(|e| {
+            let seq = e.seq();
+            (
+                seq.line(),
+                seq.ordinal() - (seq.line() << SeqNo::LINE_SHIFT),
+            )
+        })
+        .collect();
+    assert_eq!(at, vec![(1, 0), (2, 0), (2, 1), (2, 2), (4, 0)]);
+    let seqs: Vec<SeqNo> = good.iter().map(MarketEvent::seq).collect();
+    assert!(seqs.is_sorted(), "in the order they were read: {seqs:?}");
+}
+
+#[test]
 fn a_binance_capture_with_a_wrong_checksum_gives_its_rows_then_says_so() {
     let rows = 1_000;
     let (_dir, path) = binance_trade_capture(rows);
@@ -484,9 +520,13 @@ fn a_binance_capture_that_is_not_gzip_is_refused_when_opened() {
 fn lean_garbage_is_reported_with_line_and_reason() {
     let (_dir, path) = lean_trade_zip(b"34200000,1815200,100,P,0,0\n34200001,18152x0,100,P,0,0\n\x00\xff\xfe\n34200002,1815200\n34200003,1815300,50,P,0,1\n34200004,1815300,50,P,0,0\n3420");
     let (good, bad) = read_file(path);
-    let good = good.len();
+    let good: Vec<u64> = good.iter().map(|e| e.seq().line()).collect();
     let bad: Vec<u64> = bad.iter().map(|r| r.line).collect();
-    assert_eq!(good, 3, "the suspicious row is read; normalize rejects it");
+    assert_eq!(
+        good,
+        vec![1, 5, 6],
+        "the suspicious row (line 5) is read; normalize rejects it at its line"
+    );
     assert_eq!(bad, vec![2, 3, 4, 7]);
 }
 

@@ -18,7 +18,7 @@ use tickflow_core::{
     Quantity, Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64, stream_file};
+use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, stream_file};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -84,8 +84,7 @@ pub struct BinanceReader {
     origin: String,
     instrument: InstrumentId,
     symbol: String,
-    source: u16,
-    ordinal: u64,
+    numbering: LineSeq,
     /// Latest venue time minus receive time, in ns.
     clock_offset: i64,
     pending: VecDeque<MarketEvent>,
@@ -108,16 +107,14 @@ impl BinanceReader {
             origin: path.display().to_string(),
             instrument,
             symbol,
-            source,
-            ordinal: 0,
+            numbering: LineSeq::new(source),
             clock_offset: 0,
             pending: VecDeque::new(),
         })
     }
 
     fn seq(&mut self) -> SeqNo {
-        self.ordinal += 1;
-        SeqNo::new(self.source, self.ordinal)
+        self.numbering.seq()
     }
 
     fn parse_line(&mut self, line: &[u8]) -> Result<(), RowError> {
@@ -333,13 +330,12 @@ impl PartReader for BinanceReader {
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A capture that breaks off part-way (a recorder stopped mid-write) says so
                 // once, as a reject, after the lines it holds.
-                return self
-                    .lines
-                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+                return self.lines.cut_short(&self.origin, &mut self.numbering);
             };
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            self.numbering.line(line_no);
             let line = line.to_vec();
             if let Err((reason, detail)) = self.parse_line(&line) {
                 let seq = self.seq();

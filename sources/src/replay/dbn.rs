@@ -200,7 +200,7 @@ impl PartReader for DbnReader {
     fn next_item(&mut self) -> Option<SourceItem> {
         while !self.done {
             self.ordinal += 1;
-            let seq = SeqNo::new(self.source, self.ordinal);
+            let seq = SeqNo::at_line(self.source, self.ordinal, 0);
             let rec = match self.decoder.decode_record::<MboMsg>() {
                 Ok(Some(r)) => {
                     self.whole += r.hd.record_size() as u64;

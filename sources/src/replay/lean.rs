@@ -14,7 +14,9 @@ use tickflow_core::{
     RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, bad_row, is_non_finite, parse_i64, show, split_fields, split_fixed};
+use super::text::{
+    LineBuffer, LineSeq, bad_row, is_non_finite, parse_i64, show, split_fields, split_fixed,
+};
 use super::tz;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -179,7 +181,7 @@ pub fn is_tick_zip(path: &Path) -> bool {
 pub struct LeanReader {
     lines: LineBuffer,
     ctx: Ctx,
-    ordinal: u64,
+    seq: LineSeq,
 }
 
 /// What every row of a file shares.
@@ -188,7 +190,6 @@ struct Ctx {
     kind: Kind,
     instrument: InstrumentId,
     midnight: Timestamp,
-    source: u16,
 }
 
 impl LeanReader {
@@ -209,12 +210,11 @@ impl LeanReader {
             kind,
             instrument,
             midnight,
-            source,
         };
         Ok(Self {
             lines: LineBuffer::streaming(data),
             ctx,
-            ordinal: 0,
+            seq: LineSeq::new(source),
         })
     }
 }
@@ -315,17 +315,15 @@ impl PartReader for LeanReader {
         loop {
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                return self
-                    .lines
-                    .cut_short(&self.ctx.origin, self.ctx.source, &mut self.ordinal);
+                return self.lines.cut_short(&self.ctx.origin, &mut self.seq);
             };
             let mut fields: [&[u8]; 9] = [&[]; 9];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let n = split_fixed(line, &mut fields);
-            self.ordinal += 1;
-            let seq = SeqNo::new(self.ctx.source, self.ordinal);
+            self.seq.line(line_no);
+            let seq = self.seq.seq();
             let parsed = if n > fields.len() {
                 Err((RejectReason::Malformed, format!("too many columns ({n})")))
             } else {

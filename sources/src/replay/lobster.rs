@@ -16,7 +16,7 @@ use tickflow_core::{
     Quantity, RejectReason, SeqNo, Side, Timestamp, Trade, fixed::parse_raw,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64, show, split_fixed, stream_file};
+use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, show, split_fixed, stream_file};
 use super::tz;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -63,8 +63,7 @@ pub struct LobsterReader {
     origin: String,
     instrument: InstrumentId,
     midnight: Timestamp,
-    source: u16,
-    ordinal: u64,
+    numbering: LineSeq,
     /// The trade of a visible execution, sent after its book event.
     pending: Option<Trade>,
 }
@@ -86,15 +85,13 @@ impl LobsterReader {
             origin: path.display().to_string(),
             instrument,
             midnight,
-            source,
-            ordinal: 0,
+            numbering: LineSeq::new(source),
             pending: None,
         })
     }
 
     fn seq(&mut self) -> SeqNo {
-        self.ordinal += 1;
-        SeqNo::new(self.source, self.ordinal)
+        self.numbering.seq()
     }
 
     /// `Ok(None)` for rows that carry no market data (halts).
@@ -188,15 +185,14 @@ impl PartReader for LobsterReader {
         loop {
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                return self
-                    .lines
-                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+                return self.lines.cut_short(&self.origin, &mut self.numbering);
             };
             if line.iter().all(u8::is_ascii_whitespace)
                 || (line_no == 1 && line.starts_with(b"Time"))
             {
                 continue;
             }
+            self.numbering.line(line_no);
             let line = line.to_vec();
             let mut fields: [&[u8]; 6] = [&[]; 6];
             let n = split_fixed(&line, &mut fields);

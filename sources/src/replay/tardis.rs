@@ -11,7 +11,7 @@ use tickflow_core::{
     RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, bad_row, parse_i64, show, split_fields, stream_file};
+use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, show, split_fields, stream_file};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -137,8 +137,7 @@ pub struct TardisReader {
     layout: Layout,
     origin: String,
     registry: InstrumentRegistry,
-    source: u16,
-    ordinal: u64,
+    seq: LineSeq,
 }
 
 /// FNV-1a of a non-numeric trade id, so duplicates can still be recognised.
@@ -157,8 +156,7 @@ impl TardisReader {
             layout,
             origin: path.display().to_string(),
             registry: registry.clone(),
-            source,
-            ordinal: 0,
+            seq: LineSeq::new(source),
         })
     }
 }
@@ -251,17 +249,15 @@ impl PartReader for TardisReader {
         loop {
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                return self
-                    .lines
-                    .cut_short(&self.origin, self.source, &mut self.ordinal);
+                return self.lines.cut_short(&self.origin, &mut self.seq);
             };
             let mut fields = Vec::with_capacity(8);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             split_fields(line, &mut fields);
-            self.ordinal += 1;
-            let seq = SeqNo::new(self.source, self.ordinal);
+            self.seq.line(line_no);
+            let seq = self.seq.seq();
             return Some(
                 match parse_row(&self.layout, &self.registry, &fields, seq) {
                     Ok(e) => SourceItem::Event(e),

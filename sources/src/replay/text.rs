@@ -89,21 +89,15 @@ impl LineBuffer {
         self.failed.take()
     }
 
-    /// Once `next_line` has ended early, the reject that says so (once), numbered after the
-    /// last line read and sequenced as the source's next item (`ordinal` is advanced); `None`
-    /// when the file ended where it should.
-    pub fn cut_short(
-        &mut self,
-        origin: &str,
-        source: u16,
-        ordinal: &mut u64,
-    ) -> Option<SourceItem> {
+    /// Once `next_line` has ended early, the reject that says so (once), at the line after
+    /// the last one read; `None` when the file ended where it should.
+    pub fn cut_short(&mut self, origin: &str, seq: &mut LineSeq) -> Option<SourceItem> {
         let detail = self.take_error()?;
-        *ordinal += 1;
+        seq.line(self.line + 1);
         Some(SourceItem::Bad(bad_row(
             origin,
             self.line + 1,
-            SeqNo::new(source, *ordinal),
+            seq.seq(),
             RejectReason::Malformed,
             format!("the file cannot be read further: {detail}"),
         )))
@@ -165,6 +159,39 @@ impl LineBuffer {
             line = &line[..line.len() - 1];
         }
         Some((self.line, line))
+    }
+}
+
+/// Sequence numbers of a file's records by their lines ([`SeqNo::at_line`]), so that a record
+/// found bad after it was read is still reported at its line.
+#[derive(Debug)]
+pub struct LineSeq {
+    source: u16,
+    line: u64,
+    place: u64,
+}
+
+impl LineSeq {
+    /// Numbers the records of part `source`.
+    pub fn new(source: u16) -> Self {
+        Self {
+            source,
+            line: 0,
+            place: 0,
+        }
+    }
+
+    /// The records from now on are on line `line`.
+    pub fn line(&mut self, line: u64) {
+        self.line = line;
+        self.place = 0;
+    }
+
+    /// The next record's sequence number on the current line.
+    pub fn seq(&mut self) -> SeqNo {
+        let seq = SeqNo::at_line(self.source, self.line, self.place);
+        self.place += 1;
+        seq
     }
 }
 
