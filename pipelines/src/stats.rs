@@ -273,8 +273,16 @@ impl fmt::Display for Summary {
         for (name, n) in &self.streams {
             writeln!(f, "{:<16}{:>14} out", name, thousands(*n))?;
         }
+        // One column for the counts, however long the paths.
+        let width = self
+            .sink_rows
+            .iter()
+            .map(|(sink, _)| sink.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(30);
         for (sink, n) in &self.sink_rows {
-            writeln!(f, "  wrote {:<30}{:>10} rows", sink, thousands(*n))?;
+            writeln!(f, "  wrote {sink:<width$}{:>10} rows", thousands(*n))?;
         }
         if let Some(t) = &self.trading {
             write!(f, "{t}")?;
@@ -323,5 +331,46 @@ impl fmt::Display for Summary {
             writeln!(f, "error: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_row_counts_of_sinks_line_up_however_long_their_paths() {
+        let summary = Summary {
+            pipeline: "p".into(),
+            workers: 1,
+            wall: std::time::Duration::from_millis(5),
+            read: 0,
+            accepted_trades: 0,
+            accepted_quotes: 0,
+            accepted_book: 0,
+            rejected: BTreeMap::new(),
+            streams: Vec::new(),
+            sink_rows: vec![
+                ("out/bars.jsonl".into(), 1),
+                (
+                    "/a/much/longer/output/directory/indicators.parquet".into(),
+                    1_234,
+                ),
+            ],
+            first_event: None,
+            last_event: None,
+            errors: Vec::new(),
+            trading: None,
+            stopped: false,
+            checkpoints: None,
+        };
+        let text = summary.to_string();
+        let ends: Vec<usize> = text
+            .lines()
+            .filter(|l| l.starts_with("  wrote "))
+            .map(|l| l.find(" rows").unwrap())
+            .collect();
+        assert_eq!(ends.len(), 2, "{text}");
+        assert_eq!(ends[0], ends[1], "{text}");
     }
 }
