@@ -408,7 +408,8 @@ struct RunArgs {
     #[arg(long, short = 'o', default_value = "tickflow-out")]
     output: PathBuf,
     /// Replay recorded data instead of the pipeline's sources: a file or a directory
-    /// (Lean tick zips, Binance .gz captures, Tardis CSV, LOBSTER messages, DBN).
+    /// (Lean tick zips, Binance .gz captures, Tardis CSV, LOBSTER messages, DBN, Parquet of trades,
+    /// quotes or book events).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Format of --data files when it cannot be told from their names.

@@ -106,6 +106,11 @@ impl Cols {
     }
 }
 
+/// The key of the Parquet (and Arrow) metadata entry in which files of records name their
+/// instruments: a JSON array of [`Instrument`](crate::Instrument)s (id, symbol, venue, tick and
+/// lot size, currency), so that a replay of the file knows them as the job that wrote it did.
+pub const INSTRUMENTS_KEY: &str = "tickflow.instruments";
+
 /// Typed, named column access with schema errors that name the column.
 struct Reader<'a> {
     batch: &'a RecordBatch,
@@ -216,7 +221,7 @@ impl<'a> Reader<'a> {
     fn null(&self, name: &str, i: usize) -> Error {
         Error::Schema {
             record: self.record,
-            reason: format!("null in required column {name:?} at row {i}"),
+            reason: format!("null in required column {name:?} (row {i} of the batch)"),
         }
     }
     fn bad(&self, name: &str, value: &str) -> Error {

@@ -25,7 +25,7 @@ pub mod time;
 pub mod trading;
 pub mod wire;
 
-pub use crate::arrow::ArrowRecord;
+pub use crate::arrow::{ArrowRecord, INSTRUMENTS_KEY};
 pub use crate::error::{Error, Result, describe};
 pub use crate::fixed::{FIXED_DECIMALS, FIXED_SCALE, ParseFixedError, Price, Quantity};
 pub use crate::instrument::{Instrument, InstrumentId, InstrumentRegistry, InstrumentSpec};

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use tickflow_core::InstrumentRegistry;
+use tickflow_core::{INSTRUMENTS_KEY, Instrument, InstrumentRegistry};
 
 use crate::Sink;
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub struct ParquetOutput {
     /// Rolled parts (a live job).
     parts: Option<Parts>,
     written: u64,
+    /// Key-value metadata of every file written.
+    metadata: Vec<KeyValue>,
 }
 
 /// The rolled parts of a live job's stream.
@@ -99,7 +102,17 @@ impl ParquetOutput {
             writer: None,
             parts: None,
             written: 0,
+            metadata: Vec::new(),
         })
+    }
+
+    /// Writes `registry`'s instruments into every file's metadata ([`INSTRUMENTS_KEY`]), so
+    /// that a replay of the file knows their venues, tick and lot sizes and currencies.
+    fn name_instruments(mut self, registry: &InstrumentRegistry) -> Result<Self> {
+        let table: Vec<&Instrument> = registry.iter().collect();
+        let json = serde_json::to_string(&table).map_err(|e| self.encode_err(e))?;
+        self.metadata = vec![KeyValue::new(INSTRUMENTS_KEY.to_owned(), json)];
+        Ok(self)
     }
 
     /// Writes `<dir>/<name>/` as rolled parts, each open for at least `roll`, after the
@@ -174,6 +187,7 @@ impl ParquetOutput {
                 kept,
             }),
             written: 0,
+            metadata: Vec::new(),
         })
     }
 
@@ -197,6 +211,17 @@ impl ParquetOutput {
         let f = File::open(file).map_err(io_err(file))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(&e))?;
         let schema = builder.schema().clone();
+        // The part's own metadata (its instruments) goes with it; the writer adds the schema.
+        let metadata = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .map(|kv| {
+                kv.iter()
+                    .filter(|kv| kv.key != parquet::arrow::ARROW_SCHEMA_META_KEY)
+                    .cloned()
+                    .collect()
+            });
         let reader = builder
             .with_limit(usize::try_from(rows).unwrap_or(usize::MAX))
             .build()
@@ -206,6 +231,7 @@ impl ParquetOutput {
         let sync = out.try_clone().map_err(io_err(&tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata(metadata)
             .build();
         let mut writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| bad(&e))?;
         for batch in reader {
@@ -242,6 +268,7 @@ impl ParquetOutput {
             };
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
+                .set_key_value_metadata(Some(self.metadata.clone()).filter(|m| !m.is_empty()))
                 .build();
             let writer =
                 ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| self.encode_err(e))?;
@@ -340,7 +367,7 @@ impl<T: SinkRecord> ParquetSink<T> {
     /// Creates (or truncates) `<dir>/<stream>.parquet`, creating `dir` if needed.
     pub fn create(dir: &Path, stream: &str, registry: Arc<InstrumentRegistry>) -> Result<Self> {
         Ok(Self {
-            out: ParquetOutput::create(dir, stream)?,
+            out: ParquetOutput::create(dir, stream)?.name_instruments(&registry)?,
             registry,
             buffer: Vec::with_capacity(BATCH_ROWS),
         })
@@ -355,7 +382,7 @@ impl<T: SinkRecord> ParquetSink<T> {
         resume: Option<u64>,
     ) -> Result<Self> {
         Ok(Self {
-            out: ParquetOutput::rolling(dir, stream, roll, resume)?,
+            out: ParquetOutput::rolling(dir, stream, roll, resume)?.name_instruments(&registry)?,
             registry,
             buffer: Vec::with_capacity(BATCH_ROWS),
         })
@@ -421,15 +448,23 @@ mod tests {
     fn parquet_file_reads_back_to_the_same_records() {
         let dir = tempfile::tempdir().unwrap();
         let (reg, trades) = (registry(), trades(100_000));
-        let mut sink = ParquetSink::<Trade>::create(dir.path(), "trades", reg).unwrap();
+        let mut sink = ParquetSink::<Trade>::create(dir.path(), "trades", reg.clone()).unwrap();
         sink.write(&trades[..70_000]).unwrap();
         sink.write(&trades[70_000..]).unwrap();
         assert_eq!(sink.finish().unwrap(), 100_000);
         let file = File::open(dir.path().join("trades.parquet")).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        // The file names its instruments, as the registry has them.
+        let named = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|kv| kv.key == INSTRUMENTS_KEY))
+            .and_then(|kv| kv.value.clone())
+            .expect("instruments in the metadata");
+        let named: Vec<Instrument> = serde_json::from_str(&named).unwrap();
+        assert_eq!(named, reg.iter().cloned().collect::<Vec<_>>());
+        let reader = builder.build().unwrap();
         let mut back = Vec::new();
         for batch in reader {
             back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());
@@ -446,11 +481,22 @@ mod tests {
         names.sort();
         let mut back = Vec::new();
         for name in names.iter().filter(|n| n.ends_with(".parquet")) {
-            let reader =
+            let builder =
                 ParquetRecordBatchReaderBuilder::try_new(File::open(dir.join(name)).unwrap())
-                    .unwrap()
-                    .build()
                     .unwrap();
+            // Every part names its instruments, a part cut back on a resume too.
+            let keys: Vec<&str> = builder
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .map(|kv| kv.iter().map(|kv| kv.key.as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                keys.iter().filter(|k| **k == INSTRUMENTS_KEY).count(),
+                1,
+                "{name}: {keys:?}"
+            );
+            let reader = builder.build().unwrap();
             for batch in reader {
                 back.extend(Trade::from_record_batch(&batch.unwrap()).unwrap());
             }

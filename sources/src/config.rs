@@ -37,11 +37,15 @@ pub enum ReplayFormat {
     Lobster,
     /// Databento DBN (MBO), zstd-compressed or plain.
     Dbn,
+    /// Parquet files of trades, quotes or book events (as a Parquet sink writes them).
+    Parquet,
 }
 
 impl ReplayFormat {
     /// Names accepted in pipeline files and on the command line.
-    pub const NAMES: [&'static str; 6] = ["auto", "lean", "binance", "tardis", "lobster", "dbn"];
+    pub const NAMES: [&'static str; 7] = [
+        "auto", "lean", "binance", "tardis", "lobster", "dbn", "parquet",
+    ];
 
     /// Parses a name from [`ReplayFormat::NAMES`].
     pub fn from_name(name: &str) -> Option<Self> {
@@ -52,6 +56,7 @@ impl ReplayFormat {
             "tardis" => Self::Tardis,
             "lobster" => Self::Lobster,
             "dbn" => Self::Dbn,
+            "parquet" => Self::Parquet,
             _ => return None,
         })
     }

@@ -560,3 +560,155 @@ fn lean_days_opened_lazily_merge_in_the_same_order() {
     }
     assert!(n > 2_000_000, "{n} items");
 }
+
+/// Writes `batches` to a Parquet file at `path`, with key-value `metadata`.
+fn write_parquet(
+    path: &std::path::Path,
+    batches: &[arrow_array::RecordBatch],
+    metadata: Option<(&str, String)>,
+) {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(
+            metadata.map(|(k, v)| vec![parquet::file::metadata::KeyValue::new(k.to_owned(), v)]),
+        )
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), Some(props)).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}
+
+/// Five trades of instrument id 7 (`ABC`), a millisecond apart.
+fn parquet_trades() -> (tickflow_core::InstrumentRegistry, arrow_array::RecordBatch) {
+    use tickflow_core::{
+        ArrowRecord, InstrumentId, InstrumentRegistry, InstrumentSpec, Price, Quantity, Side,
+        Timestamp, Trade,
+    };
+    let mut reg = InstrumentRegistry::new();
+    for s in [
+        "PAD0", "PAD1", "PAD2", "PAD3", "PAD4", "PAD5", "PAD6", "ABC",
+    ] {
+        reg.register(InstrumentSpec {
+            symbol: s.into(),
+            venue: "XNAS".into(),
+            tick_size: Price::from_raw(10_000_000),
+            lot_size: Quantity::from_raw(1_000_000_000),
+            currency: "USD".into(),
+        });
+    }
+    let trades: Vec<Trade> = (0..5)
+        .map(|i| Trade {
+            instrument: InstrumentId(7),
+            ts_event: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
+            ts_recv: Timestamp(1_700_000_000_000_000_000 + i * 1_000_000),
+            price: Price::from_raw(100_000_000_000 + i),
+            size: Quantity::from_raw(1_000_000_000),
+            aggressor: Side::Buy,
+            trade_id: Some(i as u64 + 1),
+            suspicious: false,
+            seq: SeqNo::new(3, i as u64),
+        })
+        .collect();
+    let batch = Trade::to_record_batch(&trades, &reg).unwrap();
+    (reg, batch)
+}
+
+#[test]
+fn parquet_trades_replay_with_their_instruments_and_bad_rows_are_rejected_at_their_row() {
+    use arrow_array::{Array, ArrayRef, StringArray};
+    use std::sync::Arc;
+    let (reg, batch) = parquet_trades();
+    // Row 2: an aggressor no one knows; the others read as they were written.
+    let schema = batch.schema();
+    let col = schema.index_of("aggressor").unwrap();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[col] = Arc::new(StringArray::from(vec![
+        "buy", "sideways", "buy", "buy", "buy",
+    ]));
+    let bad_batch = arrow_array::RecordBatch::try_new(schema, columns).unwrap();
+    assert_eq!(bad_batch.column(col).len(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let table: Vec<_> = reg.iter().collect();
+    write_parquet(
+        &dir.path().join("trades.parquet"),
+        &[bad_batch],
+        Some((
+            tickflow_core::INSTRUMENTS_KEY,
+            serde_json::to_string(&table).unwrap(),
+        )),
+    );
+    // A file of other records in the same directory is left out.
+    let bars =
+        <tickflow_core::Bar as tickflow_core::ArrowRecord>::to_record_batch(&[], &reg).unwrap();
+    write_parquet(&dir.path().join("bars.parquet"), &[bars], None);
+    let plan = plan(&[SourceConfig::Replay {
+        path: dir.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    assert_eq!(plan.parts.len(), 1, "{:?}", plan.parts);
+    let abc = plan
+        .registry
+        .lookup("XNAS", "ABC")
+        .expect("named by the metadata");
+    assert_eq!(plan.registry.len(), 1, "only the instruments of the rows");
+    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    while let Some(item) = reader.next_item() {
+        match item {
+            SourceItem::Event(e) => good.push(e),
+            SourceItem::Bad(r) => bad.push(r),
+        }
+    }
+    let rows: Vec<u64> = good.iter().map(|e| e.seq().line()).collect();
+    assert_eq!(rows, vec![1, 3, 4, 5]);
+    assert!(good.iter().all(|e| e.instrument() == abc));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].line, 2);
+    assert!(bad[0].detail.contains("sideways"), "{:?}", bad[0]);
+
+    // Named directly, a file of other records is refused with what it holds.
+    let e = plan_err(dir.path().join("bars.parquet"));
+    assert!(e.contains("not trades, quotes or book events"), "{e}");
+}
+
+fn plan_err(path: PathBuf) -> String {
+    plan(&[SourceConfig::Replay {
+        path,
+        format: ReplayFormat::Auto,
+    }])
+    .map(|_| ())
+    .unwrap_err()
+    .to_string()
+}
+
+#[test]
+fn a_parquet_file_without_instrument_metadata_names_them_by_symbol() {
+    let (_reg, batch) = parquet_trades();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recorded.parquet");
+    write_parquet(&path, &[batch], None);
+    let plan = plan(&[SourceConfig::Replay {
+        path: path.clone(),
+        format: ReplayFormat::Parquet,
+    }])
+    .unwrap();
+    assert!(plan.registry.lookup("parquet", "ABC").is_some());
+    let (good, bad) = read_file(path);
+    assert_eq!((good.len(), bad.len()), (5, 0));
+}
+
+#[test]
+fn a_damaged_parquet_file_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trades.parquet");
+    std::fs::write(&path, b"PAR1 this is not a parquet file").unwrap();
+    let e = plan_err(path);
+    assert!(
+        e.contains("trades.parquet") && e.contains("not a readable Parquet file"),
+        "{e}"
+    );
+}

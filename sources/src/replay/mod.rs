@@ -6,12 +6,14 @@
 //! - `tardis`: Tardis.dev trade and quote CSV.
 //! - `lobster`: LOBSTER message files.
 //! - `dbn`: Databento DBN market-by-order.
+//! - `parquet`: Parquet files of trades, quotes or book events (as a Parquet sink writes them).
 //! - `text`: line and field helpers; `tz`: New York time.
 
 pub mod binance;
 pub mod dbn;
 pub mod lean;
 pub mod lobster;
+pub mod parquet;
 pub mod tardis;
 pub mod text;
 pub mod tz;
@@ -34,6 +36,9 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
         .to_ascii_lowercase();
     if name.ends_with(".dbn") || name.ends_with(".dbn.zst") {
         return Ok(ReplayFormat::Dbn);
+    }
+    if name.ends_with(".parquet") {
+        return parquet::sniff(path).map(|_| ReplayFormat::Parquet);
     }
     if name.ends_with(".zip") {
         return if lean::is_tick_zip(path) {
@@ -113,7 +118,7 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
     if out.is_empty() {
         return Err(Error::format(
             path,
-            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV or .csv.gz, DBN)",
+            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
         ));
     }
     Ok(out)
@@ -140,6 +145,7 @@ pub fn instruments(path: &Path, format: ReplayFormat) -> Result<Vec<InstrumentSp
         ReplayFormat::Tardis => tardis::instruments(path),
         ReplayFormat::Lobster => lobster::instruments(path),
         ReplayFormat::Dbn => dbn::instruments(path),
+        ReplayFormat::Parquet => parquet::instruments(path),
         ReplayFormat::Auto => {
             instruments(path, detect(path).map_err(|why| Error::format(path, why))?)
         }
@@ -159,6 +165,7 @@ pub fn open(
         ReplayFormat::Tardis => Box::new(tardis::TardisReader::open(path, source, registry)?),
         ReplayFormat::Lobster => Box::new(lobster::LobsterReader::open(path, source, registry)?),
         ReplayFormat::Dbn => Box::new(dbn::DbnReader::open(path, source, registry)?),
+        ReplayFormat::Parquet => Box::new(parquet::ParquetReader::open(path, source, registry)?),
         ReplayFormat::Auto => open(
             path,
             detect(path).map_err(|why| Error::format(path, why))?,

@@ -1,0 +1,325 @@
+//! Parquet files of market records: the `trades`, `quotes` and `book` streams as a Parquet sink
+//! writes them (one file, or a directory of rolled parts), or any file with their columns.
+//!
+//! A file holds one kind of record, told by its columns. Its instruments are named by the
+//! `tickflow.instruments` metadata a Parquet sink writes ([`INSTRUMENTS_KEY`]: venue, tick and
+//! lot size, currency); a file without it names them by its `symbol` column alone (venue
+//! `parquet`). Records are numbered by their row (1-based), which is what a reject names;
+//! a row that cannot be read is a reject and the rows around it are kept.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::Schema;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use tickflow_core::{
+    ArrowRecord, BookEvent, INSTRUMENTS_KEY, Instrument, InstrumentId, InstrumentRegistry,
+    InstrumentSpec, MarketEvent, Price, Quantity, Quote, RejectReason, SeqNo, Trade,
+};
+
+use super::text::bad_row;
+use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
+
+/// Venue of the instruments of a file that does not name them.
+pub const VENUE: &str = "parquet";
+
+/// Rows converted at a time.
+const BATCH_ROWS: usize = 8192;
+
+/// The kind of records a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Trades.
+    Trades,
+    /// Quotes.
+    Quotes,
+    /// Order-book events.
+    Book,
+}
+
+impl Kind {
+    /// The kind whose columns (names and types) `schema` has; `None` when it has none's.
+    pub fn of(schema: &Schema) -> Option<Self> {
+        [
+            (Kind::Trades, Trade::schema()),
+            (Kind::Quotes, Quote::schema()),
+            (Kind::Book, BookEvent::schema()),
+        ]
+        .into_iter()
+        .find(|(_, want)| {
+            want.fields().iter().all(|f| {
+                schema
+                    .field_with_name(f.name())
+                    .is_ok_and(|have| have.data_type() == f.data_type())
+            })
+        })
+        .map(|(kind, _)| kind)
+    }
+
+    fn events(self, batch: &RecordBatch) -> tickflow_core::Result<Vec<MarketEvent>> {
+        Ok(match self {
+            Kind::Trades => Trade::from_record_batch(batch)?
+                .into_iter()
+                .map(MarketEvent::Trade)
+                .collect(),
+            Kind::Quotes => Quote::from_record_batch(batch)?
+                .into_iter()
+                .map(MarketEvent::Quote)
+                .collect(),
+            Kind::Book => BookEvent::from_record_batch(batch)?
+                .into_iter()
+                .map(MarketEvent::Book)
+                .collect(),
+        })
+    }
+}
+
+fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))
+}
+
+/// The kind of records of a Parquet file; `Err` says why it holds none of the market records.
+pub fn sniff(path: &Path) -> Result<Kind, String> {
+    let builder = open_builder(path).map_err(|e| e.to_string())?;
+    Kind::of(builder.schema()).ok_or_else(|| {
+        "a Parquet file of other records (not trades, quotes or book events)".to_owned()
+    })
+}
+
+/// The instruments named in the file's metadata, by the file's instrument ids.
+fn named(
+    path: &Path,
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+) -> Result<BTreeMap<u32, InstrumentSpec>> {
+    let Some(json) = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == INSTRUMENTS_KEY))
+        .and_then(|kv| kv.value.as_deref())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let table: Vec<Instrument> = serde_json::from_str(json).map_err(|e| {
+        Error::format(
+            path,
+            format!("its {INSTRUMENTS_KEY} metadata does not parse: {e}"),
+        )
+    })?;
+    Ok(table.into_iter().map(|i| (i.id.0, i.spec)).collect())
+}
+
+/// The instrument of a file that does not name it: its symbol, venue [`VENUE`].
+fn unnamed(symbol: &str) -> InstrumentSpec {
+    InstrumentSpec {
+        symbol: symbol.to_owned(),
+        venue: VENUE.into(),
+        tick_size: Price::from_raw(1),
+        lot_size: Quantity::from_raw(1),
+        currency: "USD".into(),
+    }
+}
+
+/// The instruments of a file's rows, by the file's instrument ids: read from its
+/// `instrument_id` and `symbol` columns, described by its metadata where it names them.
+fn file_instruments(path: &Path) -> Result<BTreeMap<u32, InstrumentSpec>> {
+    let builder = open_builder(path)?;
+    let named = named(path, &builder)?;
+    let columns = ["instrument_id", "symbol"].map(|c| builder.schema().index_of(c));
+    let [Ok(id_col), Ok(symbol_col)] = columns else {
+        return Err(Error::format(path, "no instrument_id and symbol columns"));
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [id_col, symbol_col]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    let mut found = BTreeMap::new();
+    for batch in reader {
+        // A file that cannot be read to its end still declares the instruments before the
+        // break; reading says where it broke.
+        let Ok(batch) = batch else { break };
+        let (Some(ids), Some(symbols)) = (
+            batch.column(0).as_primitive_opt::<UInt32Type>(),
+            batch.column(1).as_string_opt::<i32>(),
+        ) else {
+            return Err(Error::format(
+                path,
+                "instrument_id or symbol of another type",
+            ));
+        };
+        for i in 0..batch.num_rows() {
+            if ids.is_null(i) || symbols.is_null(i) {
+                continue;
+            }
+            let id = ids.value(i);
+            found.entry(id).or_insert_with(|| match named.get(&id) {
+                Some(spec) if spec.symbol == symbols.value(i) => spec.clone(),
+                _ => unnamed(symbols.value(i)),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Instruments a file declares.
+pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+    let mut specs: Vec<InstrumentSpec> = file_instruments(path)?.into_values().collect();
+    specs.sort_by(|a, b| (&a.venue, &a.symbol).cmp(&(&b.venue, &b.symbol)));
+    specs.dedup_by(|a, b| a.venue == b.venue && a.symbol == b.symbol);
+    Ok(specs)
+}
+
+/// Reader of one Parquet file.
+pub struct ParquetReader {
+    batches: ParquetRecordBatchReader,
+    kind: Kind,
+    origin: String,
+    source: u16,
+    /// The file's instrument ids → the job's.
+    ids: HashMap<u32, InstrumentId>,
+    /// Rows read so far.
+    rows: u64,
+    pending: VecDeque<SourceItem>,
+    done: bool,
+}
+
+impl ParquetReader {
+    /// Opens a file.
+    pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
+        let mut ids = HashMap::new();
+        for (id, spec) in file_instruments(path)? {
+            let job =
+                registry
+                    .lookup(&spec.venue, &spec.symbol)
+                    .ok_or_else(|| Error::Undeclared {
+                        venue: spec.venue.clone(),
+                        symbol: spec.symbol.clone(),
+                    })?;
+            ids.insert(id, job);
+        }
+        let builder = open_builder(path)?;
+        let kind = Kind::of(builder.schema()).ok_or_else(|| {
+            Error::format(path, "not a Parquet file of trades, quotes or book events")
+        })?;
+        let batches = builder
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| Error::format(path, e.to_string()))?;
+        Ok(Self {
+            batches,
+            kind,
+            origin: path.display().to_string(),
+            source,
+            ids,
+            rows: 0,
+            pending: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// The rows of `batch` (the file's rows after `self.rows`) as items: records with the job's
+    /// instrument ids, numbered by row; a row that does not convert is a reject.
+    fn take(&mut self, batch: &RecordBatch) {
+        let first = self.rows;
+        self.rows += batch.num_rows() as u64;
+        match self.kind.events(batch) {
+            Ok(events) => {
+                for (i, e) in events.into_iter().enumerate() {
+                    let item = self.item(first + 1 + i as u64, Ok(e));
+                    self.pending.push_back(item);
+                }
+            }
+            // Row by row, to keep every row that converts.
+            Err(_) => {
+                for i in 0..batch.num_rows() {
+                    let row = self
+                        .kind
+                        .events(&batch.slice(i, 1))
+                        .map(|mut v| v.remove(0));
+                    let item = self.item(first + 1 + i as u64, row);
+                    self.pending.push_back(item);
+                }
+            }
+        }
+    }
+
+    /// Row `row` (1-based) of the file, converted or not.
+    fn item(&self, row: u64, event: tickflow_core::Result<MarketEvent>) -> SourceItem {
+        let seq = SeqNo::at_line(self.source, row, 0);
+        let bad = |detail: String| {
+            SourceItem::Bad(bad_row(
+                &self.origin,
+                row,
+                seq,
+                RejectReason::Malformed,
+                detail,
+            ))
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => return bad(e.to_string()),
+        };
+        let Some(&id) = self.ids.get(&event.instrument().0) else {
+            return bad(format!(
+                "instrument id {} was not in the file when the job was planned",
+                event.instrument().0
+            ));
+        };
+        SourceItem::Event(match event {
+            MarketEvent::Trade(t) => MarketEvent::Trade(Trade {
+                instrument: id,
+                seq,
+                ..t
+            }),
+            MarketEvent::Quote(q) => MarketEvent::Quote(Quote {
+                instrument: id,
+                seq,
+                ..q
+            }),
+            MarketEvent::Book(b) => MarketEvent::Book(BookEvent {
+                instrument: id,
+                seq,
+                ..b
+            }),
+        })
+    }
+}
+
+impl PartReader for ParquetReader {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            match self.batches.next() {
+                Some(Ok(batch)) => self.take(&batch),
+                Some(Err(e)) => {
+                    // A damaged file gives every row before the damage, then says so once.
+                    self.done = true;
+                    let row = self.rows + 1;
+                    return Some(SourceItem::Bad(bad_row(
+                        &self.origin,
+                        row,
+                        SeqNo::at_line(self.source, row, 0),
+                        RejectReason::Malformed,
+                        format!("the file cannot be read further: {e}"),
+                    )));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
