@@ -209,10 +209,6 @@ impl<'a> Reader<'a> {
     fn req_str(&self, name: &str, i: usize) -> Result<&'a str> {
         self.str(name, i)?.ok_or_else(|| self.null(name, i))
     }
-    fn bool(&self, name: &str, i: usize) -> Result<bool> {
-        let c = self.col::<BooleanArray>(name)?;
-        Ok(c.is_valid(i) && c.value(i))
-    }
     fn instrument(&self, i: usize) -> Result<InstrumentId> {
         self.u32("instrument_id", i)?
             .map(InstrumentId)
@@ -229,6 +225,117 @@ impl<'a> Reader<'a> {
             record: self.record,
             reason: format!("column {name:?} has unknown value {value:?}"),
         }
+    }
+}
+
+/// One column of a batch, looked up and type-checked once for all its rows (the market
+/// records, read by the million from Parquet files, go through these).
+struct Col<'a, A> {
+    array: &'a A,
+    name: &'static str,
+    record: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn column<A: Array + 'static>(&self, name: &'static str) -> Result<Col<'a, A>> {
+        Ok(Col {
+            array: self.col::<A>(name)?,
+            name,
+            record: self.record,
+        })
+    }
+
+    /// A decimal column, its scale checked.
+    fn decimals(&self, name: &'static str) -> Result<Col<'a, Decimal128Array>> {
+        let c = self.column::<Decimal128Array>(name)?;
+        if c.array.scale() != crate::fixed::FIXED_DECIMALS as i8 {
+            return Err(Error::Schema {
+                record: self.record,
+                reason: format!("column {name:?} has scale {}, expected 9", c.array.scale()),
+            });
+        }
+        Ok(c)
+    }
+}
+
+impl<A: Array> Col<'_, A> {
+    fn null(&self, i: usize) -> Error {
+        Error::Schema {
+            record: self.record,
+            reason: format!(
+                "null in required column {:?} (row {i} of the batch)",
+                self.name
+            ),
+        }
+    }
+    fn bad(&self, value: &str) -> Error {
+        Error::Schema {
+            record: self.record,
+            reason: format!("column {:?} has unknown value {value:?}", self.name),
+        }
+    }
+    fn valid(&self, i: usize) -> bool {
+        self.array.is_valid(i)
+    }
+}
+
+impl Col<'_, TimestampNanosecondArray> {
+    fn req(&self, i: usize) -> Result<Timestamp> {
+        if self.valid(i) {
+            Ok(Timestamp(self.array.value(i)))
+        } else {
+            Err(self.null(i))
+        }
+    }
+}
+
+impl Col<'_, Decimal128Array> {
+    fn opt(&self, i: usize) -> Result<Option<i64>> {
+        if !self.valid(i) {
+            return Ok(None);
+        }
+        i64::try_from(self.array.value(i))
+            .map(Some)
+            .map_err(|_| Error::OutOfRange { what: "decimal" })
+    }
+    fn req(&self, i: usize) -> Result<i64> {
+        self.opt(i)?.ok_or_else(|| self.null(i))
+    }
+}
+
+impl Col<'_, UInt32Array> {
+    fn req(&self, i: usize) -> Result<u32> {
+        if self.valid(i) {
+            Ok(self.array.value(i))
+        } else {
+            Err(self.null(i))
+        }
+    }
+}
+
+impl Col<'_, UInt64Array> {
+    fn opt(&self, i: usize) -> Option<u64> {
+        self.valid(i).then(|| self.array.value(i))
+    }
+    fn req(&self, i: usize) -> Result<u64> {
+        self.opt(i).ok_or_else(|| self.null(i))
+    }
+}
+
+impl<'a> Col<'a, StringArray> {
+    fn req(&self, i: usize) -> Result<&'a str> {
+        if self.valid(i) {
+            Ok(self.array.value(i))
+        } else {
+            Err(self.null(i))
+        }
+    }
+}
+
+impl Col<'_, BooleanArray> {
+    /// A null flag is not set.
+    fn flag(&self, i: usize) -> bool {
+        self.valid(i) && self.array.value(i)
     }
 }
 
@@ -279,19 +386,31 @@ impl ArrowRecord for Trade {
     }
     fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let (instrument, ts_event, ts_recv) = (
+            r.column::<UInt32Array>("instrument_id")?,
+            r.column::<TimestampNanosecondArray>("ts_event")?,
+            r.column::<TimestampNanosecondArray>("ts_recv")?,
+        );
+        let (price, size) = (r.decimals("price")?, r.decimals("size")?);
+        let aggressor = r.column::<StringArray>("aggressor")?;
+        let (trade_id, suspicious, seq) = (
+            r.column::<UInt64Array>("trade_id")?,
+            r.column::<BooleanArray>("suspicious")?,
+            r.column::<UInt64Array>("seq")?,
+        );
         (0..batch.num_rows())
             .map(|i| {
-                let side = r.req_str("aggressor", i)?;
+                let side = aggressor.req(i)?;
                 Ok(Trade {
-                    instrument: r.instrument(i)?,
-                    ts_event: r.req_ts("ts_event", i)?,
-                    ts_recv: r.req_ts("ts_recv", i)?,
-                    price: Price::from_raw(r.req_dec("price", i)?),
-                    size: Quantity::from_raw(r.req_dec("size", i)?),
-                    aggressor: Side::from_name(side).ok_or_else(|| r.bad("aggressor", side))?,
-                    trade_id: r.u64("trade_id", i)?,
-                    suspicious: r.bool("suspicious", i)?,
-                    seq: SeqNo(r.req_u64("seq", i)?),
+                    instrument: InstrumentId(instrument.req(i)?),
+                    ts_event: ts_event.req(i)?,
+                    ts_recv: ts_recv.req(i)?,
+                    price: Price::from_raw(price.req(i)?),
+                    size: Quantity::from_raw(size.req(i)?),
+                    aggressor: Side::from_name(side).ok_or_else(|| aggressor.bad(side))?,
+                    trade_id: trade_id.opt(i),
+                    suspicious: suspicious.flag(i),
+                    seq: SeqNo(seq.req(i)?),
                 })
             })
             .collect()
@@ -332,19 +451,35 @@ impl ArrowRecord for Quote {
     }
     fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let (instrument, ts_event, ts_recv) = (
+            r.column::<UInt32Array>("instrument_id")?,
+            r.column::<TimestampNanosecondArray>("ts_event")?,
+            r.column::<TimestampNanosecondArray>("ts_recv")?,
+        );
+        let (bid, bid_size, ask, ask_size) = (
+            r.decimals("bid")?,
+            r.decimals("bid_size")?,
+            r.decimals("ask")?,
+            r.decimals("ask_size")?,
+        );
+        let (update_id, suspicious, seq) = (
+            r.column::<UInt64Array>("update_id")?,
+            r.column::<BooleanArray>("suspicious")?,
+            r.column::<UInt64Array>("seq")?,
+        );
         (0..batch.num_rows())
             .map(|i| {
                 Ok(Quote {
-                    instrument: r.instrument(i)?,
-                    ts_event: r.req_ts("ts_event", i)?,
-                    ts_recv: r.req_ts("ts_recv", i)?,
-                    bid: r.dec("bid", i)?.map(Price::from_raw),
-                    bid_size: Quantity::from_raw(r.req_dec("bid_size", i)?),
-                    ask: r.dec("ask", i)?.map(Price::from_raw),
-                    ask_size: Quantity::from_raw(r.req_dec("ask_size", i)?),
-                    update_id: r.u64("update_id", i)?,
-                    suspicious: r.bool("suspicious", i)?,
-                    seq: SeqNo(r.req_u64("seq", i)?),
+                    instrument: InstrumentId(instrument.req(i)?),
+                    ts_event: ts_event.req(i)?,
+                    ts_recv: ts_recv.req(i)?,
+                    bid: bid.opt(i)?.map(Price::from_raw),
+                    bid_size: Quantity::from_raw(bid_size.req(i)?),
+                    ask: ask.opt(i)?.map(Price::from_raw),
+                    ask_size: Quantity::from_raw(ask_size.req(i)?),
+                    update_id: update_id.opt(i),
+                    suspicious: suspicious.flag(i),
+                    seq: SeqNo(seq.req(i)?),
                 })
             })
             .collect()
@@ -385,21 +520,35 @@ impl ArrowRecord for BookEvent {
     }
     fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let r = Reader::new(batch, Self::NAME, Self::schema())?;
+        let (instrument, ts_event, ts_recv) = (
+            r.column::<UInt32Array>("instrument_id")?,
+            r.column::<TimestampNanosecondArray>("ts_event")?,
+            r.column::<TimestampNanosecondArray>("ts_recv")?,
+        );
+        let (actions, sides) = (
+            r.column::<StringArray>("action")?,
+            r.column::<StringArray>("side")?,
+        );
+        let (price, size) = (r.decimals("price")?, r.decimals("size")?);
+        let (order_id, suspicious, seq) = (
+            r.column::<UInt64Array>("order_id")?,
+            r.column::<BooleanArray>("suspicious")?,
+            r.column::<UInt64Array>("seq")?,
+        );
         (0..batch.num_rows())
             .map(|i| {
-                let action = r.req_str("action", i)?;
-                let side = r.req_str("side", i)?;
+                let (action, side) = (actions.req(i)?, sides.req(i)?);
                 Ok(BookEvent {
-                    instrument: r.instrument(i)?,
-                    ts_event: r.req_ts("ts_event", i)?,
-                    ts_recv: r.req_ts("ts_recv", i)?,
-                    action: BookAction::from_name(action).ok_or_else(|| r.bad("action", action))?,
-                    side: Side::from_name(side).ok_or_else(|| r.bad("side", side))?,
-                    price: Price::from_raw(r.req_dec("price", i)?),
-                    size: Quantity::from_raw(r.req_dec("size", i)?),
-                    order_id: r.u64("order_id", i)?,
-                    suspicious: r.bool("suspicious", i)?,
-                    seq: SeqNo(r.req_u64("seq", i)?),
+                    instrument: InstrumentId(instrument.req(i)?),
+                    ts_event: ts_event.req(i)?,
+                    ts_recv: ts_recv.req(i)?,
+                    action: BookAction::from_name(action).ok_or_else(|| actions.bad(action))?,
+                    side: Side::from_name(side).ok_or_else(|| sides.bad(side))?,
+                    price: Price::from_raw(price.req(i)?),
+                    size: Quantity::from_raw(size.req(i)?),
+                    order_id: order_id.opt(i),
+                    suspicious: suspicious.flag(i),
+                    seq: SeqNo(seq.req(i)?),
                 })
             })
             .collect()
@@ -1263,5 +1412,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing column \"bar_type\""), "{err}");
+    }
+
+    #[test]
+    fn names_the_column_and_row_of_a_null_or_an_unknown_value() {
+        let trade = |aggressor| Trade {
+            instrument: InstrumentId(1),
+            ts_event: Timestamp(5),
+            ts_recv: Timestamp(5),
+            price: Price::from_raw(7),
+            size: Quantity::from_raw(1),
+            aggressor,
+            trade_id: None,
+            suspicious: false,
+            seq: SeqNo(1),
+        };
+        let batch =
+            Trade::to_record_batch(&[trade(Side::Buy), trade(Side::Sell)], &registry()).unwrap();
+        // A file that lets prices be null, with one missing in its second row.
+        let schema = batch.schema();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let p = schema.index_of("price").unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns[p] = Arc::new(
+            Decimal128Array::from(vec![Some(7), None])
+                .with_precision_and_scale(DECIMAL_PRECISION, 9)
+                .unwrap(),
+        );
+        let nulls = RecordBatch::try_new(Arc::new(Schema::new(fields.clone())), columns).unwrap();
+        let err = Trade::from_record_batch(&nulls).unwrap_err().to_string();
+        assert!(
+            err.contains("null in required column \"price\" (row 1 of the batch)"),
+            "{err}"
+        );
+        let a = schema.index_of("aggressor").unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns[a] = Arc::new(StringArray::from(vec!["buy", "up"]));
+        let unknown = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let err = Trade::from_record_batch(&unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("column \"aggressor\" has unknown value \"up\""),
+            "{err}"
+        );
     }
 }
