@@ -166,87 +166,15 @@ impl<'a> Reader<'a> {
                 ),
             })
     }
-    fn ts(&self, name: &str, i: usize) -> Result<Option<Timestamp>> {
-        let c = self.col::<TimestampNanosecondArray>(name)?;
-        Ok(c.is_valid(i).then(|| Timestamp(c.value(i))))
-    }
-    fn req_ts(&self, name: &str, i: usize) -> Result<Timestamp> {
-        self.ts(name, i)?.ok_or_else(|| self.null(name, i))
-    }
-    fn dec(&self, name: &str, i: usize) -> Result<Option<i64>> {
-        let c = self.col::<Decimal128Array>(name)?;
-        if !c.is_valid(i) {
-            return Ok(None);
-        }
-        if c.scale() != crate::fixed::FIXED_DECIMALS as i8 {
-            return Err(Error::Schema {
-                record: self.record,
-                reason: format!("column {name:?} has scale {}, expected 9", c.scale()),
-            });
-        }
-        i64::try_from(c.value(i))
-            .map(Some)
-            .map_err(|_| Error::OutOfRange { what: "decimal" })
-    }
-    fn req_dec(&self, name: &str, i: usize) -> Result<i64> {
-        self.dec(name, i)?.ok_or_else(|| self.null(name, i))
-    }
-    fn u32(&self, name: &str, i: usize) -> Result<Option<u32>> {
-        let c = self.col::<UInt32Array>(name)?;
-        Ok(c.is_valid(i).then(|| c.value(i)))
-    }
-    fn u64(&self, name: &str, i: usize) -> Result<Option<u64>> {
-        let c = self.col::<UInt64Array>(name)?;
-        Ok(c.is_valid(i).then(|| c.value(i)))
-    }
-    fn req_u64(&self, name: &str, i: usize) -> Result<u64> {
-        self.u64(name, i)?.ok_or_else(|| self.null(name, i))
-    }
-    fn str(&self, name: &str, i: usize) -> Result<Option<&'a str>> {
-        let c = self.col::<StringArray>(name)?;
-        Ok(c.is_valid(i).then(|| c.value(i)))
-    }
-    fn req_str(&self, name: &str, i: usize) -> Result<&'a str> {
-        self.str(name, i)?.ok_or_else(|| self.null(name, i))
-    }
-    fn instrument(&self, i: usize) -> Result<InstrumentId> {
-        self.u32("instrument_id", i)?
-            .map(InstrumentId)
-            .ok_or_else(|| self.null("instrument_id", i))
-    }
-    fn null(&self, name: &str, i: usize) -> Error {
-        Error::Schema {
-            record: self.record,
-            reason: format!("null in required column {name:?} (row {i} of the batch)"),
-        }
-    }
-    fn bad(&self, name: &str, value: &str) -> Error {
-        Error::Schema {
-            record: self.record,
-            reason: format!("column {name:?} has unknown value {value:?}"),
-        }
-    }
-}
-
-/// One column of a batch, looked up and type-checked once for all its rows (the market
-/// records, read by the million from Parquet files, go through these).
-struct Col<'a, A> {
-    array: &'a A,
-    name: &'static str,
-    record: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn column<A: Array + 'static>(&self, name: &'static str) -> Result<Col<'a, A>> {
+    fn column<'n, A: Array + 'static>(&self, name: &'n str) -> Result<Col<'a, 'n, A>> {
         Ok(Col {
             array: self.col::<A>(name)?,
             name,
             record: self.record,
         })
     }
-
     /// A decimal column, its scale checked.
-    fn decimals(&self, name: &'static str) -> Result<Col<'a, Decimal128Array>> {
+    fn decimals<'n>(&self, name: &'n str) -> Result<Col<'a, 'n, Decimal128Array>> {
         let c = self.column::<Decimal128Array>(name)?;
         if c.array.scale() != crate::fixed::FIXED_DECIMALS as i8 {
             return Err(Error::Schema {
@@ -256,86 +184,129 @@ impl<'a> Reader<'a> {
         }
         Ok(c)
     }
+    fn ts(&self, name: &str, i: usize) -> Result<Option<Timestamp>> {
+        Ok(self.column::<TimestampNanosecondArray>(name)?.opt(i))
+    }
+    fn req_ts(&self, name: &str, i: usize) -> Result<Timestamp> {
+        self.column::<TimestampNanosecondArray>(name)?.req(i)
+    }
+    fn dec(&self, name: &str, i: usize) -> Result<Option<i64>> {
+        self.decimals(name)?.opt(i)
+    }
+    fn req_dec(&self, name: &str, i: usize) -> Result<i64> {
+        self.decimals(name)?.req(i)
+    }
+    fn u32(&self, name: &str, i: usize) -> Result<Option<u32>> {
+        Ok(self.column::<UInt32Array>(name)?.opt(i))
+    }
+    fn req_u64(&self, name: &str, i: usize) -> Result<u64> {
+        self.column::<UInt64Array>(name)?.req(i)
+    }
+    fn req_str(&self, name: &str, i: usize) -> Result<&'a str> {
+        self.column::<StringArray>(name)?.req(i)
+    }
+    fn instrument(&self, i: usize) -> Result<InstrumentId> {
+        self.column::<UInt32Array>("instrument_id")?
+            .req(i)
+            .map(InstrumentId)
+    }
+    fn null(&self, name: &str, i: usize) -> Error {
+        null(self.record, name, i)
+    }
+    fn bad(&self, name: &str, value: &str) -> Error {
+        unknown(self.record, name, value)
+    }
 }
 
-impl<A: Array> Col<'_, A> {
-    fn null(&self, i: usize) -> Error {
-        Error::Schema {
-            record: self.record,
-            reason: format!(
-                "null in required column {:?} (row {i} of the batch)",
-                self.name
-            ),
-        }
+fn null(record: &'static str, name: &str, i: usize) -> Error {
+    Error::Schema {
+        record,
+        reason: format!("null in required column {name:?} (row {i} of the batch)"),
     }
+}
+
+fn unknown(record: &'static str, name: &str, value: &str) -> Error {
+    Error::Schema {
+        record,
+        reason: format!("column {name:?} has unknown value {value:?}"),
+    }
+}
+
+/// One column of a batch, looked up and type-checked once: the market records, read by the
+/// million from Parquet files, take their columns once per batch and read them row by row.
+struct Col<'a, 'n, A> {
+    array: &'a A,
+    name: &'n str,
+    record: &'static str,
+}
+
+impl<A: Array> Col<'_, '_, A> {
     fn bad(&self, value: &str) -> Error {
-        Error::Schema {
-            record: self.record,
-            reason: format!("column {:?} has unknown value {value:?}", self.name),
-        }
+        unknown(self.record, self.name, value)
     }
-    fn valid(&self, i: usize) -> bool {
-        self.array.is_valid(i)
+    /// The value of row `i`, `None` when it is null.
+    fn get<T>(&self, i: usize, value: impl FnOnce(&A, usize) -> T) -> Option<T> {
+        self.array.is_valid(i).then(|| value(self.array, i))
+    }
+    /// The value of row `i`, which must not be null.
+    fn need<T>(&self, i: usize, value: impl FnOnce(&A, usize) -> T) -> Result<T> {
+        self.get(i, value)
+            .ok_or_else(|| null(self.record, self.name, i))
     }
 }
 
-impl Col<'_, TimestampNanosecondArray> {
+impl Col<'_, '_, TimestampNanosecondArray> {
+    fn opt(&self, i: usize) -> Option<Timestamp> {
+        self.get(i, |a, i| Timestamp(a.value(i)))
+    }
     fn req(&self, i: usize) -> Result<Timestamp> {
-        if self.valid(i) {
-            Ok(Timestamp(self.array.value(i)))
-        } else {
-            Err(self.null(i))
-        }
+        self.need(i, |a, i| Timestamp(a.value(i)))
     }
 }
 
-impl Col<'_, Decimal128Array> {
+impl Col<'_, '_, Decimal128Array> {
     fn opt(&self, i: usize) -> Result<Option<i64>> {
-        if !self.valid(i) {
-            return Ok(None);
-        }
-        i64::try_from(self.array.value(i))
-            .map(Some)
-            .map_err(|_| Error::OutOfRange { what: "decimal" })
+        self.get(i, |a, i| a.value(i))
+            .map(|v| i64::try_from(v).map_err(|_| Error::OutOfRange { what: "decimal" }))
+            .transpose()
     }
     fn req(&self, i: usize) -> Result<i64> {
-        self.opt(i)?.ok_or_else(|| self.null(i))
+        self.opt(i)?.ok_or_else(|| null(self.record, self.name, i))
     }
 }
 
-impl Col<'_, UInt32Array> {
+impl Col<'_, '_, UInt32Array> {
+    fn opt(&self, i: usize) -> Option<u32> {
+        self.get(i, |a, i| a.value(i))
+    }
     fn req(&self, i: usize) -> Result<u32> {
-        if self.valid(i) {
-            Ok(self.array.value(i))
-        } else {
-            Err(self.null(i))
-        }
+        self.need(i, |a, i| a.value(i))
     }
 }
 
-impl Col<'_, UInt64Array> {
+impl Col<'_, '_, UInt64Array> {
     fn opt(&self, i: usize) -> Option<u64> {
-        self.valid(i).then(|| self.array.value(i))
+        self.get(i, |a, i| a.value(i))
     }
     fn req(&self, i: usize) -> Result<u64> {
-        self.opt(i).ok_or_else(|| self.null(i))
+        self.need(i, |a, i| a.value(i))
     }
 }
 
-impl<'a> Col<'a, StringArray> {
+impl<'a> Col<'a, '_, StringArray> {
+    fn opt(&self, i: usize) -> Option<&'a str> {
+        let array = self.array;
+        array.is_valid(i).then(|| array.value(i))
+    }
     fn req(&self, i: usize) -> Result<&'a str> {
-        if self.valid(i) {
-            Ok(self.array.value(i))
-        } else {
-            Err(self.null(i))
-        }
+        self.opt(i).ok_or_else(|| null(self.record, self.name, i))
     }
 }
 
-impl Col<'_, BooleanArray> {
+impl Col<'_, '_, BooleanArray> {
     /// A null flag is not set.
     fn flag(&self, i: usize) -> bool {
-        self.valid(i) && self.array.value(i)
+        self.get(i, |a, i| a.value(i)).unwrap_or(false)
     }
 }
 
