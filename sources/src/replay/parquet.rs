@@ -128,6 +128,26 @@ fn unnamed(symbol: &str) -> InstrumentSpec {
     }
 }
 
+/// The instrument of a row: the one the metadata names under its id, when it has that
+/// symbol; otherwise the row's symbol alone.
+fn spec_of(named: &BTreeMap<u32, InstrumentSpec>, id: u32, symbol: &str) -> InstrumentSpec {
+    match named.get(&id) {
+        Some(spec) if spec.symbol == symbol => spec.clone(),
+        _ => unnamed(symbol),
+    }
+}
+
+/// The `instrument_id` and `symbol` columns of a batch.
+fn id_columns(
+    batch: &RecordBatch,
+    at: [usize; 2],
+) -> Option<(&arrow_array::UInt32Array, &arrow_array::StringArray)> {
+    Some((
+        batch.column(at[0]).as_primitive_opt::<UInt32Type>()?,
+        batch.column(at[1]).as_string_opt::<i32>()?,
+    ))
+}
+
 /// The instruments of a file's rows, by the file's instrument ids: read from its
 /// `instrument_id` and `symbol` columns, described by its metadata where it names them.
 fn file_instruments(path: &Path) -> Result<BTreeMap<u32, InstrumentSpec>> {
@@ -148,10 +168,7 @@ fn file_instruments(path: &Path) -> Result<BTreeMap<u32, InstrumentSpec>> {
         // A file that cannot be read to its end still declares the instruments before the
         // break; reading says where it broke.
         let Ok(batch) = batch else { break };
-        let (Some(ids), Some(symbols)) = (
-            batch.column(0).as_primitive_opt::<UInt32Type>(),
-            batch.column(1).as_string_opt::<i32>(),
-        ) else {
+        let Some((ids, symbols)) = id_columns(&batch, [0, 1]) else {
             return Err(Error::format(
                 path,
                 "instrument_id or symbol of another type",
@@ -162,10 +179,9 @@ fn file_instruments(path: &Path) -> Result<BTreeMap<u32, InstrumentSpec>> {
                 continue;
             }
             let id = ids.value(i);
-            found.entry(id).or_insert_with(|| match named.get(&id) {
-                Some(spec) if spec.symbol == symbols.value(i) => spec.clone(),
-                _ => unnamed(symbols.value(i)),
-            });
+            found
+                .entry(id)
+                .or_insert_with(|| spec_of(&named, id, symbols.value(i)));
         }
     }
     Ok(found)
@@ -185,8 +201,13 @@ pub struct ParquetReader {
     kind: Kind,
     origin: String,
     source: u16,
-    /// The file's instrument ids → the job's.
-    ids: HashMap<u32, InstrumentId>,
+    /// The instruments the file's metadata names, by the file's ids.
+    named: BTreeMap<u32, InstrumentSpec>,
+    registry: InstrumentRegistry,
+    /// Where the `instrument_id` and `symbol` columns are.
+    id_columns: [usize; 2],
+    /// The file's instrument ids → the job's (`None`: not declared), looked up on first sight.
+    ids: HashMap<u32, Option<InstrumentId>>,
     /// Rows read so far.
     rows: u64,
     pending: VecDeque<SourceItem>,
@@ -196,21 +217,15 @@ pub struct ParquetReader {
 impl ParquetReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
-        let mut ids = HashMap::new();
-        for (id, spec) in file_instruments(path)? {
-            let job =
-                registry
-                    .lookup(&spec.venue, &spec.symbol)
-                    .ok_or_else(|| Error::Undeclared {
-                        venue: spec.venue.clone(),
-                        symbol: spec.symbol.clone(),
-                    })?;
-            ids.insert(id, job);
-        }
         let builder = open_builder(path)?;
         let kind = Kind::of(builder.schema()).ok_or_else(|| {
             Error::format(path, "not a Parquet file of trades, quotes or book events")
         })?;
+        let named = named(path, &builder)?;
+        let at = ["instrument_id", "symbol"].map(|c| builder.schema().index_of(c));
+        let [Ok(id_col), Ok(symbol_col)] = at else {
+            return Err(Error::format(path, "no instrument_id and symbol columns"));
+        };
         let batches = builder
             .with_batch_size(BATCH_ROWS)
             .build()
@@ -220,11 +235,30 @@ impl ParquetReader {
             kind,
             origin: path.display().to_string(),
             source,
-            ids,
+            named,
+            registry: registry.clone(),
+            id_columns: [id_col, symbol_col],
+            ids: HashMap::new(),
             rows: 0,
             pending: VecDeque::new(),
             done: false,
         })
+    }
+
+    /// Looks up the instruments of the batch's rows not seen before.
+    fn learn(&mut self, batch: &RecordBatch) {
+        let Some((ids, symbols)) = id_columns(batch, self.id_columns) else {
+            // Rows without them do not convert either, and are rejected as such.
+            return;
+        };
+        for i in 0..batch.num_rows() {
+            if ids.is_null(i) || symbols.is_null(i) || self.ids.contains_key(&ids.value(i)) {
+                continue;
+            }
+            let spec = spec_of(&self.named, ids.value(i), symbols.value(i));
+            let job = self.registry.lookup(&spec.venue, &spec.symbol);
+            self.ids.insert(ids.value(i), job);
+        }
     }
 
     /// The rows of `batch` (the file's rows after `self.rows`) as items: records with the job's
@@ -232,6 +266,7 @@ impl ParquetReader {
     fn take(&mut self, batch: &RecordBatch) {
         let first = self.rows;
         self.rows += batch.num_rows() as u64;
+        self.learn(batch);
         match self.kind.events(batch) {
             Ok(events) => {
                 for (i, e) in events.into_iter().enumerate() {
@@ -269,7 +304,7 @@ impl ParquetReader {
             Ok(e) => e,
             Err(e) => return bad(e.to_string()),
         };
-        let Some(&id) = self.ids.get(&event.instrument().0) else {
+        let Some(&Some(id)) = self.ids.get(&event.instrument().0) else {
             return bad(format!(
                 "instrument id {} was not in the file when the job was planned",
                 event.instrument().0
