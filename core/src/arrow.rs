@@ -48,6 +48,39 @@ pub trait ArrowRecord: Sized {
     fn to_record_batch(rows: &[Self], registry: &InstrumentRegistry) -> Result<RecordBatch>;
     /// Converts a batch of this schema back into rows.
     fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Self>>;
+    /// Whether `have` holds every column of [`ArrowRecord::schema`] with its type (it may hold
+    /// more): what [`ArrowRecord::from_record_batch`] checks before reading a row.
+    fn check_columns(have: &Schema) -> Result<()> {
+        check_columns(have, Self::NAME, &Self::schema())
+    }
+}
+
+/// Checks that `have` holds every column of `want` with its type, naming the first that it
+/// lacks or holds with another type.
+fn check_columns(have: &Schema, record: &'static str, want: &Schema) -> Result<()> {
+    for field in want.fields() {
+        match have.field_with_name(field.name()) {
+            Err(_) => {
+                return Err(Error::Schema {
+                    record,
+                    reason: format!("missing column {:?}", field.name()),
+                });
+            }
+            Ok(found) if found.data_type() != field.data_type() => {
+                return Err(Error::Schema {
+                    record,
+                    reason: format!(
+                        "column {:?} has type {}, expected {}",
+                        field.name(),
+                        found.data_type(),
+                        field.data_type()
+                    ),
+                });
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn ts_type() -> DataType {
@@ -118,30 +151,10 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Checks every column of `schema` is present with its type, before any row is read.
+    /// Checks every column of `schema` is present with its type (decimals with their precision
+    /// and scale), before any row is read.
     fn new(batch: &'a RecordBatch, record: &'static str, schema: SchemaRef) -> Result<Self> {
-        for field in schema.fields() {
-            match batch.schema().field_with_name(field.name()) {
-                Err(_) => {
-                    return Err(Error::Schema {
-                        record,
-                        reason: format!("missing column {:?}", field.name()),
-                    });
-                }
-                Ok(have) if have.data_type() != field.data_type() => {
-                    return Err(Error::Schema {
-                        record,
-                        reason: format!(
-                            "column {:?} has type {}, expected {}",
-                            field.name(),
-                            have.data_type(),
-                            field.data_type()
-                        ),
-                    });
-                }
-                Ok(_) => {}
-            }
-        }
+        check_columns(&batch.schema(), record, &schema)?;
         Ok(Self { batch, record })
     }
 
@@ -173,16 +186,9 @@ impl<'a> Reader<'a> {
             record: self.record,
         })
     }
-    /// A decimal column, its scale checked.
+    /// A decimal column (its scale was checked with its type by [`Reader::new`]).
     fn decimals<'n>(&self, name: &'n str) -> Result<Col<'a, 'n, Decimal128Array>> {
-        let c = self.column::<Decimal128Array>(name)?;
-        if c.array.scale() != crate::fixed::FIXED_DECIMALS as i8 {
-            return Err(Error::Schema {
-                record: self.record,
-                reason: format!("column {name:?} has scale {}, expected 9", c.array.scale()),
-            });
-        }
-        Ok(c)
+        self.column::<Decimal128Array>(name)
     }
     fn ts(&self, name: &str, i: usize) -> Result<Option<Timestamp>> {
         Ok(self.column::<TimestampNanosecondArray>(name)?.opt(i))

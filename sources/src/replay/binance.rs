@@ -339,13 +339,7 @@ impl PartReader for BinanceReader {
             let line = line.to_vec();
             if let Err((reason, detail)) = self.parse_line(&line) {
                 let seq = self.seq();
-                return Some(SourceItem::Bad(bad_row(
-                    &self.origin,
-                    line_no,
-                    seq,
-                    reason,
-                    detail,
-                )));
+                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
             }
         }
     }

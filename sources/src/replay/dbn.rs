@@ -178,13 +178,7 @@ impl DbnReader {
 
     /// The reject of the record (or the break) numbered `seq`.
     fn malformed(&self, seq: SeqNo, detail: String) -> SourceItem {
-        SourceItem::Bad(bad_row(
-            &self.origin,
-            self.ordinal,
-            seq,
-            RejectReason::Malformed,
-            detail,
-        ))
+        SourceItem::Bad(bad_row(&self.origin, seq, RejectReason::Malformed, detail))
     }
 }
 

@@ -332,7 +332,7 @@ impl PartReader for LeanReader {
             return Some(match parsed {
                 Ok(event) => SourceItem::Event(event),
                 Err((reason, detail)) => {
-                    SourceItem::Bad(bad_row(&self.ctx.origin, line_no, seq, reason, detail))
+                    SourceItem::Bad(bad_row(&self.ctx.origin, seq, reason, detail))
                 }
             });
         }

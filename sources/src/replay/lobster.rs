@@ -209,13 +209,7 @@ impl PartReader for LobsterReader {
                 Ok(None) => continue,
                 Err((reason, detail)) => {
                     let seq = self.seq();
-                    return Some(SourceItem::Bad(bad_row(
-                        &self.origin,
-                        line_no,
-                        seq,
-                        reason,
-                        detail,
-                    )));
+                    return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
                 }
             }
         }

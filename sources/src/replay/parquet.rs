@@ -47,19 +47,12 @@ impl Kind {
     /// The kind whose columns (names and types) `schema` has; `None` when it has none's.
     pub fn of(schema: &Schema) -> Option<Self> {
         [
-            (Kind::Trades, Trade::schema()),
-            (Kind::Quotes, Quote::schema()),
-            (Kind::Book, BookEvent::schema()),
+            (Kind::Trades, Trade::check_columns(schema)),
+            (Kind::Quotes, Quote::check_columns(schema)),
+            (Kind::Book, BookEvent::check_columns(schema)),
         ]
         .into_iter()
-        .find(|(_, want)| {
-            want.fields().iter().all(|f| {
-                schema
-                    .field_with_name(f.name())
-                    .is_ok_and(|have| have.data_type() == f.data_type())
-            })
-        })
-        .map(|(kind, _)| kind)
+        .find_map(|(kind, fits)| fits.is_ok().then_some(kind))
     }
 
     fn events(self, batch: &RecordBatch) -> tickflow_core::Result<Vec<MarketEvent>> {
@@ -292,13 +285,7 @@ impl ParquetReader {
     fn item(&self, row: u64, event: tickflow_core::Result<MarketEvent>) -> SourceItem {
         let seq = SeqNo::at_line(self.source, row, 0);
         let bad = |detail: String| {
-            SourceItem::Bad(bad_row(
-                &self.origin,
-                row,
-                seq,
-                RejectReason::Malformed,
-                detail,
-            ))
+            SourceItem::Bad(bad_row(&self.origin, seq, RejectReason::Malformed, detail))
         };
         let event = match event {
             Ok(e) => e,
@@ -347,7 +334,6 @@ impl PartReader for ParquetReader {
                     let row = self.rows + 1;
                     return Some(SourceItem::Bad(bad_row(
                         &self.origin,
-                        row,
                         SeqNo::at_line(self.source, row, 0),
                         RejectReason::Malformed,
                         format!("the file cannot be read further: {e}"),

@@ -262,7 +262,7 @@ impl PartReader for TardisReader {
                 match parse_row(&self.layout, &self.registry, &fields, seq) {
                     Ok(e) => SourceItem::Event(e),
                     Err((reason, detail)) => {
-                        SourceItem::Bad(bad_row(&self.origin, line_no, seq, reason, detail))
+                        SourceItem::Bad(bad_row(&self.origin, seq, reason, detail))
                     }
                 },
             );

@@ -96,7 +96,6 @@ impl LineBuffer {
         seq.line(self.line + 1);
         Some(SourceItem::Bad(bad_row(
             origin,
-            self.line + 1,
             seq.seq(),
             RejectReason::Malformed,
             format!("the file cannot be read further: {detail}"),
@@ -256,21 +255,16 @@ pub fn is_non_finite(field: &[u8]) -> bool {
     matches!(t.as_str(), "nan" | "inf" | "infinity")
 }
 
-/// Builds the reject for a row that could not be read.
-pub fn bad_row(
-    origin: &str,
-    line: u64,
-    seq: SeqNo,
-    reason: RejectReason,
-    detail: String,
-) -> Reject {
+/// Builds the reject for a row that could not be read, at the line (or record) its sequence
+/// number gives ([`SeqNo::at_line`]).
+pub fn bad_row(origin: &str, seq: SeqNo, reason: RejectReason, detail: String) -> Reject {
     Reject {
         instrument: None,
         ts_event: None,
         reason,
         detail,
         origin: origin.to_owned(),
-        line,
+        line: seq.line(),
         seq,
     }
 }
