@@ -31,7 +31,10 @@ pub enum ReplayFormat {
     Lean,
     /// Binance websocket captures (`<recv ns> <json>` lines, gzip).
     Binance,
-    /// Tardis.dev trade or quote CSV.
+    /// Binance futures order-book CSV (depth snapshots and updates).
+    #[serde(rename = "binance-depth")]
+    BinanceDepth,
+    /// Tardis.dev trade, quote or order-book CSV.
     Tardis,
     /// LOBSTER message files.
     Lobster,
@@ -43,8 +46,15 @@ pub enum ReplayFormat {
 
 impl ReplayFormat {
     /// Names accepted in pipeline files and on the command line.
-    pub const NAMES: [&'static str; 7] = [
-        "auto", "lean", "binance", "tardis", "lobster", "dbn", "parquet",
+    pub const NAMES: [&'static str; 8] = [
+        "auto",
+        "lean",
+        "binance",
+        "binance-depth",
+        "tardis",
+        "lobster",
+        "dbn",
+        "parquet",
     ];
 
     /// Parses a name from [`ReplayFormat::NAMES`].
@@ -53,6 +63,7 @@ impl ReplayFormat {
             "auto" => Self::Auto,
             "lean" => Self::Lean,
             "binance" => Self::Binance,
+            "binance-depth" => Self::BinanceDepth,
             "tardis" => Self::Tardis,
             "lobster" => Self::Lobster,
             "dbn" => Self::Dbn,

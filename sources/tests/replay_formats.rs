@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tickflow_core::{BookAction, MarketEvent, RejectReason, SeqNo};
+use tickflow_core::{BookAction, MarketEvent, RejectReason, SeqNo, Side};
 use tickflow_sources::sample_data;
 use tickflow_sources::{Merger, PartReader, ReplayFormat, SourceConfig, SourceItem, plan};
 
@@ -710,4 +710,175 @@ fn a_damaged_parquet_file_is_refused_with_its_path() {
         e.contains("trades.parquet") && e.contains("not a readable Parquet file"),
         "{e}"
     );
+}
+
+#[test]
+fn reads_order_book_csv_of_binance_and_tardis() {
+    // depth/: a Binance futures depth snapshot (one snapshot of 100 bid levels) and 100
+    // updates, a Tardis book_snapshot_25 of 10 rows, and a Tardis incremental_book_L2 of 15
+    // snapshot rows. Expected counts worked out from the files with Python's csv module: a
+    // clear for each snapshot (1 + 10 + 1), a level update for every level given, a cancel for
+    // each level of size 0.
+    let Some(data) = sample_data() else { return };
+    let c = read_all(data.join("depth"), ReplayFormat::Auto);
+    assert!(c.bad.is_empty(), "{:?}", c.bad);
+    assert_eq!((c.trades, c.quotes), (0, 0));
+    let book: Vec<(&str, u64)> = c.book.into_iter().collect();
+    assert_eq!(book, vec![("cancel", 21), ("clear", 12), ("modify", 694)]);
+}
+
+/// The book events of one file, as `(line, action, side, price, size)`, and its rejects as
+/// `(line, detail)`.
+type BookRows = Vec<(u64, &'static str, Side, String, String)>;
+
+fn book_rows(dir: &std::path::Path, name: &str, text: &str) -> (BookRows, Vec<(u64, String)>) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let (good, bad) = read_file(path);
+    let rows = good
+        .iter()
+        .map(|e| match e {
+            MarketEvent::Book(b) => (
+                b.seq.line(),
+                b.action.as_str(),
+                b.side,
+                b.price.to_string(),
+                b.size.to_string(),
+            ),
+            other => panic!("not a book event: {other:?}"),
+        })
+        .collect();
+    (rows, bad.into_iter().map(|r| (r.line, r.detail)).collect())
+}
+
+#[test]
+fn tardis_incremental_l2_clears_the_book_when_a_snapshot_follows_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, bad) = book_rows(
+        dir.path(),
+        "deribit_l2.csv",
+        "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n\
+         deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,ask,6421.5,18640\n\
+         deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,bid,6421,100\n\
+         deribit,BTC-PERPETUAL,1585699200300000,1585699200400000,false,bid,6421,0\n\
+         deribit,BTC-PERPETUAL,1585699200300000,1585699200400000,false,buy,6420,5\n\
+         deribit,BTC-PERPETUAL,1585699200300000,1585699200400000,maybe,bid,6420,5\n\
+         deribit,BTC-PERPETUAL,1585699200400000,1585699200500000,true,ask,6422,10\n\
+         deribit,BTC-PERPETUAL,1585699200400000,1585699200500000,true,bid,NaN,10\n",
+    );
+    use Side::{Buy, Sell};
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        rows,
+        vec![
+            (2, "clear", Side::None, s("0"), s("0")),
+            (2, "modify", Sell, s("6421.5"), s("18640")),
+            (3, "modify", Buy, s("6421"), s("100")),
+            (4, "cancel", Buy, s("6421"), s("0")),
+            // A snapshot after updates starts the book again.
+            (7, "clear", Side::None, s("0"), s("0")),
+            (7, "modify", Sell, s("6422"), s("10")),
+        ]
+    );
+    let lines: Vec<u64> = bad.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![5, 6, 8], "{bad:?}");
+    assert!(
+        bad[0].1.contains("side is \"buy\", not bid or ask"),
+        "{bad:?}"
+    );
+    assert!(bad[1].1.contains("is_snapshot is \"maybe\""), "{bad:?}");
+    assert!(bad[2].1.starts_with("price: "), "{bad:?}");
+}
+
+#[test]
+fn a_tardis_book_snapshot_row_replaces_the_book_and_a_bad_level_refuses_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount,\
+                  bids[0].price,bids[0].amount,asks[1].price,asks[1].amount,bids[1].price,\
+                  bids[1].amount";
+    let text = format!(
+        "{header}\n\
+         binance-futures,BTCUSDT,1598918403696000,1598918403810979,11657.08,1.714,11657.07,10.896,11657.54,5.4,,\n\
+         binance-futures,BTCUSDT,1598918403815000,1598918403819763,11657.08,1.5,11657.07,x,11657.54,5.4,11656.9,1\n\
+         binance-futures,BTCUSDT,1598918403888000,1598918403894256,11657.08,1.476,11657.07,10.896,11657.54,,11656.97,0.2\n\
+         binance-futures,BTCUSDT,1598918403930000,1598918403935479,11657.09,2,11657.07,10.896,11657.54,5.4,11656.97,0.2\n"
+    );
+    let (rows, bad) = book_rows(dir.path(), "book_snapshot_2.csv", &text);
+    use Side::{Buy, Sell};
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        rows,
+        vec![
+            // The second bid level is empty: the book had one.
+            (2, "clear", Side::None, s("0"), s("0")),
+            (2, "modify", Buy, s("11657.07"), s("10.896")),
+            (2, "modify", Sell, s("11657.08"), s("1.714")),
+            (2, "modify", Sell, s("11657.54"), s("5.4")),
+            (5, "clear", Side::None, s("0"), s("0")),
+            (5, "modify", Buy, s("11657.07"), s("10.896")),
+            (5, "modify", Buy, s("11656.97"), s("0.2")),
+            (5, "modify", Sell, s("11657.09"), s("2")),
+            (5, "modify", Sell, s("11657.54"), s("5.4")),
+        ]
+    );
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad[0].0, 3);
+    assert!(bad[0].1.starts_with("bids[0].amount: "), "{bad:?}");
+    assert_eq!(bad[1].0, 4);
+    assert!(
+        bad[1]
+            .1
+            .contains("asks[1].price and asks[1].amount must both be given"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn binance_depth_csv_clears_the_book_at_each_snapshot_and_names_coin_m_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu";
+    let text = format!(
+        "{header}\n\
+         BTCUSD_PERP,1667346579146,20,20,b,snap,20377.0,17,-1\n\
+         BTCUSD_PERP,1667346579146,20,20,a,snap,20377.1,3,-1\n\
+         BTCUSD_PERP,1667346579200,21,22,a,set,20377.1,0,20\n\
+         BTCUSD_PERP,1667346579300,23,23,a,sett,20377.2,1,22\n\
+         BTCUSD_PERP,1667346579400,24,24,x,set,20377.2,1,23\n\
+         BTCUSD_PERP,1667346579500,30,30,b,snap,20376.0,4,-1\n\
+         BTCUSD_PERP,1667346579500,30,30,b,snap,20375.9,-1,-1\n"
+    );
+    let path = dir.path().join("depth.csv");
+    std::fs::write(&path, &text).unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path: path.clone(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    assert_eq!(
+        plan.parts[0].name(),
+        path.display().to_string(),
+        "one file, one part"
+    );
+    let id = plan.registry.lookup("BINANCE-COINM", "BTCUSD_PERP");
+    assert!(id.is_some(), "a symbol with _ is a COIN-M contract");
+    let (rows, bad) = book_rows(dir.path(), "depth.csv", &text);
+    use Side::{Buy, Sell};
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        rows,
+        vec![
+            (2, "clear", Side::None, s("0"), s("0")),
+            (2, "modify", Buy, s("20377"), s("17")),
+            (3, "modify", Sell, s("20377.1"), s("3")),
+            (4, "cancel", Sell, s("20377.1"), s("0")),
+            (7, "clear", Side::None, s("0"), s("0")),
+            (7, "modify", Buy, s("20376"), s("4")),
+            // A negative size is normalize's to reject, with its reason.
+            (8, "modify", Buy, s("20375.9"), s("-1")),
+        ]
+    );
+    let lines: Vec<u64> = bad.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![5, 6], "{bad:?}");
+    assert!(bad[0].1.contains("update_type is \"sett\""), "{bad:?}");
+    assert!(bad[1].1.contains("side is \"x\", not b or a"), "{bad:?}");
 }

@@ -41,6 +41,7 @@ fn main() -> Result<()> {
             "tardis csv",
             "tardis/tardis_binance-futures_trades_BTCUSDT.csv",
         ),
+        ("binance and tardis order-book csv", "depth"),
         ("lobster messages", "lobster"),
         ("databento dbn mbo", "cme-mbo"),
     ];
@@ -58,6 +59,22 @@ fn main() -> Result<()> {
             count as f64 / secs
         );
     }
+    // Order-book CSV at a size where start-up does not count: generated files of the three
+    // layouts `depth/` holds a few rows of.
+    let books = std::env::temp_dir().join(format!("tickflow-books-{}", std::process::id()));
+    for (name, file, rows) in write_order_books(&books)? {
+        let p = plan(&[SourceConfig::Replay {
+            path: file,
+            format: ReplayFormat::Auto,
+        }])?;
+        let (secs, count) = best_of(3, || count_all(&p));
+        let count = count?;
+        println!(
+            "| {name} | generated, {rows} rows | {count} | {secs:.3} | {:.0} |",
+            count as f64 / secs
+        );
+    }
+    let _ = std::fs::remove_dir_all(&books);
     // The Lean day's accepted trades and quotes as a job writes them to Parquet, read back.
     let recorded = std::env::temp_dir().join(format!("tickflow-parquet-{}", std::process::id()));
     let text = format!(
@@ -86,6 +103,116 @@ fn main() -> Result<()> {
         count as f64 / secs
     );
     Ok(())
+}
+
+/// Writes a Tardis `incremental_book_L2` file (a 500-level snapshot, then updates), a Tardis
+/// `book_snapshot_25` file and a Binance depth file (a 1,000-level snapshot, then updates) into
+/// `dir`, with prices and sizes from a fixed-seed generator: `(bench row, file, rows)`.
+fn write_order_books(dir: &std::path::Path) -> Result<Vec<(&'static str, PathBuf, u64)>> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let mut out = Vec::new();
+    let rows = 1_000_000u64;
+    let path = dir.join("tardis_incremental_book_L2.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    writeln!(
+        w,
+        "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
+    )?;
+    for i in 0..rows {
+        let ts = 1_585_699_200_000_000 + i * 50;
+        let side = if next(2) == 0 { "bid" } else { "ask" };
+        let price = 6_400 + next(40);
+        let amount = if i >= 500 && next(5) == 0 {
+            0
+        } else {
+            10 * next(5_000) + 10
+        };
+        writeln!(
+            w,
+            "deribit,BTC-PERPETUAL,{ts},{},{},{side},{price}.5,{amount}",
+            ts + 110_000,
+            i < 500
+        )?;
+    }
+    w.flush()?;
+    out.push(("tardis incremental_book_L2", path, rows));
+    let rows = 20_000u64;
+    let path = dir.join("tardis_book_snapshot_25.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    write!(w, "exchange,symbol,timestamp,local_timestamp")?;
+    for l in 0..25 {
+        write!(
+            w,
+            ",asks[{l}].price,asks[{l}].amount,bids[{l}].price,bids[{l}].amount"
+        )?;
+    }
+    writeln!(w)?;
+    for i in 0..rows {
+        let ts = 1_598_918_403_696_000 + i * 100_000;
+        write!(w, "binance-futures,BTCUSDT,{ts},{}", ts + 114_979)?;
+        let mid = 1_165_700 + next(200);
+        for l in 0..25 {
+            let (ask, bid) = (mid + 1 + l, mid - l);
+            write!(
+                w,
+                ",{}.{:02},{}.{:03},{}.{:02},{}.{:03}",
+                ask / 100,
+                ask % 100,
+                next(20),
+                next(1000),
+                bid / 100,
+                bid % 100,
+                next(20),
+                next(1000)
+            )?;
+        }
+        writeln!(w)?;
+    }
+    w.flush()?;
+    out.push(("tardis book_snapshot_25", path, rows));
+    let rows = 1_000_000u64;
+    let path = dir.join("binance_depth.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    writeln!(
+        w,
+        "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu"
+    )?;
+    for i in 0..rows {
+        let snap = i < 1_000;
+        let (ts, id) = if snap {
+            (1_667_346_579_146, 1_000)
+        } else {
+            (1_667_346_579_146 + i, 1_000 + i)
+        };
+        let side = if next(2) == 0 { "b" } else { "a" };
+        let price = 2_037_000 + next(2_000);
+        let qty = if !snap && next(4) == 0 {
+            0
+        } else {
+            next(5_000) + 1
+        };
+        writeln!(
+            w,
+            "BTCUSDT,{ts},{id},{id},{side},{},{}.{},{}.{:03},{}",
+            if snap { "snap" } else { "set" },
+            price / 100,
+            price % 100,
+            qty / 1000,
+            qty % 1000,
+            if snap { -1 } else { id as i64 - 1 }
+        )?;
+    }
+    w.flush()?;
+    out.push(("binance depth csv", path, rows));
+    Ok(out)
 }
 
 /// Opens every part, merges them in event-time order, and counts what comes out.

@@ -14,11 +14,12 @@ use std::path::Path;
 
 use serde_json::Value;
 use tickflow_core::{
-    BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
-    Quantity, Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
+    RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
 use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, stream_file};
+use super::{book_clear, level_update};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -52,18 +53,23 @@ pub fn parse_name(path: &Path) -> Result<(String, String)> {
 /// The instrument a capture holds.
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let (venue, symbol) = parse_name(path)?;
+    Ok(vec![spec(venue, symbol)])
+}
+
+/// A Binance instrument: COIN-M contracts are quoted in USD, the others in USDT.
+pub(crate) fn spec(venue: String, symbol: String) -> InstrumentSpec {
     let quote_ccy = if venue == "BINANCE-COINM" {
         "USD"
     } else {
         "USDT"
     };
-    Ok(vec![InstrumentSpec {
+    InstrumentSpec {
         symbol,
         venue,
         tick_size: Price::from_raw(10_000_000),
         lot_size: Quantity::from_raw(1_000),
         currency: quote_ccy.into(),
-    }])
+    }
 }
 
 /// A capture, inflated as it is read ([`stream_file`]); a file that is not gzip is refused.
@@ -238,18 +244,8 @@ impl BinanceReader {
         let ts_event = self.event_time(msg, recv)?;
         let levels = levels(msg, "bids", "asks")?;
         let seq = self.seq();
-        self.pending.push_back(MarketEvent::Book(BookEvent {
-            instrument: self.instrument,
-            ts_event,
-            ts_recv: recv,
-            action: BookAction::Clear,
-            side: Side::None,
-            price: Price::ZERO,
-            size: Quantity::ZERO,
-            order_id: None,
-            suspicious: false,
-            seq,
-        }));
+        self.pending
+            .push_back(book_clear(self.instrument, (ts_event, recv), seq));
         self.push_levels(levels, ts_event, recv);
         Ok(())
     }
@@ -263,22 +259,14 @@ impl BinanceReader {
     ) {
         for (side, price, size) in levels {
             let seq = self.seq();
-            self.pending.push_back(MarketEvent::Book(BookEvent {
-                instrument: self.instrument,
-                ts_event,
-                ts_recv: recv,
-                action: if size.is_zero() {
-                    BookAction::Cancel
-                } else {
-                    BookAction::Modify
-                },
+            self.pending.push_back(level_update(
+                self.instrument,
+                (ts_event, recv),
                 side,
                 price,
                 size,
-                order_id: None,
-                suspicious: false,
                 seq,
-            }));
+            ));
         }
     }
 }

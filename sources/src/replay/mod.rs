@@ -3,13 +3,15 @@
 //! Layout:
 //! - `lean`: Lean (AlgoSeek) tick trade and quote zips, and Lean minute bars for comparison.
 //! - `binance`: Binance websocket captures (trade, bookTicker, depth).
-//! - `tardis`: Tardis.dev trade and quote CSV.
+//! - `binance_depth`: Binance futures order-book CSV (depth snapshots and updates).
+//! - `tardis`: Tardis.dev trade, quote and order-book CSV.
 //! - `lobster`: LOBSTER message files.
 //! - `dbn`: Databento DBN market-by-order.
 //! - `parquet`: Parquet files of trades, quotes or book events (as a Parquet sink writes them).
 //! - `text`: line and field helpers; `tz`: New York time.
 
 pub mod binance;
+pub mod binance_depth;
 pub mod dbn;
 pub mod lean;
 pub mod lobster;
@@ -21,7 +23,10 @@ pub mod tz;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use tickflow_core::{InstrumentRegistry, InstrumentSpec};
+use tickflow_core::{
+    BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
+    Quantity, SeqNo, Side, Timestamp,
+};
 
 use crate::PartReader;
 use crate::config::ReplayFormat;
@@ -54,8 +59,11 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
         if lobster::parse_name(path).is_ok() {
             return Ok(ReplayFormat::Lobster);
         }
-        return if tardis::sniff(&first_line(path)?) {
+        let header = first_line(path)?;
+        return if tardis::sniff(&header) {
             Ok(ReplayFormat::Tardis)
+        } else if binance_depth::sniff(&header) {
+            Ok(ReplayFormat::BinanceDepth)
         } else {
             Err("a CSV file in no supported layout".into())
         };
@@ -118,7 +126,7 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
     if out.is_empty() {
         return Err(Error::format(
             path,
-            "no market-data files found here (Lean tick zips, Binance .gz captures, Tardis or LOBSTER CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
+            "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis or LOBSTER CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
         ));
     }
     Ok(out)
@@ -142,6 +150,7 @@ pub fn instruments(path: &Path, format: ReplayFormat) -> Result<Vec<InstrumentSp
     match format {
         ReplayFormat::Lean => lean::instruments(path),
         ReplayFormat::Binance => binance::instruments(path),
+        ReplayFormat::BinanceDepth => binance_depth::instruments(path),
         ReplayFormat::Tardis => tardis::instruments(path),
         ReplayFormat::Lobster => lobster::instruments(path),
         ReplayFormat::Dbn => dbn::instruments(path),
@@ -162,6 +171,9 @@ pub fn open(
     Ok(match format {
         ReplayFormat::Lean => Box::new(lean::LeanReader::open(path, source, registry)?),
         ReplayFormat::Binance => Box::new(binance::BinanceReader::open(path, source, registry)?),
+        ReplayFormat::BinanceDepth => Box::new(binance_depth::BinanceDepthReader::open(
+            path, source, registry,
+        )?),
         ReplayFormat::Tardis => Box::new(tardis::TardisReader::open(path, source, registry)?),
         ReplayFormat::Lobster => Box::new(lobster::LobsterReader::open(path, source, registry)?),
         ReplayFormat::Dbn => Box::new(dbn::DbnReader::open(path, source, registry)?),
@@ -172,5 +184,52 @@ pub fn open(
             source,
             registry,
         )?,
+    })
+}
+
+/// A price-level update (no order id): the level's new size, `Cancel` when it is zero.
+pub(crate) fn level_update(
+    instrument: InstrumentId,
+    (ts_event, ts_recv): (Timestamp, Timestamp),
+    side: Side,
+    price: Price,
+    size: Quantity,
+    seq: SeqNo,
+) -> MarketEvent {
+    MarketEvent::Book(BookEvent {
+        instrument,
+        ts_event,
+        ts_recv,
+        action: if size.is_zero() {
+            BookAction::Cancel
+        } else {
+            BookAction::Modify
+        },
+        side,
+        price,
+        size,
+        order_id: None,
+        suspicious: false,
+        seq,
+    })
+}
+
+/// The whole book of `instrument` cleared (a snapshot follows).
+pub(crate) fn book_clear(
+    instrument: InstrumentId,
+    (ts_event, ts_recv): (Timestamp, Timestamp),
+    seq: SeqNo,
+) -> MarketEvent {
+    MarketEvent::Book(BookEvent {
+        instrument,
+        ts_event,
+        ts_recv,
+        action: BookAction::Clear,
+        side: Side::None,
+        price: Price::ZERO,
+        size: Quantity::ZERO,
+        order_id: None,
+        suspicious: false,
+        seq,
     })
 }

@@ -1,53 +1,103 @@
-//! Tardis.dev CSV: trades (`exchange,symbol,timestamp,local_timestamp,id,side,price,amount`)
-//! and quotes (`exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`).
-//! Timestamps are microseconds since the epoch. Columns are found by header name. Files are
-//! plain or gzipped (`.csv.gz`, as Tardis ships them) and read as a stream.
+//! Tardis.dev CSV, as Tardis ships it (`.csv` or gzipped `.csv.gz`, read as a stream). Columns
+//! are found by header name; timestamps are microseconds since the epoch. Four data types:
+//!
+//! - `trades`: `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`;
+//! - `quotes`: `exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`;
+//! - `incremental_book_L2`: `exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount`,
+//!   one price level a row, `amount` its new size (0 removes it). Rows with `is_snapshot =
+//!   true` that follow rows without it start a new snapshot: the book known so far is
+//!   discarded ([`BookAction::Clear`]) before the snapshot's levels;
+//! - `book_snapshot_N` (`book_snapshot_5`, `_25`, ...): `exchange,symbol,timestamp,
+//!   local_timestamp,asks[0].price,asks[0].amount,bids[0].price,bids[0].amount,...`, the top N
+//!   levels of both sides a row, empty where the book has fewer. Each row replaces the book: a
+//!   `Clear`, then one level update per level.
+//!
+//! Level updates are [`BookEvent`]s without an order id: `Modify` to the new size, `Cancel`
+//! when the size is zero. A row whose levels do not all parse is refused whole, so no book is
+//! left half-updated.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
 use tickflow_core::{
-    InstrumentRegistry, InstrumentSpec, MarketEvent, ParseFixedError, Price, Quantity, Quote,
-    RejectReason, SeqNo, Side, Timestamp, Trade,
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote, Side,
+    Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, show, split_fields, stream_file};
+use super::text::{
+    LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, show, split_fields,
+    stream_file,
+};
+use super::{book_clear, level_update};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
-const TRADE_COLUMNS: [&str; 8] = [
-    "exchange",
-    "symbol",
-    "timestamp",
-    "local_timestamp",
-    "id",
-    "side",
-    "price",
-    "amount",
-];
-const QUOTE_COLUMNS: [&str; 8] = [
-    "exchange",
-    "symbol",
-    "timestamp",
-    "local_timestamp",
-    "ask_amount",
-    "ask_price",
-    "bid_price",
-    "bid_amount",
-];
+/// The columns every Tardis data type starts with.
+const COMMON: [&str; 4] = ["exchange", "symbol", "timestamp", "local_timestamp"];
+const TRADE_COLUMNS: [&str; 4] = ["id", "side", "price", "amount"];
+const QUOTE_COLUMNS: [&str; 4] = ["ask_amount", "ask_price", "bid_price", "bid_amount"];
+const L2_COLUMNS: [&str; 4] = ["is_snapshot", "side", "price", "amount"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A file's data type, with the positions of its own columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
-    Trades,
-    Quotes,
+    /// `id, side, price, amount`.
+    Trades([usize; 4]),
+    /// `ask_amount, ask_price, bid_price, bid_amount`.
+    Quotes([usize; 4]),
+    /// `is_snapshot, side, price, amount`.
+    BookL2([usize; 4]),
+    /// `(price, amount)` of each level, best first: bids, asks.
+    Snapshot {
+        bids: Vec<(usize, usize)>,
+        asks: Vec<(usize, usize)>,
+    },
 }
 
 /// Column positions from the header.
 #[derive(Clone, Debug)]
 struct Layout {
     kind: Kind,
-    index: [usize; 8],
-    width: usize,
+    /// `exchange, symbol, timestamp, local_timestamp`.
+    common: [usize; 4],
+    /// The header's column names, for errors.
+    names: Vec<String>,
+}
+
+/// The positions of `wanted` among `names`, `None` unless all are there.
+fn positions<const N: usize>(names: &[String], wanted: &[&str; N]) -> Option<[usize; N]> {
+    let mut out = [0; N];
+    for (slot, w) in out.iter_mut().zip(wanted) {
+        *slot = names.iter().position(|n| n == w)?;
+    }
+    Some(out)
+}
+
+/// The `(price, amount)` columns of levels `side[0]`, `side[1]`, ... up to the first missing.
+fn snapshot_levels(names: &[String], side: &str) -> Vec<(usize, usize)> {
+    (0..)
+        .map_while(|i| {
+            let price = format!("{side}[{i}].price");
+            let amount = format!("{side}[{i}].amount");
+            positions(names, &[price.as_str(), amount.as_str()]).map(|[p, a]| (p, a))
+        })
+        .collect()
+}
+
+/// The data type a header's columns name (after the common ones).
+fn kind_of(names: &[String]) -> Option<Kind> {
+    if let Some(c) = positions(names, &TRADE_COLUMNS) {
+        return Some(Kind::Trades(c));
+    }
+    if let Some(c) = positions(names, &QUOTE_COLUMNS) {
+        return Some(Kind::Quotes(c));
+    }
+    if let Some(c) = positions(names, &L2_COLUMNS) {
+        return Some(Kind::BookL2(c));
+    }
+    let bids = snapshot_levels(names, "bids");
+    let asks = snapshot_levels(names, "asks");
+    (!bids.is_empty() || !asks.is_empty()).then_some(Kind::Snapshot { bids, asks })
 }
 
 fn layout(path: &Path, header: &[u8]) -> Result<Layout> {
@@ -55,37 +105,34 @@ fn layout(path: &Path, header: &[u8]) -> Result<Layout> {
         .split(|&b| b == b',')
         .map(|f| String::from_utf8_lossy(f).trim().to_owned())
         .collect();
-    for (kind, wanted) in [(Kind::Trades, TRADE_COLUMNS), (Kind::Quotes, QUOTE_COLUMNS)] {
-        let found: Option<Vec<usize>> = wanted
-            .iter()
-            .map(|w| names.iter().position(|n| n == w))
-            .collect();
-        if let Some(found) = found {
-            let mut index = [0; 8];
-            index.copy_from_slice(&found);
-            return Ok(Layout {
-                kind,
-                index,
-                width: names.len(),
-            });
-        }
-    }
-    Err(Error::format(
-        path,
-        format!(
-            "header {:?} is neither Tardis trades ({}) nor quotes ({})",
-            names.join(","),
-            TRADE_COLUMNS.join(","),
-            QUOTE_COLUMNS.join(",")
-        ),
-    ))
+    let Some((common, kind)) = positions(&names, &COMMON).zip(kind_of(&names)) else {
+        let with_common = |own: &[&str]| [&COMMON[..], own].concat().join(",");
+        return Err(Error::format(
+            path,
+            format!(
+                "header {:?} is not one of Tardis trades ({}), quotes ({}), incremental_book_L2 \
+                 ({}) or book_snapshot_N ({},asks[0].price,asks[0].amount,bids[0].price,\
+                 bids[0].amount,...)",
+                names.join(","),
+                with_common(&TRADE_COLUMNS),
+                with_common(&QUOTE_COLUMNS),
+                with_common(&L2_COLUMNS),
+                COMMON.join(",")
+            ),
+        ));
+    };
+    Ok(Layout {
+        kind,
+        common,
+        names,
+    })
 }
 
 fn venue_of(exchange: &[u8]) -> String {
     String::from_utf8_lossy(exchange).to_ascii_uppercase()
 }
 
-/// True when the first line is a Tardis trades or quotes header.
+/// True when the first line is the header of a Tardis data type read here.
 pub fn sniff(first_line: &[u8]) -> bool {
     layout(Path::new(""), first_line).is_ok()
 }
@@ -110,10 +157,10 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let (mut lines, layout) = read_with_layout(path)?;
     let mut seen = BTreeSet::new();
     while let Some((_, line)) = lines.next_line() {
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(layout.names.len());
         split_fields(line, &mut fields);
-        if fields.len() == layout.width {
-            let (ex, sym) = (fields[layout.index[0]], fields[layout.index[1]]);
+        if fields.len() == layout.names.len() {
+            let (ex, sym) = (fields[layout.common[0]], fields[layout.common[1]]);
             if !ex.is_empty() && !sym.is_empty() {
                 seen.insert((venue_of(ex), String::from_utf8_lossy(sym).into_owned()));
             }
@@ -134,10 +181,21 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 /// Reader of one Tardis CSV.
 pub struct TardisReader {
     lines: LineBuffer,
-    layout: Layout,
     origin: String,
+    rows: Rows,
+}
+
+/// What reads a file's rows into records.
+struct Rows {
+    layout: Layout,
     registry: InstrumentRegistry,
     seq: LineSeq,
+    /// Records of the current row not yet handed out (a row of book levels holds several).
+    pending: VecDeque<MarketEvent>,
+    /// `incremental_book_L2`: whether an instrument's last row was part of a snapshot.
+    in_snapshot: HashMap<InstrumentId, bool>,
+    /// The last row's exchange and symbol, and their instrument.
+    last: Option<(Vec<u8>, Vec<u8>, InstrumentId)>,
 }
 
 /// FNV-1a of a non-numeric trade id, so duplicates can still be recognised.
@@ -153,119 +211,194 @@ impl TardisReader {
         let (lines, layout) = read_with_layout(path)?;
         Ok(Self {
             lines,
-            layout,
             origin: path.display().to_string(),
-            registry: registry.clone(),
-            seq: LineSeq::new(source),
+            rows: Rows {
+                layout,
+                registry: registry.clone(),
+                seq: LineSeq::new(source),
+                pending: VecDeque::new(),
+                in_snapshot: HashMap::new(),
+                last: None,
+            },
         })
     }
 }
 
-fn parse_row(
-    layout: &Layout,
-    registry: &InstrumentRegistry,
-    f: &[&[u8]],
-    seq: SeqNo,
-) -> Result<MarketEvent, (RejectReason, String)> {
-    let malformed = |m: String| (RejectReason::Malformed, m);
-    if f.len() != layout.width {
-        return Err(malformed(format!(
-            "expected {} columns, found {}",
-            layout.width,
-            f.len()
-        )));
+impl Rows {
+    /// The instrument of a row (the last row's again without a lookup: a file's rows are
+    /// mostly of one instrument).
+    fn instrument(&mut self, exchange: &[u8], symbol: &[u8]) -> Result<InstrumentId, RowError> {
+        if let Some((ex, sym, id)) = &self.last
+            && ex == exchange
+            && sym == symbol
+        {
+            return Ok(*id);
+        }
+        let venue = venue_of(exchange);
+        let name = String::from_utf8_lossy(symbol);
+        let id = self
+            .registry
+            .lookup(&venue, &name)
+            .ok_or_else(|| malformed(format!("unknown instrument {venue}:{name}")))?;
+        self.last = Some((exchange.to_vec(), symbol.to_vec(), id));
+        Ok(id)
     }
-    let col = |i: usize| f[layout.index[i]];
-    let venue = venue_of(col(0));
-    let symbol = String::from_utf8_lossy(col(1));
-    let instrument = registry
-        .lookup(&venue, &symbol)
-        .ok_or_else(|| malformed(format!("unknown instrument {venue}:{symbol}")))?;
-    let micros = |i: usize, name: &str| -> Result<Timestamp, (RejectReason, String)> {
-        parse_i64(col(i))
-            .and_then(Timestamp::from_micros)
-            .ok_or_else(|| malformed(format!("{name} is not a time in µs: {:?}", show(col(i)))))
-    };
-    let fixed_err = |name: &str, e: ParseFixedError| match e {
-        ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{name}: {e}")),
-        e => malformed(format!("{name}: {e}")),
-    };
-    let text = |i: usize| String::from_utf8_lossy(col(i)).into_owned();
-    let price = |i: usize, name: &str| Price::parse(&text(i)).map_err(|e| fixed_err(name, e));
-    let qty = |i: usize, name: &str| Quantity::parse(&text(i)).map_err(|e| fixed_err(name, e));
-    let ts_event = micros(2, "timestamp")?;
-    let ts_recv = micros(3, "local_timestamp")?;
-    Ok(match layout.kind {
-        Kind::Trades => {
-            let id = col(4);
-            MarketEvent::Trade(Trade {
-                instrument,
-                ts_event,
-                ts_recv,
-                price: price(6, "price")?,
-                size: qty(7, "amount")?,
-                aggressor: match col(5) {
-                    b"buy" => Side::Buy,
-                    b"sell" => Side::Sell,
-                    _ => Side::None,
-                },
-                trade_id: (!id.is_empty())
-                    .then(|| parse_i64(id).map_or_else(|| hash_id(id), |v| v as u64)),
-                suspicious: false,
-                seq,
-            })
+
+    /// Reads one row into `pending`.
+    fn parse(&mut self, f: &[&[u8]]) -> Result<(), RowError> {
+        if f.len() != self.layout.names.len() {
+            return Err(malformed(format!(
+                "expected {} columns, found {}",
+                self.layout.names.len(),
+                f.len()
+            )));
         }
-        Kind::Quotes => {
-            let side = |pi: usize,
-                        si: usize,
-                        name: &str|
-             -> Result<(Option<Price>, Quantity), (RejectReason, String)> {
-                if col(pi).is_empty() {
-                    Ok((None, Quantity::ZERO))
-                } else {
-                    Ok((Some(price(pi, name)?), qty(si, name)?))
+        let [exchange, symbol, timestamp, local_timestamp] = self.layout.common.map(|i| f[i]);
+        let instrument = self.instrument(exchange, symbol)?;
+        let layout = &self.layout;
+        let name = |i: usize| layout.names[i].as_str();
+        let ts_event = micros(timestamp, "timestamp")?;
+        let ts_recv = micros(local_timestamp, "local_timestamp")?;
+        let times = (ts_event, ts_recv);
+        let level =
+            |side, price, size, seq| level_update(instrument, times, side, price, size, seq);
+        let clear = |seq| book_clear(instrument, times, seq);
+        match &layout.kind {
+            &Kind::Trades([id, side, price, amount]) => {
+                let id = f[id];
+                let trade = Trade {
+                    instrument,
+                    ts_event,
+                    ts_recv,
+                    price: fixed(f[price], name(price), Price::parse)?,
+                    size: fixed(f[amount], name(amount), Quantity::parse)?,
+                    aggressor: match f[side] {
+                        b"buy" => Side::Buy,
+                        b"sell" => Side::Sell,
+                        _ => Side::None,
+                    },
+                    trade_id: (!id.is_empty())
+                        .then(|| parse_i64(id).map_or_else(|| hash_id(id), |v| v as u64)),
+                    suspicious: false,
+                    seq: self.seq.seq(),
+                };
+                self.pending.push_back(MarketEvent::Trade(trade));
+            }
+            &Kind::Quotes([ask_amount, ask_price, bid_price, bid_amount]) => {
+                // An empty price: that side of the book is empty.
+                let side = |p: usize, q: usize| -> Result<(Option<Price>, Quantity), RowError> {
+                    if f[p].is_empty() {
+                        Ok((None, Quantity::ZERO))
+                    } else {
+                        Ok((
+                            Some(fixed(f[p], name(p), Price::parse)?),
+                            fixed(f[q], name(q), Quantity::parse)?,
+                        ))
+                    }
+                };
+                let (ask, ask_size) = side(ask_price, ask_amount)?;
+                let (bid, bid_size) = side(bid_price, bid_amount)?;
+                let quote = Quote {
+                    instrument,
+                    ts_event,
+                    ts_recv,
+                    bid,
+                    bid_size,
+                    ask,
+                    ask_size,
+                    update_id: None,
+                    suspicious: false,
+                    seq: self.seq.seq(),
+                };
+                self.pending.push_back(MarketEvent::Quote(quote));
+            }
+            &Kind::BookL2([is_snapshot, side, price, amount]) => {
+                let snapshot = match f[is_snapshot] {
+                    b"true" => true,
+                    b"false" => false,
+                    v => {
+                        return Err(malformed(format!(
+                            "is_snapshot is {:?}, not true or false",
+                            show(v)
+                        )));
+                    }
+                };
+                let side = match f[side] {
+                    b"bid" => Side::Buy,
+                    b"ask" => Side::Sell,
+                    v => return Err(malformed(format!("side is {:?}, not bid or ask", show(v)))),
+                };
+                let price = fixed(f[price], name(price), Price::parse)?;
+                let size = fixed(f[amount], name(amount), Quantity::parse)?;
+                // A snapshot that follows updates (or starts the file) replaces the book.
+                let was = self.in_snapshot.insert(instrument, snapshot);
+                if snapshot && was != Some(true) {
+                    self.pending.push_back(clear(self.seq.seq()));
                 }
-            };
-            let (ask, ask_size) = side(5, 4, "ask_price")?;
-            let (bid, bid_size) = side(6, 7, "bid_price")?;
-            MarketEvent::Quote(Quote {
-                instrument,
-                ts_event,
-                ts_recv,
-                bid,
-                bid_size,
-                ask,
-                ask_size,
-                update_id: None,
-                suspicious: false,
-                seq,
-            })
+                self.pending
+                    .push_back(level(side, price, size, self.seq.seq()));
+            }
+            Kind::Snapshot { bids, asks } => {
+                let mut levels = Vec::with_capacity(bids.len() + asks.len());
+                for (side, columns) in [(Side::Buy, bids), (Side::Sell, asks)] {
+                    for &(p, q) in columns {
+                        match (f[p].is_empty(), f[q].is_empty()) {
+                            // The book has fewer levels than the snapshot's columns.
+                            (true, true) => {}
+                            (false, false) => levels.push((
+                                side,
+                                fixed(f[p], name(p), Price::parse)?,
+                                fixed(f[q], name(q), Quantity::parse)?,
+                            )),
+                            _ => {
+                                return Err(malformed(format!(
+                                    "{} and {} must both be given or both be empty",
+                                    name(p),
+                                    name(q)
+                                )));
+                            }
+                        }
+                    }
+                }
+                self.pending.push_back(clear(self.seq.seq()));
+                for (side, price, size) in levels {
+                    self.pending
+                        .push_back(level(side, price, size, self.seq.seq()));
+                }
+            }
         }
-    })
+        Ok(())
+    }
+}
+
+/// A time in µs since the epoch.
+fn micros(field: &[u8], name: &str) -> Result<Timestamp, RowError> {
+    parse_i64(field)
+        .and_then(Timestamp::from_micros)
+        .ok_or_else(|| malformed(format!("{name} is not a time in µs: {:?}", show(field))))
 }
 
 impl PartReader for TardisReader {
     fn next_item(&mut self) -> Option<SourceItem> {
+        let rows = &mut self.rows;
         loop {
+            if let Some(e) = rows.pending.pop_front() {
+                return Some(SourceItem::Event(e));
+            }
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                return self.lines.cut_short(&self.origin, &mut self.seq);
+                return self.lines.cut_short(&self.origin, &mut rows.seq);
             };
-            let mut fields = Vec::with_capacity(8);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            rows.seq.line(line_no);
+            let mut fields = Vec::with_capacity(rows.layout.names.len());
             split_fields(line, &mut fields);
-            self.seq.line(line_no);
-            let seq = self.seq.seq();
-            return Some(
-                match parse_row(&self.layout, &self.registry, &fields, seq) {
-                    Ok(e) => SourceItem::Event(e),
-                    Err((reason, detail)) => {
-                        SourceItem::Bad(bad_row(&self.origin, seq, reason, detail))
-                    }
-                },
-            );
+            if let Err((reason, detail)) = rows.parse(&fields) {
+                let seq = rows.seq.seq();
+                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
+            }
         }
     }
 }

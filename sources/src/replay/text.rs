@@ -5,7 +5,7 @@
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use tickflow_core::{Reject, RejectReason, SeqNo};
+use tickflow_core::{ParseFixedError, Reject, RejectReason, SeqNo};
 
 use crate::SourceItem;
 use crate::error::{Error, Result};
@@ -253,6 +253,29 @@ pub fn is_non_finite(field: &[u8]) -> bool {
         .trim_start_matches(['+', '-'])
         .to_ascii_lowercase();
     matches!(t.as_str(), "nan" | "inf" | "infinity")
+}
+
+/// Why a row could not be read: the reject reason and what is wrong.
+pub type RowError = (RejectReason, String);
+
+/// A malformed row, saying what is wrong.
+pub fn malformed(detail: String) -> RowError {
+    (RejectReason::Malformed, detail)
+}
+
+/// A decimal price or size from field `name` (`Price::parse` or `Quantity::parse`); NaN and
+/// infinity are non-finite prices, anything else that does not parse is malformed.
+pub fn fixed<T>(
+    field: &[u8],
+    name: &str,
+    parse: fn(&str) -> std::result::Result<T, ParseFixedError>,
+) -> Result<T, RowError> {
+    let text = std::str::from_utf8(field)
+        .map_err(|_| malformed(format!("{name} is not text: {:?}", show(field))))?;
+    parse(text).map_err(|e| match e {
+        ParseFixedError::NotFinite(_) => (RejectReason::NonFinitePrice, format!("{name}: {e}")),
+        e => malformed(format!("{name}: {e}")),
+    })
 }
 
 /// Builds the reject for a row that could not be read, at the line (or record) its sequence

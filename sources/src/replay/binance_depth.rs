@@ -1,0 +1,245 @@
+//! Binance futures order-book CSV (the tick-level depth Binance publishes for its USDⓈ-M and
+//! COIN-M futures): `symbol,timestamp,first_update_id,last_update_id,side,update_type,price,
+//! qty,pu`, one price level a row, a header first, plain or gzipped.
+//!
+//! - `timestamp` is the venue's event time in ms (the file has no receive time, so the record's
+//!   receive time is the same);
+//! - `side` is `b` (bid) or `a` (ask); `qty` is the level's new size, 0 removes it;
+//! - `update_type` is `snap` for the levels of a depth snapshot (the rows of one snapshot share
+//!   their `last_update_id`) or `set` for an update. A snapshot replaces the book: its first
+//!   row is preceded by a [`Clear`](tickflow_core::BookAction::Clear).
+//!
+//! The file does not name its market: a symbol with an underscore (`BTCUSD_PERP`,
+//! `ETHUSD_240628`) is a COIN-M contract (venue `BINANCE-COINM`), any other a USDⓈ-M one
+//! (`BINANCE-USDM`), as in Binance's own symbol scheme.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::Path;
+
+use tickflow_core::{
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Side, Timestamp,
+};
+
+use super::text::{
+    LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, show, split_fields,
+    stream_file,
+};
+use super::{binance, book_clear, level_update};
+use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
+
+/// The columns read, in this order in [`Layout::index`].
+const COLUMNS: [&str; 7] = [
+    "symbol",
+    "timestamp",
+    "last_update_id",
+    "side",
+    "update_type",
+    "price",
+    "qty",
+];
+
+/// Column positions from the header.
+#[derive(Clone, Debug)]
+struct Layout {
+    index: [usize; 7],
+    width: usize,
+}
+
+fn layout(header: &[u8]) -> Option<Layout> {
+    let names: Vec<&[u8]> = header
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    let mut index = [0; 7];
+    for (slot, wanted) in index.iter_mut().zip(COLUMNS) {
+        *slot = names.iter().position(|n| *n == wanted.as_bytes())?;
+    }
+    // `first_update_id` and `pu` (the previous update's id) tell this layout from others.
+    for extra in ["first_update_id", "pu"] {
+        names.iter().position(|n| *n == extra.as_bytes())?;
+    }
+    Some(Layout {
+        index,
+        width: names.len(),
+    })
+}
+
+/// True when the first line is a Binance depth CSV header.
+pub fn sniff(first_line: &[u8]) -> bool {
+    layout(first_line).is_some()
+}
+
+/// The venue of a Binance futures symbol.
+fn venue_of(symbol: &str) -> &'static str {
+    if symbol.contains('_') {
+        "BINANCE-COINM"
+    } else {
+        "BINANCE-USDM"
+    }
+}
+
+fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
+    let mut lines = LineBuffer::streaming(stream_file(path)?.reader);
+    let Some((_, header)) = lines.next_line() else {
+        let why = match lines.take_error() {
+            Some(e) => format!("cannot be read: {e}"),
+            None => "empty file".into(),
+        };
+        return Err(Error::format(path, why));
+    };
+    let layout = layout(header).ok_or_else(|| {
+        Error::format(
+            path,
+            format!(
+                "header {:?} is not Binance depth ({},first_update_id,pu)",
+                show(header),
+                COLUMNS.join(",")
+            ),
+        )
+    })?;
+    Ok((lines, layout))
+}
+
+/// Every symbol in the file.
+pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
+    let (mut lines, layout) = read_with_layout(path)?;
+    let mut seen = BTreeSet::new();
+    while let Some((_, line)) = lines.next_line() {
+        let mut fields = Vec::with_capacity(layout.width);
+        split_fields(line, &mut fields);
+        if fields.len() == layout.width && !fields[layout.index[0]].is_empty() {
+            seen.insert(String::from_utf8_lossy(fields[layout.index[0]]).into_owned());
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .map(|symbol| binance::spec(venue_of(&symbol).into(), symbol))
+        .collect())
+}
+
+/// Reader of one Binance depth CSV.
+pub struct BinanceDepthReader {
+    lines: LineBuffer,
+    origin: String,
+    rows: Rows,
+}
+
+/// What reads a file's rows into records.
+struct Rows {
+    layout: Layout,
+    registry: InstrumentRegistry,
+    seq: LineSeq,
+    /// Records of the current row not yet handed out (a snapshot's first row holds two).
+    pending: VecDeque<MarketEvent>,
+    /// The `last_update_id` of the snapshot an instrument's last row belonged to, if it did.
+    snapshot: HashMap<InstrumentId, i64>,
+}
+
+impl BinanceDepthReader {
+    /// Opens a file.
+    pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
+        let (lines, layout) = read_with_layout(path)?;
+        Ok(Self {
+            lines,
+            origin: path.display().to_string(),
+            rows: Rows {
+                layout,
+                registry: registry.clone(),
+                seq: LineSeq::new(source),
+                pending: VecDeque::new(),
+                snapshot: HashMap::new(),
+            },
+        })
+    }
+}
+
+impl Rows {
+    /// Reads one row into `pending`.
+    fn parse(&mut self, f: &[&[u8]]) -> Result<(), RowError> {
+        if f.len() != self.layout.width {
+            return Err(malformed(format!(
+                "expected {} columns, found {}",
+                self.layout.width,
+                f.len()
+            )));
+        }
+        let [symbol, timestamp, update_id, side, update_type, price, qty] =
+            self.layout.index.map(|i| f[i]);
+        let symbol = String::from_utf8_lossy(symbol);
+        let venue = venue_of(&symbol);
+        let instrument = self
+            .registry
+            .lookup(venue, &symbol)
+            .ok_or_else(|| malformed(format!("unknown instrument {venue}:{symbol}")))?;
+        let ts = parse_i64(timestamp)
+            .and_then(Timestamp::from_millis)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "timestamp is not a time in ms: {:?}",
+                    show(timestamp)
+                ))
+            })?;
+        let update_id = parse_i64(update_id).ok_or_else(|| {
+            malformed(format!(
+                "last_update_id is not an integer: {:?}",
+                show(update_id)
+            ))
+        })?;
+        let side = match side {
+            b"b" => Side::Buy,
+            b"a" => Side::Sell,
+            v => return Err(malformed(format!("side is {:?}, not b or a", show(v)))),
+        };
+        let snap = match update_type {
+            b"snap" => true,
+            b"set" => false,
+            v => {
+                return Err(malformed(format!(
+                    "update_type is {:?}, not snap or set",
+                    show(v)
+                )));
+            }
+        };
+        let price = fixed(price, "price", Price::parse)?;
+        let size = fixed(qty, "qty", Quantity::parse)?;
+        if snap {
+            if self.snapshot.insert(instrument, update_id) != Some(update_id) {
+                let seq = self.seq.seq();
+                self.pending
+                    .push_back(book_clear(instrument, (ts, ts), seq));
+            }
+        } else {
+            self.snapshot.remove(&instrument);
+        }
+        let seq = self.seq.seq();
+        self.pending
+            .push_back(level_update(instrument, (ts, ts), side, price, size, seq));
+        Ok(())
+    }
+}
+
+impl PartReader for BinanceDepthReader {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        let rows = &mut self.rows;
+        loop {
+            if let Some(e) = rows.pending.pop_front() {
+                return Some(SourceItem::Event(e));
+            }
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                return self.lines.cut_short(&self.origin, &mut rows.seq);
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            rows.seq.line(line_no);
+            let mut fields = Vec::with_capacity(rows.layout.width);
+            split_fields(line, &mut fields);
+            if let Err((reason, detail)) = rows.parse(&fields) {
+                let seq = rows.seq.seq();
+                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
+            }
+        }
+    }
+}
