@@ -85,6 +85,17 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
         path: args.data.clone(),
         format,
     }])?;
+    if !plan.left_out.is_empty() {
+        eprintln!(
+            "tickflow: {} file{} under {} left out (not read):",
+            plan.left_out.len(),
+            if plan.left_out.len() == 1 { "" } else { "s" },
+            args.data.display()
+        );
+        for line in tickflow_sources::describe_left_out(&plan.left_out) {
+            eprintln!("  {line}");
+        }
+    }
     let registry = Arc::new(plan.registry.clone());
     let mut merger = Merger::lazy(plan.parts.iter().enumerate(), &registry);
     let brokers = brokers(args.brokers.as_deref());

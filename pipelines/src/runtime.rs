@@ -737,6 +737,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
         tickflow_sources::commit_read(&committed)?;
     }
     let mut summary = Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed());
+    summary.left_out = committed.left_out.clone();
     if let (Some(store), Some(c)) = (&checkpoints, &pipeline.checkpoint) {
         let (written, newest) = store.written();
         summary.checkpoints = Some(CheckpointSummary {

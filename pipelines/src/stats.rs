@@ -125,6 +125,8 @@ pub struct Summary {
     pub stopped: bool,
     /// A job with checkpoints: what it resumed from and wrote.
     pub checkpoints: Option<CheckpointSummary>,
+    /// Files under replayed directories that were not read, and why.
+    pub left_out: Vec<tickflow_sources::LeftOut>,
 }
 
 /// What a job with checkpoints resumed from and wrote.
@@ -189,6 +191,7 @@ impl Summary {
             trading: stats.trading.lock().ok().and_then(|t| t.clone()),
             stopped: stats.stopped.load(Ordering::SeqCst),
             checkpoints: None,
+            left_out: Vec::new(),
         }
     }
 
@@ -242,6 +245,16 @@ impl fmt::Display for Summary {
         }
         if let (Some(a), Some(b)) = (self.first_event, self.last_event) {
             writeln!(f, "event time      {a} .. {b}")?;
+        }
+        if !self.left_out.is_empty() {
+            writeln!(
+                f,
+                "files left out  {:>14}   (under the directories replayed, not read):",
+                thousands(self.left_out.len() as u64)
+            )?;
+            for line in tickflow_sources::describe_left_out(&self.left_out) {
+                writeln!(f, "  {line}")?;
+            }
         }
         writeln!(f, "records read    {:>14}", thousands(self.read))?;
         writeln!(
@@ -363,6 +376,7 @@ mod tests {
             trading: None,
             stopped: false,
             checkpoints: None,
+            left_out: Vec::new(),
         };
         let text = summary.to_string();
         let ends: Vec<usize> = text
@@ -372,5 +386,53 @@ mod tests {
             .collect();
         assert_eq!(ends.len(), 2, "{text}");
         assert_eq!(ends[0], ends[1], "{text}");
+        assert!(!text.contains("left out"), "{text}");
+    }
+
+    #[test]
+    fn files_left_out_are_counted_and_grouped_by_why() {
+        let left = |path: &str, why: &str| tickflow_sources::LeftOut {
+            path: path.into(),
+            why: why.into(),
+        };
+        let summary = Summary {
+            pipeline: "p".into(),
+            workers: 1,
+            wall: std::time::Duration::from_millis(5),
+            read: 0,
+            accepted_trades: 0,
+            accepted_quotes: 0,
+            accepted_book: 0,
+            rejected: BTreeMap::new(),
+            streams: Vec::new(),
+            sink_rows: Vec::new(),
+            first_event: None,
+            last_event: None,
+            errors: Vec::new(),
+            trading: None,
+            stopped: false,
+            checkpoints: None,
+            left_out: vec![
+                left("d/daily/aapl.zip", "a zip that is not a Lean tick file"),
+                left("d/README.md", "not a supported market-data file"),
+                left("d/daily/ibm.zip", "a zip that is not a Lean tick file"),
+                left("d/daily/spy.zip", "a zip that is not a Lean tick file"),
+            ],
+        };
+        let text = summary.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("files left out"))
+            .take(3)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "files left out               4   (under the directories replayed, not read):",
+                "  d/daily/aapl.zip and 2 more: a zip that is not a Lean tick file",
+                "  d/README.md: not a supported market-data file",
+            ],
+            "{text}"
+        );
     }
 }

@@ -45,31 +45,47 @@ pub enum ReplayFormat {
 }
 
 impl ReplayFormat {
-    /// Names accepted in pipeline files and on the command line.
-    pub const NAMES: [&'static str; 8] = [
-        "auto",
-        "lean",
-        "binance",
-        "binance-depth",
-        "tardis",
-        "lobster",
-        "dbn",
-        "parquet",
+    /// Every format.
+    pub const ALL: [Self; 8] = [
+        Self::Auto,
+        Self::Lean,
+        Self::Binance,
+        Self::BinanceDepth,
+        Self::Tardis,
+        Self::Lobster,
+        Self::Dbn,
+        Self::Parquet,
     ];
+
+    /// Names accepted in pipeline files and on the command line, in the order of
+    /// [`ReplayFormat::ALL`].
+    pub const NAMES: [&'static str; 8] = {
+        let mut names = [""; 8];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
+    /// The name [`ReplayFormat::from_name`] reads.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Lean => "lean",
+            Self::Binance => "binance",
+            Self::BinanceDepth => "binance-depth",
+            Self::Tardis => "tardis",
+            Self::Lobster => "lobster",
+            Self::Dbn => "dbn",
+            Self::Parquet => "parquet",
+        }
+    }
 
     /// Parses a name from [`ReplayFormat::NAMES`].
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "auto" => Self::Auto,
-            "lean" => Self::Lean,
-            "binance" => Self::Binance,
-            "binance-depth" => Self::BinanceDepth,
-            "tardis" => Self::Tardis,
-            "lobster" => Self::Lobster,
-            "dbn" => Self::Dbn,
-            "parquet" => Self::Parquet,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -151,5 +167,22 @@ impl SyntheticConfig {
             errs.push("quote_ratio must be below 1 (a market needs trades)".into());
         }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_has_its_name_and_is_found_by_it() {
+        assert_eq!(ReplayFormat::NAMES[3], "binance-depth");
+        for f in ReplayFormat::ALL {
+            assert_eq!(ReplayFormat::from_name(f.name()), Some(f));
+            // Pipeline files name formats the way serde writes them.
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.name()));
+        }
+        assert_eq!(ReplayFormat::from_name("csv"), None);
     }
 }

@@ -33,6 +33,7 @@ pub use crate::config::{ReplayFormat, SourceConfig, SyntheticConfig};
 pub use crate::error::{Error, Result};
 pub use crate::merge::Merger;
 pub use crate::pacing::Pacer;
+pub use crate::replay::{LeftOut, describe_left_out};
 
 /// The recorded market data directory for tests and benchmarks: `$TICKFLOW_SAMPLE_DATA`. When
 /// it is not set, says that the caller is skipped (on stderr) and returns `None`.
@@ -283,6 +284,8 @@ pub struct Plan {
     pub registry: InstrumentRegistry,
     /// Parts, in a fixed order; worker `w` of `n` reads parts `i` with `i % n == w`.
     pub parts: Vec<Part>,
+    /// Files under replayed directories that are not read, and why.
+    pub left_out: Vec<LeftOut>,
 }
 
 impl Plan {
@@ -309,6 +312,7 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
         ));
     }
     let mut parts = Vec::new();
+    let mut left_out = Vec::new();
     let part_index = |parts: &Vec<Part>| {
         u16::try_from(parts.len())
             .map_err(|_| Error::Config("more than 65535 files or instruments in one job".into()))
@@ -339,7 +343,9 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
                 }
             }
             SourceConfig::Replay { path, format } => {
-                for (file, fmt) in replay::expand(path, *format)? {
+                let expanded = replay::expand(path, *format)?;
+                left_out.extend(expanded.left_out);
+                for (file, fmt) in expanded.files {
                     let source = part_index(&parts)?;
                     parts.push(Part::File {
                         path: file,
@@ -357,5 +363,6 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
     Ok(Plan {
         registry: InstrumentRegistry::from_specs(specs),
         parts,
+        left_out,
     })
 }

@@ -882,3 +882,66 @@ fn binance_depth_csv_clears_the_book_at_each_snapshot_and_names_coin_m_contracts
     assert!(bad[0].1.contains("update_type is \"sett\""), "{bad:?}");
     assert!(bad[1].1.contains("side is \"x\", not b or a"), "{bad:?}");
 }
+
+#[test]
+fn files_of_a_directory_not_read_are_left_out_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "trades.csv",
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         bitmex,XBTUSD,1582329602000000,1582329602000400,1,buy,9600.5,10\n",
+    );
+    write(
+        "depth.csv",
+        "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu\n\
+         BTCUSDT,1667346579146,20,20,b,snap,20377.0,17,-1\n",
+    );
+    write("README.md", "# notes\n");
+    write(
+        "usdjpy-ticks.csv",
+        "timestamp,bid,ask\n2013-01-01 22:00:00.295000+00:00,86.655,86.728\n",
+    );
+    let planned = |format| {
+        plan(&[SourceConfig::Replay {
+            path: dir.path().to_path_buf(),
+            format,
+        }])
+        .unwrap()
+    };
+    let left = |p: &tickflow_sources::Plan| -> Vec<(String, String)> {
+        p.left_out
+            .iter()
+            .map(|l| {
+                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, l.why.clone())
+            })
+            .collect()
+    };
+    let all = planned(ReplayFormat::Auto);
+    assert_eq!(all.parts.len(), 2);
+    assert_eq!(
+        left(&all),
+        [
+            (
+                "README.md".into(),
+                "not a supported market-data file".into()
+            ),
+            (
+                "usdjpy-ticks.csv".into(),
+                "a CSV file in no supported layout".into()
+            ),
+        ]
+    );
+    // A source of one format leaves out the files of the others, saying what they are.
+    let tardis = planned(ReplayFormat::Tardis);
+    assert_eq!(tardis.parts.len(), 1);
+    assert_eq!(
+        left(&tardis)[1],
+        (
+            "depth.csv".into(),
+            "binance-depth data, not tardis as the source asks".into()
+        )
+    );
+    assert_eq!(left(&tardis).len(), 3);
+}

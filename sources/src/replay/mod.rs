@@ -91,10 +91,30 @@ fn first_line(path: &Path) -> Result<Vec<u8>, String> {
     Ok(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
 }
 
+/// A file under a replayed directory that is not read, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it is not read (not market data in a supported format, or not of the format asked
+    /// for).
+    pub why: String,
+}
+
+/// What a replayed path holds: the files to read, and the files of a directory left out.
+#[derive(Clone, Debug, Default)]
+pub struct Expanded {
+    /// `(file, format)` pairs, sorted by path.
+    pub files: Vec<(PathBuf, ReplayFormat)>,
+    /// The files of a directory that are not read, sorted by path.
+    pub left_out: Vec<LeftOut>,
+}
+
 /// Expands a path into `(file, format)` pairs, sorted by path. A directory is walked
-/// recursively and files that are not market data are left out; a file named directly must be
-/// readable in the given (or detected) format.
-pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayFormat)>> {
+/// recursively and files that are not market data (or, with a format given, not of that
+/// format) are left out, each with why; a file named directly must be readable in the given
+/// (or detected) format.
+pub fn expand(path: &Path, format: ReplayFormat) -> Result<Expanded> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
         let fmt = match format {
@@ -103,33 +123,56 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Vec<(PathBuf, ReplayF
             }
             f => f,
         };
-        return Ok(vec![(path.to_path_buf(), fmt)]);
+        return Ok(Expanded {
+            files: vec![(path.to_path_buf(), fmt)],
+            left_out: Vec::new(),
+        });
     }
     let mut files = Vec::new();
     walk(path, &mut files)?;
     files.sort();
-    let mut out = Vec::new();
+    let mut out = Expanded::default();
     for file in files {
-        match format {
-            ReplayFormat::Auto => {
-                if let Ok(fmt) = detect(&file) {
-                    out.push((file, fmt));
-                }
-            }
-            f => {
-                if detect(&file) == Ok(f) {
-                    out.push((file, f));
-                }
-            }
+        match (detect(&file), format) {
+            (Ok(found), ReplayFormat::Auto) => out.files.push((file, found)),
+            (Ok(found), wanted) if found == wanted => out.files.push((file, found)),
+            (Ok(found), wanted) => out.left_out.push(LeftOut {
+                path: file,
+                why: format!(
+                    "{} data, not {} as the source asks",
+                    found.name(),
+                    wanted.name()
+                ),
+            }),
+            (Err(why), _) => out.left_out.push(LeftOut { path: file, why }),
         }
     }
-    if out.is_empty() {
+    if out.files.is_empty() {
         return Err(Error::format(
             path,
             "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis or LOBSTER CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
         ));
     }
     Ok(out)
+}
+
+/// Lines that say which files were left out, one per reason: the reason, how many files, and
+/// the first of them.
+pub fn describe_left_out(left_out: &[LeftOut]) -> Vec<String> {
+    let mut by_why: Vec<(&str, &Path, usize)> = Vec::new();
+    for l in left_out {
+        match by_why.iter_mut().find(|(why, _, _)| *why == l.why) {
+            Some((_, _, n)) => *n += 1,
+            None => by_why.push((&l.why, &l.path, 1)),
+        }
+    }
+    by_why
+        .into_iter()
+        .map(|(why, first, n)| match n {
+            1 => format!("{}: {why}", first.display()),
+            n => format!("{} and {} more: {why}", first.display(), n - 1),
+        })
+        .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
