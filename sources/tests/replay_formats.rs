@@ -945,3 +945,118 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
     );
     assert_eq!(left(&tardis).len(), 3);
 }
+
+/// A header and twelve good rows of each order-book CSV layout.
+fn order_book_csv(layout: usize) -> (&'static str, String, Vec<String>) {
+    match layout {
+        0 => (
+            "l2.csv",
+            "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount".into(),
+            (0..12i64)
+                .map(|i| {
+                    format!(
+                        "deribit,BTC-PERPETUAL,{},{},{},{},{}.5,{}",
+                        1_585_699_200_245_000 + i * 1000,
+                        1_585_699_200_355_684 + i * 1000,
+                        i < 4 || i == 9,
+                        if i % 2 == 0 { "bid" } else { "ask" },
+                        6_400 + i,
+                        (i % 3) * 100
+                    )
+                })
+                .collect(),
+        ),
+        1 => (
+            "snapshot.csv",
+            "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount,\
+             bids[0].price,bids[0].amount,asks[1].price,asks[1].amount,bids[1].price,\
+             bids[1].amount"
+                .into(),
+            (0..12i64)
+                .map(|i| {
+                    format!(
+                        "binance-futures,BTCUSDT,{},{},1165{i}.5,1.2,1165{i}.4,3,1165{i}.6,0.5,1165{i}.3,4",
+                        1_598_918_403_696_000 + i * 1000,
+                        1_598_918_403_810_979 + i * 1000
+                    )
+                })
+                .collect(),
+        ),
+        _ => (
+            "depth.csv",
+            "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu".into(),
+            (0..12i64)
+                .map(|i| {
+                    format!(
+                        "BTCUSDT,{},{},{},{},{},2037{i}.1,{}.5,{}",
+                        1_667_346_579_146 + i,
+                        100 + i,
+                        if i < 3 { 100 } else { 100 + i },
+                        if i % 2 == 0 { "b" } else { "a" },
+                        if i < 3 { "snap" } else { "set" },
+                        i % 4,
+                        if i < 3 { -1 } else { 99 + i }
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+mod order_book_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Rows with fields replaced by arbitrary text, or cut short: reading never fails, each
+        /// line gives its records or one reject (never both, never neither), and a row left
+        /// alone still gives its records.
+        #[test]
+        fn each_order_book_row_gives_its_records_or_one_reject(
+            layout in 0usize..3,
+            edits in prop::collection::vec((0usize..12, 0usize..12, "[ -~]{0,8}", any::<bool>()), 0..10),
+        ) {
+            let (name, header, mut rows) = order_book_csv(layout);
+            let mut edited = BTreeSet::new();
+            for (row, field, text, cut) in &edits {
+                let mut fields: Vec<String> = rows[*row].split(',').map(str::to_owned).collect();
+                if *cut {
+                    fields.truncate(field % fields.len());
+                } else {
+                    let at = field % fields.len();
+                    fields[at] = text.clone();
+                }
+                rows[*row] = fields.join(",");
+                edited.insert(*row as u64 + 2);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let text = format!("{header}\n{}\n", rows.join("\n"));
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let mut reader = open_file(path).unwrap();
+            let mut records: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut rejects: BTreeMap<u64, usize> = BTreeMap::new();
+            while let Some(item) = reader.next_item() {
+                match item {
+                    SourceItem::Event(e) => *records.entry(e.seq().line()).or_default() += 1,
+                    SourceItem::Bad(r) => *rejects.entry(r.line).or_default() += 1,
+                }
+            }
+            for (i, row) in rows.iter().enumerate() {
+                let line = i as u64 + 2;
+                if row.trim().is_empty() {
+                    continue;
+                }
+                let (got, bad) = (records.contains_key(&line), rejects.get(&line).copied());
+                prop_assert!(got != bad.is_some(), "line {line} {row:?}: records {got}, rejects {bad:?}");
+                prop_assert!(bad.is_none_or(|n| n == 1), "line {line}: {bad:?} rejects");
+                if !edited.contains(&line) {
+                    prop_assert!(got, "line {line} was left alone but gave no records: {row:?}");
+                }
+            }
+        }
+    }
+}
