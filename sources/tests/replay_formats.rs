@@ -946,80 +946,129 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
     assert_eq!(left(&tardis).len(), 3);
 }
 
-/// A header and twelve good rows of each order-book CSV layout.
-fn order_book_csv(layout: usize) -> (&'static str, String, Vec<String>) {
+/// The file name, header and twelve good rows of each CSV layout fuzzed: the three order-book
+/// layouts, Tardis trades and quotes, and Lean trades (zipped, no header).
+fn csv_layout(layout: usize) -> (&'static str, Option<String>, Vec<String>) {
+    let rows = |row: &dyn Fn(i64) -> String| (0..12i64).map(row).collect::<Vec<_>>();
     match layout {
         0 => (
             "l2.csv",
-            "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount".into(),
-            (0..12i64)
-                .map(|i| {
-                    format!(
-                        "deribit,BTC-PERPETUAL,{},{},{},{},{}.5,{}",
-                        1_585_699_200_245_000 + i * 1000,
-                        1_585_699_200_355_684 + i * 1000,
-                        i < 4 || i == 9,
-                        if i % 2 == 0 { "bid" } else { "ask" },
-                        6_400 + i,
-                        (i % 3) * 100
-                    )
-                })
-                .collect(),
+            Some("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount".into()),
+            rows(&|i| {
+                format!(
+                    "deribit,BTC-PERPETUAL,{},{},{},{},{}.5,{}",
+                    1_585_699_200_245_000 + i * 1000,
+                    1_585_699_200_355_684 + i * 1000,
+                    i < 4 || i == 9,
+                    if i % 2 == 0 { "bid" } else { "ask" },
+                    6_400 + i,
+                    (i % 3) * 100
+                )
+            }),
         ),
         1 => (
             "snapshot.csv",
-            "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount,\
-             bids[0].price,bids[0].amount,asks[1].price,asks[1].amount,bids[1].price,\
-             bids[1].amount"
-                .into(),
-            (0..12i64)
-                .map(|i| {
-                    format!(
-                        "binance-futures,BTCUSDT,{},{},1165{i}.5,1.2,1165{i}.4,3,1165{i}.6,0.5,1165{i}.3,4",
-                        1_598_918_403_696_000 + i * 1000,
-                        1_598_918_403_810_979 + i * 1000
-                    )
-                })
-                .collect(),
+            Some(
+                "exchange,symbol,timestamp,local_timestamp,asks[0].price,asks[0].amount,\
+                 bids[0].price,bids[0].amount,asks[1].price,asks[1].amount,bids[1].price,\
+                 bids[1].amount"
+                    .into(),
+            ),
+            rows(&|i| {
+                format!(
+                    "binance-futures,BTCUSDT,{},{},1165{i}.5,1.2,1165{i}.4,3,1165{i}.6,0.5,1165{i}.3,4",
+                    1_598_918_403_696_000 + i * 1000,
+                    1_598_918_403_810_979 + i * 1000
+                )
+            }),
+        ),
+        2 => (
+            "depth.csv",
+            Some(
+                "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu"
+                    .into(),
+            ),
+            rows(&|i| {
+                format!(
+                    "BTCUSDT,{},{},{},{},{},2037{i}.1,{}.5,{}",
+                    1_667_346_579_146 + i,
+                    100 + i,
+                    if i < 3 { 100 } else { 100 + i },
+                    if i % 2 == 0 { "b" } else { "a" },
+                    if i < 3 { "snap" } else { "set" },
+                    i % 4,
+                    if i < 3 { -1 } else { 99 + i }
+                )
+            }),
+        ),
+        3 => (
+            "trades.csv",
+            Some("exchange,symbol,timestamp,local_timestamp,id,side,price,amount".into()),
+            rows(&|i| {
+                format!(
+                    "bitmex,XBTUSD,{},{},{i},{},96{i}.5,{}",
+                    1_582_329_602_000_000 + i * 1000,
+                    1_582_329_602_000_400 + i * 1000,
+                    if i % 2 == 0 { "buy" } else { "sell" },
+                    1 + i
+                )
+            }),
+        ),
+        4 => (
+            "quotes.csv",
+            Some(
+                "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,\
+                 bid_amount"
+                    .into(),
+            ),
+            rows(&|i| {
+                let (ask, bid) = if i == 5 {
+                    ("", "")
+                } else {
+                    ("9601.5", "9600.5")
+                };
+                format!(
+                    "huobi-dm-swap,BTC-USD,{},{},{},{ask},{bid},{}",
+                    1_582_329_602_000_000 + i * 1000,
+                    1_582_329_602_000_400 + i * 1000,
+                    10 + i,
+                    20 + i
+                )
+            }),
         ),
         _ => (
-            "depth.csv",
-            "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu".into(),
-            (0..12i64)
-                .map(|i| {
-                    format!(
-                        "BTCUSDT,{},{},{},{},{},2037{i}.1,{}.5,{}",
-                        1_667_346_579_146 + i,
-                        100 + i,
-                        if i < 3 { 100 } else { 100 + i },
-                        if i % 2 == 0 { "b" } else { "a" },
-                        if i < 3 { "snap" } else { "set" },
-                        i % 4,
-                        if i < 3 { -1 } else { 99 + i }
-                    )
-                })
-                .collect(),
+            "xyz_20131007_trade.zip",
+            None,
+            rows(&|i| {
+                format!(
+                    "{},18152{i:02},{},P,0,{}",
+                    34_200_000 + i,
+                    100 + i,
+                    i % 5 / 4
+                )
+            }),
         ),
     }
 }
 
-mod order_book_fuzz {
+mod csv_fuzz {
     use super::*;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
+        #![proptest_config(ProptestConfig::with_cases(128))]
 
         /// Rows with fields replaced by arbitrary text, or cut short: reading never fails, each
         /// line gives its records or one reject (never both, never neither), and a row left
         /// alone still gives its records.
         #[test]
-        fn each_order_book_row_gives_its_records_or_one_reject(
-            layout in 0usize..3,
+        fn each_csv_row_gives_its_records_or_one_reject(
+            layout in 0usize..6,
             edits in prop::collection::vec((0usize..12, 0usize..12, "[ -~]{0,8}", any::<bool>()), 0..10),
         ) {
-            let (name, header, mut rows) = order_book_csv(layout);
+            let (name, header, mut rows) = csv_layout(layout);
+            let first = if header.is_some() { 2 } else { 1 };
             let mut edited = BTreeSet::new();
             for (row, field, text, cut) in &edits {
                 let mut fields: Vec<String> = rows[*row].split(',').map(str::to_owned).collect();
@@ -1030,12 +1079,17 @@ mod order_book_fuzz {
                     fields[at] = text.clone();
                 }
                 rows[*row] = fields.join(",");
-                edited.insert(*row as u64 + 2);
+                edited.insert(*row as u64 + first);
             }
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!("{header}\n{}\n", rows.join("\n"));
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
+            let text = header.map_or(String::new(), |h| h + "\n") + &rows.join("\n") + "\n";
+            let (_dir, path) = if name.ends_with(".zip") {
+                lean_trade_zip(text.as_bytes())
+            } else {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join(name);
+                std::fs::write(&path, text).unwrap();
+                (dir, path)
+            };
             let mut reader = open_file(path).unwrap();
             let mut records: BTreeMap<u64, usize> = BTreeMap::new();
             let mut rejects: BTreeMap<u64, usize> = BTreeMap::new();
@@ -1046,7 +1100,7 @@ mod order_book_fuzz {
                 }
             }
             for (i, row) in rows.iter().enumerate() {
-                let line = i as u64 + 2;
+                let line = i as u64 + first;
                 if row.trim().is_empty() {
                     continue;
                 }
@@ -1057,6 +1111,8 @@ mod order_book_fuzz {
                     prop_assert!(got, "line {line} was left alone but gave no records: {row:?}");
                 }
             }
+            let lines = first..first + rows.len() as u64;
+            prop_assert!(records.keys().chain(rejects.keys()).all(|l| lines.contains(l)));
         }
     }
 }
