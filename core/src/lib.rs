@@ -16,6 +16,7 @@
 //! - `wire`: the compact binary encoding of market records on Kafka.
 
 pub mod arrow;
+pub mod depth;
 pub mod error;
 pub mod fixed;
 pub mod instrument;

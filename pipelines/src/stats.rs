@@ -351,9 +351,9 @@ impl fmt::Display for Summary {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_row_counts_of_sinks_line_up_however_long_their_paths() {
-        let summary = Summary {
+    /// The summary of a run that read nothing.
+    fn empty() -> Summary {
+        Summary {
             pipeline: "p".into(),
             workers: 1,
             wall: std::time::Duration::from_millis(5),
@@ -363,13 +363,7 @@ mod tests {
             accepted_book: 0,
             rejected: BTreeMap::new(),
             streams: Vec::new(),
-            sink_rows: vec![
-                ("out/bars.jsonl".into(), 1),
-                (
-                    "/a/much/longer/output/directory/indicators.parquet".into(),
-                    1_234,
-                ),
-            ],
+            sink_rows: Vec::new(),
             first_event: None,
             last_event: None,
             errors: Vec::new(),
@@ -377,6 +371,20 @@ mod tests {
             stopped: false,
             checkpoints: None,
             left_out: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_row_counts_of_sinks_line_up_however_long_their_paths() {
+        let summary = Summary {
+            sink_rows: vec![
+                ("out/bars.jsonl".into(), 1),
+                (
+                    "/a/much/longer/output/directory/indicators.parquet".into(),
+                    1_234,
+                ),
+            ],
+            ..empty()
         };
         let text = summary.to_string();
         let ends: Vec<usize> = text
@@ -396,28 +404,13 @@ mod tests {
             why: why.into(),
         };
         let summary = Summary {
-            pipeline: "p".into(),
-            workers: 1,
-            wall: std::time::Duration::from_millis(5),
-            read: 0,
-            accepted_trades: 0,
-            accepted_quotes: 0,
-            accepted_book: 0,
-            rejected: BTreeMap::new(),
-            streams: Vec::new(),
-            sink_rows: Vec::new(),
-            first_event: None,
-            last_event: None,
-            errors: Vec::new(),
-            trading: None,
-            stopped: false,
-            checkpoints: None,
             left_out: vec![
                 left("d/daily/aapl.zip", "a zip that is not a Lean tick file"),
                 left("d/README.md", "not a supported market-data file"),
                 left("d/daily/ibm.zip", "a zip that is not a Lean tick file"),
                 left("d/daily/spy.zip", "a zip that is not a Lean tick file"),
             ],
+            ..empty()
         };
         let text = summary.to_string();
         let lines: Vec<&str> = text

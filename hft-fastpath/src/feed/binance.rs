@@ -7,13 +7,16 @@
 //! the aggressor's side (`m` true: the buyer was the maker, so a seller aggressed). Other
 //! streams (`@bookTicker`) are skipped. Time is the local receive time, the order in which the
 //! feed arrived. The captures start without a depth snapshot, so levels not updated since the
-//! capture began are missing from the book.
+//! capture began are missing from the book until one comes. A snapshot is synced with the
+//! diffs as Binance says a local book is ([`DepthSync`]): the diffs before it but newer than it
+//! are applied to its levels, and diffs after it that it already holds are skipped.
 
 use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::{Price, Quantity, Side};
+use tickflow_core::depth::{DepthSync, Level};
+use tickflow_core::{Duration, Price, Quantity, Side, Timestamp};
 
 use super::{Feed, FeedError, bad, read};
 use crate::msg::{Action, FeedMsg};
@@ -28,6 +31,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     let mut msgs = Vec::new();
     let mut skipped = 0;
     let mut symbol = String::new();
+    let mut sync = DepthSync::new(Duration::from_secs(60));
     for (i, line) in text.lines().enumerate() {
         let at = format!("line {}", i + 1);
         if line.trim().is_empty() {
@@ -41,19 +45,22 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
             .map_err(|_| bad(path, &at, format!("receive time is not an integer: {ts:?}")))?;
         let v: Value =
             serde_json::from_str(json).map_err(|e| bad(path, &at, format!("JSON: {e}")))?;
-        if v.get("lastUpdateId").is_some() {
+        if let Some(id) = v.get("lastUpdateId") {
             // A REST depth snapshot recorded into the capture: it replaces the whole book.
             if symbol.is_empty()
                 && let Some(s) = v.get("symbol").and_then(Value::as_str)
             {
                 symbol = s.to_string();
             }
+            let id = id
+                .as_u64()
+                .ok_or_else(|| bad(path, &at, format!("lastUpdateId is {id}")))?;
+            let levels = levels(&v, ("bids", "asks")).map_err(|why| bad(path, &at, why))?;
             msgs.push(FeedMsg {
                 flags: FeedMsg::SNAPSHOT,
                 ..FeedMsg::new(ts, Action::Clear, Side::None)
             });
-            push_levels(&mut msgs, &v, ("bids", "asks"), ts, FeedMsg::SNAPSHOT)
-                .map_err(|why| bad(path, &at, why))?;
+            push_levels(&mut msgs, sync.snapshot(id, levels), ts, FeedMsg::SNAPSHOT);
             continue;
         }
         let stream = v.get("stream").and_then(Value::as_str).unwrap_or("");
@@ -66,7 +73,13 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
             symbol = s.to_string();
         }
         if stream.contains("@depth") {
-            push_levels(&mut msgs, data, ("b", "a"), ts, 0).map_err(|why| bad(path, &at, why))?;
+            let levels = levels(data, ("b", "a")).map_err(|why| bad(path, &at, why))?;
+            let recv = Timestamp(i64::try_from(ts).unwrap_or(i64::MAX));
+            match data.get("u").and_then(Value::as_u64) {
+                // Already in the snapshot before it.
+                Some(last) if sync.diff(recv, last, &levels).is_err() => skipped += 1,
+                _ => push_levels(&mut msgs, levels, ts, 0),
+            }
         } else if stream.ends_with("@trade") {
             let field = |k: &str| {
                 data.get(k)
@@ -95,16 +108,9 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     Ok(Feed::new(symbol, msgs, skipped))
 }
 
-/// Level messages for the bid and ask arrays under `keys`; the whole message is refused if any
-/// level is malformed, so no partial update is applied. The last one carries
-/// [`FeedMsg::LAST`].
-fn push_levels(
-    msgs: &mut Vec<FeedMsg>,
-    data: &Value,
-    keys: (&str, &str),
-    ts: u64,
-    flags: u8,
-) -> Result<(), String> {
+/// The levels of the bid and ask arrays under `keys`; the whole message is refused if any
+/// level is malformed, so no partial update is applied.
+fn levels(data: &Value, keys: (&str, &str)) -> Result<Vec<Level>, String> {
     let mut parsed = Vec::new();
     for (key, side) in [(keys.0, Side::Buy), (keys.1, Side::Sell)] {
         let levels = data
@@ -113,23 +119,30 @@ fn push_levels(
             .ok_or_else(|| format!("depth update without `{key}`"))?;
         for l in levels {
             let (price, size) = level(l)?;
-            parsed.push(FeedMsg {
-                ts_ns: ts,
-                order_id: 0,
-                price,
-                size,
-                instrument: 0,
-                action: Action::Level,
-                side,
-                flags,
-            });
+            parsed.push((side, price, size));
         }
     }
-    if let Some(last) = parsed.last_mut() {
+    Ok(parsed)
+}
+
+/// Level messages of `levels`; the last one carries [`FeedMsg::LAST`].
+fn push_levels(msgs: &mut Vec<FeedMsg>, levels: Vec<Level>, ts: u64, flags: u8) {
+    let first = msgs.len();
+    msgs.extend(levels.into_iter().map(|(side, price, size)| FeedMsg {
+        ts_ns: ts,
+        order_id: 0,
+        price,
+        size,
+        instrument: 0,
+        action: Action::Level,
+        side,
+        flags,
+    }));
+    if msgs.len() > first
+        && let Some(last) = msgs.last_mut()
+    {
         last.flags |= FeedMsg::LAST;
     }
-    msgs.extend(parsed);
-    Ok(())
 }
 
 fn level(l: &Value) -> Result<(Price, Quantity), String> {

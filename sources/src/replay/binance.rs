@@ -7,15 +7,25 @@
 //! offset seen in the same file, so they fall in order with the messages around them.
 //! `@depth` diffs become price-level [`BookEvent`]s (`order_id = None`, `size` = new level size,
 //! zero removes the level).
+//!
+//! A REST depth snapshot recorded into the capture (`{"lastUpdateId": ...}`) replaces the book,
+//! the way Binance says a local book is synced: the diffs recorded before it whose last update
+//! id `u` is above the snapshot's `lastUpdateId` happened after it, so they are applied to its
+//! levels (the snapshot is fetched after the stream starts, and answers with a book a little
+//! older than the diffs already received). The book is cleared and the synced levels set, at
+//! the snapshot's line. Diffs recorded after the snapshot that it already holds (`u` at most
+//! its `lastUpdateId`) are rejected as duplicates. Diffs are kept for this for
+//! [`SYNC_WINDOW`] of receive time ([`DepthSync`]).
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
+use tickflow_core::depth::DepthSync;
 use tickflow_core::{
-    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
-    RejectReason, SeqNo, Side, Timestamp, Trade,
+    Duration, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity,
+    Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
 use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, stream_file};
@@ -84,6 +94,9 @@ fn stream_capture(path: &Path) -> Result<Box<dyn Read + Send>> {
     Ok(stream.reader)
 }
 
+/// How long (receive time) a depth diff is kept to sync a snapshot recorded after it.
+pub const SYNC_WINDOW: Duration = Duration::from_secs(60);
+
 /// Reader of one capture.
 pub struct BinanceReader {
     lines: LineBuffer,
@@ -94,6 +107,8 @@ pub struct BinanceReader {
     /// Latest venue time minus receive time, in ns.
     clock_offset: i64,
     pending: VecDeque<MarketEvent>,
+    /// Depth diffs of the last [`SYNC_WINDOW`], for a snapshot recorded after them.
+    sync: DepthSync,
 }
 
 type RowError = (RejectReason, String);
@@ -116,6 +131,7 @@ impl BinanceReader {
             numbering: LineSeq::new(source),
             clock_offset: 0,
             pending: VecDeque::new(),
+            sync: DepthSync::new(SYNC_WINDOW),
         })
     }
 
@@ -210,6 +226,18 @@ impl BinanceReader {
             }));
         } else if stream.contains("@depth") {
             let levels = levels(data, "b", "a")?;
+            // A diff the snapshot before it already holds is dropped, as a duplicate.
+            if let Some(last) = data.get("u").and_then(Value::as_u64)
+                && let Err(snapshot) = self.sync.diff(recv, last, &levels)
+            {
+                return Err((
+                    RejectReason::Duplicate,
+                    format!(
+                        "depth update {last} is already in the depth snapshot before it \
+                         (lastUpdateId {snapshot})"
+                    ),
+                ));
+            }
             self.push_levels(levels, ts_event, recv);
         } else {
             return Err(malformed(format!("unsupported stream {stream:?}")));
@@ -243,6 +271,17 @@ impl BinanceReader {
     fn parse_snapshot(&mut self, msg: &Value, recv: Timestamp) -> Result<(), RowError> {
         let ts_event = self.event_time(msg, recv)?;
         let levels = levels(msg, "bids", "asks")?;
+        let id = msg
+            .get("lastUpdateId")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                (
+                    RejectReason::Malformed,
+                    "lastUpdateId is not an unsigned integer".to_string(),
+                )
+            })?;
+        // Diffs recorded before the snapshot but newer than it: applied to its levels.
+        let levels = self.sync.snapshot(id, levels);
         let seq = self.seq();
         self.pending
             .push_back(book_clear(self.instrument, (ts_event, recv), seq));

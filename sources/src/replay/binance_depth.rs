@@ -21,12 +21,11 @@ use tickflow_core::{
 };
 
 use super::text::{
-    LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, show, split_fields,
-    stream_file,
+    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, fixed, malformed, open_csv, parse_i64, show,
+    split_fields,
 };
 use super::{binance, book_clear, level_update};
 use crate::error::{Error, Result};
-use crate::{PartReader, SourceItem};
 
 /// The columns read, in this order in [`Layout::index`].
 const COLUMNS: [&str; 7] = [
@@ -80,20 +79,13 @@ fn venue_of(symbol: &str) -> &'static str {
 }
 
 fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
-    let mut lines = LineBuffer::streaming(stream_file(path)?.reader);
-    let Some((_, header)) = lines.next_line() else {
-        let why = match lines.take_error() {
-            Some(e) => format!("cannot be read: {e}"),
-            None => "empty file".into(),
-        };
-        return Err(Error::format(path, why));
-    };
-    let layout = layout(header).ok_or_else(|| {
+    let (lines, header) = open_csv(path)?;
+    let layout = layout(&header).ok_or_else(|| {
         Error::format(
             path,
             format!(
                 "header {:?} is not Binance depth ({},first_update_id,pu)",
-                show(header),
+                String::from_utf8_lossy(&header),
                 COLUMNS.join(",")
             ),
         )
@@ -119,19 +111,12 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 }
 
 /// Reader of one Binance depth CSV.
-pub struct BinanceDepthReader {
-    lines: LineBuffer,
-    origin: String,
-    rows: Rows,
-}
+pub type BinanceDepthReader = CsvReader<DepthRows>;
 
-/// What reads a file's rows into records.
-struct Rows {
+/// What reads the rows of a Binance depth CSV into records.
+pub struct DepthRows {
     layout: Layout,
     registry: InstrumentRegistry,
-    seq: LineSeq,
-    /// Records of the current row not yet handed out (a snapshot's first row holds two).
-    pending: VecDeque<MarketEvent>,
     /// The `last_update_id` of the snapshot an instrument's last row belonged to, if it did.
     snapshot: HashMap<InstrumentId, i64>,
 }
@@ -140,23 +125,26 @@ impl BinanceDepthReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let (lines, layout) = read_with_layout(path)?;
-        Ok(Self {
-            lines,
-            origin: path.display().to_string(),
-            rows: Rows {
-                layout,
-                registry: registry.clone(),
-                seq: LineSeq::new(source),
-                pending: VecDeque::new(),
-                snapshot: HashMap::new(),
-            },
-        })
+        let rows = DepthRows {
+            layout,
+            registry: registry.clone(),
+            snapshot: HashMap::new(),
+        };
+        Ok(CsvReader::new(lines, path, source, rows))
     }
 }
 
-impl Rows {
-    /// Reads one row into `pending`.
-    fn parse(&mut self, f: &[&[u8]]) -> Result<(), RowError> {
+impl CsvRows for DepthRows {
+    fn width(&self) -> usize {
+        self.layout.width
+    }
+
+    fn parse(
+        &mut self,
+        f: &[&[u8]],
+        seq: &mut LineSeq,
+        out: &mut VecDeque<MarketEvent>,
+    ) -> Result<(), RowError> {
         if f.len() != self.layout.width {
             return Err(malformed(format!(
                 "expected {} columns, found {}",
@@ -205,41 +193,14 @@ impl Rows {
         let size = fixed(qty, "qty", Quantity::parse)?;
         if snap {
             if self.snapshot.insert(instrument, update_id) != Some(update_id) {
-                let seq = self.seq.seq();
-                self.pending
-                    .push_back(book_clear(instrument, (ts, ts), seq));
+                let seq = seq.seq();
+                out.push_back(book_clear(instrument, (ts, ts), seq));
             }
         } else {
             self.snapshot.remove(&instrument);
         }
-        let seq = self.seq.seq();
-        self.pending
-            .push_back(level_update(instrument, (ts, ts), side, price, size, seq));
+        let seq = seq.seq();
+        out.push_back(level_update(instrument, (ts, ts), side, price, size, seq));
         Ok(())
-    }
-}
-
-impl PartReader for BinanceDepthReader {
-    fn next_item(&mut self) -> Option<SourceItem> {
-        let rows = &mut self.rows;
-        loop {
-            if let Some(e) = rows.pending.pop_front() {
-                return Some(SourceItem::Event(e));
-            }
-            let Some((line_no, line)) = self.lines.next_line() else {
-                // A file that breaks off part-way says so once, as a reject.
-                return self.lines.cut_short(&self.origin, &mut rows.seq);
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            rows.seq.line(line_no);
-            let mut fields = Vec::with_capacity(rows.layout.width);
-            split_fields(line, &mut fields);
-            if let Err((reason, detail)) = rows.parse(&fields) {
-                let seq = rows.seq.seq();
-                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
-            }
-        }
     }
 }

@@ -233,8 +233,34 @@ pub fn open(
 /// A price-level update (no order id): the level's new size, `Cancel` when it is zero.
 pub(crate) fn level_update(
     instrument: InstrumentId,
-    (ts_event, ts_recv): (Timestamp, Timestamp),
+    times: (Timestamp, Timestamp),
     side: Side,
+    price: Price,
+    size: Quantity,
+    seq: SeqNo,
+) -> MarketEvent {
+    let action = if size.is_zero() {
+        BookAction::Cancel
+    } else {
+        BookAction::Modify
+    };
+    book_event(instrument, times, (action, side), price, size, seq)
+}
+
+/// The whole book of `instrument` cleared (a snapshot follows).
+pub(crate) fn book_clear(
+    instrument: InstrumentId,
+    times: (Timestamp, Timestamp),
+    seq: SeqNo,
+) -> MarketEvent {
+    let what = (BookAction::Clear, Side::None);
+    book_event(instrument, times, what, Price::ZERO, Quantity::ZERO, seq)
+}
+
+fn book_event(
+    instrument: InstrumentId,
+    (ts_event, ts_recv): (Timestamp, Timestamp),
+    (action, side): (BookAction, Side),
     price: Price,
     size: Quantity,
     seq: SeqNo,
@@ -243,34 +269,10 @@ pub(crate) fn level_update(
         instrument,
         ts_event,
         ts_recv,
-        action: if size.is_zero() {
-            BookAction::Cancel
-        } else {
-            BookAction::Modify
-        },
+        action,
         side,
         price,
         size,
-        order_id: None,
-        suspicious: false,
-        seq,
-    })
-}
-
-/// The whole book of `instrument` cleared (a snapshot follows).
-pub(crate) fn book_clear(
-    instrument: InstrumentId,
-    (ts_event, ts_recv): (Timestamp, Timestamp),
-    seq: SeqNo,
-) -> MarketEvent {
-    MarketEvent::Book(BookEvent {
-        instrument,
-        ts_event,
-        ts_recv,
-        action: BookAction::Clear,
-        side: Side::None,
-        price: Price::ZERO,
-        size: Quantity::ZERO,
         order_id: None,
         suspicious: false,
         seq,

@@ -25,12 +25,11 @@ use tickflow_core::{
 };
 
 use super::text::{
-    LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, show, split_fields,
-    stream_file,
+    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, fixed, malformed, open_csv, parse_i64, show,
+    split_fields,
 };
 use super::{book_clear, level_update};
 use crate::error::{Error, Result};
-use crate::{PartReader, SourceItem};
 
 /// The columns every Tardis data type starts with.
 const COMMON: [&str; 4] = ["exchange", "symbol", "timestamp", "local_timestamp"];
@@ -137,19 +136,10 @@ pub fn sniff(first_line: &[u8]) -> bool {
     layout(Path::new(""), first_line).is_ok()
 }
 
-/// Opens a file (plain or gzip CSV, read as a stream) and reads its header: the lines after it
-/// and the column layout.
+/// Opens a file and reads its header: the lines after it and the column layout.
 fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
-    let mut lines = LineBuffer::streaming(stream_file(path)?.reader);
-    let Some((_, header)) = lines.next_line() else {
-        let why = match lines.take_error() {
-            Some(e) => format!("cannot be read: {e}"),
-            None => "empty file".into(),
-        };
-        return Err(Error::format(path, why));
-    };
-    let layout = layout(path, header)?;
-    Ok((lines, layout))
+    let (lines, header) = open_csv(path)?;
+    Ok((lines, layout(path, &header)?))
 }
 
 /// Every `(exchange, symbol)` in the file.
@@ -179,19 +169,12 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 }
 
 /// Reader of one Tardis CSV.
-pub struct TardisReader {
-    lines: LineBuffer,
-    origin: String,
-    rows: Rows,
-}
+pub type TardisReader = CsvReader<TardisRows>;
 
-/// What reads a file's rows into records.
-struct Rows {
+/// What reads the rows of a Tardis CSV into records.
+pub struct TardisRows {
     layout: Layout,
     registry: InstrumentRegistry,
-    seq: LineSeq,
-    /// Records of the current row not yet handed out (a row of book levels holds several).
-    pending: VecDeque<MarketEvent>,
     /// `incremental_book_L2`: whether an instrument's last row was part of a snapshot.
     in_snapshot: HashMap<InstrumentId, bool>,
     /// The last row's exchange and symbol, and their instrument.
@@ -209,22 +192,17 @@ impl TardisReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let (lines, layout) = read_with_layout(path)?;
-        Ok(Self {
-            lines,
-            origin: path.display().to_string(),
-            rows: Rows {
-                layout,
-                registry: registry.clone(),
-                seq: LineSeq::new(source),
-                pending: VecDeque::new(),
-                in_snapshot: HashMap::new(),
-                last: None,
-            },
-        })
+        let rows = TardisRows {
+            layout,
+            registry: registry.clone(),
+            in_snapshot: HashMap::new(),
+            last: None,
+        };
+        Ok(CsvReader::new(lines, path, source, rows))
     }
 }
 
-impl Rows {
+impl TardisRows {
     /// The instrument of a row (the last row's again without a lookup: a file's rows are
     /// mostly of one instrument).
     fn instrument(&mut self, exchange: &[u8], symbol: &[u8]) -> Result<InstrumentId, RowError> {
@@ -243,9 +221,19 @@ impl Rows {
         self.last = Some((exchange.to_vec(), symbol.to_vec(), id));
         Ok(id)
     }
+}
 
-    /// Reads one row into `pending`.
-    fn parse(&mut self, f: &[&[u8]]) -> Result<(), RowError> {
+impl CsvRows for TardisRows {
+    fn width(&self) -> usize {
+        self.layout.names.len()
+    }
+
+    fn parse(
+        &mut self,
+        f: &[&[u8]],
+        seq: &mut LineSeq,
+        out: &mut VecDeque<MarketEvent>,
+    ) -> Result<(), RowError> {
         if f.len() != self.layout.names.len() {
             return Err(malformed(format!(
                 "expected {} columns, found {}",
@@ -280,9 +268,9 @@ impl Rows {
                     trade_id: (!id.is_empty())
                         .then(|| parse_i64(id).map_or_else(|| hash_id(id), |v| v as u64)),
                     suspicious: false,
-                    seq: self.seq.seq(),
+                    seq: seq.seq(),
                 };
-                self.pending.push_back(MarketEvent::Trade(trade));
+                out.push_back(MarketEvent::Trade(trade));
             }
             &Kind::Quotes([ask_amount, ask_price, bid_price, bid_amount]) => {
                 // An empty price: that side of the book is empty.
@@ -308,9 +296,9 @@ impl Rows {
                     ask_size,
                     update_id: None,
                     suspicious: false,
-                    seq: self.seq.seq(),
+                    seq: seq.seq(),
                 };
-                self.pending.push_back(MarketEvent::Quote(quote));
+                out.push_back(MarketEvent::Quote(quote));
             }
             &Kind::BookL2([is_snapshot, side, price, amount]) => {
                 let snapshot = match f[is_snapshot] {
@@ -333,10 +321,9 @@ impl Rows {
                 // A snapshot that follows updates (or starts the file) replaces the book.
                 let was = self.in_snapshot.insert(instrument, snapshot);
                 if snapshot && was != Some(true) {
-                    self.pending.push_back(clear(self.seq.seq()));
+                    out.push_back(clear(seq.seq()));
                 }
-                self.pending
-                    .push_back(level(side, price, size, self.seq.seq()));
+                out.push_back(level(side, price, size, seq.seq()));
             }
             Kind::Snapshot { bids, asks } => {
                 let mut levels = Vec::with_capacity(bids.len() + asks.len());
@@ -360,10 +347,9 @@ impl Rows {
                         }
                     }
                 }
-                self.pending.push_back(clear(self.seq.seq()));
+                out.push_back(clear(seq.seq()));
                 for (side, price, size) in levels {
-                    self.pending
-                        .push_back(level(side, price, size, self.seq.seq()));
+                    out.push_back(level(side, price, size, seq.seq()));
                 }
             }
         }
@@ -376,29 +362,4 @@ fn micros(field: &[u8], name: &str) -> Result<Timestamp, RowError> {
     parse_i64(field)
         .and_then(Timestamp::from_micros)
         .ok_or_else(|| malformed(format!("{name} is not a time in µs: {:?}", show(field))))
-}
-
-impl PartReader for TardisReader {
-    fn next_item(&mut self) -> Option<SourceItem> {
-        let rows = &mut self.rows;
-        loop {
-            if let Some(e) = rows.pending.pop_front() {
-                return Some(SourceItem::Event(e));
-            }
-            let Some((line_no, line)) = self.lines.next_line() else {
-                // A file that breaks off part-way says so once, as a reject.
-                return self.lines.cut_short(&self.origin, &mut rows.seq);
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            rows.seq.line(line_no);
-            let mut fields = Vec::with_capacity(rows.layout.names.len());
-            split_fields(line, &mut fields);
-            if let Err((reason, detail)) = rows.parse(&fields) {
-                let seq = rows.seq.seq();
-                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
-            }
-        }
-    }
 }

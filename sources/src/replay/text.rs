@@ -2,13 +2,14 @@
 //! the way), 1-based line numbers, byte-level CSV splitting and integer parsing without
 //! allocation.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use tickflow_core::{ParseFixedError, Reject, RejectReason, SeqNo};
+use tickflow_core::{MarketEvent, ParseFixedError, Reject, RejectReason, SeqNo};
 
-use crate::SourceItem;
 use crate::error::{Error, Result};
+use crate::{PartReader, SourceItem};
 
 /// A file opened to be read as a stream.
 pub struct Stream {
@@ -158,6 +159,86 @@ impl LineBuffer {
             line = &line[..line.len() - 1];
         }
         Some((self.line, line))
+    }
+}
+
+/// Opens a CSV file (plain or gzip, read as a stream) and reads its header: the lines after it,
+/// and the header.
+pub fn open_csv(path: &Path) -> Result<(LineBuffer, Vec<u8>)> {
+    let mut lines = LineBuffer::streaming(stream_file(path)?.reader);
+    let Some((_, header)) = lines.next_line() else {
+        let why = match lines.take_error() {
+            Some(e) => format!("cannot be read: {e}"),
+            None => "empty file".into(),
+        };
+        return Err(Error::format(path, why));
+    };
+    let header = header.to_vec();
+    Ok((lines, header))
+}
+
+/// What turns the rows of one CSV layout into records, for [`CsvReader`].
+pub trait CsvRows: Send {
+    /// The columns of a row.
+    fn width(&self) -> usize;
+
+    /// Reads a row's fields into records queued on `out`, numbered with `seq`.
+    fn parse(
+        &mut self,
+        fields: &[&[u8]],
+        seq: &mut LineSeq,
+        out: &mut VecDeque<MarketEvent>,
+    ) -> Result<(), RowError>;
+}
+
+/// Reader of a CSV file after its header: each row gives its records, or one reject at its
+/// line (a row is taken whole or refused whole: nothing it queued before failing is kept);
+/// blank lines are skipped.
+pub struct CsvReader<R> {
+    lines: LineBuffer,
+    origin: String,
+    seq: LineSeq,
+    pending: VecDeque<MarketEvent>,
+    rows: R,
+}
+
+impl<R: CsvRows> CsvReader<R> {
+    /// Reads `lines` (the rest of `path` after its header) as part `source`, through `rows`.
+    pub fn new(lines: LineBuffer, path: &Path, source: u16, rows: R) -> Self {
+        Self {
+            lines,
+            origin: path.display().to_string(),
+            seq: LineSeq::new(source),
+            pending: VecDeque::new(),
+            rows,
+        }
+    }
+}
+
+impl<R: CsvRows> PartReader for CsvReader<R> {
+    fn next_item(&mut self) -> Option<SourceItem> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(SourceItem::Event(e));
+            }
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                return self.lines.cut_short(&self.origin, &mut self.seq);
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.seq.line(line_no);
+            let mut fields = Vec::with_capacity(self.rows.width());
+            split_fields(line, &mut fields);
+            if let Err((reason, detail)) =
+                self.rows.parse(&fields, &mut self.seq, &mut self.pending)
+            {
+                self.pending.clear();
+                let seq = self.seq.seq();
+                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
+            }
+        }
     }
 }
 
