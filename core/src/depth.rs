@@ -12,6 +12,10 @@ use crate::{Duration, Price, Quantity, Side, Timestamp};
 /// A price level: side, price and the level's size (zero: the level is removed).
 pub type Level = (Side, Price, Quantity);
 
+/// How long (receive time) a diff is kept for a snapshot recorded after it: a snapshot is
+/// answered within seconds of the diffs it is to be synced with.
+pub const SYNC_WINDOW: Duration = Duration::from_secs(60);
+
 /// Depth diffs kept for a snapshot recorded after them.
 #[derive(Debug)]
 pub struct DepthSync {

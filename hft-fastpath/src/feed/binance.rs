@@ -3,10 +3,10 @@
 //!
 //! `@depth` diffs become price-level messages ([`Action::Level`], the new size of each level;
 //! the last level of a diff carries [`FeedMsg::LAST`]); a REST depth snapshot recorded into the
-//! capture (`lastUpdateId`) becomes a `Clear` and the levels of the snapshot; `@trade` messages become trades with
-//! the aggressor's side (`m` true: the buyer was the maker, so a seller aggressed). Other
-//! streams (`@bookTicker`) are skipped. Time is the local receive time, the order in which the
-//! feed arrived. The captures start without a depth snapshot, so levels not updated since the
+//! capture (`lastUpdateId`) becomes a `Clear` and the levels of the snapshot; `@trade` messages
+//! become trades with the aggressor's side (`m` true: the buyer was the maker, so a seller
+//! aggressed). Other streams (`@bookTicker`) are skipped. Time is the local receive time, the
+//! order in which the feed arrived. The captures start without a depth snapshot, so levels not updated since the
 //! capture began are missing from the book until one comes. A snapshot is synced with the
 //! diffs as Binance says a local book is ([`DepthSync`]): the diffs before it but newer than it
 //! are applied to its levels, and diffs after it that it already holds are skipped.
@@ -15,8 +15,8 @@ use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::depth::{DepthSync, Level};
-use tickflow_core::{Duration, Price, Quantity, Side, Timestamp};
+use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW};
+use tickflow_core::{Price, Quantity, Side, Timestamp};
 
 use super::{Feed, FeedError, bad, read};
 use crate::msg::{Action, FeedMsg};
@@ -31,7 +31,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     let mut msgs = Vec::new();
     let mut skipped = 0;
     let mut symbol = String::new();
-    let mut sync = DepthSync::new(Duration::from_secs(60));
+    let mut sync = DepthSync::new(SYNC_WINDOW);
     for (i, line) in text.lines().enumerate() {
         let at = format!("line {}", i + 1);
         if line.trim().is_empty() {

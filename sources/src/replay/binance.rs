@@ -5,8 +5,8 @@
 //! Event time is the venue's (`T`, else `E`, in ms). Spot `@bookTicker` messages carry no venue
 //! time: they are stamped with their receive time shifted by the latest venue-minus-receive
 //! offset seen in the same file, so they fall in order with the messages around them.
-//! `@depth` diffs become price-level [`BookEvent`]s (`order_id = None`, `size` = new level size,
-//! zero removes the level).
+//! `@depth` diffs become price-level [`BookEvent`](tickflow_core::BookEvent)s (`order_id =
+//! None`, `size` = new level size, zero removes the level).
 //!
 //! A REST depth snapshot recorded into the capture (`{"lastUpdateId": ...}`) replaces the book,
 //! the way Binance says a local book is synced: the diffs recorded before it whose last update
@@ -22,10 +22,10 @@ use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::depth::DepthSync;
+use tickflow_core::depth::{DepthSync, SYNC_WINDOW};
 use tickflow_core::{
-    Duration, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity,
-    Quote, RejectReason, SeqNo, Side, Timestamp, Trade,
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
+    RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
 use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, stream_file};
@@ -93,9 +93,6 @@ fn stream_capture(path: &Path) -> Result<Box<dyn Read + Send>> {
     }
     Ok(stream.reader)
 }
-
-/// How long (receive time) a depth diff is kept to sync a snapshot recorded after it.
-pub const SYNC_WINDOW: Duration = Duration::from_secs(60);
 
 /// Reader of one capture.
 pub struct BinanceReader {

@@ -2,19 +2,21 @@
 //! are found by header name; timestamps are microseconds since the epoch. Four data types:
 //!
 //! - `trades`: `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`;
-//! - `quotes`: `exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`;
-//! - `incremental_book_L2`: `exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount`,
-//!   one price level a row, `amount` its new size (0 removes it). Rows with `is_snapshot =
-//!   true` that follow rows without it start a new snapshot: the book known so far is
-//!   discarded ([`BookAction::Clear`]) before the snapshot's levels;
+//! - `quotes`: `exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,
+//!   bid_amount`;
+//! - `incremental_book_L2`: `exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,
+//!   amount`, one price level a row, `amount` its new size (0 removes it). Rows with
+//!   `is_snapshot = true` that follow rows without it start a new snapshot: the book known so
+//!   far is discarded ([`BookAction::Clear`](tickflow_core::BookAction::Clear)) before the
+//!   snapshot's levels;
 //! - `book_snapshot_N` (`book_snapshot_5`, `_25`, ...): `exchange,symbol,timestamp,
 //!   local_timestamp,asks[0].price,asks[0].amount,bids[0].price,bids[0].amount,...`, the top N
 //!   levels of both sides a row, empty where the book has fewer. Each row replaces the book: a
 //!   `Clear`, then one level update per level.
 //!
-//! Level updates are [`BookEvent`]s without an order id: `Modify` to the new size, `Cancel`
-//! when the size is zero. A row whose levels do not all parse is refused whole, so no book is
-//! left half-updated.
+//! Level updates are [`BookEvent`](tickflow_core::BookEvent)s without an order id: `Modify` to
+//! the new size, `Cancel` when the size is zero. A row whose levels do not all parse is refused
+//! whole, so no book is left half-updated.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
