@@ -21,8 +21,8 @@ use tickflow_core::{
 };
 
 use super::text::{
-    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, fixed, malformed, open_csv, parse_i64, show,
-    split_fields,
+    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, each_row, fixed, malformed, open_csv,
+    parse_i64, show,
 };
 use super::{binance, book_clear, level_update};
 use crate::error::{Error, Result};
@@ -97,13 +97,12 @@ fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let (mut lines, layout) = read_with_layout(path)?;
     let mut seen = BTreeSet::new();
-    while let Some((_, line)) = lines.next_line() {
-        let mut fields = Vec::with_capacity(layout.width);
-        split_fields(line, &mut fields);
-        if fields.len() == layout.width && !fields[layout.index[0]].is_empty() {
-            seen.insert(String::from_utf8_lossy(fields[layout.index[0]]).into_owned());
+    each_row(&mut lines, layout.width, |fields| {
+        let symbol = fields[layout.index[0]];
+        if !symbol.is_empty() {
+            seen.insert(String::from_utf8_lossy(symbol).into_owned());
         }
-    }
+    });
     Ok(seen
         .into_iter()
         .map(|symbol| binance::spec(venue_of(&symbol).into(), symbol))
@@ -145,13 +144,6 @@ impl CsvRows for DepthRows {
         seq: &mut LineSeq,
         out: &mut VecDeque<MarketEvent>,
     ) -> Result<(), RowError> {
-        if f.len() != self.layout.width {
-            return Err(malformed(format!(
-                "expected {} columns, found {}",
-                self.layout.width,
-                f.len()
-            )));
-        }
         let [symbol, timestamp, update_id, side, update_type, price, qty] =
             self.layout.index.map(|i| f[i]);
         let symbol = String::from_utf8_lossy(symbol);

@@ -27,8 +27,8 @@ use tickflow_core::{
 };
 
 use super::text::{
-    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, fixed, malformed, open_csv, parse_i64, show,
-    split_fields,
+    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, each_row, fixed, malformed, open_csv,
+    parse_i64, show,
 };
 use super::{book_clear, level_update};
 use crate::error::{Error, Result};
@@ -148,16 +148,12 @@ fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     let (mut lines, layout) = read_with_layout(path)?;
     let mut seen = BTreeSet::new();
-    while let Some((_, line)) = lines.next_line() {
-        let mut fields = Vec::with_capacity(layout.names.len());
-        split_fields(line, &mut fields);
-        if fields.len() == layout.names.len() {
-            let (ex, sym) = (fields[layout.common[0]], fields[layout.common[1]]);
-            if !ex.is_empty() && !sym.is_empty() {
-                seen.insert((venue_of(ex), String::from_utf8_lossy(sym).into_owned()));
-            }
+    each_row(&mut lines, layout.names.len(), |fields| {
+        let (ex, sym) = (fields[layout.common[0]], fields[layout.common[1]]);
+        if !ex.is_empty() && !sym.is_empty() {
+            seen.insert((venue_of(ex), String::from_utf8_lossy(sym).into_owned()));
         }
-    }
+    });
     Ok(seen
         .into_iter()
         .map(|(venue, symbol)| InstrumentSpec {
@@ -236,13 +232,6 @@ impl CsvRows for TardisRows {
         seq: &mut LineSeq,
         out: &mut VecDeque<MarketEvent>,
     ) -> Result<(), RowError> {
-        if f.len() != self.layout.names.len() {
-            return Err(malformed(format!(
-                "expected {} columns, found {}",
-                self.layout.names.len(),
-                f.len()
-            )));
-        }
         let [exchange, symbol, timestamp, local_timestamp] = self.layout.common.map(|i| f[i]);
         let instrument = self.instrument(exchange, symbol)?;
         let layout = &self.layout;

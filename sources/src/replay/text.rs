@@ -177,12 +177,24 @@ pub fn open_csv(path: &Path) -> Result<(LineBuffer, Vec<u8>)> {
     Ok((lines, header))
 }
 
+/// Calls `row` with the fields of every row of `lines` that has `width` of them.
+pub fn each_row(lines: &mut LineBuffer, width: usize, mut row: impl FnMut(&[&[u8]])) {
+    while let Some((_, line)) = lines.next_line() {
+        let mut fields = Vec::with_capacity(width);
+        split_fields(line, &mut fields);
+        if fields.len() == width {
+            row(&fields);
+        }
+    }
+}
+
 /// What turns the rows of one CSV layout into records, for [`CsvReader`].
 pub trait CsvRows: Send {
-    /// The columns of a row.
+    /// The columns of a row (the header's); a row of another count is refused before
+    /// [`CsvRows::parse`] sees it.
     fn width(&self) -> usize;
 
-    /// Reads a row's fields into records queued on `out`, numbered with `seq`.
+    /// Reads a row's `width` fields into records queued on `out`, numbered with `seq`.
     fn parse(
         &mut self,
         fields: &[&[u8]],
@@ -229,11 +241,18 @@ impl<R: CsvRows> PartReader for CsvReader<R> {
                 continue;
             }
             self.seq.line(line_no);
-            let mut fields = Vec::with_capacity(self.rows.width());
+            let width = self.rows.width();
+            let mut fields = Vec::with_capacity(width);
             split_fields(line, &mut fields);
-            if let Err((reason, detail)) =
+            let read = if fields.len() == width {
                 self.rows.parse(&fields, &mut self.seq, &mut self.pending)
-            {
+            } else {
+                Err(malformed(format!(
+                    "expected {width} columns, found {}",
+                    fields.len()
+                )))
+            };
+            if let Err((reason, detail)) = read {
                 self.pending.clear();
                 let seq = self.seq.seq();
                 return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
