@@ -22,13 +22,15 @@ use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::depth::{DepthSync, SYNC_WINDOW};
+use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW};
 use tickflow_core::{
     InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
     RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
-use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, stream_file};
+use super::text::{
+    LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, stream_file,
+};
 use super::{book_clear, level_update};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -108,8 +110,6 @@ pub struct BinanceReader {
     sync: DepthSync,
 }
 
-type RowError = (RejectReason, String);
-
 impl BinanceReader {
     /// Opens a capture.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
@@ -137,7 +137,6 @@ impl BinanceReader {
     }
 
     fn parse_line(&mut self, line: &[u8]) -> Result<(), RowError> {
-        let malformed = |m: String| (RejectReason::Malformed, m);
         let space = line
             .iter()
             .position(|&b| b == b' ')
@@ -174,14 +173,7 @@ impl BinanceReader {
                 .and_then(Value::as_str)
                 .ok_or_else(|| malformed(format!("missing {key:?}")))
         };
-        let price = |t: &str, key: &str| -> Result<Price, RowError> {
-            Price::parse(t).map_err(|e| match e {
-                tickflow_core::ParseFixedError::NotFinite(_) => {
-                    (RejectReason::NonFinitePrice, format!("{key}: {e}"))
-                }
-                _ => malformed(format!("{key}: {e}")),
-            })
-        };
+        let price = |t: &str, key: &str| fixed(t.as_bytes(), key, Price::parse);
         let qty =
             |t: &str, key: &str| Quantity::parse(t).map_err(|e| malformed(format!("{key}: {e}")));
         if stream.ends_with("@trade") {
@@ -252,12 +244,8 @@ impl BinanceReader {
             .and_then(Value::as_i64)
         {
             Some(ms) => {
-                let t = Timestamp::from_millis(ms).ok_or_else(|| {
-                    (
-                        RejectReason::Malformed,
-                        format!("venue time {ms} out of range"),
-                    )
-                })?;
+                let t = Timestamp::from_millis(ms)
+                    .ok_or_else(|| malformed(format!("venue time {ms} out of range")))?;
                 self.clock_offset = t.nanos() - recv.nanos();
                 Ok(t)
             }
@@ -271,12 +259,7 @@ impl BinanceReader {
         let id = msg
             .get("lastUpdateId")
             .and_then(Value::as_u64)
-            .ok_or_else(|| {
-                (
-                    RejectReason::Malformed,
-                    "lastUpdateId is not an unsigned integer".to_string(),
-                )
-            })?;
+            .ok_or_else(|| malformed("lastUpdateId is not an unsigned integer".into()))?;
         // Diffs recorded before the snapshot but newer than it: applied to its levels.
         let levels = self.sync.snapshot(id, levels);
         let seq = self.seq();
@@ -287,12 +270,7 @@ impl BinanceReader {
     }
 
     /// Queues price-level updates: `Modify` to a new size, `Cancel` when the size is zero.
-    fn push_levels(
-        &mut self,
-        levels: Vec<(Side, Price, Quantity)>,
-        ts_event: Timestamp,
-        recv: Timestamp,
-    ) {
+    fn push_levels(&mut self, levels: Vec<Level>, ts_event: Timestamp, recv: Timestamp) {
         for (side, price, size) in levels {
             let seq = self.seq();
             self.pending.push_back(level_update(
@@ -309,12 +287,7 @@ impl BinanceReader {
 
 /// Parses `[[price, size], ...]` arrays under the bid and ask keys; the whole message is
 /// refused if any level is malformed, so no partial update is applied.
-fn levels(
-    data: &Value,
-    bid_key: &str,
-    ask_key: &str,
-) -> Result<Vec<(Side, Price, Quantity)>, RowError> {
-    let malformed = |m: String| (RejectReason::Malformed, m);
+fn levels(data: &Value, bid_key: &str, ask_key: &str) -> Result<Vec<Level>, RowError> {
     let mut out = Vec::new();
     for (key, side) in [(bid_key, Side::Buy), (ask_key, Side::Sell)] {
         let levels = data
@@ -329,17 +302,9 @@ fn levels(
             let (Some(p), Some(q)) = (pair[0].as_str(), pair[1].as_str()) else {
                 return Err(malformed(format!("{key}: level values must be strings")));
             };
-            let price = Price::parse(p).map_err(|e| match e {
-                tickflow_core::ParseFixedError::NotFinite(_) => {
-                    (RejectReason::NonFinitePrice, format!("{key}: {e}"))
-                }
-                e => malformed(format!("{key}: {e}")),
-            })?;
-            out.push((
-                side,
-                price,
-                Quantity::parse(q).map_err(|e| malformed(format!("{key}: {e}")))?,
-            ));
+            let price = fixed(p.as_bytes(), key, Price::parse)?;
+            let size = Quantity::parse(q).map_err(|e| malformed(format!("{key}: {e}")))?;
+            out.push((side, price, size));
         }
     }
     Ok(out)
