@@ -381,7 +381,7 @@ impl MarketEvent {
     }
 }
 
-/// Why a record was refused.
+/// Why a record was refused, or where records are missing ([`RejectReason::Gap`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
@@ -401,11 +401,14 @@ pub enum RejectReason {
     Duplicate,
     /// Arrived after the watermark had passed its event time by more than the allowed lateness.
     Late,
+    /// Records missing from the source: its venue's update ids jump before this record. The
+    /// record itself is read as usual; the reject marks where the missing records would be.
+    Gap,
 }
 
 impl RejectReason {
     /// All reasons, in reporting order.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::Malformed,
         RejectReason::NonPositivePrice,
         RejectReason::NonFinitePrice,
@@ -414,6 +417,7 @@ impl RejectReason {
         RejectReason::Suspicious,
         RejectReason::Duplicate,
         RejectReason::Late,
+        RejectReason::Gap,
     ];
 
     /// Stable snake_case name.
@@ -427,6 +431,7 @@ impl RejectReason {
             RejectReason::Suspicious => "suspicious",
             RejectReason::Duplicate => "duplicate",
             RejectReason::Late => "late",
+            RejectReason::Gap => "gap",
         }
     }
 

@@ -423,22 +423,31 @@ pub fn replay(o: &ReplayOptions) -> Result<ReplayReport, CmdError> {
     };
     let report = Engine::new(cfg).run(&frames);
     Ok(ReplayReport {
-        feed: if feed.skipped > 0 {
-            format!(
-                "{} ({} messages; {} records of other instruments or without market data left out)",
-                feed.instrument,
-                feed.msgs.len(),
-                feed.skipped
-            )
-        } else {
-            format!("{} ({} messages)", feed.instrument, feed.msgs.len())
-        },
+        feed: describe_feed(&feed),
         tick: feed.tick,
         qty,
         strategy: o.strategy.clone(),
         report,
         show: o.show,
     })
+}
+
+/// A loaded feed for the report: its instrument, messages, what was left out and its gaps.
+fn describe_feed(feed: &Feed) -> String {
+    let mut text = format!("{} ({} messages", feed.instrument, feed.msgs.len());
+    if feed.skipped > 0 {
+        text += &format!(
+            "; {} records of other instruments or without market data left out",
+            feed.skipped
+        );
+    }
+    if feed.gaps > 0 {
+        text += &format!(
+            "; {} gaps in the depth updates, the book cleared at each",
+            feed.gaps
+        );
+    }
+    text + ")"
 }
 
 impl fmt::Display for ReplayReport {

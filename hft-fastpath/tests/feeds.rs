@@ -43,13 +43,53 @@ fn binance_depth_diffs_and_trades_load_and_apply() {
     );
 }
 
+/// A price-level book: `(side, price)` → size, raw.
+type Levels = std::collections::BTreeMap<(tickflow_core::Side, i64), i64>;
+
+/// The book the fast path holds at the end of a capture, its feed, and the book its replay
+/// through the sources builds.
+fn fast_and_replayed_books(path: &std::path::Path) -> (Levels, feed::Feed, Levels) {
+    use tickflow_core::{BookAction, MarketEvent, Side};
+    use tickflow_sources::{ReplayFormat, SourceConfig, SourceItem};
+    let f = feed::load(path).unwrap();
+    let mut book = OrderBook::new(BookCapacity::default());
+    for m in &f.msgs {
+        book.apply(m).unwrap();
+    }
+    let mut fast = Levels::new();
+    for side in [Side::Buy, Side::Sell] {
+        for l in book.levels(side) {
+            fast.insert((side, l.price.raw()), l.size.raw());
+        }
+    }
+    let plan = tickflow_sources::plan(&[SourceConfig::Replay {
+        path: path.to_path_buf(),
+        format: ReplayFormat::Auto,
+    }])
+    .unwrap();
+    let mut reader = plan.parts[0].open(&plan.registry).unwrap();
+    let mut replayed = Levels::new();
+    while let Some(item) = reader.next_item() {
+        let SourceItem::Event(MarketEvent::Book(b)) = item else {
+            continue;
+        };
+        match b.action {
+            BookAction::Clear => replayed.clear(),
+            BookAction::Cancel => {
+                replayed.remove(&(b.side, b.price.raw()));
+            }
+            _ => {
+                replayed.insert((b.side, b.price.raw()), b.size.raw());
+            }
+        }
+    }
+    (fast, f, replayed)
+}
+
 #[test]
 fn the_fast_path_book_of_each_capture_ends_as_the_replayed_book_does() {
     // Both sync a capture's depth snapshot with the diffs around it (core's `DepthSync`); the
     // replay's book is checked against Binance's own procedure in the sources' tests.
-    use std::collections::BTreeMap;
-    use tickflow_core::{BookAction, MarketEvent, Side};
-    use tickflow_sources::{ReplayFormat, SourceConfig, SourceItem};
     let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
@@ -59,42 +99,53 @@ fn the_fast_path_book_of_each_capture_ends_as_the_replayed_book_does() {
         "spot_ethusdt_20240808.gz",
         "usdm_btcusdt_20240808.gz",
     ] {
-        let path = data.join("binance-ws").join(name);
-        let f = feed::load(&path).unwrap();
-        let mut book = OrderBook::new(BookCapacity::default());
-        for m in &f.msgs {
-            book.apply(m).unwrap();
-        }
-        let mut fast = BTreeMap::new();
-        for side in [Side::Buy, Side::Sell] {
-            for l in book.levels(side) {
-                fast.insert((side, l.price.raw()), l.size.raw());
-            }
-        }
-        let plan = tickflow_sources::plan(&[SourceConfig::Replay {
-            path,
-            format: ReplayFormat::Auto,
-        }])
-        .unwrap();
-        let mut reader = plan.parts[0].open(&plan.registry).unwrap();
-        let mut replayed = BTreeMap::new();
-        while let Some(item) = reader.next_item() {
-            let SourceItem::Event(MarketEvent::Book(b)) = item else {
-                continue;
-            };
-            match b.action {
-                BookAction::Clear => replayed.clear(),
-                BookAction::Cancel => {
-                    replayed.remove(&(b.side, b.price.raw()));
-                }
-                _ => {
-                    replayed.insert((b.side, b.price.raw()), b.size.raw());
-                }
-            }
-        }
+        let (fast, f, replayed) = fast_and_replayed_books(&data.join("binance-ws").join(name));
+        assert_eq!(f.gaps, 0, "{name}: its update ids follow on");
         assert!(replayed.len() > 100, "{name}");
         assert!(fast == replayed, "{name}: the two books differ");
     }
+}
+
+#[test]
+fn at_a_depth_gap_the_fast_path_clears_its_book_as_the_replay_does() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usdm_btcusdt_20240808.gz");
+    let t = 1_723_161_255_000_000_000u64;
+    // Futures diffs: `pu` names the diff before.
+    let diff = |n: u64, ids: (u64, u64, u64), bids: &str, asks: &str| {
+        let (first, last, prev) = ids;
+        let recv = t + n * 1_000_000;
+        format!(
+            r#"{recv} {{"stream":"btcusdt@depth@0ms","data":{{"e":"depthUpdate","E":{ms},"T":{ms},"s":"BTCUSDT","U":{first},"u":{last},"pu":{prev},"b":[{bids}],"a":[{asks}]}}}}"#,
+            ms = recv / 1_000_000
+        )
+    };
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    for line in [
+        diff(
+            1,
+            (1, 10, 0),
+            r#"["100.0","1"],["99.0","2"]"#,
+            r#"["101.0","1"]"#,
+        ),
+        diff(2, (12, 15, 10), "", r#"["102.0","2"]"#),
+        // Updates after 15 and up to 18 are missing: levels 100, 99, 101, 102 may be stale.
+        diff(3, (20, 22, 18), r#"["98.0","3"]"#, r#"["103.0","1"]"#),
+        diff(4, (23, 25, 22), r#"["97.0","1"]"#, ""),
+    ] {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    let (fast, f, replayed) = fast_and_replayed_books(&path);
+    assert_eq!(f.gaps, 1);
+    let prices: Vec<i64> = fast.keys().map(|&(_, p)| p).collect();
+    let since = [97, 98, 103].map(|p| tickflow_core::Price::from_int(p).unwrap().raw());
+    assert_eq!(prices, since, "the levels updated since the gap");
+    assert!(fast == replayed, "the two books differ");
 }
 
 #[test]

@@ -81,7 +81,8 @@ impl Stats {
 /// What a progress line shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// Records read so far (including rows that could not be parsed).
+    /// Records read so far (including the sources' rejects: rows that could not be parsed,
+    /// gaps).
     pub read: u64,
     /// Records rejected so far.
     pub rejected: u64,
@@ -98,7 +99,8 @@ pub struct Summary {
     pub workers: usize,
     /// Wall-clock time of the run.
     pub wall: std::time::Duration,
-    /// Records read (events plus rows that could not be parsed).
+    /// Records read (events plus the sources' rejects: rows that could not be parsed, and
+    /// gaps, where a venue's update ids show records missing).
     pub read: u64,
     /// Accepted trades, quotes and book events.
     pub accepted_trades: u64,

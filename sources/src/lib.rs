@@ -54,7 +54,8 @@ pub fn sample_data() -> Option<std::path::PathBuf> {
 pub enum SourceItem {
     /// A record, as read (not yet validated).
     Event(MarketEvent),
-    /// A row that could not be read, with where and why.
+    /// A row that could not be read, or a gap where records are missing
+    /// ([`RejectReason::Gap`](tickflow_core::RejectReason::Gap)), with where and why.
     Bad(Reject),
 }
 

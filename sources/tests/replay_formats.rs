@@ -884,6 +884,94 @@ fn binance_depth_csv_clears_the_book_at_each_snapshot_and_names_coin_m_contracts
 }
 
 #[test]
+fn binance_depth_csv_reports_gaps_in_the_update_ids_and_clears_the_book_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu";
+    let text = format!(
+        "{header}\n\
+         BTCUSDT,1667346579146,20,20,b,snap,100,1,-1\n\
+         BTCUSDT,1667346579146,20,20,a,snap,101,2,-1\n\
+         BTCUSDT,1667346579150,19,20,b,set,100,9,18\n\
+         BTCUSDT,1667346579200,21,22,a,set,101,0,20\n\
+         BTCUSDT,1667346579300,23,25,b,set,100,3,22\n\
+         BTCUSDT,1667346579300,23,25,a,set,102,1,22\n\
+         BTCUSDT,1667346579400,30,31,b,set,99,5,28\n\
+         BTCUSDT,1667346579400,30,31,a,set,103,1,28\n\
+         BTCUSDT,1667346579500,32,32,b,set,98,1,31\n\
+         BTCUSDT,1667346579600,40,40,b,snap,97,1,-1\n\
+         BTCUSDT,1667346579700,45,46,a,set,104,1,44\n"
+    );
+    let path = dir.path().join("depth.csv");
+    std::fs::write(&path, &text).unwrap();
+    let (good, bad) = read_file(path);
+    let rows: Vec<(u64, &str, Side, String, String)> = good
+        .iter()
+        .map(|e| match e {
+            MarketEvent::Book(b) => (
+                b.seq.line(),
+                b.action.as_str(),
+                b.side,
+                b.price.to_string(),
+                b.size.to_string(),
+            ),
+            other => panic!("not a book event: {other:?}"),
+        })
+        .collect();
+    use Side::{Buy, Sell};
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        rows,
+        vec![
+            (2, "clear", Side::None, s("0"), s("0")),
+            (2, "modify", Buy, s("100"), s("1")),
+            (3, "modify", Sell, s("101"), s("2")),
+            // Line 4 is in the snapshot already.
+            (5, "cancel", Sell, s("101"), s("0")),
+            (6, "modify", Buy, s("100"), s("3")),
+            (7, "modify", Sell, s("102"), s("1")),
+            // Updates 26 to 28 are missing: the book starts again from this update.
+            (8, "clear", Side::None, s("0"), s("0")),
+            (8, "modify", Buy, s("99"), s("5")),
+            (9, "modify", Sell, s("103"), s("1")),
+            (10, "modify", Buy, s("98"), s("1")),
+            (11, "clear", Side::None, s("0"), s("0")),
+            (11, "modify", Buy, s("97"), s("1")),
+            // Updates 41 to 44 are missing after the snapshot.
+            (12, "clear", Side::None, s("0"), s("0")),
+            (12, "modify", Sell, s("104"), s("1")),
+        ]
+    );
+    let bad: Vec<(u64, RejectReason, &str)> = bad
+        .iter()
+        .map(|r| (r.line, r.reason, r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        bad,
+        vec![
+            (
+                4,
+                RejectReason::Duplicate,
+                "depth update 20 is already in the depth snapshot before it (lastUpdateId 20)"
+            ),
+            (
+                8,
+                RejectReason::Gap,
+                "depth gap: updates are missing between the diff that ended at update 25 and \
+                 the diff of updates 30 to 31 (which follows update 28); the book is cleared \
+                 and holds the levels updated from here on"
+            ),
+            (
+                12,
+                RejectReason::Gap,
+                "depth gap: updates are missing between the snapshot at update 40 and the \
+                 diff of updates 45 to 46 (which follows update 44); the book is cleared and \
+                 holds the levels updated from here on"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn files_of_a_directory_not_read_are_left_out_with_why() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
@@ -992,12 +1080,13 @@ fn csv_layout(layout: usize) -> (&'static str, Option<String>, Vec<String>) {
                 format!(
                     "BTCUSDT,{},{},{},{},{},2037{i}.1,{}.5,{}",
                     1_667_346_579_146 + i,
-                    100 + i,
-                    if i < 3 { 100 } else { 100 + i },
+                    // Updates of one id each, the first reaching back to the snapshot's 100.
+                    if i < 3 { 100 } else { 98 + i },
+                    if i < 3 { 100 } else { 98 + i },
                     if i % 2 == 0 { "b" } else { "a" },
                     if i < 3 { "snap" } else { "set" },
                     i % 4,
-                    if i < 3 { -1 } else { 99 + i }
+                    if i < 3 { -1 } else { 97 + i }
                 )
             }),
         ),
@@ -1061,7 +1150,9 @@ mod csv_fuzz {
 
         /// Rows with fields replaced by arbitrary text, or cut short: reading never fails, each
         /// line gives its records or one reject (never both, never neither), and a row left
-        /// alone still gives its records.
+        /// alone still gives its records. The one exception is a row of depth updates whose
+        /// ids do not follow those before it (an edited id, there or before it): it gives its
+        /// records and one `gap` reject, which says where updates are missing.
         #[test]
         fn each_csv_row_gives_its_records_or_one_reject(
             layout in 0usize..6,
@@ -1093,11 +1184,25 @@ mod csv_fuzz {
             let mut reader = open_file(path).unwrap();
             let mut records: BTreeMap<u64, usize> = BTreeMap::new();
             let mut rejects: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut duplicates = BTreeSet::new();
+            let mut gaps: BTreeMap<u64, usize> = BTreeMap::new();
             while let Some(item) = reader.next_item() {
                 match item {
                     SourceItem::Event(e) => *records.entry(e.seq().line()).or_default() += 1,
-                    SourceItem::Bad(r) => *rejects.entry(r.line).or_default() += 1,
+                    SourceItem::Bad(r) if r.reason == RejectReason::Gap => {
+                        prop_assert_eq!(layout, 2, "{}", r);
+                        *gaps.entry(r.line).or_default() += 1
+                    }
+                    SourceItem::Bad(r) => {
+                        if r.reason == RejectReason::Duplicate {
+                            duplicates.insert(r.line);
+                        }
+                        *rejects.entry(r.line).or_default() += 1
+                    }
                 }
+            }
+            for (line, n) in &gaps {
+                prop_assert!(*n == 1 && records.contains_key(line), "line {}: {} gaps", line, n);
             }
             for (i, row) in rows.iter().enumerate() {
                 let line = i as u64 + first;
@@ -1107,12 +1212,17 @@ mod csv_fuzz {
                 let (got, bad) = (records.contains_key(&line), rejects.get(&line).copied());
                 prop_assert!(got != bad.is_some(), "line {line} {row:?}: records {got}, rejects {bad:?}");
                 prop_assert!(bad.is_none_or(|n| n == 1), "line {line}: {bad:?} rejects");
-                if !edited.contains(&line) {
+                // An edited snapshot id above the updates' makes them duplicates.
+                let held = duplicates.contains(&line) && edited.iter().any(|e| *e < line);
+                if !edited.contains(&line) && !held {
                     prop_assert!(got, "line {line} was left alone but gave no records: {row:?}");
                 }
             }
             let lines = first..first + rows.len() as u64;
             prop_assert!(records.keys().chain(rejects.keys()).all(|l| lines.contains(l)));
+            if layout == 2 && edits.is_empty() {
+                prop_assert!(gaps.is_empty(), "{:?}", gaps);
+            }
         }
     }
 }
@@ -1225,6 +1335,115 @@ fn a_binance_snapshot_takes_the_newer_diffs_recorded_before_it_and_drops_older_o
                 (Side::Sell, p(102)),
                 tickflow_core::Quantity::from_int(7).unwrap().raw()
             ),
+        ]
+    );
+}
+
+/// A spot capture (no `pu`) with updates missing: between two diffs (line 3), between a
+/// snapshot and the diff after it (line 6), and between a snapshot and the diffs recorded
+/// before it that are newer than it (line 9).
+fn write_binance_capture_with_gaps(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("spot_btcusdt_20240808.gz");
+    let t = 1_723_161_255_000_000_000u64;
+    let diff = |n: u64, first: u64, last: u64, bids: &str, asks: &str| {
+        let recv = t + n * 1_000_000;
+        format!(
+            r#"{recv} {{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":{},"s":"BTCUSDT","U":{first},"u":{last},"b":[{bids}],"a":[{asks}]}}}}"#,
+            recv / 1_000_000
+        )
+    };
+    let snapshot = |n: u64, id: u64, bids: &str, asks: &str| {
+        format!(
+            r#"{} {{"lastUpdateId":{id},"bids":[{bids}],"asks":[{asks}]}}"#,
+            t + n * 1_000_000
+        )
+    };
+    let mut gz = gzip_writer(&path);
+    for line in [
+        diff(1, 1, 10, r#"["100.0","1"]"#, ""),
+        diff(2, 11, 12, "", r#"["101.0","2"]"#),
+        diff(3, 15, 16, r#"["99.0","3"]"#, ""),
+        diff(4, 17, 17, "", r#"["102.0","1"]"#),
+        snapshot(5, 20, r#"["98.0","1"]"#, r#"["103.0","1"]"#),
+        diff(6, 25, 26, r#"["97.0","1"]"#, ""),
+        diff(7, 27, 28, "", r#"["104.0","2"]"#),
+        diff(8, 31, 32, r#"["96.0","1"]"#, ""),
+        snapshot(9, 29, r#"["95.0","1"]"#, r#"["104.0","3"]"#),
+        diff(10, 33, 33, "", r#"["105.0","1"]"#),
+    ] {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    path
+}
+
+#[test]
+fn a_binance_capture_reports_its_depth_gaps_and_clears_the_book_at_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = read_file(write_binance_capture_with_gaps(dir.path()));
+    let gaps: Vec<(u64, RejectReason, &str)> = bad
+        .iter()
+        .map(|r| (r.line, r.reason, r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![
+            (
+                3,
+                RejectReason::Gap,
+                "depth gap: updates are missing between the diff that ended at update 12 and \
+                 the diff of updates 15 to 16; the book is cleared and holds the levels updated \
+                 from here on"
+            ),
+            (
+                6,
+                RejectReason::Gap,
+                "depth gap: updates are missing between the snapshot at update 20 and the diff \
+                 of updates 25 to 26; the book is cleared and holds the levels updated from \
+                 here on"
+            ),
+            (
+                8,
+                RejectReason::Gap,
+                "depth gap: updates are missing between the diff that ended at update 28 and \
+                 the diff of updates 31 to 32; the book is cleared and holds the levels updated \
+                 from here on"
+            ),
+            (
+                9,
+                RejectReason::Gap,
+                "depth snapshot 29 cannot be brought up to the diffs recorded before it: \
+                 updates are missing between the snapshot at update 29 and the diff of updates \
+                 31 to 32; its levels are set with those diffs applied"
+            ),
+        ]
+    );
+    assert!(
+        bad.iter()
+            .all(|r| r.instrument.is_some() && r.ts_event.is_some())
+    );
+    // Each gap's reject comes before the clear of its line.
+    let clears: Vec<u64> = good
+        .iter()
+        .filter_map(|e| match e {
+            MarketEvent::Book(b) if b.action == BookAction::Clear => Some(b.seq.line()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clears, vec![3, 5, 6, 8, 9]);
+    let mut book = LevelBook::new();
+    apply_levels(&mut book, &good);
+    let p = |v: i64| tickflow_core::Price::from_int(v).unwrap().raw();
+    let q = |v: i64| tickflow_core::Quantity::from_int(v).unwrap().raw();
+    // The snapshot of line 9 with the diff of line 8 (newer than it) applied, then line 10.
+    assert_eq!(
+        book.into_iter().collect::<Vec<_>>(),
+        vec![
+            ((Side::Buy, p(95)), q(1)),
+            ((Side::Buy, p(96)), q(1)),
+            ((Side::Sell, p(104)), q(3)),
+            ((Side::Sell, p(105)), q(1)),
         ]
     );
 }

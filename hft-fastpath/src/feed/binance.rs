@@ -9,13 +9,16 @@
 //! order in which the feed arrived. The captures start without a depth snapshot, so levels not updated since the
 //! capture began are missing from the book until one comes. A snapshot is synced with the
 //! diffs as Binance says a local book is ([`DepthSync`]): the diffs before it but newer than it
-//! are applied to its levels, and diffs after it that it already holds are skipped.
+//! are applied to its levels, and diffs after it that it already holds are skipped. A diff
+//! that does not follow the one before it (updates missing: a [`Step::Gap`]) is preceded by a
+//! `Clear`, as Binance says to drop a local book that missed updates; the book then holds the
+//! levels updated since, as at the start of the capture. Gaps are counted in [`Feed::gaps`].
 
 use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW};
+use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW, Step, UpdateIds};
 use tickflow_core::{Price, Quantity, Side, Timestamp};
 
 use super::{Feed, FeedError, bad, read};
@@ -30,6 +33,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
         .map_err(|e| bad(path, "file", format!("gzip: {e}")))?;
     let mut msgs = Vec::new();
     let mut skipped = 0;
+    let mut gaps = 0;
     let mut symbol = String::new();
     let mut sync = DepthSync::new(SYNC_WINDOW);
     for (i, line) in text.lines().enumerate() {
@@ -60,7 +64,9 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
                 flags: FeedMsg::SNAPSHOT,
                 ..FeedMsg::new(ts, Action::Clear, Side::None)
             });
-            push_levels(&mut msgs, sync.snapshot(id, levels), ts, FeedMsg::SNAPSHOT);
+            let (levels, gap) = sync.snapshot(id, levels);
+            gaps += u64::from(gap.is_some());
+            push_levels(&mut msgs, levels, ts, FeedMsg::SNAPSHOT);
             continue;
         }
         let stream = v.get("stream").and_then(Value::as_str).unwrap_or("");
@@ -75,10 +81,29 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
         if stream.contains("@depth") {
             let levels = levels(data, ("b", "a")).map_err(|why| bad(path, &at, why))?;
             let recv = Timestamp(i64::try_from(ts).unwrap_or(i64::MAX));
-            match data.get("u").and_then(Value::as_u64) {
+            let id = |key: &str| {
+                data.get(key)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad(path, &at, format!("depth update without `{key}`")))
+            };
+            let ids = UpdateIds {
+                first: id("U")?,
+                last: id("u")?,
+                prev: data.get("pu").map(|_| id("pu")).transpose()?,
+            };
+            match sync.diff(recv, ids, &levels) {
                 // Already in the snapshot before it.
-                Some(last) if sync.diff(recv, last, &levels).is_err() => skipped += 1,
-                _ => push_levels(&mut msgs, levels, ts, 0),
+                Step::Held(_) => skipped += 1,
+                Step::Follows => push_levels(&mut msgs, levels, ts, 0),
+                Step::Gap(_) => {
+                    gaps += 1;
+                    let clear = FeedMsg::new(ts, Action::Clear, Side::None);
+                    msgs.push(FeedMsg {
+                        flags: if levels.is_empty() { FeedMsg::LAST } else { 0 },
+                        ..clear
+                    });
+                    push_levels(&mut msgs, levels, ts, 0);
+                }
             }
         } else if stream.ends_with("@trade") {
             let field = |k: &str| {
@@ -105,7 +130,10 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
             skipped += 1;
         }
     }
-    Ok(Feed::new(symbol, msgs, skipped))
+    Ok(Feed {
+        gaps,
+        ..Feed::new(symbol, msgs, skipped)
+    })
 }
 
 /// The levels of the bid and ask arrays under `keys`; the whole message is refused if any

@@ -64,6 +64,9 @@ pub struct Feed {
     /// Records read but not turned into messages (other instruments, control messages), for
     /// the load report.
     pub skipped: u64,
+    /// Places where the venue's update ids show updates missing (the book is cleared at each
+    /// and rebuilt from the updates after it), for the load report.
+    pub gaps: u64,
 }
 
 impl Feed {
@@ -75,6 +78,7 @@ impl Feed {
             msgs,
             tick,
             skipped,
+            gaps: 0,
         }
     }
 }

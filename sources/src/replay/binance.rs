@@ -16,13 +16,21 @@
 //! the snapshot's line. Diffs recorded after the snapshot that it already holds (`u` at most
 //! its `lastUpdateId`) are rejected as duplicates. Diffs are kept for this for
 //! [`SYNC_WINDOW`] of receive time ([`DepthSync`]).
+//!
+//! Diffs are checked for continuity ([`UpdateSequence`](tickflow_core::depth::UpdateSequence)):
+//! when updates are missing before a diff, a [`Gap`](RejectReason::Gap) reject is reported at
+//! its line, and the book is cleared before the diff's levels are set, as Binance says to drop
+//! a local book that missed updates: from there the book holds the levels updated since, as at
+//! the start of a capture, until a snapshot comes. A snapshot that cannot be brought up to the
+//! diffs newer than it (updates missing between them) is reported the same way at its line;
+//! its synced levels are set all the same, being the newest full book there is.
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
-use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW};
+use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW, Step, UpdateIds};
 use tickflow_core::{
     InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
     RejectReason, SeqNo, Side, Timestamp, Trade,
@@ -31,7 +39,7 @@ use tickflow_core::{
 use super::text::{
     LineBuffer, LineSeq, RowError, bad_row, fixed, malformed, parse_i64, stream_file,
 };
-use super::{book_clear, level_update};
+use super::{book_clear, depth_gap, held, level_update};
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
@@ -105,7 +113,8 @@ pub struct BinanceReader {
     numbering: LineSeq,
     /// Latest venue time minus receive time, in ns.
     clock_offset: i64,
-    pending: VecDeque<MarketEvent>,
+    /// Records and gap rejects of the line read last.
+    pending: VecDeque<SourceItem>,
     /// Depth diffs of the last [`SYNC_WINDOW`], for a snapshot recorded after them.
     sync: DepthSync,
 }
@@ -183,49 +192,63 @@ impl BinanceReader {
                 .ok_or_else(|| malformed("missing \"m\"".into()))?;
             let trade_id = data.get("t").and_then(Value::as_u64);
             let seq = self.seq();
-            self.pending.push_back(MarketEvent::Trade(Trade {
-                instrument: self.instrument,
-                ts_event,
-                ts_recv: recv,
-                price: price(text("p")?, "p")?,
-                size: qty(text("q")?, "q")?,
-                aggressor: if buyer_is_maker {
-                    Side::Sell
-                } else {
-                    Side::Buy
-                },
-                trade_id,
-                suspicious: false,
-                seq,
-            }));
+            self.pending
+                .push_back(SourceItem::Event(MarketEvent::Trade(Trade {
+                    instrument: self.instrument,
+                    ts_event,
+                    ts_recv: recv,
+                    price: price(text("p")?, "p")?,
+                    size: qty(text("q")?, "q")?,
+                    aggressor: if buyer_is_maker {
+                        Side::Sell
+                    } else {
+                        Side::Buy
+                    },
+                    trade_id,
+                    suspicious: false,
+                    seq,
+                })));
         } else if stream.ends_with("@bookTicker") {
             let update_id = data.get("u").and_then(Value::as_u64);
             let seq = self.seq();
-            self.pending.push_back(MarketEvent::Quote(Quote {
-                instrument: self.instrument,
-                ts_event,
-                ts_recv: recv,
-                bid: Some(price(text("b")?, "b")?),
-                bid_size: qty(text("B")?, "B")?,
-                ask: Some(price(text("a")?, "a")?),
-                ask_size: qty(text("A")?, "A")?,
-                update_id,
-                suspicious: false,
-                seq,
-            }));
+            self.pending
+                .push_back(SourceItem::Event(MarketEvent::Quote(Quote {
+                    instrument: self.instrument,
+                    ts_event,
+                    ts_recv: recv,
+                    bid: Some(price(text("b")?, "b")?),
+                    bid_size: qty(text("B")?, "B")?,
+                    ask: Some(price(text("a")?, "a")?),
+                    ask_size: qty(text("A")?, "A")?,
+                    update_id,
+                    suspicious: false,
+                    seq,
+                })));
         } else if stream.contains("@depth") {
             let levels = levels(data, "b", "a")?;
-            // A diff the snapshot before it already holds is dropped, as a duplicate.
-            if let Some(last) = data.get("u").and_then(Value::as_u64)
-                && let Err(snapshot) = self.sync.diff(recv, last, &levels)
-            {
-                return Err((
-                    RejectReason::Duplicate,
-                    format!(
-                        "depth update {last} is already in the depth snapshot before it \
-                         (lastUpdateId {snapshot})"
-                    ),
-                ));
+            let id = |key: &str| {
+                data.get(key)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| malformed(format!("{key:?} is not an update id")))
+            };
+            let ids = UpdateIds {
+                first: id("U")?,
+                last: id("u")?,
+                prev: data.get("pu").map(|_| id("pu")).transpose()?,
+            };
+            match self.sync.diff(recv, ids, &levels) {
+                Step::Follows => {}
+                // A diff the snapshot before it already holds is dropped, as a duplicate.
+                Step::Held(snapshot) => return Err(held(ids.last, snapshot)),
+                Step::Gap(gap) => {
+                    self.push_gap(depth_gap(&gap).1, ts_event);
+                    let seq = self.seq();
+                    self.pending.push_back(SourceItem::Event(book_clear(
+                        self.instrument,
+                        (ts_event, recv),
+                        seq,
+                    )));
+                }
             }
             self.push_levels(levels, ts_event, recv);
         } else {
@@ -261,26 +284,47 @@ impl BinanceReader {
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed("lastUpdateId is not an unsigned integer".into()))?;
         // Diffs recorded before the snapshot but newer than it: applied to its levels.
-        let levels = self.sync.snapshot(id, levels);
+        let (levels, gap) = self.sync.snapshot(id, levels);
+        if let Some(gap) = gap {
+            self.push_gap(
+                format!(
+                    "depth snapshot {id} cannot be brought up to the diffs recorded before it: \
+                     {gap}; its levels are set with those diffs applied"
+                ),
+                ts_event,
+            );
+        }
         let seq = self.seq();
-        self.pending
-            .push_back(book_clear(self.instrument, (ts_event, recv), seq));
+        self.pending.push_back(SourceItem::Event(book_clear(
+            self.instrument,
+            (ts_event, recv),
+            seq,
+        )));
         self.push_levels(levels, ts_event, recv);
         Ok(())
+    }
+
+    /// Queues a [`RejectReason::Gap`] at the current line, before the line's records.
+    fn push_gap(&mut self, detail: String, ts_event: Timestamp) {
+        let seq = self.seq();
+        let mut reject = bad_row(&self.origin, seq, RejectReason::Gap, detail);
+        reject.instrument = Some(self.instrument);
+        reject.ts_event = Some(ts_event);
+        self.pending.push_back(SourceItem::Bad(reject));
     }
 
     /// Queues price-level updates: `Modify` to a new size, `Cancel` when the size is zero.
     fn push_levels(&mut self, levels: Vec<Level>, ts_event: Timestamp, recv: Timestamp) {
         for (side, price, size) in levels {
             let seq = self.seq();
-            self.pending.push_back(level_update(
+            self.pending.push_back(SourceItem::Event(level_update(
                 self.instrument,
                 (ts_event, recv),
                 side,
                 price,
                 size,
                 seq,
-            ));
+            )));
         }
     }
 }
@@ -313,8 +357,8 @@ fn levels(data: &Value, bid_key: &str, ask_key: &str) -> Result<Vec<Level>, RowE
 impl PartReader for BinanceReader {
     fn next_item(&mut self) -> Option<SourceItem> {
         loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Some(SourceItem::Event(e));
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
             }
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A capture that breaks off part-way (a recorder stopped mid-write) says so

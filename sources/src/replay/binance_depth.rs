@@ -7,7 +7,15 @@
 //! - `side` is `b` (bid) or `a` (ask); `qty` is the level's new size, 0 removes it;
 //! - `update_type` is `snap` for the levels of a depth snapshot (the rows of one snapshot share
 //!   their `last_update_id`) or `set` for an update. A snapshot replaces the book: its first
-//!   row is preceded by a [`Clear`](tickflow_core::BookAction::Clear).
+//!   row is preceded by a [`Clear`](tickflow_core::BookAction::Clear). An update that the
+//!   snapshot before it already holds (`last_update_id` at most the snapshot's) is rejected as
+//!   a duplicate.
+//! - the rows of one update share `first_update_id`, `last_update_id` and `pu` (the
+//!   `last_update_id` of the update before it). An update whose `pu` is not the update
+//!   before's `last_update_id`, or the first after a snapshot whose `first_update_id` does not
+//!   reach back to it, follows missing updates: a [`Gap`](tickflow_core::RejectReason::Gap)
+//!   reject is reported at its first row and the book is cleared before its levels, as at the
+//!   Binance websocket captures' gaps ([`super::binance`]).
 //!
 //! The file does not name its market: a symbol with an underscore (`BTCUSD_PERP`,
 //! `ETHUSD_240628`) is a COIN-M contract (venue `BINANCE-COINM`), any other a USDⓈ-M one
@@ -16,6 +24,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 
+use tickflow_core::depth::{Step, UpdateIds, UpdateSequence};
 use tickflow_core::{
     InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Side, Timestamp,
 };
@@ -24,14 +33,16 @@ use super::text::{
     CsvReader, CsvRows, LineBuffer, LineSeq, RowError, each_row, fixed, malformed, open_csv,
     parse_i64, show,
 };
-use super::{binance, book_clear, level_update};
+use super::{binance, book_clear, depth_gap, held, level_update};
 use crate::error::{Error, Result};
 
 /// The columns read, in this order in [`Layout::index`].
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 9] = [
     "symbol",
     "timestamp",
+    "first_update_id",
     "last_update_id",
+    "pu",
     "side",
     "update_type",
     "price",
@@ -41,7 +52,7 @@ const COLUMNS: [&str; 7] = [
 /// Column positions from the header.
 #[derive(Clone, Debug)]
 struct Layout {
-    index: [usize; 7],
+    index: [usize; 9],
     width: usize,
 }
 
@@ -50,13 +61,9 @@ fn layout(header: &[u8]) -> Option<Layout> {
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)
         .collect();
-    let mut index = [0; 7];
+    let mut index = [0; 9];
     for (slot, wanted) in index.iter_mut().zip(COLUMNS) {
         *slot = names.iter().position(|n| *n == wanted.as_bytes())?;
-    }
-    // `first_update_id` and `pu` (the previous update's id) tell this layout from others.
-    for extra in ["first_update_id", "pu"] {
-        names.iter().position(|n| *n == extra.as_bytes())?;
     }
     Some(Layout {
         index,
@@ -84,7 +91,7 @@ fn read_with_layout(path: &Path) -> Result<(LineBuffer, Layout)> {
         Error::format(
             path,
             format!(
-                "header {:?} is not Binance depth ({},first_update_id,pu)",
+                "header {:?} is not Binance depth ({})",
                 String::from_utf8_lossy(&header),
                 COLUMNS.join(",")
             ),
@@ -116,8 +123,26 @@ pub type BinanceDepthReader = CsvReader<DepthRows>;
 pub struct DepthRows {
     layout: Layout,
     registry: InstrumentRegistry,
-    /// The `last_update_id` of the snapshot an instrument's last row belonged to, if it did.
-    snapshot: HashMap<InstrumentId, i64>,
+    /// Each instrument's update ids.
+    books: HashMap<InstrumentId, Depth>,
+    /// The gap found at the row read last.
+    notice: Option<RowError>,
+}
+
+/// Where an instrument's depth stands.
+#[derive(Default)]
+struct Depth {
+    sequence: UpdateSequence,
+    /// The snapshot or update its last row belonged to.
+    current: Option<Group>,
+}
+
+/// The rows of one snapshot (its `last_update_id`) or one update (its ids, and where it
+/// stood when its first row was read).
+#[derive(Clone, Copy, PartialEq)]
+enum Group {
+    Snapshot(u64),
+    Update(UpdateIds, Step),
 }
 
 impl BinanceDepthReader {
@@ -127,7 +152,8 @@ impl BinanceDepthReader {
         let rows = DepthRows {
             layout,
             registry: registry.clone(),
-            snapshot: HashMap::new(),
+            books: HashMap::new(),
+            notice: None,
         };
         Ok(CsvReader::new(lines, path, source, rows))
     }
@@ -144,8 +170,17 @@ impl CsvRows for DepthRows {
         seq: &mut LineSeq,
         out: &mut VecDeque<MarketEvent>,
     ) -> Result<(), RowError> {
-        let [symbol, timestamp, update_id, side, update_type, price, qty] =
-            self.layout.index.map(|i| f[i]);
+        let [
+            symbol,
+            timestamp,
+            first_id,
+            update_id,
+            prev_id,
+            side,
+            update_type,
+            price,
+            qty,
+        ] = self.layout.index.map(|i| f[i]);
         let symbol = String::from_utf8_lossy(symbol);
         let venue = venue_of(&symbol);
         let instrument = self
@@ -160,12 +195,12 @@ impl CsvRows for DepthRows {
                     show(timestamp)
                 ))
             })?;
-        let update_id = parse_i64(update_id).ok_or_else(|| {
-            malformed(format!(
-                "last_update_id is not an integer: {:?}",
-                show(update_id)
-            ))
-        })?;
+        let id = |field: &[u8], name: &str| {
+            parse_i64(field)
+                .and_then(|v| u64::try_from(v).ok())
+                .ok_or_else(|| malformed(format!("{name} is not an update id: {:?}", show(field))))
+        };
+        let update_id = id(update_id, "last_update_id")?;
         let side = match side {
             b"b" => Side::Buy,
             b"a" => Side::Sell,
@@ -183,16 +218,51 @@ impl CsvRows for DepthRows {
         };
         let price = fixed(price, "price", Price::parse)?;
         let size = fixed(qty, "qty", Quantity::parse)?;
-        if snap {
-            if self.snapshot.insert(instrument, update_id) != Some(update_id) {
+        let group = if snap {
+            Group::Snapshot(update_id)
+        } else {
+            let ids = UpdateIds {
+                first: id(first_id, "first_update_id")?,
+                last: update_id,
+                prev: Some(id(prev_id, "pu")?),
+            };
+            Group::Update(ids, Step::Follows)
+        };
+        let depth = self.books.entry(instrument).or_default();
+        // The first row of a snapshot or update: the snapshot clears the book, the update is
+        // checked against the ids before it.
+        let group = match (group, depth.current) {
+            (Group::Update(ids, _), Some(Group::Update(current, step))) if ids == current => {
+                Group::Update(ids, step)
+            }
+            (Group::Snapshot(id), Some(Group::Snapshot(current))) if id == current => group,
+            (Group::Snapshot(id), _) => {
+                depth.sequence.snapshot(id);
+                depth.current = Some(group);
                 let seq = seq.seq();
                 out.push_back(book_clear(instrument, (ts, ts), seq));
+                group
             }
-        } else {
-            self.snapshot.remove(&instrument);
+            (Group::Update(ids, _), _) => {
+                let step = depth.sequence.diff(ids);
+                depth.current = Some(Group::Update(ids, step));
+                if let Step::Gap(gap) = step {
+                    self.notice = Some(depth_gap(&gap));
+                    let seq = seq.seq();
+                    out.push_back(book_clear(instrument, (ts, ts), seq));
+                }
+                Group::Update(ids, step)
+            }
+        };
+        if let Group::Update(ids, Step::Held(snapshot)) = group {
+            return Err(held(ids.last, snapshot));
         }
         let seq = seq.seq();
         out.push_back(level_update(instrument, (ts, ts), side, price, size, seq));
         Ok(())
+    }
+
+    fn notice(&mut self) -> Option<RowError> {
+        self.notice.take()
     }
 }

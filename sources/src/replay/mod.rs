@@ -23,9 +23,10 @@ pub mod tz;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use tickflow_core::depth::Gap;
 use tickflow_core::{
     BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
-    Quantity, SeqNo, Side, Timestamp,
+    Quantity, RejectReason, SeqNo, Side, Timestamp,
 };
 
 use crate::PartReader;
@@ -277,4 +278,24 @@ fn book_event(
         suspicious: false,
         seq,
     })
+}
+
+/// The reject of a depth diff (last update `last`) that the snapshot before it already holds.
+pub(crate) fn held(last: u64, snapshot: u64) -> text::RowError {
+    (
+        RejectReason::Duplicate,
+        format!(
+            "depth update {last} is already in the depth snapshot before it (lastUpdateId \
+             {snapshot})"
+        ),
+    )
+}
+
+/// The reject that marks updates missing before a depth diff: the book is cleared before the
+/// diff's levels are set (Binance: a local book that missed updates is to be dropped).
+pub(crate) fn depth_gap(gap: &Gap) -> text::RowError {
+    (
+        RejectReason::Gap,
+        format!("depth gap: {gap}; the book is cleared and holds the levels updated from here on"),
+    )
 }

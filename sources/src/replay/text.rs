@@ -201,11 +201,18 @@ pub trait CsvRows: Send {
         seq: &mut LineSeq,
         out: &mut VecDeque<MarketEvent>,
     ) -> Result<(), RowError>;
+
+    /// A reject to report at the row just read without refusing it (a [`RejectReason::Gap`]
+    /// before it), taken once after [`CsvRows::parse`] read the row.
+    fn notice(&mut self) -> Option<RowError> {
+        None
+    }
 }
 
 /// Reader of a CSV file after its header: each row gives its records, or one reject at its
 /// line (a row is taken whole or refused whole: nothing it queued before failing is kept);
-/// blank lines are skipped.
+/// a row read may also carry one notice ([`CsvRows::notice`]), reported before its records.
+/// Blank lines are skipped.
 pub struct CsvReader<R> {
     lines: LineBuffer,
     origin: String,
@@ -252,8 +259,14 @@ impl<R: CsvRows> PartReader for CsvReader<R> {
                     fields.len()
                 )))
             };
-            if let Err((reason, detail)) = read {
-                self.pending.clear();
+            let reject = match read {
+                Ok(()) => self.rows.notice(),
+                Err(refused) => {
+                    self.pending.clear();
+                    Some(refused)
+                }
+            };
+            if let Some((reason, detail)) = reject {
                 let seq = self.seq.seq();
                 return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
             }
