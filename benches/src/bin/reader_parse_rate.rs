@@ -187,10 +187,11 @@ fn write_order_books(dir: &std::path::Path) -> Result<Vec<(&'static str, PathBuf
     )?;
     for i in 0..rows {
         let snap = i < 1_000;
+        // One update a row after the snapshot, each following the one before (no gaps).
         let (ts, id) = if snap {
             (1_667_346_579_146, 1_000)
         } else {
-            (1_667_346_579_146 + i, 1_000 + i)
+            (1_667_346_579_146 + i, i + 1)
         };
         let side = if next(2) == 0 { "b" } else { "a" };
         let price = 2_037_000 + next(2_000);
