@@ -388,11 +388,16 @@ fn a_lean_zip_that_breaks_off_part_way_says_so_after_its_good_rows() {
 /// A Binance spot capture of BTCUSDT holding `rows` trades (ids 1, 2, ...), gzipped, in a new
 /// directory.
 fn binance_trade_capture(rows: u64) -> (tempfile::TempDir, PathBuf) {
+    binance_trades_of_ids(1..=rows)
+}
+
+/// A Binance spot capture of BTCUSDT holding one trade of each id, in that order.
+fn binance_trades_of_ids(ids: impl IntoIterator<Item = u64>) -> (tempfile::TempDir, PathBuf) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spot_btcusdt_20240808.gz");
     let mut gz = gzip_writer(&path);
-    for id in 1..=rows {
+    for id in ids {
         let ms = 1_723_075_200_000 + id * 3;
         writeln!(
             gz,
@@ -419,6 +424,47 @@ fn trade_ids(records: &[MarketEvent]) -> Vec<u64> {
             other => panic!("not a trade: {other:?}"),
         })
         .collect()
+}
+
+#[test]
+fn a_binance_capture_reports_the_trade_ids_missing_between_its_trades() {
+    let (_dir, path) = binance_trades_of_ids([1, 2, 3, 5, 6, 9, 9, 7, 10, 1_000]);
+    let (good, bad) = read_file(path);
+    assert_eq!(
+        trade_ids(&good),
+        [1, 2, 3, 5, 6, 9, 9, 7, 10, 1_000],
+        "every trade is read; repeats are normalize's to drop"
+    );
+    let gaps: Vec<(u64, RejectReason, &str)> = bad
+        .iter()
+        .map(|r| (r.line, r.reason, r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![
+            (
+                4,
+                RejectReason::Gap,
+                "trade gap: trade 4 is missing (the highest id before it is 3)"
+            ),
+            (
+                6,
+                RejectReason::Gap,
+                "trade gap: 2 trades, ids 7 to 8, are missing (the highest id before it is 6)"
+            ),
+            // 7 came late, after 9: not a gap; 10 follows 9.
+            (
+                10,
+                RejectReason::Gap,
+                "trade gap: 989 trades, ids 11 to 999, are missing (the highest id before it is 10)"
+            ),
+        ]
+    );
+    let gap = &bad[0];
+    assert!(
+        gap.instrument.is_some() && gap.ts_event.is_some(),
+        "{gap:?}"
+    );
 }
 
 #[test]

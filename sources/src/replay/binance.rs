@@ -24,6 +24,11 @@
 //! the start of a capture, until a snapshot comes. A snapshot that cannot be brought up to the
 //! diffs newer than it (updates missing between them) is reported the same way at its line;
 //! its synced levels are set all the same, being the newest full book there is.
+//!
+//! Trade ids (`t`) of a symbol follow on one by one: a trade whose id is more than one above
+//! the highest seen before it follows missing trades, and a [`Gap`](RejectReason::Gap) reject
+//! that says which ids are missing is reported at its line before it. (A trade at or below
+//! that id is a repeat, which normalize drops as a duplicate by its id.)
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -117,6 +122,8 @@ pub struct BinanceReader {
     pending: VecDeque<SourceItem>,
     /// Depth diffs of the last [`SYNC_WINDOW`], for a snapshot recorded after them.
     sync: DepthSync,
+    /// The highest trade id seen.
+    last_trade: Option<u64>,
 }
 
 impl BinanceReader {
@@ -138,6 +145,7 @@ impl BinanceReader {
             clock_offset: 0,
             pending: VecDeque::new(),
             sync: DepthSync::new(SYNC_WINDOW),
+            last_trade: None,
         })
     }
 
@@ -191,14 +199,30 @@ impl BinanceReader {
                 .and_then(Value::as_bool)
                 .ok_or_else(|| malformed("missing \"m\"".into()))?;
             let trade_id = data.get("t").and_then(Value::as_u64);
+            let (price, size) = (price(text("p")?, "p")?, qty(text("q")?, "q")?);
+            if let Some(id) = trade_id {
+                if let Some(last) = self.last_trade
+                    && id > last.saturating_add(1)
+                {
+                    let missing = match id - last - 1 {
+                        1 => format!("trade {} is missing", last + 1),
+                        n => format!("{n} trades, ids {} to {}, are missing", last + 1, id - 1),
+                    };
+                    self.push_gap(
+                        format!("trade gap: {missing} (the highest id before it is {last})"),
+                        ts_event,
+                    );
+                }
+                self.last_trade = self.last_trade.max(Some(id));
+            }
             let seq = self.seq();
             self.pending
                 .push_back(SourceItem::Event(MarketEvent::Trade(Trade {
                     instrument: self.instrument,
                     ts_event,
                     ts_recv: recv,
-                    price: price(text("p")?, "p")?,
-                    size: qty(text("q")?, "q")?,
+                    price,
+                    size,
                     aggressor: if buyer_is_maker {
                         Side::Sell
                     } else {
