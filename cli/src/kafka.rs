@@ -26,6 +26,10 @@ pub struct PublishArgs {
     /// Format, when the file names do not tell it.
     #[arg(long, default_value = "auto", value_parser = ReplayFormat::NAMES)]
     pub format: String,
+    /// The size given to each side of a quote from files that record none (TrueFX), which
+    /// are not read without it.
+    #[arg(long, value_name = "SIZE", value_parser = crate::positive_quantity)]
+    pub quote_size: Option<tickflow_core::Quantity>,
     /// The topic; created (with --partitions) if it does not exist.
     #[arg(long)]
     pub topic: String,
@@ -84,6 +88,7 @@ pub fn publish_command(args: PublishArgs) -> Result<bool> {
     let plan = tickflow_sources::plan(&[SourceConfig::Replay {
         path: args.data.clone(),
         format,
+        quote_size: args.quote_size,
     }])?;
     if !plan.left_out.is_empty() {
         eprintln!(

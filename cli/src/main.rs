@@ -11,6 +11,7 @@ mod sql;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use tickflow_core::Quantity;
 use tickflow_pipelines::config::{DEFAULT_PIPELINE_NAME, Pipeline};
 use tickflow_pipelines::{
     Durable, LoadError, ProgressFn, Recovery, RunOptions, format_progress, run,
@@ -220,7 +221,7 @@ fn train_command(args: TrainArgs) -> Result<bool> {
     let kind = ModelKind::parse(&args.model)?;
     let source = match &args.data {
         Some(data) => {
-            replay_data(&mut pipeline, data, "auto")?;
+            replay_data(&mut pipeline, data, "auto", None)?;
             data.display().to_string()
         }
         None => {
@@ -277,7 +278,12 @@ fn train_command(args: TrainArgs) -> Result<bool> {
 }
 
 /// Points the pipeline's sources at recorded data.
-fn replay_data(pipeline: &mut Pipeline, data: &std::path::Path, format: &str) -> Result<()> {
+fn replay_data(
+    pipeline: &mut Pipeline,
+    data: &std::path::Path,
+    format: &str,
+    quote_size: Option<Quantity>,
+) -> Result<()> {
     let format = ReplayFormat::from_name(format).context("unknown --format")?;
     if !data.exists() {
         bail!("--data {}: no such file or directory", data.display());
@@ -285,8 +291,18 @@ fn replay_data(pipeline: &mut Pipeline, data: &std::path::Path, format: &str) ->
     pipeline.sources = vec![SourceConfig::Replay {
         path: data.to_path_buf(),
         format,
+        quote_size,
     }];
     Ok(())
+}
+
+/// A `--quote-size`: a positive decimal.
+fn positive_quantity(text: &str) -> std::result::Result<Quantity, String> {
+    match Quantity::parse(text) {
+        Ok(q) if q.raw() > 0 => Ok(q),
+        Ok(_) => Err("must be positive".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -381,7 +397,7 @@ fn hft_command(cmd: HftCommand) -> Result<bool> {
             show,
         } => {
             let qty = qty
-                .map(|q| tickflow_core::Quantity::parse(&q))
+                .map(|q| Quantity::parse(&q))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--qty: {e}"))?;
             let report = replay(&ReplayOptions {
@@ -408,13 +424,17 @@ struct RunArgs {
     #[arg(long, short = 'o', default_value = "tickflow-out")]
     output: PathBuf,
     /// Replay recorded data instead of the pipeline's sources: a file or a directory
-    /// (Lean tick zips, Binance .gz captures, Tardis CSV, LOBSTER messages, DBN, Parquet of trades,
-    /// quotes or book events).
+    /// (Lean tick zips, Binance .gz captures and depth CSV, Tardis CSV, LOBSTER messages, DBN,
+    /// TrueFX CSV, Parquet of trades, quotes or book events).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Format of --data files when it cannot be told from their names.
     #[arg(long, default_value = "auto", value_parser = ReplayFormat::NAMES)]
     format: String,
+    /// The size given to each side of a quote from --data files that record none (TrueFX),
+    /// which are not read without it.
+    #[arg(long, value_name = "SIZE", value_parser = positive_quantity)]
+    quote_size: Option<Quantity>,
     /// Seed of the synthetic market (overrides the pipeline file).
     #[arg(long)]
     seed: Option<u64>,
@@ -452,7 +472,7 @@ fn load(path: Option<&PathBuf>) -> Result<(Pipeline, String)> {
 fn run_command(args: RunArgs) -> Result<bool> {
     let (mut pipeline, origin) = load(args.pipeline.as_ref())?;
     if let Some(data) = &args.data {
-        replay_data(&mut pipeline, data, &args.format)?;
+        replay_data(&mut pipeline, data, &args.format, args.quote_size)?;
     }
     if let Some(seed) = args.seed {
         let mut found = false;

@@ -65,6 +65,7 @@ fn fast_and_replayed_books(path: &std::path::Path) -> (Levels, feed::Feed, Level
     let plan = tickflow_sources::plan(&[SourceConfig::Replay {
         path: path.to_path_buf(),
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .unwrap();
     let mut reader = plan.parts[0].open(&plan.registry).unwrap();

@@ -1344,10 +1344,20 @@ fn parse_source(
                 },
                 None => Some(ReplayFormat::Auto),
             };
+            let quote_size = r.quantity(w, "quote_size");
+            if let (Some(q), Some(span)) = (quote_size, r.get("quote_size").map(|v| v.span()))
+                && q.is_zero()
+            {
+                w.err(
+                    span,
+                    format!("`quote_size` in [[source]] #{n} must be positive"),
+                );
+            }
             match (path, format) {
                 (Some((p, _)), Some(format)) => Some(SourceConfig::Replay {
                     path: PathBuf::from(p),
                     format,
+                    quote_size,
                 }),
                 _ => None,
             }
@@ -2238,5 +2248,45 @@ streams = ["bars", "nope"]
         let text = errs.to_string();
         assert!(text.contains("no [[source]]"), "{text}");
         assert!(text.contains("must hold strings"), "{text}");
+    }
+
+    #[test]
+    fn a_replay_source_takes_a_positive_quote_size_for_quotes_recorded_without_sizes() {
+        let source = |extra: &str| {
+            format!("[[source]]\nkind = \"replay\"\npath = \"../data/truefx\"\n{extra}")
+        };
+        let p = Pipeline::parse(&source("quote_size = 1_000_000\n"), "x.toml").unwrap();
+        assert_eq!(
+            p.sources,
+            vec![SourceConfig::Replay {
+                path: PathBuf::from("../data/truefx"),
+                format: ReplayFormat::Auto,
+                quote_size: Some(Quantity::from_int(1_000_000).unwrap()),
+            }]
+        );
+        let none = Pipeline::parse(&source(""), "x.toml").unwrap();
+        assert!(matches!(
+            none.sources[0],
+            SourceConfig::Replay {
+                quote_size: None,
+                ..
+            }
+        ));
+        for (bad, says) in [
+            (
+                "quote_size = 0",
+                "`quote_size` in [[source]] #1 must be positive",
+            ),
+            (
+                "quote_size = -5",
+                "`quote_size` in [[source]] #1 must not be negative",
+            ),
+            ("quote_size = \"lots\"", "`quote_size` in [[source]] #1"),
+        ] {
+            let e = Pipeline::parse(&source(bad), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -3,21 +3,26 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tickflow_core::{Duration, Timestamp};
+use tickflow_core::{Duration, Quantity, Timestamp};
 
 /// A source of a pipeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SourceConfig {
     /// The built-in deterministic synthetic market.
     Synthetic(SyntheticConfig),
-    /// Recorded data: a file or a directory of files.
     /// A Kafka topic (see [`crate::kafka`]).
     Kafka(crate::kafka::KafkaSourceConfig),
+    /// Recorded data: a file or a directory of files.
     Replay {
         /// File or directory.
         path: PathBuf,
         /// Format, or `Auto` to detect it from each file's name.
         format: ReplayFormat,
+        /// The size given to each side of a quote from a file that records none (TrueFX).
+        /// Without it such a file is not read: under a directory it is left out, named alone
+        /// it is refused, so that no fill is simulated against a size nobody recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quote_size: Option<Quantity>,
     },
 }
 
@@ -42,11 +47,15 @@ pub enum ReplayFormat {
     Dbn,
     /// Parquet files of trades, quotes or book events (as a Parquet sink writes them).
     Parquet,
+    /// TrueFX quotes (bid and ask, no sizes), as TrueFX publishes them or as
+    /// `timestamp,bid,ask` named for their currency pair.
+    #[serde(rename = "truefx")]
+    TrueFx,
 }
 
 impl ReplayFormat {
     /// Every format.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Auto,
         Self::Lean,
         Self::Binance,
@@ -55,12 +64,13 @@ impl ReplayFormat {
         Self::Lobster,
         Self::Dbn,
         Self::Parquet,
+        Self::TrueFx,
     ];
 
     /// Names accepted in pipeline files and on the command line, in the order of
     /// [`ReplayFormat::ALL`].
-    pub const NAMES: [&'static str; 8] = {
-        let mut names = [""; 8];
+    pub const NAMES: [&'static str; 9] = {
+        let mut names = [""; 9];
         let mut i = 0;
         while i < names.len() {
             names[i] = Self::ALL[i].name();
@@ -80,6 +90,7 @@ impl ReplayFormat {
             Self::Lobster => "lobster",
             Self::Dbn => "dbn",
             Self::Parquet => "parquet",
+            Self::TrueFx => "truefx",
         }
     }
 

@@ -97,6 +97,8 @@ pub enum Part {
         format: ReplayFormat,
         /// Part index (for sequence numbers).
         source: u16,
+        /// The size given to quotes of a format that records none.
+        quote_size: Option<tickflow_core::Quantity>,
     },
 }
 
@@ -128,7 +130,8 @@ impl Part {
                 path,
                 format,
                 source,
-            } => replay::open(path, *format, *source, registry),
+                quote_size,
+            } => replay::open(path, *format, *source, registry, *quote_size),
             Part::Kafka {
                 config,
                 range,
@@ -343,16 +346,34 @@ pub fn plan(sources: &[SourceConfig]) -> Result<Plan> {
                     });
                 }
             }
-            SourceConfig::Replay { path, format } => {
+            SourceConfig::Replay {
+                path,
+                format,
+                quote_size,
+            } => {
                 let expanded = replay::expand(path, *format)?;
                 left_out.extend(expanded.left_out);
+                let before = parts.len();
                 for (file, fmt) in expanded.files {
+                    // Quotes without sizes are read only with a size to give them.
+                    if fmt == ReplayFormat::TrueFx && quote_size.is_none() {
+                        left_out.push(LeftOut {
+                            path: file,
+                            why: replay::truefx::NO_SIZES.into(),
+                        });
+                        continue;
+                    }
                     let source = part_index(&parts)?;
                     parts.push(Part::File {
                         path: file,
                         format: fmt,
                         source,
+                        quote_size: *quote_size,
                     });
+                }
+                if parts.len() == before {
+                    // Every file found holds quotes without sizes.
+                    return Err(Error::format(path, replay::truefx::NO_SIZES));
                 }
             }
         }

@@ -17,7 +17,12 @@ struct Counts {
 }
 
 fn read_all(path: PathBuf, format: ReplayFormat) -> Counts {
-    let plan = plan(&[SourceConfig::Replay { path, format }]).unwrap();
+    let plan = plan(&[SourceConfig::Replay {
+        path,
+        format,
+        quote_size: None,
+    }])
+    .unwrap();
     let readers = plan
         .parts
         .iter()
@@ -155,6 +160,7 @@ fn gzipped_tardis_and_lobster_csv_read_as_the_plain_files() {
     let plan = plan(&[SourceConfig::Replay {
         path: dir.path().to_path_buf(),
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .unwrap();
     assert_eq!(
@@ -262,6 +268,7 @@ fn a_databento_file_of_another_schema_is_refused_with_its_schema() {
     let Err(err) = plan(&[SourceConfig::Replay {
         path,
         format: ReplayFormat::Auto,
+        quote_size: None,
     }]) else {
         panic!("a trades file is refused");
     };
@@ -328,10 +335,13 @@ fn lean_trade_zip(csv: &[u8]) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// One file opened as a job opens it: planned alone, its only part opened.
+/// Opens a file as the only source; quotes recorded without sizes (TrueFX) are given
+/// [`QUOTE_SIZE`].
 fn open_file(path: PathBuf) -> tickflow_sources::Result<Box<dyn PartReader>> {
     let plan = plan(&[SourceConfig::Replay {
         path,
         format: ReplayFormat::Auto,
+        quote_size: Some(QUOTE_SIZE),
     }])
     .unwrap();
     plan.parts[0].open(&plan.registry)
@@ -582,6 +592,7 @@ fn lean_days_opened_lazily_merge_in_the_same_order() {
     let plan = plan(&[SourceConfig::Replay {
         path: data.join("us-equities/tick"),
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .unwrap();
     let mut eager = Merger::new(
@@ -692,6 +703,7 @@ fn parquet_trades_replay_with_their_instruments_and_bad_rows_are_rejected_at_the
     let plan = plan(&[SourceConfig::Replay {
         path: dir.path().to_path_buf(),
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .unwrap();
     assert_eq!(plan.parts.len(), 1, "{:?}", plan.parts);
@@ -724,6 +736,7 @@ fn plan_err(path: PathBuf) -> String {
     plan(&[SourceConfig::Replay {
         path,
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .map(|_| ())
     .unwrap_err()
@@ -739,6 +752,7 @@ fn a_parquet_file_without_instrument_metadata_names_them_by_symbol() {
     let plan = plan(&[SourceConfig::Replay {
         path: path.clone(),
         format: ReplayFormat::Parquet,
+        quote_size: None,
     }])
     .unwrap();
     assert!(plan.registry.lookup("parquet", "ABC").is_some());
@@ -898,6 +912,7 @@ fn binance_depth_csv_clears_the_book_at_each_snapshot_and_names_coin_m_contracts
     let plan = plan(&[SourceConfig::Replay {
         path: path.clone(),
         format: ReplayFormat::Auto,
+        quote_size: None,
     }])
     .unwrap();
     assert_eq!(
@@ -1032,6 +1047,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
          BTCUSDT,1667346579146,20,20,b,snap,20377.0,17,-1\n",
     );
     write("README.md", "# notes\n");
+    write("notes.csv", "a,b\n1,2\n");
     write(
         "usdjpy-ticks.csv",
         "timestamp,bid,ask\n2013-01-01 22:00:00.295000+00:00,86.655,86.728\n",
@@ -1040,6 +1056,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
         plan(&[SourceConfig::Replay {
             path: dir.path().to_path_buf(),
             format,
+            quote_size: None,
         }])
         .unwrap()
     };
@@ -1062,8 +1079,14 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
                 "not a supported market-data file".into()
             ),
             (
-                "usdjpy-ticks.csv".into(),
+                "notes.csv".into(),
                 "a CSV file in no supported layout".into()
+            ),
+            (
+                "usdjpy-ticks.csv".into(),
+                "TrueFX quotes, which record no sizes: give the source a quote_size (tickflow \
+                 run --quote-size) to read them"
+                    .into()
             ),
         ]
     );
@@ -1077,11 +1100,12 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
             "binance-depth data, not tardis as the source asks".into()
         )
     );
-    assert_eq!(left(&tardis).len(), 3);
+    assert_eq!(left(&tardis).len(), 4);
 }
 
 /// The file name, header and twelve good rows of each CSV layout fuzzed: the three order-book
-/// layouts, Tardis trades and quotes, and Lean trades (zipped, no header).
+/// layouts, Tardis trades and quotes, TrueFX quotes in both layouts, and Lean trades (zipped,
+/// no header).
 fn csv_layout(layout: usize) -> (&'static str, Option<String>, Vec<String>) {
     let rows = |row: &dyn Fn(i64) -> String| (0..12i64).map(row).collect::<Vec<_>>();
     match layout {
@@ -1171,6 +1195,30 @@ fn csv_layout(layout: usize) -> (&'static str, Option<String>, Vec<String>) {
                 )
             }),
         ),
+        5 => (
+            "EURUSD-2013-01.csv",
+            None,
+            rows(&|i| {
+                format!(
+                    "{},201301{:02} 22:0{}:00.{:03},1.3{i}581,1.3{i}593",
+                    if i % 4 == 3 { "USD/JPY" } else { "EUR/USD" },
+                    1 + i / 6,
+                    i % 6,
+                    i * 37
+                )
+            }),
+        ),
+        6 => (
+            "usdjpy-ticks.csv",
+            Some("timestamp,bid,ask".into()),
+            rows(&|i| {
+                format!(
+                    "2013-01-01 22:0{}:00.{:03}000+00:00,86.{i}55,86.{i}72",
+                    i % 10,
+                    i * 7
+                )
+            }),
+        ),
         _ => (
             "xyz_20131007_trade.zip",
             None,
@@ -1201,7 +1249,7 @@ mod csv_fuzz {
         /// records and one `gap` reject, which says where updates are missing.
         #[test]
         fn each_csv_row_gives_its_records_or_one_reject(
-            layout in 0usize..6,
+            layout in 0usize..8,
             edits in prop::collection::vec((0usize..12, 0usize..12, "[ -~]{0,8}", any::<bool>()), 0..10),
         ) {
             let (name, header, mut rows) = csv_layout(layout);
@@ -1271,6 +1319,195 @@ mod csv_fuzz {
             }
         }
     }
+}
+
+/// The size [`open_file`] gives quotes recorded without sizes.
+const QUOTE_SIZE: tickflow_core::Quantity =
+    tickflow_core::Quantity::from_raw(1_000_000_000_000_000);
+
+#[test]
+fn reads_truefx_quotes_with_the_quote_size_given_and_refuses_them_without() {
+    let Some(data) = sample_data() else { return };
+    let dir = data.join("truefx");
+    let err = plan(&[SourceConfig::Replay {
+        path: dir.clone(),
+        format: ReplayFormat::Auto,
+        quote_size: None,
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("TrueFX quotes, which record no sizes"),
+        "{err}"
+    );
+    let (good, bad) = read_file(dir.join("usdjpy-ticks.csv"));
+    assert!(bad.is_empty(), "{bad:?}");
+    // 1,000 quotes (data README); the first row is 2013-01-01 22:00:00.295000+00:00,86.655,86.728.
+    assert_eq!(good.len(), 1_000);
+    let MarketEvent::Quote(q) = &good[0] else {
+        panic!("{:?}", good[0])
+    };
+    assert_eq!(q.ts_event.to_string(), "2013-01-01T22:00:00.295Z");
+    assert_eq!(
+        (q.bid.unwrap().to_string(), q.ask.unwrap().to_string()),
+        ("86.655".into(), "86.728".into())
+    );
+    assert_eq!((q.bid_size, q.ask_size), (QUOTE_SIZE, QUOTE_SIZE));
+    let plan = plan(&[SourceConfig::Replay {
+        path: dir,
+        format: ReplayFormat::Auto,
+        quote_size: Some(QUOTE_SIZE),
+    }])
+    .unwrap();
+    let spec = &plan.registry.get(q.instrument).unwrap().spec;
+    assert_eq!(
+        (
+            spec.venue.as_str(),
+            spec.symbol.as_str(),
+            spec.currency.as_str()
+        ),
+        ("TRUEFX", "USDJPY", "JPY")
+    );
+    assert_eq!(spec.tick_size.to_string(), "0.001");
+}
+
+#[test]
+fn truefx_files_name_their_pairs_and_bad_rows_are_rejected_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("EURUSD-2013-01.csv");
+    std::fs::write(
+        &path,
+        "EUR/USD,20130101 21:59:59.011,1.31958,1.31993\n\
+         USD/JPY,20130101 22:00:00.295,86.655,86.728\n\
+         EUR/USD,2013-01-01 22:00,1.31958,1.31993\n\
+         EUR/USD,20130101 22:00:01.000,NaN,1.31993\n\
+         EURUSD,20130101 22:00:02.000,1.31958,1.31993\n\
+         EUR/USD,20130101 22:00:03.000,1.31960\n\
+         EUR/USD,20130101 22:00:04.000,1.31961,1.31990\n",
+    )
+    .unwrap();
+    let plan_of = |quote_size| {
+        plan(&[SourceConfig::Replay {
+            path: path.clone(),
+            format: ReplayFormat::Auto,
+            quote_size,
+        }])
+    };
+    let err = plan_of(None).unwrap_err().to_string();
+    assert!(err.contains("record no sizes"), "{err}");
+    let p = plan_of(Some(QUOTE_SIZE)).unwrap();
+    let mut specs: Vec<(String, String, String)> = p
+        .registry
+        .iter()
+        .map(|i| &i.spec)
+        .map(|s| {
+            (
+                s.symbol.clone(),
+                s.currency.clone(),
+                s.tick_size.to_string(),
+            )
+        })
+        .collect();
+    specs.sort();
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        specs,
+        vec![
+            (s("EURUSD"), s("USD"), s("0.00001")),
+            (s("USDJPY"), s("JPY"), s("0.001"))
+        ]
+    );
+    let (good, bad) = read_file(path);
+    let quotes: Vec<(u64, String, String, String)> = good
+        .iter()
+        .map(|e| match e {
+            MarketEvent::Quote(q) => (
+                q.seq.line(),
+                q.ts_event.to_string(),
+                q.bid.unwrap().to_string(),
+                q.ask.unwrap().to_string(),
+            ),
+            other => panic!("not a quote: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        quotes,
+        vec![
+            (1, s("2013-01-01T21:59:59.011Z"), s("1.31958"), s("1.31993")),
+            (2, s("2013-01-01T22:00:00.295Z"), s("86.655"), s("86.728")),
+            (7, s("2013-01-01T22:00:04Z"), s("1.31961"), s("1.3199")),
+        ]
+    );
+    let bad: Vec<(u64, RejectReason, String)> = bad
+        .into_iter()
+        .map(|r| (r.line, r.reason, r.detail))
+        .collect();
+    assert_eq!(
+        bad,
+        vec![
+            (
+                3,
+                RejectReason::Malformed,
+                s("time is \"2013-01-01 22:00\", not yyyymmdd HH:MM:SS.mmm")
+            ),
+            (
+                4,
+                RejectReason::NonFinitePrice,
+                s("bid: \"NaN\" is not a finite number")
+            ),
+            (
+                5,
+                RejectReason::Malformed,
+                s("pair is \"EURUSD\", not like USD/JPY")
+            ),
+            (6, RejectReason::Malformed, s("expected 4 columns, found 3")),
+        ]
+    );
+}
+
+#[test]
+fn a_directory_without_a_quote_size_leaves_its_truefx_files_out_and_reads_the_rest() {
+    let Some(data) = sample_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "truefx/usdjpy-ticks.csv",
+        "tardis/tardis_bitmex_trades_XBTUSD.csv",
+    ] {
+        let from = data.join(file);
+        std::fs::copy(&from, dir.path().join(from.file_name().unwrap())).unwrap();
+    }
+    // A timestamp,bid,ask file must be named for its pair.
+    std::fs::write(dir.path().join("ticks.csv"), "timestamp,bid,ask\n").unwrap();
+    let p = plan(&[SourceConfig::Replay {
+        path: dir.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+        quote_size: None,
+    }])
+    .unwrap();
+    assert_eq!(p.parts.len(), 1, "the Tardis file");
+    let left: Vec<(String, String)> = p
+        .left_out
+        .iter()
+        .map(|l| {
+            (
+                l.path.file_name().unwrap().to_string_lossy().into_owned(),
+                l.why.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        left.iter().any(|(f, why)| f == "usdjpy-ticks.csv"
+            && why.contains("TrueFX quotes, which record no sizes")),
+        "{left:?}"
+    );
+    let named = plan(&[SourceConfig::Replay {
+        path: dir.path().join("ticks.csv"),
+        format: ReplayFormat::Auto,
+        quote_size: Some(QUOTE_SIZE),
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(named.contains("named for its currency pair"), "{named}");
 }
 
 /// A price-level book built from level updates: `(side, price)` → size.

@@ -50,6 +50,7 @@ fn main() -> Result<()> {
         let p = plan(&[SourceConfig::Replay {
             path: path.clone(),
             format: ReplayFormat::Auto,
+            quote_size: None,
         }])
         .with_context(|| path.display().to_string())?;
         let (secs, count) = best_of(3, || count_all(&p));
@@ -66,6 +67,7 @@ fn main() -> Result<()> {
         let p = plan(&[SourceConfig::Replay {
             path: file,
             format: ReplayFormat::Auto,
+            quote_size: None,
         }])?;
         let (secs, count) = best_of(3, || count_all(&p));
         let count = count?;
@@ -75,6 +77,21 @@ fn main() -> Result<()> {
         );
     }
     let _ = std::fs::remove_dir_all(&books);
+    // TrueFX quotes (no sizes: each side is given one), in TrueFX's own layout.
+    let fx = std::env::temp_dir().join(format!("tickflow-truefx-{}", std::process::id()));
+    let (file, rows) = write_truefx(&fx)?;
+    let p = plan(&[SourceConfig::Replay {
+        path: file,
+        format: ReplayFormat::Auto,
+        quote_size: Some(tickflow_core::Quantity::from_int(1_000_000)?),
+    }])?;
+    let (secs, count) = best_of(3, || count_all(&p));
+    let _ = std::fs::remove_dir_all(&fx);
+    let count = count?;
+    println!(
+        "| truefx quotes | generated, {rows} rows | {count} | {secs:.3} | {:.0} |",
+        count as f64 / secs
+    );
     // The Lean day's accepted trades and quotes as a job writes them to Parquet, read back.
     let recorded = std::env::temp_dir().join(format!("tickflow-parquet-{}", std::process::id()));
     let text = format!(
@@ -94,6 +111,7 @@ fn main() -> Result<()> {
     let p = plan(&[SourceConfig::Replay {
         path: recorded.clone(),
         format: ReplayFormat::Parquet,
+        quote_size: None,
     }])?;
     let (secs, count) = best_of(3, || count_all(&p));
     let _ = std::fs::remove_dir_all(&recorded);
@@ -103,6 +121,35 @@ fn main() -> Result<()> {
         count as f64 / secs
     );
     Ok(())
+}
+
+/// Writes a month-named TrueFX file of EUR/USD quotes (one every 10 ms, the spread moving by
+/// a few points) into `dir`: `(file, rows)`.
+fn write_truefx(dir: &std::path::Path) -> Result<(PathBuf, u64)> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("EURUSD-2013-01.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let rows = 1_000_000u64;
+    for i in 0..rows {
+        let ms = i * 10;
+        let (h, m, s, milli) = (
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1_000 % 60,
+            ms % 1_000,
+        );
+        let bid = 131_900 + (i * 7_919) % 200;
+        writeln!(
+            w,
+            "EUR/USD,201301{:02} {:02}:{m:02}:{s:02}.{milli:03},1.{bid},1.{}",
+            2 + h / 24,
+            h % 24,
+            bid + 3 + i % 5
+        )?;
+    }
+    w.flush()?;
+    Ok((path, rows))
 }
 
 /// Writes a Tardis `incremental_book_L2` file (a 500-level snapshot, then updates), a Tardis

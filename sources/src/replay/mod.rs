@@ -18,6 +18,7 @@ pub mod lobster;
 pub mod parquet;
 pub mod tardis;
 pub mod text;
+pub mod truefx;
 pub mod tz;
 
 use std::io::Read;
@@ -65,6 +66,8 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
             Ok(ReplayFormat::Tardis)
         } else if binance_depth::sniff(&header) {
             Ok(ReplayFormat::BinanceDepth)
+        } else if truefx::sniff(&header) || truefx::is_monthly_name(path) {
+            Ok(ReplayFormat::TrueFx)
         } else {
             Err("a CSV file in no supported layout".into())
         };
@@ -151,7 +154,7 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Expanded> {
     if out.files.is_empty() {
         return Err(Error::format(
             path,
-            "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis or LOBSTER CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
+            "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis, LOBSTER or TrueFX CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
         ));
     }
     Ok(out)
@@ -199,18 +202,21 @@ pub fn instruments(path: &Path, format: ReplayFormat) -> Result<Vec<InstrumentSp
         ReplayFormat::Lobster => lobster::instruments(path),
         ReplayFormat::Dbn => dbn::instruments(path),
         ReplayFormat::Parquet => parquet::instruments(path),
+        ReplayFormat::TrueFx => truefx::instruments(path),
         ReplayFormat::Auto => {
             instruments(path, detect(path).map_err(|why| Error::format(path, why))?)
         }
     }
 }
 
-/// Opens a file for reading.
+/// Opens a file for reading; `quote_size` is the size given to quotes of a format that records
+/// none (TrueFX), which is refused without it.
 pub fn open(
     path: &Path,
     format: ReplayFormat,
     source: u16,
     registry: &InstrumentRegistry,
+    quote_size: Option<Quantity>,
 ) -> Result<Box<dyn PartReader>> {
     Ok(match format {
         ReplayFormat::Lean => Box::new(lean::LeanReader::open(path, source, registry)?),
@@ -222,11 +228,16 @@ pub fn open(
         ReplayFormat::Lobster => Box::new(lobster::LobsterReader::open(path, source, registry)?),
         ReplayFormat::Dbn => Box::new(dbn::DbnReader::open(path, source, registry)?),
         ReplayFormat::Parquet => Box::new(parquet::ParquetReader::open(path, source, registry)?),
+        ReplayFormat::TrueFx => {
+            let size = quote_size.ok_or_else(|| Error::format(path, truefx::NO_SIZES))?;
+            Box::new(truefx::TrueFxReader::open(path, source, registry, size)?)
+        }
         ReplayFormat::Auto => open(
             path,
             detect(path).map_err(|why| Error::format(path, why))?,
             source,
             registry,
+            quote_size,
         )?,
     })
 }
