@@ -1476,7 +1476,7 @@ fn a_directory_without_a_quote_size_leaves_its_truefx_files_out_and_reads_the_re
         let from = data.join(file);
         std::fs::copy(&from, dir.path().join(from.file_name().unwrap())).unwrap();
     }
-    // A timestamp,bid,ask file must be named for its pair.
+    // A timestamp,bid,ask file must be named for its pair: left out, or refused alone.
     std::fs::write(dir.path().join("ticks.csv"), "timestamp,bid,ask\n").unwrap();
     let p = plan(&[SourceConfig::Replay {
         path: dir.path().to_path_buf(),
@@ -1500,6 +1500,18 @@ fn a_directory_without_a_quote_size_leaves_its_truefx_files_out_and_reads_the_re
             && why.contains("TrueFX quotes, which record no sizes")),
         "{left:?}"
     );
+    assert!(
+        left.iter().any(|(f, why)| f == "ticks.csv"
+            && why.starts_with("a timestamp,bid,ask file not named for its currency pair")),
+        "{left:?}"
+    );
+    let sized = plan(&[SourceConfig::Replay {
+        path: dir.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+        quote_size: Some(QUOTE_SIZE),
+    }])
+    .unwrap();
+    assert_eq!(sized.parts.len(), 2, "the Tardis and the TrueFX file");
     let named = plan(&[SourceConfig::Replay {
         path: dir.path().join("ticks.csv"),
         format: ReplayFormat::Auto,

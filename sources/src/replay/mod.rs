@@ -66,7 +66,7 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
             Ok(ReplayFormat::Tardis)
         } else if binance_depth::sniff(&header) {
             Ok(ReplayFormat::BinanceDepth)
-        } else if truefx::sniff(&header) || truefx::is_monthly_name(path) {
+        } else if truefx::detect(path, &header)? {
             Ok(ReplayFormat::TrueFx)
         } else {
             Err("a CSV file in no supported layout".into())

@@ -87,19 +87,30 @@ fn named_time(field: &[u8]) -> Result<Timestamp, String> {
     parsed.map_err(|e| e.to_string())
 }
 
-/// True when the first line is a TrueFX row or the `timestamp,bid,ask` header.
-pub fn sniff(first_line: &[u8]) -> bool {
+/// Why a `timestamp,bid,ask` file is not read when its name does not give its pair.
+const NOT_NAMED: &str = "a timestamp,bid,ask file not named for its currency pair (TrueFX quotes \
+                         are read from a file whose name starts with the pair's six letters, \
+                         as usdjpy-ticks.csv)";
+
+/// Whether a CSV file holds TrueFX quotes: its first line is a TrueFX row, or the
+/// `timestamp,bid,ask` header of a file named for its pair, or its name is a TrueFX monthly
+/// file's (its first row may be damaged). `Err` says why a `timestamp,bid,ask` file that is not
+/// named for its pair is not read.
+pub fn detect(path: &Path, first_line: &[u8]) -> Result<bool, String> {
     if is_header(first_line) {
-        return true;
+        return pair_of_name(path)
+            .map(|_| true)
+            .ok_or_else(|| NOT_NAMED.into());
     }
     let mut fields = Vec::new();
     split_fields(first_line, &mut fields);
-    fields.len() == 4 && pair(fields[0]).is_some() && raw_time(fields[1]).is_some()
+    let row = fields.len() == 4 && pair(fields[0]).is_some() && raw_time(fields[1]).is_some();
+    Ok(row || is_monthly_name(path))
 }
 
 /// True when the file has the name of a TrueFX monthly file: `EURUSD-2013-01.csv`, plain or
 /// gzipped.
-pub fn is_monthly_name(path: &Path) -> bool {
+fn is_monthly_name(path: &Path) -> bool {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -119,7 +130,7 @@ pub fn is_monthly_name(path: &Path) -> bool {
 }
 
 /// The pair a file of the named layout is named for: its first six letters.
-fn pair_of_name(path: &Path) -> Result<String> {
+fn pair_of_name(path: &Path) -> Option<String> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -127,13 +138,9 @@ fn pair_of_name(path: &Path) -> Result<String> {
     let head: Vec<char> = name.chars().take(7).collect();
     let six = head.len() >= 6 && head[..6].iter().all(char::is_ascii_alphabetic);
     if !six || head.get(6).is_some_and(char::is_ascii_alphabetic) {
-        return Err(Error::format(
-            path,
-            "a timestamp,bid,ask file is named for its currency pair: its name starts with the \
-             pair's six letters (usdjpy-ticks.csv)",
-        ));
+        return None;
     }
-    Ok(head[..6].iter().collect::<String>().to_ascii_uppercase())
+    Some(head[..6].iter().collect::<String>().to_ascii_uppercase())
 }
 
 /// A TrueFX instrument.
@@ -153,7 +160,8 @@ fn spec(symbol: String) -> InstrumentSpec {
 fn lines_of(path: &Path) -> Result<(LineBuffer, Option<String>)> {
     let (lines, first) = open_csv(path)?;
     if is_header(&first) {
-        return Ok((lines, Some(pair_of_name(path)?)));
+        let pair = pair_of_name(path).ok_or_else(|| Error::format(path, NOT_NAMED))?;
+        return Ok((lines, Some(pair)));
     }
     // TrueFX's own files have no header: read from the first line.
     drop(lines);
