@@ -791,7 +791,11 @@ fn reads_order_book_csv_of_binance_and_tardis() {
 /// `(line, detail)`.
 type BookRows = Vec<(u64, &'static str, Side, String, String)>;
 
-fn book_rows(dir: &std::path::Path, name: &str, text: &str) -> (BookRows, Vec<(u64, String)>) {
+fn book_rows(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+) -> (BookRows, Vec<(u64, RejectReason, String)>) {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     let (good, bad) = read_file(path);
@@ -808,7 +812,8 @@ fn book_rows(dir: &std::path::Path, name: &str, text: &str) -> (BookRows, Vec<(u
             other => panic!("not a book event: {other:?}"),
         })
         .collect();
-    (rows, bad.into_iter().map(|r| (r.line, r.detail)).collect())
+    let bad = bad.into_iter().map(|r| (r.line, r.reason, r.detail));
+    (rows, bad.collect())
 }
 
 #[test]
@@ -840,14 +845,14 @@ fn tardis_incremental_l2_clears_the_book_when_a_snapshot_follows_updates() {
             (7, "modify", Sell, s("6422"), s("10")),
         ]
     );
-    let lines: Vec<u64> = bad.iter().map(|(l, _)| *l).collect();
+    let lines: Vec<u64> = bad.iter().map(|(l, _, _)| *l).collect();
     assert_eq!(lines, vec![5, 6, 8], "{bad:?}");
     assert!(
-        bad[0].1.contains("side is \"buy\", not bid or ask"),
+        bad[0].2.contains("side is \"buy\", not bid or ask"),
         "{bad:?}"
     );
-    assert!(bad[1].1.contains("is_snapshot is \"maybe\""), "{bad:?}");
-    assert!(bad[2].1.starts_with("price: "), "{bad:?}");
+    assert!(bad[1].2.contains("is_snapshot is \"maybe\""), "{bad:?}");
+    assert!(bad[2].2.starts_with("price: "), "{bad:?}");
 }
 
 #[test]
@@ -883,11 +888,11 @@ fn a_tardis_book_snapshot_row_replaces_the_book_and_a_bad_level_refuses_the_row(
     );
     assert_eq!(bad.len(), 2, "{bad:?}");
     assert_eq!(bad[0].0, 3);
-    assert!(bad[0].1.starts_with("bids[0].amount: "), "{bad:?}");
+    assert!(bad[0].2.starts_with("bids[0].amount: "), "{bad:?}");
     assert_eq!(bad[1].0, 4);
     assert!(
         bad[1]
-            .1
+            .2
             .contains("asks[1].price and asks[1].amount must both be given"),
         "{bad:?}"
     );
@@ -938,10 +943,10 @@ fn binance_depth_csv_clears_the_book_at_each_snapshot_and_names_coin_m_contracts
             (8, "modify", Buy, s("20375.9"), s("-1")),
         ]
     );
-    let lines: Vec<u64> = bad.iter().map(|(l, _)| *l).collect();
+    let lines: Vec<u64> = bad.iter().map(|(l, _, _)| *l).collect();
     assert_eq!(lines, vec![5, 6], "{bad:?}");
-    assert!(bad[0].1.contains("update_type is \"sett\""), "{bad:?}");
-    assert!(bad[1].1.contains("side is \"x\", not b or a"), "{bad:?}");
+    assert!(bad[0].2.contains("update_type is \"sett\""), "{bad:?}");
+    assert!(bad[1].2.contains("side is \"x\", not b or a"), "{bad:?}");
 }
 
 #[test]
@@ -962,22 +967,7 @@ fn binance_depth_csv_reports_gaps_in_the_update_ids_and_clears_the_book_there() 
          BTCUSDT,1667346579600,40,40,b,snap,97,1,-1\n\
          BTCUSDT,1667346579700,45,46,a,set,104,1,44\n"
     );
-    let path = dir.path().join("depth.csv");
-    std::fs::write(&path, &text).unwrap();
-    let (good, bad) = read_file(path);
-    let rows: Vec<(u64, &str, Side, String, String)> = good
-        .iter()
-        .map(|e| match e {
-            MarketEvent::Book(b) => (
-                b.seq.line(),
-                b.action.as_str(),
-                b.side,
-                b.price.to_string(),
-                b.size.to_string(),
-            ),
-            other => panic!("not a book event: {other:?}"),
-        })
-        .collect();
+    let (rows, bad) = book_rows(dir.path(), "depth.csv", &text);
     use Side::{Buy, Sell};
     let s = |v: &str| v.to_string();
     assert_eq!(
@@ -1004,7 +994,7 @@ fn binance_depth_csv_reports_gaps_in_the_update_ids_and_clears_the_book_there() 
     );
     let bad: Vec<(u64, RejectReason, &str)> = bad
         .iter()
-        .map(|r| (r.line, r.reason, r.detail.as_str()))
+        .map(|(line, reason, detail)| (*line, *reason, detail.as_str()))
         .collect();
     assert_eq!(
         bad,
