@@ -968,6 +968,17 @@ fn binance_depth_csv_reports_gaps_in_the_update_ids_and_clears_the_book_there() 
          BTCUSDT,1667346579700,45,46,a,set,104,1,44\n"
     );
     let (rows, bad) = book_rows(dir.path(), "depth.csv", &text);
+    let (_, rejects) = read_file(dir.path().join("depth.csv"));
+    let gaps: Vec<_> = rejects
+        .iter()
+        .filter(|r| r.reason == RejectReason::Gap)
+        .collect();
+    assert_eq!(gaps.len(), 2);
+    assert!(
+        gaps.iter()
+            .all(|r| r.instrument.is_some() && r.ts_event.is_some()),
+        "a gap names its instrument and time: {gaps:?}"
+    );
     use Side::{Buy, Sell};
     let s = |v: &str| v.to_string();
     assert_eq!(

@@ -30,8 +30,8 @@ use tickflow_core::{
 };
 
 use super::text::{
-    CsvReader, CsvRows, LineBuffer, LineSeq, RowError, each_row, fixed, malformed, open_csv,
-    parse_i64, show,
+    CsvReader, CsvRows, LineBuffer, LineSeq, Notice, RowError, each_row, fixed, malformed,
+    open_csv, parse_i64, show,
 };
 use super::{binance, book_clear, depth_gap, held, level_update};
 use crate::error::{Error, Result};
@@ -126,7 +126,7 @@ pub struct DepthRows {
     /// Each instrument's update ids.
     books: HashMap<InstrumentId, Depth>,
     /// The gap found at the row read last.
-    notice: Option<RowError>,
+    notice: Option<Notice>,
 }
 
 /// Where an instrument's depth stands.
@@ -247,7 +247,11 @@ impl CsvRows for DepthRows {
                 let step = depth.sequence.diff(ids);
                 depth.current = Some(Group::Update(ids, step));
                 if let Step::Gap(gap) = step {
-                    self.notice = Some(depth_gap(&gap));
+                    self.notice = Some(Notice {
+                        reject: depth_gap(&gap),
+                        instrument,
+                        ts_event: ts,
+                    });
                     let seq = seq.seq();
                     out.push_back(book_clear(instrument, (ts, ts), seq));
                 }
@@ -262,7 +266,7 @@ impl CsvRows for DepthRows {
         Ok(())
     }
 
-    fn notice(&mut self) -> Option<RowError> {
+    fn notice(&mut self) -> Option<Notice> {
         self.notice.take()
     }
 }

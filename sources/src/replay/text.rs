@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use tickflow_core::{MarketEvent, ParseFixedError, Reject, RejectReason, SeqNo};
+use tickflow_core::{
+    InstrumentId, MarketEvent, ParseFixedError, Reject, RejectReason, SeqNo, Timestamp,
+};
 
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -204,9 +206,21 @@ pub trait CsvRows: Send {
 
     /// A reject to report at the row just read without refusing it (a [`RejectReason::Gap`]
     /// before it), taken once after [`CsvRows::parse`] read the row.
-    fn notice(&mut self) -> Option<RowError> {
+    fn notice(&mut self) -> Option<Notice> {
         None
     }
+}
+
+/// A reject about a row that is still read ([`CsvRows::notice`]), with the row's instrument
+/// and event time.
+#[derive(Debug)]
+pub struct Notice {
+    /// Why and what.
+    pub reject: RowError,
+    /// The row's instrument.
+    pub instrument: InstrumentId,
+    /// The row's event time.
+    pub ts_event: Timestamp,
 }
 
 /// Reader of a CSV file after its header: each row gives its records, or one reject at its
@@ -260,15 +274,22 @@ impl<R: CsvRows> PartReader for CsvReader<R> {
                 )))
             };
             let reject = match read {
-                Ok(()) => self.rows.notice(),
-                Err(refused) => {
+                Ok(()) => self.rows.notice().map(|notice| {
+                    let ((reason, detail), seq) = (notice.reject, self.seq.seq());
+                    Reject {
+                        instrument: Some(notice.instrument),
+                        ts_event: Some(notice.ts_event),
+                        ..bad_row(&self.origin, seq, reason, detail)
+                    }
+                }),
+                Err((reason, detail)) => {
                     self.pending.clear();
-                    Some(refused)
+                    let seq = self.seq.seq();
+                    Some(bad_row(&self.origin, seq, reason, detail))
                 }
             };
-            if let Some((reason, detail)) = reject {
-                let seq = self.seq.seq();
-                return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
+            if let Some(reject) = reject {
+                return Some(SourceItem::Bad(reject));
             }
         }
     }
