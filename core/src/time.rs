@@ -97,6 +97,10 @@ impl Timestamp {
             reason,
         };
         let s = text.trim();
+        // RFC 3339 is ASCII: with that checked, the byte offsets below cut no character.
+        if !s.is_ascii() {
+            return Err(err("not ASCII: expected digits and - : . T Z + separators"));
+        }
         let b = s.as_bytes();
         if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
             return Err(err("expected YYYY-MM-DD"));
@@ -379,6 +383,17 @@ mod tests {
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999999999Z");
         assert!(Timestamp::parse_rfc3339("2013-02-30").is_err());
+        // Text that is not ASCII is refused, never cut inside a character.
+        for bad in [
+            "2013-10-07T13:30:00+0é:0",
+            "2013-10-07T13:30:00.5+0é:0",
+            "2013-10-07T13:30:0é",
+            "2013-10-0é",
+            "2013-1é-07",
+            "2013-10-07T13:3é:00Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
         assert!(Timestamp::parse_rfc3339("2013-10-07T13:30:00").is_err());
     }
 
@@ -434,6 +449,29 @@ mod tests {
         fn duration_display_round_trips(ns in 0i64..1_000_000_000_000_000) {
             let d = Duration(ns);
             prop_assert_eq!(Duration::parse(&d.to_string()).unwrap(), d);
+        }
+
+        /// Any text, a time's own text with characters put in, or cut short: parsed or
+        /// refused, never a panic (times come from files and messages).
+        #[test]
+        fn any_text_parses_or_is_refused(
+            t in -4_000_000_000_000_000i64..4_000_000_000_000_000,
+            at in 0usize..40,
+            cut in any::<bool>(),
+            junk in "\\PC{0,3}",
+            other in "\\PC{0,30}",
+        ) {
+            let text = Timestamp(t).to_string();
+            let at = text.char_indices().map(|(i, _)| i).nth(at).unwrap_or(text.len());
+            let mangled = if cut {
+                text[..at].to_string()
+            } else {
+                format!("{}{junk}{}", &text[..at], &text[at..])
+            };
+            for s in [mangled.as_str(), other.as_str()] {
+                let _ = Timestamp::parse_rfc3339(s);
+                let _ = Duration::parse(s);
+            }
         }
     }
 }

@@ -1467,6 +1467,35 @@ fn truefx_files_name_their_pairs_and_bad_rows_are_rejected_at_their_line() {
 }
 
 #[test]
+fn a_truefx_time_that_does_not_parse_is_rejected_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usdjpy-ticks.csv");
+    std::fs::write(
+        &path,
+        "timestamp,bid,ask\n\
+         2013-01-01 22:00:00.295000+00:00,86.655,86.728\n\
+         2013-01-01 22:00:01.5+0é:0,86.655,86.728\n\
+         2013-01-01 22:00:02,86.656,86.728\n\
+         2013-01-01 22:00:03-01:00,86.657,86.728\n",
+    )
+    .unwrap();
+    let (good, bad) = read_file(path);
+    let times: Vec<String> = good.iter().map(|e| e.ts_event().to_string()).collect();
+    // Without an offset, UTC.
+    assert_eq!(
+        times,
+        [
+            "2013-01-01T22:00:00.295Z",
+            "2013-01-01T22:00:02Z",
+            "2013-01-01T23:00:03Z"
+        ]
+    );
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!((bad[0].line, bad[0].reason), (3, RejectReason::Malformed));
+    assert!(bad[0].detail.contains("not ASCII"), "{bad:?}");
+}
+
+#[test]
 fn a_directory_without_a_quote_size_leaves_its_truefx_files_out_and_reads_the_rest() {
     let Some(data) = sample_data() else { return };
     let dir = tempfile::tempdir().unwrap();

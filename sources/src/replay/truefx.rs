@@ -73,12 +73,10 @@ fn raw_time(field: &[u8]) -> Option<Timestamp> {
 /// An RFC 3339 time; without an offset, UTC.
 fn named_time(field: &[u8]) -> Result<Timestamp, String> {
     let text = std::str::from_utf8(field).map_err(|_| "not text".to_string())?;
-    let has_offset = text.ends_with(['Z', 'z'])
-        || text
-            .len()
-            .checked_sub(6)
-            .and_then(|i| text.get(i..))
-            .is_some_and(|tz| (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":");
+    let b = text.as_bytes();
+    let n = b.len();
+    let has_offset = matches!(b.last(), Some(b'Z' | b'z'))
+        || (n >= 6 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':');
     let parsed = if has_offset || text.len() <= 10 {
         Timestamp::parse_rfc3339(text)
     } else {
