@@ -1438,6 +1438,11 @@ mod tests {
                 .contains("unknown record type bar")
         );
         assert!(e(br#"{"type":"trade","instrument":"AIG" "x":1}"#).contains("expected ','"));
+        // A character of more than one byte in a time's offset is refused, not cut in two.
+        assert!(
+            e(r#"{"type":"trade","instrument":"AIG","ts_event":"2013-10-07T08:00:00+0é:0","price":1,"size":1}"#.as_bytes())
+                .contains("field ts_event")
+        );
     }
 
     #[test]
