@@ -447,6 +447,9 @@ fn describe_feed(feed: &Feed) -> String {
             feed.gaps
         );
     }
+    if feed.trade_gaps > 0 {
+        text += &format!("; {} gaps in the trade ids", feed.trade_gaps);
+    }
     text + ")"
 }
 

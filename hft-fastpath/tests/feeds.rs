@@ -102,6 +102,7 @@ fn the_fast_path_book_of_each_capture_ends_as_the_replayed_book_does() {
     ] {
         let (fast, f, replayed) = fast_and_replayed_books(&data.join("binance-ws").join(name));
         assert_eq!(f.gaps, 0, "{name}: its update ids follow on");
+        assert_eq!(f.trade_gaps, 0, "{name}: its trade ids follow on");
         assert!(replayed.len() > 100, "{name}");
         assert!(fast == replayed, "{name}: the two books differ");
     }
@@ -142,7 +143,7 @@ fn at_a_depth_gap_the_fast_path_clears_its_book_as_the_replay_does() {
     }
     gz.finish().unwrap();
     let (fast, f, replayed) = fast_and_replayed_books(&path);
-    assert_eq!(f.gaps, 1);
+    assert_eq!((f.gaps, f.trade_gaps), (1, 0));
     let prices: Vec<i64> = fast.keys().map(|&(_, p)| p).collect();
     let since = [97, 98, 103].map(|p| tickflow_core::Price::from_int(p).unwrap().raw());
     assert_eq!(prices, since, "the levels updated since the gap");
@@ -158,4 +159,29 @@ fn unknown_feed_names_are_refused_with_the_formats_listed() {
     ))
     .unwrap_err();
     assert!(e.to_string().contains("/no/such/AMZN"), "{e}");
+}
+
+#[test]
+fn trades_after_missing_trade_ids_are_counted() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spot_btcusdt_20240808.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    // Ids 3 and 4 missing, 7 to 9 missing; 6 again and 5 late are not gaps.
+    for (n, id) in [1u64, 2, 5, 6, 6, 10, 5, 11].into_iter().enumerate() {
+        let ms = 1_723_161_255_000 + n as u64;
+        writeln!(
+            gz,
+            r#"{} {{"stream":"btcusdt@trade","data":{{"e":"trade","E":{ms},"T":{ms},"s":"BTCUSDT","t":{id},"p":"56000.01","q":"0.5","m":false}}}}"#,
+            ms * 1_000_000
+        )
+        .unwrap();
+    }
+    gz.finish().unwrap();
+    let f = feed::load(&path).unwrap();
+    assert_eq!(f.msgs.len(), 8, "every trade is in the feed");
+    assert_eq!((f.gaps, f.trade_gaps), (0, 2));
 }

@@ -12,7 +12,9 @@
 //! are applied to its levels, and diffs after it that it already holds are skipped. A diff
 //! that does not follow the one before it (updates missing: a [`Step::Gap`]) is preceded by a
 //! `Clear`, as Binance says to drop a local book that missed updates; the book then holds the
-//! levels updated since, as at the start of the capture. Gaps are counted in [`Feed::gaps`].
+//! levels updated since, as at the start of the capture. Gaps are counted in [`Feed::gaps`];
+//! a trade whose id is more than one above the highest before it follows missing trades, counted
+//! in [`Feed::trade_gaps`].
 
 use std::io::Read;
 use std::path::Path;
@@ -34,6 +36,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     let mut msgs = Vec::new();
     let mut skipped = 0;
     let mut gaps = 0;
+    let (mut trade_gaps, mut last_trade) = (0, None::<u64>);
     let mut symbol = String::new();
     let mut sync = DepthSync::new(SYNC_WINDOW);
     for (i, line) in text.lines().enumerate() {
@@ -106,6 +109,10 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
                 }
             }
         } else if stream.ends_with("@trade") {
+            if let Some(id) = data.get("t").and_then(Value::as_u64) {
+                trade_gaps += u64::from(last_trade.is_some_and(|l| id > l.saturating_add(1)));
+                last_trade = last_trade.max(Some(id));
+            }
             let field = |k: &str| {
                 data.get(k)
                     .and_then(Value::as_str)
@@ -132,6 +139,7 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     }
     Ok(Feed {
         gaps,
+        trade_gaps,
         ..Feed::new(symbol, msgs, skipped)
     })
 }

@@ -67,6 +67,8 @@ pub struct Feed {
     /// Places where the venue's update ids show updates missing (the book is cleared at each
     /// and rebuilt from the updates after it), for the load report.
     pub gaps: u64,
+    /// Places where the venue's trade ids jump (trades missing), for the load report.
+    pub trade_gaps: u64,
 }
 
 impl Feed {
@@ -79,6 +81,7 @@ impl Feed {
             tick,
             skipped,
             gaps: 0,
+            trade_gaps: 0,
         }
     }
 }
