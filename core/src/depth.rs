@@ -108,16 +108,15 @@ impl UpdateSequence {
         {
             return Step::Held(s);
         }
-        let follows = match self.after {
-            None => true,
-            Some(Anchor::Snapshot(s)) => ids.first <= s.saturating_add(1),
-            Some(Anchor::Diff(p)) => match ids.prev {
+        let follows = |after| match after {
+            Anchor::Snapshot(s) => ids.first <= s.saturating_add(1),
+            Anchor::Diff(p) => match ids.prev {
                 Some(pu) => pu == p,
                 None => ids.first == p.saturating_add(1),
             },
         };
-        let step = match (follows, self.after) {
-            (false, Some(after)) => Step::Gap(Gap { after, ids }),
+        let step = match self.after {
+            Some(after) if !follows(after) => Step::Gap(Gap { after, ids }),
             _ => Step::Follows,
         };
         self.after = Some(Anchor::Diff(ids.last));

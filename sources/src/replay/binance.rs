@@ -37,7 +37,7 @@ use std::path::Path;
 use serde_json::Value;
 use tickflow_core::depth::{DepthSync, Level, SYNC_WINDOW, Step, UpdateIds};
 use tickflow_core::{
-    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote,
+    InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price, Quantity, Quote, Reject,
     RejectReason, SeqNo, Side, Timestamp, Trade,
 };
 
@@ -208,10 +208,9 @@ impl BinanceReader {
                         1 => format!("trade {} is missing", last + 1),
                         n => format!("{n} trades, ids {} to {}, are missing", last + 1, id - 1),
                     };
-                    self.push_gap(
-                        format!("trade gap: {missing} (the highest id before it is {last})"),
-                        ts_event,
-                    );
+                    let detail =
+                        format!("trade gap: {missing} (the highest id before it is {last})");
+                    self.push_notice((RejectReason::Gap, detail), ts_event);
                 }
                 self.last_trade = self.last_trade.max(Some(id));
             }
@@ -265,7 +264,7 @@ impl BinanceReader {
                 // A diff the snapshot before it already holds is dropped, as a duplicate.
                 Step::Held(snapshot) => return Err(held(ids.last, snapshot)),
                 Step::Gap(gap) => {
-                    self.push_gap(depth_gap(&gap).1, ts_event);
+                    self.push_notice(depth_gap(&gap), ts_event);
                     let seq = self.seq();
                     self.pending.push_back(SourceItem::Event(book_clear(
                         self.instrument,
@@ -310,13 +309,11 @@ impl BinanceReader {
         // Diffs recorded before the snapshot but newer than it: applied to its levels.
         let (levels, gap) = self.sync.snapshot(id, levels);
         if let Some(gap) = gap {
-            self.push_gap(
-                format!(
-                    "depth snapshot {id} cannot be brought up to the diffs recorded before it: \
-                     {gap}; its levels are set with those diffs applied"
-                ),
-                ts_event,
+            let detail = format!(
+                "depth snapshot {id} cannot be brought up to the diffs recorded before it: {gap}; \
+                 its levels are set with those diffs applied"
             );
+            self.push_notice((RejectReason::Gap, detail), ts_event);
         }
         let seq = self.seq();
         self.pending.push_back(SourceItem::Event(book_clear(
@@ -328,13 +325,15 @@ impl BinanceReader {
         Ok(())
     }
 
-    /// Queues a [`RejectReason::Gap`] at the current line, before the line's records.
-    fn push_gap(&mut self, detail: String, ts_event: Timestamp) {
+    /// Queues a reject about the line that does not refuse it (a [`RejectReason::Gap`] before
+    /// it) at the current line, before the line's records.
+    fn push_notice(&mut self, (reason, detail): RowError, ts_event: Timestamp) {
         let seq = self.seq();
-        let mut reject = bad_row(&self.origin, seq, RejectReason::Gap, detail);
-        reject.instrument = Some(self.instrument);
-        reject.ts_event = Some(ts_event);
-        self.pending.push_back(SourceItem::Bad(reject));
+        self.pending.push_back(SourceItem::Bad(Reject {
+            instrument: Some(self.instrument),
+            ts_event: Some(ts_event),
+            ..bad_row(&self.origin, seq, reason, detail)
+        }));
     }
 
     /// Queues price-level updates: `Modify` to a new size, `Cancel` when the size is zero.

@@ -218,32 +218,27 @@ impl CsvRows for DepthRows {
         };
         let price = fixed(price, "price", Price::parse)?;
         let size = fixed(qty, "qty", Quantity::parse)?;
-        let group = if snap {
-            Group::Snapshot(update_id)
-        } else {
-            let ids = UpdateIds {
+        // The first row of a snapshot clears the book; the first row of an update is checked
+        // against the ids before it, and the update's other rows share where it stood.
+        let ids = match snap {
+            true => None,
+            false => Some(UpdateIds {
                 first: id(first_id, "first_update_id")?,
                 last: update_id,
                 prev: Some(id(prev_id, "pu")?),
-            };
-            Group::Update(ids, Step::Follows)
+            }),
         };
         let depth = self.books.entry(instrument).or_default();
-        // The first row of a snapshot or update: the snapshot clears the book, the update is
-        // checked against the ids before it.
-        let group = match (group, depth.current) {
-            (Group::Update(ids, _), Some(Group::Update(current, step))) if ids == current => {
-                Group::Update(ids, step)
+        let step = match (ids, depth.current) {
+            (None, Some(Group::Snapshot(current))) if current == update_id => Step::Follows,
+            (None, _) => {
+                depth.sequence.snapshot(update_id);
+                depth.current = Some(Group::Snapshot(update_id));
+                out.push_back(book_clear(instrument, (ts, ts), seq.seq()));
+                Step::Follows
             }
-            (Group::Snapshot(id), Some(Group::Snapshot(current))) if id == current => group,
-            (Group::Snapshot(id), _) => {
-                depth.sequence.snapshot(id);
-                depth.current = Some(group);
-                let seq = seq.seq();
-                out.push_back(book_clear(instrument, (ts, ts), seq));
-                group
-            }
-            (Group::Update(ids, _), _) => {
+            (Some(ids), Some(Group::Update(current, step))) if current == ids => step,
+            (Some(ids), _) => {
                 let step = depth.sequence.diff(ids);
                 depth.current = Some(Group::Update(ids, step));
                 if let Step::Gap(gap) = step {
@@ -252,14 +247,13 @@ impl CsvRows for DepthRows {
                         instrument,
                         ts_event: ts,
                     });
-                    let seq = seq.seq();
-                    out.push_back(book_clear(instrument, (ts, ts), seq));
+                    out.push_back(book_clear(instrument, (ts, ts), seq.seq()));
                 }
-                Group::Update(ids, step)
+                step
             }
         };
-        if let Group::Update(ids, Step::Held(snapshot)) = group {
-            return Err(held(ids.last, snapshot));
+        if let Step::Held(snapshot) = step {
+            return Err(held(update_id, snapshot));
         }
         let seq = seq.seq();
         out.push_back(level_update(instrument, (ts, ts), side, price, size, seq));
