@@ -173,6 +173,14 @@ struct TrainArgs {
     /// sources.
     #[arg(long, conflicts_with = "synthetic")]
     data: Option<PathBuf>,
+    /// The size given to each side of a quote from --data files that record none (TrueFX),
+    /// which are not read without it.
+    #[arg(long, value_name = "SIZE", value_parser = positive_quantity, requires = "data")]
+    quote_size: Option<Quantity>,
+    /// Build the pipeline's time bars over trades from quote mid prices instead (for data of
+    /// quotes only).
+    #[arg(long)]
+    mid_bars: bool,
     /// Train on the pipeline's synthetic market (the default when --data is not given).
     #[arg(long)]
     synthetic: bool,
@@ -221,7 +229,7 @@ fn train_command(args: TrainArgs) -> Result<bool> {
     let kind = ModelKind::parse(&args.model)?;
     let source = match &args.data {
         Some(data) => {
-            replay_data(&mut pipeline, data, "auto", None)?;
+            replay_data(&mut pipeline, data, "auto", args.quote_size)?;
             data.display().to_string()
         }
         None => {
@@ -250,6 +258,9 @@ fn train_command(args: TrainArgs) -> Result<bool> {
             })?
         }
     };
+    if args.mid_bars {
+        mid_bars(&mut pipeline, &origin)?;
+    }
     let mut config = TrainConfig::new(kind);
     config.seed = args.train_seed;
     if let Some(e) = args.epochs {
@@ -293,6 +304,19 @@ fn replay_data(
         format,
         quote_size,
     }];
+    Ok(())
+}
+
+/// `--mid-bars`: the pipeline's time bars over trades read the quotes' mid prices instead.
+fn mid_bars(pipeline: &mut Pipeline, origin: &str) -> Result<()> {
+    let changed = pipeline.mid_bars();
+    if changed.is_empty() {
+        bail!("--mid-bars: {origin} has no time_bars operator reading the trades stream");
+    }
+    eprintln!(
+        "tickflow: bars of quote mid prices in {} (no traded volume)",
+        changed.join(", ")
+    );
     Ok(())
 }
 
@@ -435,6 +459,10 @@ struct RunArgs {
     /// which are not read without it.
     #[arg(long, value_name = "SIZE", value_parser = positive_quantity)]
     quote_size: Option<Quantity>,
+    /// Build the pipeline's time bars over trades from quote mid prices instead: for data of
+    /// quotes only (TrueFX), whose trade bars stay empty.
+    #[arg(long)]
+    mid_bars: bool,
     /// Seed of the synthetic market (overrides the pipeline file).
     #[arg(long)]
     seed: Option<u64>,
@@ -473,6 +501,9 @@ fn run_command(args: RunArgs) -> Result<bool> {
     let (mut pipeline, origin) = load(args.pipeline.as_ref())?;
     if let Some(data) = &args.data {
         replay_data(&mut pipeline, data, &args.format, args.quote_size)?;
+    }
+    if args.mid_bars {
+        mid_bars(&mut pipeline, &origin)?;
     }
     if let Some(seed) = args.seed {
         let mut found = false;

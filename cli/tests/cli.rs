@@ -75,6 +75,95 @@ fn run_replays_a_file_and_prints_a_summary() {
 }
 
 #[test]
+fn mid_bars_carry_fx_quotes_through_the_default_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("EURUSD-2024-01.csv");
+    // TrueFX quotes of 30 minutes, three a minute, the bid rising 0.0001 a minute; a bad row.
+    let mut text = String::new();
+    for m in 0..30 {
+        for (s, ask_pips) in [(5, 1), (25, 3), (45, 2)] {
+            let bid = 10_000 + m * 10;
+            text.push_str(&format!(
+                "EUR/USD,20240102 14:{:02}:{s:02}.000,1.{bid},1.{}\n",
+                30 + m,
+                bid + ask_pips
+            ));
+        }
+        if m == 7 {
+            text.push_str("EUR/USD,20240102 14:37:50.000,1.10070,NaN\n");
+        }
+    }
+    std::fs::write(&data, text).unwrap();
+    let run = |mid: bool| {
+        let out_dir = dir.path().join(if mid { "mid" } else { "trades" });
+        let mut cmd = tickflow();
+        cmd.args(["run", "-q", "--quote-size", "1000000", "--output"])
+            .arg(&out_dir)
+            .arg("--data")
+            .arg(&data);
+        if mid {
+            cmd.arg("--mid-bars");
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+        (stdout, stderr, read("bars.jsonl"), read("indicators.jsonl"))
+    };
+
+    let (stdout, _, bars, _) = run(false);
+    assert!(
+        stdout.contains("records read                91"),
+        "{stdout}"
+    );
+    assert_eq!(bars, "", "quotes alone make no trade bars");
+
+    let (stdout, stderr, bars, indicators) = run(true);
+    assert!(
+        stderr.contains("tickflow: bars of quote mid prices in bars (no traded volume)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("every record accounted for"), "{stdout}");
+    let bars: Vec<serde_json::Value> = bars
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(bars.len(), 30, "one bar a minute");
+    let eighth = &bars[7];
+    assert_eq!(eighth["bar_type"], "mid:1m");
+    assert_eq!(eighth["start"], "2024-01-02T14:37:00Z");
+    // Mids 1.100705, 1.100715, 1.10071: the NaN row is rejected, not averaged.
+    assert_eq!(eighth["open"].as_f64(), Some(1.100705));
+    assert_eq!(eighth["high"].as_f64(), Some(1.100715));
+    assert_eq!(eighth["close"].as_f64(), Some(1.10071));
+    assert_eq!(eighth["volume"].as_f64(), Some(0.0));
+    assert_eq!(eighth["trade_count"], 3);
+    assert_eq!(eighth["vwap"].as_f64(), Some(1.10071));
+    assert_eq!(
+        indicators.lines().count(),
+        30,
+        "indicators on every mid bar"
+    );
+
+    // A pipeline without trade bars has nothing to change.
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, "[[source]]\nkind = \"synthetic\"\n\n[[sink]]\nkind = \"discard\"\nstreams = [\"quotes\"]\n").unwrap();
+    let out = tickflow()
+        .args(["run", "-q", "--mid-bars"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--mid-bars: ")
+            && err.contains("plain.toml has no time_bars operator reading the trades stream"),
+        "{err}"
+    );
+}
+
+#[test]
 fn seed_without_a_synthetic_source_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("trades.csv");

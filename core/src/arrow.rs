@@ -591,12 +591,13 @@ impl ArrowRecord for Bar {
     }
 }
 
-/// Parses the `Display` form of a [`BarKind`] (`time:1m`, `volume:10000`).
+/// Parses the `Display` form of a [`BarKind`] (`time:1m`, `volume:10000`, `mid:1m`).
 pub fn parse_bar_kind(text: &str) -> Option<BarKind> {
     let (kind, size) = text.split_once(':')?;
     match kind {
         "time" => Duration::parse(size).ok().map(BarKind::Time),
         "volume" => Quantity::parse(size).ok().map(BarKind::Volume),
+        "mid" => Duration::parse(size).ok().map(BarKind::Mid),
         _ => None,
     }
 }
@@ -1271,6 +1272,19 @@ mod tests {
                 volume: Quantity::parse("2.5").unwrap(),
                 vwap: Price::from_raw(1),
                 trade_count: 1,
+            },
+            Bar {
+                instrument: InstrumentId(1),
+                kind: BarKind::Mid(Duration::from_secs(300)),
+                start: Timestamp(0),
+                end: Timestamp(300_000_000_000),
+                open: Price::from_raw(7),
+                high: Price::from_raw(9),
+                low: Price::from_raw(6),
+                close: Price::from_raw(8),
+                volume: Quantity::ZERO,
+                vwap: Price::from_raw(7),
+                trade_count: 12,
             },
         ];
         let batch = Bar::to_record_batch(&bars, &reg).unwrap();

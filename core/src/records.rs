@@ -237,6 +237,9 @@ pub enum BarKind {
     Time(Duration),
     /// Closed when cumulative volume reaches a threshold.
     Volume(Quantity),
+    /// Closed like [`BarKind::Time`], but built from quote mid prices, for markets whose data
+    /// records quotes and no trades (FX): no traded volume, and each quote weighs one.
+    Mid(Duration),
 }
 
 impl fmt::Display for BarKind {
@@ -244,6 +247,7 @@ impl fmt::Display for BarKind {
         match self {
             BarKind::Time(d) => write!(f, "time:{d}"),
             BarKind::Volume(q) => write!(f, "volume:{q}"),
+            BarKind::Mid(d) => write!(f, "mid:{d}"),
         }
     }
 }
@@ -259,19 +263,20 @@ pub struct Bar {
     pub start: Timestamp,
     /// End of the bar (exclusive); the bar's event time.
     pub end: Timestamp,
-    /// First trade price.
+    /// First trade price (of a mid bar: first mid price).
     pub open: Price,
-    /// Highest trade price.
+    /// Highest trade price (mid price).
     pub high: Price,
-    /// Lowest trade price.
+    /// Lowest trade price (mid price).
     pub low: Price,
-    /// Last trade price.
+    /// Last trade price (mid price).
     pub close: Price,
-    /// Summed trade size.
+    /// Summed trade size; zero for a mid bar, whose quotes record no trading.
     pub volume: Quantity,
-    /// Volume-weighted average price, rounded to 9 decimals.
+    /// Volume-weighted average price, rounded to 9 decimals; of a mid bar, the mean of its mid
+    /// prices, each quote weighing one.
     pub vwap: Price,
-    /// Number of trades.
+    /// Number of trades; of a mid bar, number of quotes (the "tick volume").
     pub trade_count: u64,
 }
 

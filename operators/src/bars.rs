@@ -2,6 +2,9 @@
 //!
 //! [`TimeBars`] cover `[start, start + interval)` aligned to the epoch; a bar is emitted at its
 //! end time once the watermark reaches that end — never earlier — and only if it holds a trade.
+//! Over quotes (`TimeBars<Quote>`) they are mid-price bars ([`BarKind::Mid`]), for markets whose
+//! data records no trades: each two-sided quote adds its mid price with a weight of one, so the
+//! VWAP is the mean mid, the count is the number of quotes and the volume is zero.
 //! [`VolumeBars`] close on the trade that brings their volume to the threshold (a trade is never
 //! split between bars) and are emitted at that trade's time; at the end of the stream the open
 //! bar is flushed with the volume it has.
@@ -9,10 +12,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tickflow_core::{Bar, BarKind, Duration, InstrumentId, Price, Quantity, Timestamp, Trade};
+use tickflow_core::{
+    Bar, BarKind, Duration, InstrumentId, Price, Quantity, Quote, Timestamp, Trade,
+};
 
 use crate::error::{Error, Result};
-use crate::operator::{Emitter, Operator, decode_parts, decode_state, encode_state, regroup};
+use crate::operator::{
+    Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
+};
 
 /// A bar being built.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,37 +32,37 @@ struct Acc {
     high: Price,
     low: Price,
     close: Price,
-    /// Summed size, raw units.
+    /// Summed weight: size in raw units (of a mid bar: one per quote).
     volume: i128,
-    /// Summed price × size, raw × raw units (1e-18).
+    /// Summed price × weight (for trades raw × raw units, 1e-18).
     notional: i128,
     count: u64,
 }
 
 impl Acc {
-    fn new(start: Timestamp, end: Timestamp, t: &Trade) -> Self {
+    fn new(start: Timestamp, end: Timestamp, at: Timestamp, price: Price) -> Self {
         Self {
             start,
             end,
-            first_trade: t.ts_event,
-            last_trade: t.ts_event,
-            open: t.price,
-            high: t.price,
-            low: t.price,
-            close: t.price,
+            first_trade: at,
+            last_trade: at,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
             volume: 0,
             notional: 0,
             count: 0,
         }
     }
 
-    fn add(&mut self, t: &Trade) {
-        self.high = self.high.max(t.price);
-        self.low = self.low.min(t.price);
-        self.close = t.price;
-        self.last_trade = t.ts_event;
-        self.volume += i128::from(t.size.raw());
-        self.notional += i128::from(t.price.raw()) * i128::from(t.size.raw());
+    fn add(&mut self, at: Timestamp, price: Price, weight: i128) {
+        self.high = self.high.max(price);
+        self.low = self.low.min(price);
+        self.close = price;
+        self.last_trade = at;
+        self.volume += weight;
+        self.notional += i128::from(price.raw()) * weight;
         self.count += 1;
     }
 
@@ -82,7 +89,11 @@ impl Acc {
             high: self.high,
             low: self.low,
             close: self.close,
-            volume: Quantity::from_raw(clamp(self.volume)),
+            // A mid bar's weights count quotes, not traded size.
+            volume: match kind {
+                BarKind::Mid(_) => Quantity::ZERO,
+                _ => Quantity::from_raw(clamp(self.volume)),
+            },
             vwap: Price::from_raw(clamp(vwap)),
             trade_count: self.count,
         }
@@ -112,15 +123,54 @@ fn restore_open_parts(
     regroup(operator, parts, |i| u64::from(i.0), mine)
 }
 
-/// Time bars of a fixed interval.
-pub struct TimeBars {
+/// What time bars are built from: trades, or quotes through their mid prices.
+pub trait BarInput: Record {
+    /// The kind of the bars of `interval` built from these records.
+    fn kind(interval: Duration) -> BarKind;
+    /// Instrument, event time, price and weight the record adds to its bar: a trade's price
+    /// and size; a quote's mid price (half a raw unit rounded up) weighing one. `None` for a
+    /// quote without both sides, which has no mid.
+    fn point(&self) -> Option<(InstrumentId, Timestamp, Price, i128)>;
+}
+
+impl BarInput for Trade {
+    fn kind(interval: Duration) -> BarKind {
+        BarKind::Time(interval)
+    }
+    fn point(&self) -> Option<(InstrumentId, Timestamp, Price, i128)> {
+        Some((
+            self.instrument,
+            self.ts_event,
+            self.price,
+            i128::from(self.size.raw()),
+        ))
+    }
+}
+
+impl BarInput for Quote {
+    fn kind(interval: Duration) -> BarKind {
+        BarKind::Mid(interval)
+    }
+    fn point(&self) -> Option<(InstrumentId, Timestamp, Price, i128)> {
+        let (bid, ask) = (self.bid?, self.ask?);
+        // Both are at most i64::MAX, so their halved sum is too.
+        let mid = (i128::from(bid.raw()) + i128::from(ask.raw()) + 1).div_euclid(2);
+        let mid = i64::try_from(mid).unwrap_or(i64::MAX);
+        Some((self.instrument, self.ts_event, Price::from_raw(mid), 1))
+    }
+}
+
+/// Time bars of a fixed interval, from trades (`TimeBars<Trade>`, the default) or from quote
+/// mid prices (`TimeBars<Quote>`).
+pub struct TimeBars<R = Trade> {
     interval: Duration,
     open: BTreeMap<InstrumentId, Acc>,
     /// Open bars by end time, for O(log n) watermark handling.
     ends: BTreeSet<(Timestamp, InstrumentId)>,
+    input: std::marker::PhantomData<fn(R)>,
 }
 
-impl TimeBars {
+impl<R: BarInput> TimeBars<R> {
     /// Bars of `interval`.
     pub fn new(interval: Duration) -> Result<Self> {
         if interval.nanos() <= 0 {
@@ -133,6 +183,7 @@ impl TimeBars {
             interval,
             open: BTreeMap::new(),
             ends: BTreeSet::new(),
+            input: std::marker::PhantomData,
         })
     }
 
@@ -141,35 +192,36 @@ impl TimeBars {
             self.ends.remove(&(acc.end, instrument));
             out.push_at(
                 acc.end,
-                acc.finish(instrument, BarKind::Time(self.interval), acc.start, acc.end),
+                acc.finish(instrument, R::kind(self.interval), acc.start, acc.end),
             );
         }
     }
 }
 
-impl Operator for TimeBars {
-    type In = Trade;
+impl<R: BarInput> Operator for TimeBars<R> {
+    type In = R;
     type Out = Bar;
 
     fn name(&self) -> &'static str {
         "bars"
     }
 
-    fn on_batch(&mut self, _time: Timestamp, input: &mut Vec<Trade>, out: &mut Emitter<Bar>) {
-        for t in input.drain(..) {
-            let start = t.ts_event.floor(self.interval);
-            match self.open.get(&t.instrument) {
+    fn on_batch(&mut self, _time: Timestamp, input: &mut Vec<R>, out: &mut Emitter<Bar>) {
+        for (instrument, at, price, weight) in input.drain(..).filter_map(|r| r.point()) {
+            let start = at.floor(self.interval);
+            match self.open.get(&instrument) {
                 Some(acc) if acc.start == start => {}
                 Some(acc) if acc.start > start => continue, // behind its bar: normalize lets no such record through
                 _ => {
-                    self.close(t.instrument, out);
+                    self.close(instrument, out);
                     let end = start.saturating_add(self.interval);
-                    self.open.insert(t.instrument, Acc::new(start, end, &t));
-                    self.ends.insert((end, t.instrument));
+                    self.open
+                        .insert(instrument, Acc::new(start, end, at, price));
+                    self.ends.insert((end, instrument));
                 }
             }
-            if let Some(acc) = self.open.get_mut(&t.instrument) {
-                acc.add(&t);
+            if let Some(acc) = self.open.get_mut(&instrument) {
+                acc.add(at, price, weight);
             }
         }
     }
@@ -242,8 +294,8 @@ impl Operator for VolumeBars {
             let acc = self
                 .open
                 .entry(t.instrument)
-                .or_insert_with(|| Acc::new(t.ts_event, t.ts_event, &t));
-            acc.add(&t);
+                .or_insert_with(|| Acc::new(t.ts_event, t.ts_event, t.ts_event, t.price));
+            acc.add(t.ts_event, t.price, i128::from(t.size.raw()));
             if acc.volume >= i128::from(self.threshold.raw()) {
                 let bar = acc.finish(t.instrument, kind, acc.first_trade, acc.last_trade);
                 self.open.remove(&t.instrument);
@@ -362,6 +414,107 @@ mod tests {
         assert_eq!(bar.vwap.raw(), 103); // (200 + 110) / 3 = 103.33
         assert_eq!((bar.start, bar.end), (Timestamp(0), Timestamp(10)));
         assert_eq!(bars.next_emit(), None);
+    }
+
+    fn quote(inst: u32, t: i64, bid: Option<i64>, ask: Option<i64>) -> Quote {
+        Quote {
+            instrument: InstrumentId(inst),
+            ts_event: Timestamp(t),
+            ts_recv: Timestamp(t),
+            bid: bid.map(Price::from_raw),
+            bid_size: Quantity::from_raw(5),
+            ask: ask.map(Price::from_raw),
+            ask_size: Quantity::from_raw(5),
+            update_id: None,
+            suspicious: false,
+            seq: SeqNo(t as u64),
+        }
+    }
+
+    #[test]
+    fn time_bars_over_quotes_are_mid_price_bars_with_no_volume() {
+        let mut bars = TimeBars::<Quote>::new(Duration::from_nanos(10)).unwrap();
+        let mut out = Emitter::default();
+        bars.on_batch(
+            Timestamp(2),
+            &mut vec![
+                quote(0, 2, Some(100), Some(104)), // mid 102
+                quote(0, 3, Some(100), None),      // one side: no mid, not counted
+                quote(0, 4, Some(107), Some(110)), // mid 108.5, rounded up to 109
+                quote(0, 6, Some(95), Some(98)),   // mid 96.5 -> 97
+                quote(1, 7, None, None),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            bars.next_emit(),
+            Some(Timestamp(10)),
+            "instrument 1 has no mid: no bar opens for it"
+        );
+        bars.on_batch(
+            Timestamp(12),
+            &mut vec![quote(0, 12, Some(99), Some(101))],
+            &mut out,
+        );
+        bars.on_watermark(Timestamp(20), &mut out);
+        let got: Vec<Bar> = out.drain().map(|(_, b)| b).collect();
+        assert_eq!(got.len(), 2);
+        let bar = got[0];
+        assert_eq!(bar.kind, BarKind::Mid(Duration::from_nanos(10)));
+        assert_eq!(bar.kind.to_string(), "mid:10ns");
+        assert_eq!(
+            [bar.open, bar.high, bar.low, bar.close].map(|p| p.raw()),
+            [102, 109, 97, 97]
+        );
+        assert_eq!(bar.volume, Quantity::ZERO, "quotes record no traded volume");
+        assert_eq!(bar.trade_count, 3, "three quotes had a mid");
+        assert_eq!(
+            bar.vwap.raw(),
+            103,
+            "the mean mid, (102 + 109 + 97) / 3 = 102.67"
+        );
+        assert_eq!((bar.start, bar.end), (Timestamp(0), Timestamp(10)));
+        assert_eq!(
+            (got[1].open.raw(), got[1].trade_count, got[1].start),
+            (100, 1, Timestamp(10))
+        );
+    }
+
+    #[test]
+    fn mid_bars_resume_from_a_snapshot_as_if_never_stopped() {
+        let quotes: Vec<Quote> = (0..60i64)
+            .map(|k| {
+                quote(
+                    (k % 3) as u32,
+                    k,
+                    Some(1_000 + k * 7 % 13),
+                    Some(1_010 + k % 5),
+                )
+            })
+            .collect();
+        let run = |cut: usize| {
+            let mut out = Emitter::default();
+            let mut bars = TimeBars::<Quote>::new(Duration::from_nanos(8)).unwrap();
+            for (n, q) in quotes.iter().enumerate() {
+                if n == cut {
+                    let mut resumed = TimeBars::<Quote>::new(Duration::from_nanos(8)).unwrap();
+                    resumed.restore(&bars.snapshot().unwrap()).unwrap();
+                    bars = resumed;
+                }
+                out.set_time(q.ts_event);
+                bars.on_batch(q.ts_event, &mut vec![*q], &mut out);
+                bars.on_watermark(q.ts_event, &mut out);
+            }
+            bars.on_watermark(Timestamp::MAX, &mut out);
+            out.drain().collect::<Vec<_>>()
+        };
+        let whole = run(usize::MAX);
+        assert_eq!(
+            whole.len(),
+            3 * 8,
+            "60 quotes of 3 instruments in 8 windows"
+        );
+        assert_eq!(run(29), whole);
     }
 
     proptest! {

@@ -27,7 +27,7 @@ pub mod predict;
 pub mod risk;
 pub mod signals;
 
-pub use crate::bars::{TimeBars, VolumeBars};
+pub use crate::bars::{BarInput, TimeBars, VolumeBars};
 pub use crate::error::{Error, Result};
 pub use crate::normalize::{Normalize, NormalizeConfig, Normalized};
 pub use crate::operator::{Emitter, Operator, Record};

@@ -85,7 +85,7 @@ pub struct OperatorDef {
 /// Operator kinds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OperatorKind {
-    /// Time bars of an interval.
+    /// Time bars of an interval: over trades, or over quotes as mid-price bars.
     TimeBars {
         /// Bar length.
         interval: Duration,
@@ -176,13 +176,15 @@ impl OperatorKind {
         }
     }
     /// Streams the operator writes besides its own.
-    /// Whether the operator can read a stream of type `ty` (its input type, or predictions for
-    /// signal rules, which see each prediction as a row of `p_up` and `expected_return`).
+    /// Whether the operator can read a stream of type `ty`: its input type, predictions for
+    /// signal rules (which see each prediction as a row of `p_up` and `expected_return`), or
+    /// quotes for time bars (bars of mid prices).
     pub fn accepts(&self, ty: StreamType) -> bool {
         ty == self.input_type()
             || matches!(
                 (self, ty),
                 (OperatorKind::Signals { .. }, StreamType::Predictions)
+                    | (OperatorKind::TimeBars { .. }, StreamType::Quotes)
             )
     }
     pub fn extra_outputs(&self) -> Vec<(String, StreamType)> {
@@ -457,6 +459,20 @@ impl Pipeline {
             .iter()
             .find(|o| o.name == features.input)
             .map(|o| o.input.clone())
+    }
+
+    /// Makes the time bars that read the `trades` stream read `quotes` instead, building them
+    /// from mid prices: for data that records quotes and no trades (FX). Returns the names of
+    /// the operators changed.
+    pub fn mid_bars(&mut self) -> Vec<String> {
+        let mut changed = Vec::new();
+        for op in &mut self.operators {
+            if matches!(op.kind, OperatorKind::TimeBars { .. }) && op.input == "trades" {
+                op.input = "quotes".into();
+                changed.push(op.name.clone());
+            }
+        }
+        changed
     }
 
     /// Every stream name, built-in first.
@@ -1109,10 +1125,16 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 if wanted.is_some_and(|w| w != *ty)
                     && !op.kind.as_ref().is_some_and(|k| k.accepts(*ty)) =>
             {
+                let hint = match (&op.kind, ty) {
+                    (Some(OperatorKind::VolumeBars { .. }), StreamType::Quotes) => {
+                        " (quotes record no traded volume; time_bars over quotes builds bars of mid prices)"
+                    }
+                    _ => "",
+                };
                 w.err(
                     op.input_span.clone(),
                     format!(
-                        "operator `{}` reads {:?} but stream `{}` carries {:?}",
+                        "operator `{}` reads {:?} but stream `{}` carries {:?}{hint}",
                         op.name,
                         wanted.unwrap_or(*ty),
                         op.input,
@@ -2204,6 +2226,64 @@ streams = ["bars", "nope"]
             shown.contains("bad.toml:18:1: unknown key `intervall`"),
             "{shown}"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Whatever a pipeline file holds, it is read or refused with errors at positions in
+        /// it; nothing panics.
+        #[test]
+        fn no_pipeline_text_makes_parsing_panic(
+            edits in proptest::collection::vec((0usize..5_000, 0usize..12, "\\PC{0,10}|[\\[\\]{}=\"',#\n]{1,3}"), 1..6),
+        ) {
+            let mut text = DEFAULT_PIPELINE.to_string();
+            for (at, cut, with) in edits {
+                let mut at = at.min(text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + cut).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, &with);
+            }
+            if let Err(errors) = Pipeline::parse(&text, "p.toml") {
+                proptest::prop_assert!(!errors.errors.is_empty());
+                for line in errors.to_string().lines().map(str::trim_start).filter(|l| l.starts_with("p.toml:")) {
+                    let position = line["p.toml:".len()..].split(':').next().unwrap_or_default();
+                    proptest::prop_assert!(position.parse::<usize>().is_ok_and(|n| n >= 1), "{line}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn time_bars_may_read_quotes_and_volume_bars_may_not() {
+        let text = "[[source]]\nkind = \"synthetic\"\n[[operator]]\nname = \"mid\"\nkind = \"time_bars\"\ninput = \"quotes\"\ninterval = \"1m\"\n[[operator]]\nname = \"ind\"\nkind = \"indicators\"\ninput = \"mid\"\n";
+        let p = Pipeline::parse(text, "m.toml").unwrap();
+        assert_eq!(p.stream_type("mid"), Some(StreamType::Bars));
+        let volume = text
+            .replace("time_bars", "volume_bars")
+            .replace("interval = \"1m\"", "volume = 100");
+        let shown = Pipeline::parse(&volume, "v.toml").unwrap_err().to_string();
+        assert!(
+            shown.contains("v.toml:6:9: operator `mid` reads Trades but stream `quotes` carries Quotes (quotes record no traded volume; time_bars over quotes builds bars of mid prices)"),
+            "{shown}"
+        );
+
+        // The default chain's trade bars turned into mid bars: only time bars over trades.
+        let mut p = Pipeline::default_pipeline();
+        assert_eq!(p.mid_bars(), ["bars"]);
+        let bars = p.operators.iter().find(|o| o.name == "bars").unwrap();
+        assert_eq!(bars.input, "quotes");
+        let volume = p
+            .operators
+            .iter()
+            .find(|o| o.name == "volume_bars")
+            .unwrap();
+        assert_eq!(volume.input, "trades");
+        assert!(p.mid_bars().is_empty(), "nothing is left to change");
     }
 
     #[test]

@@ -503,7 +503,7 @@ pub fn check_operators(pipeline: &Pipeline) -> Result<BTreeMap<String, Predict>,
     let mut predictors = BTreeMap::new();
     for op in &pipeline.operators {
         match &op.kind {
-            OperatorKind::TimeBars { interval } => drop(TimeBars::new(*interval)?),
+            OperatorKind::TimeBars { interval } => drop(TimeBars::<Trade>::new(*interval)?),
             OperatorKind::VolumeBars { volume } => drop(VolumeBars::new(*volume)?),
             OperatorKind::Indicators { periods } => drop(Indicators::new(periods.clone())?),
             OperatorKind::Signals { strategy } => drop(Signals::new(
@@ -1150,7 +1150,20 @@ fn build<'s>(
         let handle = match (&op.kind, streams.get(&op.input)) {
             (OperatorKind::TimeBars { interval }, Some(Handle::Trades(input))) => {
                 Handle::Bars(counted(
-                    apply(input.clone(), TimeBars::new(*interval).map_err(err)?),
+                    apply(
+                        input.clone(),
+                        TimeBars::<Trade>::new(*interval).map_err(err)?,
+                    ),
+                    stats,
+                    index,
+                ))
+            }
+            (OperatorKind::TimeBars { interval }, Some(Handle::Quotes(input))) => {
+                Handle::Bars(counted(
+                    apply(
+                        input.clone(),
+                        TimeBars::<Quote>::new(*interval).map_err(err)?,
+                    ),
                     stats,
                     index,
                 ))

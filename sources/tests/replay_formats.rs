@@ -1085,8 +1085,8 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
             ),
             (
                 "usdjpy-ticks.csv".into(),
-                "TrueFX quotes, which record no sizes: give the source a quote_size (tickflow \
-                 run --quote-size) to read them"
+                "TrueFX quotes, which record no sizes: give the source a quote_size \
+                 (--quote-size on the command line) to read them"
                     .into()
             ),
         ]

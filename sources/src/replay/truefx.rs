@@ -34,7 +34,7 @@ pub const VENUE: &str = "TRUEFX";
 
 /// Why a TrueFX file is not read without a quote size.
 pub const NO_SIZES: &str = "TrueFX quotes, which record no sizes: give the source a quote_size \
-                            (tickflow run --quote-size) to read them";
+                            (--quote-size on the command line) to read them";
 
 /// The header of the named layout.
 const HEADER: [&[u8]; 3] = [b"timestamp", b"bid", b"ask"];
