@@ -1173,10 +1173,28 @@ fn fields(text: &str) -> std::result::Result<Vec<(String, String, bool)>, String
                         b'b' => out.push('\u{8}'),
                         b'f' => out.push('\u{c}'),
                         b'u' => {
-                            let hex = text.get(*i..*i + 4).ok_or("bad \\u escape")?;
-                            let c = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
-                            out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                            // Four hex digits, no sign (which from_str_radix would take).
+                            let unit = |at: usize| {
+                                let hex = text.get(at..at + 4)?;
+                                hex.bytes()
+                                    .all(|d| d.is_ascii_hexdigit())
+                                    .then(|| u32::from_str_radix(hex, 16).ok())?
+                            };
+                            let c = unit(*i).ok_or("bad \\u escape")?;
                             *i += 4;
+                            // A character beyond the first 65,536 is written as a surrogate pair.
+                            let low =
+                                (0xD800..0xDC00).contains(&c) && b.get(*i..*i + 2) == Some(b"\\u");
+                            let c = match unit(*i + 2)
+                                .filter(|l| low && (0xDC00..0xE000).contains(l))
+                            {
+                                Some(l) => {
+                                    *i += 6;
+                                    0x10000 + ((c - 0xD800) << 10) + (l - 0xDC00)
+                                }
+                                None => c,
+                            };
+                            out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
                         }
                         _ => return Err("bad escape in a string".into()),
                     }
@@ -1451,5 +1469,119 @@ mod tests {
         assert_eq!(f[0], ("a".into(), "x\"y\\zé".into(), true));
         assert_eq!(f[1], ("b".into(), "12".into(), false));
         assert_eq!(f[2], ("c".into(), "é".into(), true));
+        // A surrogate pair is one character; a lone half is a replacement character.
+        let f = fields(r#"{"a":"\ud83d\ude00!","b":"\ud83d","c":"\ude00\ud83dx"}"#).unwrap();
+        assert_eq!(f[0].1, "\u{1f600}!");
+        assert_eq!(f[1].1, "\u{fffd}");
+        assert_eq!(f[2].1, "\u{fffd}\u{fffd}x");
+        for bad in [r#"{"a":"\u+041"}"#, r#"{"a":"\u00"}"#, r#"{"a":"\u00é0"}"#] {
+            assert_eq!(fields(bad).unwrap_err(), "bad \\u escape", "{bad}");
+        }
+    }
+
+    /// A record and its message as `tickflow publish` writes it, JSON or binary, for the
+    /// property below.
+    fn message(
+        kind: u8,
+        binary: bool,
+        a: i64,
+        b: i64,
+        t: i64,
+        id: Option<u64>,
+    ) -> (MarketEvent, Vec<u8>) {
+        let price = Price::from_raw(a.rem_euclid(1 << 50) + 1);
+        let size = Quantity::from_raw(b.rem_euclid(1 << 40) + 1);
+        let (ts_event, seq) = (Timestamp(t), SeqNo::new(0, 0));
+        let id_text = id.map_or("null".to_string(), |i| i.to_string());
+        // Times as nanoseconds or as RFC 3339 text.
+        let time = if t % 2 == 0 {
+            t.to_string()
+        } else {
+            format!("\"{ts_event}\"")
+        };
+        let (event, json) = match kind % 3 {
+            0 => (
+                MarketEvent::Trade(Trade {
+                    instrument: InstrumentId(0),
+                    ts_event,
+                    ts_recv: ts_event,
+                    price,
+                    size,
+                    aggressor: Side::Buy,
+                    trade_id: id,
+                    suspicious: false,
+                    seq,
+                }),
+                format!(
+                    r#"{{"type":"trade","instrument":"AIG","ts_event":{time},"price":{price},"size":"{size}","aggressor":"buy","trade_id":{id_text},"suspicious":false}}"#
+                ),
+            ),
+            1 => (
+                MarketEvent::Quote(Quote {
+                    instrument: InstrumentId(0),
+                    ts_event,
+                    ts_recv: ts_event,
+                    bid: Some(price),
+                    bid_size: size,
+                    ask: None,
+                    ask_size: Quantity::ZERO,
+                    update_id: id,
+                    suspicious: true,
+                    seq,
+                }),
+                format!(
+                    r#"{{ "type" : "quote", "instrument":"A\u0049G","ts_event":{time},"ts_recv":{time},"bid":{price},"bid_size":{size},"ask":null,"ask_size":0,"update_id":{id_text},"suspicious":true}}"#
+                ),
+            ),
+            _ => (
+                MarketEvent::Book(BookEvent {
+                    instrument: InstrumentId(0),
+                    ts_event,
+                    ts_recv: ts_event,
+                    action: BookAction::Modify,
+                    side: Side::Sell,
+                    price,
+                    size,
+                    order_id: id,
+                    suspicious: false,
+                    seq,
+                }),
+                format!(
+                    r#"{{"type":"book","instrument":"AIG","ts_event":{time},"action":"modify","side":"sell","price":"{price}","size":{size},"order_id":{id_text}}}"#
+                ),
+            ),
+        };
+        let mut out = Vec::new();
+        if binary {
+            tickflow_core::wire::encode(&event, "AIG", &mut out).unwrap();
+        } else {
+            out = json.into_bytes();
+        }
+        (event, out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Whatever a topic holds, decoding answers with a record or an error; a message as
+        /// written decodes to the record it was written from.
+        #[test]
+        fn no_message_makes_decoding_panic(
+            kind in 0u8..3, binary: bool, a: i64, b: i64, t in 0i64..4_000_000_000_000_000_000, id: Option<u64>,
+            edits in proptest::collection::vec((0usize..200, 0usize..4, proptest::collection::vec(proptest::num::u8::ANY, 0..6), "\\PC{0,4}"), 0..4),
+        ) {
+            let reg = registry();
+            let (event, original) = message(kind, binary, a, b, t, id);
+            let first = decode(&original, &reg, "kafka", SeqNo::new(0, 0));
+            proptest::prop_assert_eq!(first, Ok(event), "{}", String::from_utf8_lossy(&original));
+            let mut m = original;
+            for (at, cut, bytes, text) in edits {
+                let at = at.min(m.len());
+                let end = (at + cut).min(m.len());
+                // Bytes of any value in binary messages, text in JSON ones.
+                let with = if binary { bytes } else { text.into_bytes() };
+                m.splice(at..end, with);
+                let _ = decode(&m, &reg, "kafka", SeqNo::new(0, 0));
+            }
+        }
     }
 }
