@@ -14,8 +14,11 @@
 //! - `arrow`: Arrow schemas and `RecordBatch` conversion for every record type.
 //! - `error`: the crate's [`Error`].
 //! - `wire`: the compact binary encoding of market records on Kafka.
+//! - `depth`: the update-id continuity of Binance depth diffs.
+//! - `dbn`: the prelude and market-by-order records of Databento's DBN files.
 
 pub mod arrow;
+pub mod dbn;
 pub mod depth;
 pub mod error;
 pub mod fixed;

@@ -253,6 +253,140 @@ fn a_databento_file_that_breaks_off_part_way_says_so_after_its_good_records() {
     }
 }
 
+/// The bytes of a DBN MBO file of `n` adds of instrument 7, one a microsecond, and the offset
+/// of its first record.
+fn dbn_bytes(n: u64) -> (Vec<u8>, usize) {
+    use dbn::encode::EncodeRecord;
+    let metadata = dbn::Metadata::builder()
+        .dataset("GLBX.MDP3")
+        .schema(Some(dbn::Schema::Mbo))
+        .start(1_703_462_400_000_000_000)
+        .stype_in(Some(dbn::SType::RawSymbol))
+        .stype_out(dbn::SType::InstrumentId)
+        .build();
+    let mut bytes = Vec::new();
+    let mut encoder = dbn::encode::DbnEncoder::new(&mut bytes, &metadata).unwrap();
+    for k in 0..n {
+        let ts = 1_703_462_400_000_000_000 + k * 1_000;
+        encoder
+            .encode_record(&dbn::MboMsg {
+                hd: dbn::RecordHeader::new::<dbn::MboMsg>(dbn::rtype::MBO, 1, 7, ts),
+                order_id: 100 + k,
+                price: 4_750_000_000_000 + k as i64 * 250_000_000,
+                size: 1 + k as u32,
+                flags: Default::default(),
+                channel_id: 0,
+                action: b'A' as std::ffi::c_char,
+                side: b'B' as std::ffi::c_char,
+                ts_recv: ts + 10,
+                ts_in_delta: 0,
+                sequence: k as u32,
+            })
+            .unwrap();
+    }
+    let header = 8 + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len(), header + 56 * n as usize);
+    (bytes, header)
+}
+
+#[test]
+fn a_damaged_databento_file_says_what_is_damaged_and_gives_what_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, header) = dbn_bytes(10);
+    let read = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (good, bad) = read_file(path);
+        let orders: Vec<u64> = good
+            .iter()
+            .map(|e| match e {
+                MarketEvent::Book(b) => b.order_id.unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let bad: Vec<(u64, String)> = bad.into_iter().map(|r| (r.line, r.detail)).collect();
+        (orders, bad)
+    };
+    let (orders, bad) = read("whole.mbo.dbn", &whole);
+    assert_eq!(orders, (100..110).collect::<Vec<_>>());
+    assert!(bad.is_empty(), "{bad:?}");
+
+    // A record of another type is left out; the records after it are read.
+    let mut other = whole.clone();
+    other[header + 3 * 56 + 1] = 0x01;
+    let (orders, bad) = read("other.mbo.dbn", &other);
+    assert_eq!(orders.len(), 9);
+    assert!(!orders.contains(&103));
+    assert_eq!(
+        bad,
+        [(
+            4,
+            "a record of type 0x01, not market-by-order (0xa0), is left out".to_string()
+        )]
+    );
+
+    // A record whose length cannot hold its header hides where the next one starts: the file
+    // stops there, after the records before it.
+    let mut zero = whole.clone();
+    zero[header + 5 * 56] = 0;
+    let (orders, bad) = read("zero.mbo.dbn", &zero);
+    assert_eq!(orders, (100..105).collect::<Vec<_>>());
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].0, 6);
+    assert!(
+        bad[0].1.starts_with(
+            "the file cannot be read further: a record of 0 bytes, shorter than its 16-byte header"
+        ),
+        "{bad:?}"
+    );
+
+    // A record framed shorter than the MBO layout is rejected as such.
+    let mut short = whole.clone();
+    short[header + 9 * 56] = 13;
+    short.truncate(header + 9 * 56 + 52);
+    let (orders, bad) = read("short.mbo.dbn", &short);
+    assert_eq!(orders.len(), 9);
+    assert_eq!(
+        bad,
+        [(
+            10,
+            "a market-by-order record of 52 bytes; its layout has 56".to_string()
+        )]
+    );
+
+    // Files refused whole, with why.
+    let refused = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let planned = plan(&[SourceConfig::Replay {
+            path,
+            format: ReplayFormat::Auto,
+            quote_size: None,
+        }]);
+        match planned {
+            Ok(_) => panic!("{name} was read"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let mut v4 = whole.clone();
+    v4[3] = 4;
+    let e = refused("v4.mbo.dbn", &v4);
+    assert!(
+        e.contains("a DBN file of version 4; versions 1 to 3 are read"),
+        "{e}"
+    );
+    let e = refused("head.mbo.dbn", &whole[..header - 10]);
+    assert!(
+        e.contains("not a DBN file: it ends inside its metadata"),
+        "{e}"
+    );
+    let e = refused("text.mbo.dbn", b"timestamp,price\n");
+    assert!(
+        e.contains("not a DBN file: it does not start with \"DBN\""),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_databento_file_of_another_schema_is_refused_with_its_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -1864,5 +1998,127 @@ fn binance_captures_replay_the_book_binance_says_a_local_book_holds() {
             got == want,
             "{name}: the replayed book differs from Binance's"
         );
+    }
+}
+
+mod binary_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a damaged file gives: the number of its items, or the error that refused it whole.
+    fn try_read(path: PathBuf) -> Result<usize, String> {
+        let plan = plan(&[SourceConfig::Replay {
+            path,
+            format: ReplayFormat::Auto,
+            quote_size: Some(QUOTE_SIZE),
+        }])
+        .map_err(|e| e.to_string())?;
+        let Some(part) = plan.parts.first() else {
+            return Err(format!("left out: {:?}", plan.left_out));
+        };
+        let mut reader = part.open(&plan.registry).map_err(|e| e.to_string())?;
+        let mut n = 0;
+        while reader.next_item().is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Files of the binary formats, by name, with the offset of the end of each one's header:
+    /// - the start of the sample DBN file, decompressed (its metadata with symbol mappings,
+    ///   and a few hundred records); without the sample, a file of 700 records written here;
+    /// - a Parquet file of trades with its instrument metadata, as a `parquet` sink writes;
+    /// - a Lean trade zip;
+    /// - a gzipped Binance capture.
+    fn originals() -> &'static [(&'static str, Vec<u8>, usize)] {
+        static FILES: std::sync::OnceLock<Vec<(&'static str, Vec<u8>, usize)>> =
+            std::sync::OnceLock::new();
+        FILES.get_or_init(|| {
+            let dbn = match sample_data() {
+                Some(data) => {
+                    let zst = data.join("cme-mbo/esh4-glbx-mdp3-20231225.mbo.dbn.zst");
+                    let mut plain = zstd::decode_all(&std::fs::read(zst).unwrap()[..]).unwrap();
+                    plain.truncate(40_000);
+                    plain
+                }
+                None => dbn_bytes(700).0,
+            };
+            let dbn_header = 8 + u32::from_le_bytes(dbn[4..8].try_into().unwrap()) as usize;
+            let (reg, batch) = parquet_trades();
+            let dir = tempfile::tempdir().unwrap();
+            let parquet = dir.path().join("trades.parquet");
+            let table: Vec<_> = reg.iter().collect();
+            write_parquet(
+                &parquet,
+                &[batch],
+                Some((
+                    tickflow_core::INSTRUMENTS_KEY,
+                    serde_json::to_string(&table).unwrap(),
+                )),
+            );
+            let csv: String = (0..300)
+                .map(|i| format!("{},{},{},P,0,0\n", 34_200_000 + i * 7, 1_815_200 + i, 1 + i))
+                .collect();
+            let (_lean_dir, lean) = lean_trade_zip(csv.as_bytes());
+            let (_binance_dir, binance) = binance_trade_capture(300);
+            let binance_name: &'static str = binance
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+                .leak();
+            vec![
+                ("esh4.mbo.dbn", dbn, dbn_header),
+                ("trades.parquet", std::fs::read(parquet).unwrap(), 64),
+                ("xyz_20131007_trade.zip", std::fs::read(lean).unwrap(), 64),
+                (binance_name, std::fs::read(binance).unwrap(), 32),
+            ]
+        })
+    }
+
+    #[test]
+    fn the_files_read_whole_before_they_are_damaged() {
+        for (name, bytes, _) in originals() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let (good, bad) = read_file(path);
+            // The DBN file is cut inside a record when it comes from the sample.
+            assert!(
+                good.len() >= 5 && bad.len() <= 1,
+                "{name}: {} {bad:?}",
+                good.len()
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A file of a binary format (DBN, Parquet, zip, gzip) with bytes overwritten anywhere
+        /// (half the edits in its header: DBN metadata, a zip's local header, the gzip header)
+        /// or cut short is read or refused, never a panic.
+        #[test]
+        fn a_damaged_binary_file_is_read_or_refused(
+            file in 0usize..4,
+            edits in proptest::collection::vec((any::<bool>(), any::<proptest::sample::Index>(), proptest::collection::vec(any::<u8>(), 1..9)), 1..6),
+            cut in proptest::option::of(any::<proptest::sample::Index>()),
+        ) {
+            let (name, original, header) = &originals()[file];
+            let mut bytes = original.clone();
+            for (in_header, at, with) in edits {
+                let at = at.index(if in_header { *header } else { bytes.len() }).min(bytes.len());
+                let end = (at + with.len()).min(bytes.len());
+                bytes.splice(at..end, with);
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = try_read(path);
+        }
     }
 }

@@ -1,11 +1,5 @@
-//! Databento DBN market-by-order files, decoded from the raw records.
-//!
-//! A DBN stream is `"DBN"`, a version byte, a little-endian `u32` metadata length and the
-//! metadata, then records, each starting with its length in 4-byte words and its record type.
-//! MBO records (type `0xA0`, 56 bytes): header (length, rtype, publisher `u16`, instrument
-//! `u32`, `ts_event` `u64`), `order_id u64`, `price i64` (1e-9), `size u32`, `flags u8`,
-//! `channel_id u8`, `action u8`, `side u8`, `ts_recv u64`, `ts_in_delta i32`, `sequence u32`.
-//! Other record types are skipped.
+//! Databento DBN market-by-order files, decoded from the raw records with
+//! [`tickflow_core::dbn`] (the layout is described there). Records of other types are skipped.
 //!
 //! Actions: `A` add, `C` cancel, `M` modify, `R` clear, `F` fill (the book is changed by the
 //! cancel that follows), `T` trade (an aggressor print, marked [`FeedMsg::PRINT`]: the fills of
@@ -17,14 +11,11 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use tickflow_core::dbn::{self as layout, MboRecord, UNDEF_PRICE};
 use tickflow_core::{Price, Quantity, Side};
 
 use super::{Feed, FeedError, bad, read};
 use crate::msg::{Action, FeedMsg};
-
-const MBO: u8 = 0xA0;
-const MBO_LEN: usize = 56;
-const UNDEF_PRICE: i64 = i64::MAX;
 
 /// Loads a `.dbn` or `.dbn.zst` file.
 pub fn load(path: &Path) -> Result<Feed, FeedError> {
@@ -56,67 +47,45 @@ pub fn load(path: &Path) -> Result<Feed, FeedError> {
     Ok(Feed::new(format!("dbn:{id}"), msgs, skipped + others))
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
 type Decoded = (HashMap<u32, Vec<FeedMsg>>, u64);
 
 /// Decodes a whole uncompressed DBN stream into messages per instrument, and the count of
 /// records skipped. Errors say where (byte offset) and why.
 pub fn decode(b: &[u8]) -> Result<Decoded, (String, String)> {
-    if b.len() < 8 || &b[..3] != b"DBN" {
-        return Err((
-            "header".into(),
-            "not a DBN stream (no \"DBN\" magic)".into(),
-        ));
-    }
-    let version = b[3];
-    if !(1..=3).contains(&version) {
-        return Err((
-            "header".into(),
-            format!("DBN version {version} is not supported"),
-        ));
-    }
-    let meta_len = u32_at(b, 4) as usize;
-    let mut at = 8 + meta_len;
+    let meta_len = layout::metadata_len(b).map_err(|why| ("header".to_string(), why))?;
+    let mut at = layout::PRELUDE + meta_len as usize;
     if at > b.len() {
         return Err(("header".into(), "metadata runs past the end".into()));
     }
     let mut out: HashMap<u32, Vec<FeedMsg>> = HashMap::new();
     let mut skipped = 0u64;
     while at < b.len() {
-        let len = b[at] as usize * 4;
-        if len < 16 || at + len > b.len() {
+        let len = layout::record_len(b[at]).map_err(|why| (format!("byte {at}"), why))?;
+        if at + len > b.len() {
             return Err((
                 format!("byte {at}"),
-                format!("record length {len} does not fit the stream"),
+                format!("a record of {len} bytes does not fit the stream"),
             ));
         }
-        let r = &b[at..at + len];
+        let record =
+            MboRecord::parse(&b[at..at + len]).map_err(|why| (format!("byte {at}"), why))?;
         at += len;
-        if r[1] != MBO {
+        let Some(MboRecord {
+            instrument_id: instrument,
+            ts_event,
+            order_id,
+            price,
+            size,
+            flags,
+            action,
+            side,
+            ..
+        }) = record
+        else {
             skipped += 1;
             continue;
-        }
-        if len < MBO_LEN {
-            return Err((
-                format!("byte {}", at - len),
-                format!("MBO record of {len} bytes"),
-            ));
-        }
-        let instrument = u32_at(r, 4);
-        let ts_event = u64_at(r, 8);
-        let order_id = u64_at(r, 16);
-        let price = u64_at(r, 24) as i64;
-        let size = u32_at(r, 32);
-        let flags = r[36];
-        let action = r[38];
-        let side = match r[39] {
+        };
+        let side = match side {
             b'B' => Side::Buy,
             b'A' => Side::Sell,
             _ => Side::None,
@@ -169,9 +138,9 @@ mod tests {
     use super::*;
 
     fn record(action: u8, side: u8, id: u64, price: i64, size: u32, flags: u8) -> Vec<u8> {
-        let mut r = vec![0u8; MBO_LEN];
-        r[0] = (MBO_LEN / 4) as u8;
-        r[1] = MBO;
+        let mut r = vec![0u8; layout::MBO_LEN];
+        r[0] = (layout::MBO_LEN / 4) as u8;
+        r[1] = layout::MBO;
         r[4..8].copy_from_slice(&7u32.to_le_bytes());
         r[8..16].copy_from_slice(&1_000u64.to_le_bytes());
         r[16..24].copy_from_slice(&id.to_le_bytes());
@@ -216,7 +185,22 @@ mod tests {
 
     #[test]
     fn malformed_streams_say_where() {
-        assert!(decode(b"PAR1xxxxxxxx").unwrap_err().1.contains("magic"));
+        assert!(
+            decode(b"PAR1xxxxxxxx")
+                .unwrap_err()
+                .1
+                .contains("does not start with \"DBN\"")
+        );
+        // A length byte that cannot frame a record.
+        let mut b = stream(&[record(b'A', b'B', 1, 1, 1, 0)]);
+        let first = b.len() - layout::MBO_LEN;
+        b[first] = 2;
+        let (at, why) = decode(&b).unwrap_err();
+        assert_eq!(at, format!("byte {first}"));
+        assert!(
+            why.starts_with("a record of 8 bytes, shorter than its 16-byte header"),
+            "{why}"
+        );
         let mut b = stream(&[record(b'A', b'B', 1, 1, 1, 0)]);
         b.truncate(b.len() - 3);
         let (at, why) = decode(&b).unwrap_err();
@@ -226,5 +210,28 @@ mod tests {
         );
         let b = stream(&[record(b'Z', b'B', 1, 1, 1, 0)]);
         assert!(decode(&b).unwrap_err().1.contains("unknown MBO action 'Z'"));
+    }
+
+    proptest::proptest! {
+        /// A stream with bytes overwritten or cut short decodes or says where it is damaged.
+        #[test]
+        fn a_damaged_stream_never_panics(
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::collection::vec(proptest::num::u8::ANY, 1..9)), 1..6),
+            cut in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let records: Vec<Vec<u8>> = (0..20)
+                .map(|k| record(b"ACMRFTN"[k % 7], b'B', k as u64, 4_750_000_000_000, 1, 0))
+                .collect();
+            let mut b = stream(&records);
+            for (at, with) in edits {
+                let at = at.index(b.len());
+                let end = (at + with.len()).min(b.len());
+                b.splice(at..end, with);
+            }
+            if let Some(cut) = cut {
+                b.truncate(cut.index(b.len()));
+            }
+            let _ = decode(&b);
+        }
     }
 }

@@ -1,16 +1,26 @@
-//! Databento DBN market-by-order files (`.dbn` or `.dbn.zst`), read with the `dbn` crate.
+//! Databento DBN market-by-order files (`.dbn` or `.dbn.zst`): the header's metadata read with
+//! the `dbn` crate, the records framed and read here.
 //!
 //! Actions: `A` add, `M` modify, `C` cancel, `R` clear book → [`BookEvent`]s; `F` fill of a
 //! resting order → `Execute`; `T` trade → a [`Trade`] (aggressor from the side); `N` (no
 //! action) carries no market data. Prices are already 1e-9 fixed point. Instruments are
 //! named through the file's symbology mappings, else by `dataset` and numeric id.
+//!
+//! The `dbn` crate's record decoder panics on some damaged records (a length of zero, a record
+//! shorter than its type's layout), which would take down the pipeline reading the file. So
+//! each record is framed by its length byte and checked here, and an MBO record's fields are
+//! read at their fixed offsets, which are the same in DBN versions 1 to 3
+//! ([`tickflow_core::dbn`]). A record of another type, or too short for MBO, is rejected and
+//! the file read on; a record too short for the header that frames it leaves no way to find
+//! the next one, so the file stops there, with that reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use dbn::decode::{DbnMetadata, DecodeRecord};
-use dbn::{MboMsg, Metadata, Schema, UNDEF_PRICE};
+use dbn::decode::dbn::MetadataDecoder;
+use dbn::{Metadata, Schema};
+use tickflow_core::dbn::{self as dbn_layout, MboRecord, UNDEF_PRICE};
 use tickflow_core::{
     BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
     Quantity, RejectReason, SeqNo, Side, Timestamp, Trade,
@@ -20,38 +30,115 @@ use super::text::bad_row;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
 
-type Decoder = dbn::decode::DbnDecoder<Counted>;
-
-/// The decompressed bytes of a DBN file as its decoder takes them, counted. The decoder reads
-/// `UnexpectedEof` as the clean end of a file, so a compressed stream that breaks off
-/// part-way is passed on as an error of another kind, which it reports, and noted here.
-struct Counted {
-    inner: Box<dyn Read + Send>,
-    bytes: u64,
-    /// Why the compressed stream broke off, once it has.
-    broke: Option<String>,
+/// Reads until `buf` is full or the stream ends; the number of bytes read, or why the stream
+/// cannot be read further.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::result::Result<usize, String> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // The zstd decoder's word for a compressed stream that breaks off part-way; a
+            // plain file ends with a read of 0.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                return Err(format!("the compressed stream breaks off ({e})"));
+            }
+            Err(e) => return Err(format!("read error: {e}")),
+        }
+    }
+    Ok(n)
 }
 
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.bytes += n as u64;
-                Ok(n)
+/// The records of a file after its header, each framed by its length byte, read through a
+/// buffer of their own (records are framed where they lie, not copied out one by one).
+struct Records {
+    reader: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// The unframed bytes are `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+}
+
+/// What [`Records::next`] found.
+enum Framed {
+    /// A whole record, at this range of `buf`.
+    Record(std::ops::Range<usize>),
+    /// The clean end of the file.
+    End,
+    /// Why the file cannot be read further.
+    Broken(String),
+}
+
+impl Records {
+    /// Room for many records; the longest a length byte can give is 1,020 bytes.
+    const BUF: usize = 1 << 16;
+
+    fn new(reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            reader,
+            buf: vec![0; Self::BUF],
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// Makes `need` unframed bytes lie in `buf`; false where the file ends first.
+    fn fill(&mut self, need: usize) -> std::result::Result<bool, String> {
+        if self.end - self.pos >= need {
+            return Ok(true);
+        }
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < need {
+            let n = read_full(&mut self.reader, &mut self.buf[self.end..])?;
+            if n == 0 {
+                return Ok(false);
             }
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                let why = format!("the compressed stream breaks off ({e})");
-                self.broke = Some(why.clone());
-                Err(std::io::Error::new(ErrorKind::InvalidData, why))
+            self.end += n;
+        }
+        Ok(true)
+    }
+
+    fn next(&mut self) -> Framed {
+        match self.fill(1) {
+            Ok(true) => {}
+            Ok(false) => return Framed::End,
+            Err(why) => return Framed::Broken(why),
+        }
+        let len = match dbn_layout::record_len(self.buf[self.pos]) {
+            Ok(len) => len,
+            Err(why) => return Framed::Broken(why),
+        };
+        match self.fill(len) {
+            Ok(true) => {
+                self.pos += len;
+                Framed::Record(self.pos - len..self.pos)
             }
-            Err(e) => Err(e),
+            Ok(false) => Framed::Broken(format!(
+                "it ends inside a record ({} of its {len} bytes)",
+                self.end - self.pos
+            )),
+            Err(why) => Framed::Broken(why),
         }
     }
 }
 
-/// A file's decoder, and the length of the file's header (prelude and metadata), which
-/// precedes the records.
-fn open_decoder(path: &Path) -> Result<(Decoder, u64)> {
+/// An MBO record's fields, or why the record gives none: another type, or too short.
+fn mbo(rec: &[u8]) -> std::result::Result<MboRecord, String> {
+    match MboRecord::parse(rec)? {
+        Some(mbo) => Ok(mbo),
+        None => Err(format!(
+            "a record of type {:#04x}, not market-by-order ({:#04x}), is left out",
+            rec[1],
+            dbn_layout::MBO
+        )),
+    }
+}
+
+/// A file's metadata (decoded from exactly its bytes) and its records.
+fn open_file(path: &Path) -> Result<(Metadata, Records)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "zst") {
         Box::new(
@@ -59,32 +146,39 @@ fn open_decoder(path: &Path) -> Result<(Decoder, u64)> {
                 .map_err(|e| Error::format(path, format!("zstd: {e}")))?,
         )
     } else {
-        Box::new(std::io::BufReader::new(file))
+        Box::new(file)
     };
+    let not_dbn = |why: String| Error::format(path, format!("not a DBN file: {why}"));
     // The prelude: "DBN", the version, then the metadata's length (u32, little-endian).
-    let mut prelude = [0u8; 8];
-    reader
-        .read_exact(&mut prelude)
-        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
-    let metadata_len = u32::from_le_bytes([prelude[4], prelude[5], prelude[6], prelude[7]]);
-    let counted = Counted {
-        inner: Box::new(std::io::Cursor::new(prelude).chain(reader)),
-        bytes: 0,
-        broke: None,
-    };
-    let decoder = dbn::decode::DbnDecoder::new(counted)
-        .map_err(|e| Error::format(path, format!("not a DBN file: {e}")))?;
-    let schema = decoder.metadata().schema;
-    if schema != Some(Schema::Mbo) {
+    let mut header = vec![0u8; dbn_layout::PRELUDE];
+    let n = read_full(&mut reader, &mut header).map_err(not_dbn)?;
+    let metadata_len = dbn_layout::metadata_len(&header[..n]).map_err(not_dbn)?;
+    // Read as it comes, so that a damaged length allocates no more than the file holds.
+    (&mut reader)
+        .take(u64::from(metadata_len))
+        .read_to_end(&mut header)
+        .map_err(|e| not_dbn(format!("its metadata cannot be read ({e})")))?;
+    if header.len() < dbn_layout::PRELUDE + metadata_len as usize {
+        return Err(not_dbn(format!(
+            "it ends inside its metadata ({} of {metadata_len} bytes)",
+            header.len() - dbn_layout::PRELUDE
+        )));
+    }
+    let metadata = MetadataDecoder::new(std::io::Cursor::new(header))
+        .decode()
+        .map_err(|e| not_dbn(e.to_string()))?;
+    if metadata.schema != Some(Schema::Mbo) {
         return Err(Error::format(
             path,
             format!(
                 "a DBN file of schema {}; only market-by-order (mbo) is read",
-                schema.map_or("mixed".to_string(), |s| s.to_string())
+                metadata
+                    .schema
+                    .map_or("mixed".to_string(), |s| s.to_string())
             ),
         ));
     }
-    Ok((decoder, 8 + u64::from(metadata_len)))
+    Ok((metadata, Records::new(reader)))
 }
 
 /// Numeric instrument id → symbol, from the metadata's mappings.
@@ -109,12 +203,14 @@ fn symbol_for(map: &BTreeMap<u32, String>, id: u32) -> String {
 /// A file whose records break off part-way declares the instruments before the break; its
 /// reader reports the break.
 pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
-    let (mut decoder, _) = open_decoder(path)?;
-    let venue = decoder.metadata().dataset.clone();
-    let map = symbol_map(decoder.metadata());
+    let (metadata, mut records) = open_file(path)?;
+    let venue = metadata.dataset.clone();
+    let map = symbol_map(&metadata);
     let mut ids = BTreeSet::new();
-    while let Ok(Some(rec)) = decoder.decode_record::<MboMsg>() {
-        ids.insert(rec.hd.instrument_id);
+    while let Framed::Record(at) = records.next() {
+        if let Ok(rec) = mbo(&records.buf[at]) {
+            ids.insert(rec.instrument_id);
+        }
     }
     Ok(ids
         .into_iter()
@@ -130,9 +226,7 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
 
 /// Reader of one DBN MBO file.
 pub struct DbnReader {
-    decoder: Decoder,
-    /// Bytes of the header and of every whole record decoded so far.
-    whole: u64,
+    records: Records,
     origin: String,
     /// Instruments as the file names them: its dataset, and numeric id → symbol.
     venue: String,
@@ -149,15 +243,12 @@ pub struct DbnReader {
 impl DbnReader {
     /// Opens a file.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
-        let (decoder, header_len) = open_decoder(path)?;
-        let venue = decoder.metadata().dataset.clone();
-        let symbols = symbol_map(decoder.metadata());
+        let (metadata, records) = open_file(path)?;
         Ok(Self {
-            decoder,
-            whole: header_len,
+            records,
+            venue: metadata.dataset.clone(),
+            symbols: symbol_map(&metadata),
             origin: path.display().to_string(),
-            venue,
-            symbols,
             registry: registry.clone(),
             ids: BTreeMap::new(),
             source,
@@ -182,8 +273,8 @@ impl DbnReader {
     }
 }
 
-fn side_of(c: std::ffi::c_char) -> Side {
-    match c as u8 {
+fn side_of(c: u8) -> Side {
+    match c {
         b'B' => Side::Buy,
         b'A' => Side::Sell,
         _ => Side::None,
@@ -195,47 +286,29 @@ impl PartReader for DbnReader {
         while !self.done {
             self.ordinal += 1;
             let seq = SeqNo::at_line(self.source, self.ordinal, 0);
-            let rec = match self.decoder.decode_record::<MboMsg>() {
-                Ok(Some(r)) => {
-                    self.whole += r.hd.record_size() as u64;
-                    r.clone()
-                }
-                Ok(None) => {
+            let rec = match self.records.next() {
+                Framed::Record(at) => match mbo(&self.records.buf[at]) {
+                    Ok(rec) => rec,
+                    Err(why) => return Some(self.malformed(seq, why)),
+                },
+                Framed::End => {
                     self.done = true;
-                    // The decoder ends quietly when a file stops inside a record.
-                    let taken = self.decoder.get_ref().bytes;
-                    return (taken > self.whole).then(|| {
-                        self.malformed(
-                            seq,
-                            format!(
-                                "the file cannot be read further: it ends inside a record \
-                                 ({} bytes after the last whole one)",
-                                taken - self.whole
-                            ),
-                        )
-                    });
+                    return None;
                 }
-                Err(e) => {
+                Framed::Broken(why) => {
                     // A broken record stream cannot be resynchronised: report and stop this file.
                     self.done = true;
-                    let why = match &self.decoder.get_ref().broke {
-                        Some(why) => why.clone(),
-                        None => format!("DBN record: {e}"),
-                    };
                     return Some(
                         self.malformed(seq, format!("the file cannot be read further: {why}")),
                     );
                 }
             };
-            let instrument = self.instrument(rec.hd.instrument_id);
+            let instrument = self.instrument(rec.instrument_id);
             let bad = |detail: String| Some(self.malformed(seq, detail));
             let Some(instrument) = instrument else {
-                return bad(format!(
-                    "instrument id {} not declared",
-                    rec.hd.instrument_id
-                ));
+                return bad(format!("instrument id {} not declared", rec.instrument_id));
             };
-            let Ok(ts_event) = i64::try_from(rec.hd.ts_event).map(Timestamp) else {
+            let Ok(ts_event) = i64::try_from(rec.ts_event).map(Timestamp) else {
                 return bad("ts_event out of range".into());
             };
             let ts_recv = i64::try_from(rec.ts_recv)
@@ -262,7 +335,7 @@ impl PartReader for DbnReader {
                     seq,
                 })))
             };
-            return match rec.action as u8 {
+            return match rec.action {
                 b'A' => book(BookAction::Add),
                 b'M' => book(BookAction::Modify),
                 b'C' => book(BookAction::Cancel),

@@ -73,10 +73,69 @@ impl Kind {
     }
 }
 
+/// What a panic of the parquet crate said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// Runs a step of the parquet crate over a file's bytes. The crate panics on some damaged
+/// data (a data page whose dictionary is missing, a footer that does not hold together)
+/// where it should return an error; such a panic is taken as that error, and what panicked
+/// (a reader, a builder) is not used again.
+fn guarded<T, E: std::fmt::Display>(
+    step: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => Err(format!(
+            "the Parquet decoder failed on damaged data ({})",
+            panic_text(&*panic)
+        )),
+    }
+}
+
+/// The next batch of a reader (see [`guarded`]).
+fn next_batch(
+    batches: &mut ParquetRecordBatchReader,
+) -> Option<std::result::Result<RecordBatch, String>> {
+    guarded(|| batches.next().transpose()).transpose()
+}
+
 fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let builder = guarded(|| ParquetRecordBatchReaderBuilder::try_new(file))
+        .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
+    // The parquet crate asserts (panics) on a column chunk placed at a negative offset, which
+    // only a damaged footer gives: such a file is refused before any chunk is read.
+    for (g, group) in builder.metadata().row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            let fits = start >= 0
+                && len >= 0
+                && (start as u64)
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= size);
+            if !fits {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "not a readable Parquet file: its footer places column {} of row group {g} \
+                         at bytes {start}..+{len}, outside the file's {size} bytes",
+                        column.column_path()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(builder)
 }
 
 /// The kind of records of a Parquet file; `Err` says why it holds none of the market records.
@@ -151,13 +210,15 @@ fn file_instruments(path: &Path) -> Result<BTreeMap<u32, InstrumentSpec>> {
         return Err(Error::format(path, "no instrument_id and symbol columns"));
     };
     let mask = ProjectionMask::roots(builder.parquet_schema(), [id_col, symbol_col]);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| Error::format(path, e.to_string()))?;
+    let mut reader = guarded(|| {
+        builder
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+    })
+    .map_err(|e| Error::format(path, e))?;
     let mut found = BTreeMap::new();
-    for batch in reader {
+    while let Some(batch) = next_batch(&mut reader) {
         // A file that cannot be read to its end still declares the instruments before the
         // break; reading says where it broke.
         let Ok(batch) = batch else { break };
@@ -219,10 +280,8 @@ impl ParquetReader {
         let [Ok(id_col), Ok(symbol_col)] = at else {
             return Err(Error::format(path, "no instrument_id and symbol columns"));
         };
-        let batches = builder
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| Error::format(path, e.to_string()))?;
+        let batches = guarded(|| builder.with_batch_size(BATCH_ROWS).build())
+            .map_err(|e| Error::format(path, e))?;
         Ok(Self {
             batches,
             kind,
@@ -326,7 +385,7 @@ impl PartReader for ParquetReader {
             if self.done {
                 return None;
             }
-            match self.batches.next() {
+            match next_batch(&mut self.batches) {
                 Some(Ok(batch)) => self.take(&batch),
                 Some(Err(e)) => {
                     // A damaged file gives every row before the damage, then says so once.
