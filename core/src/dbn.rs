@@ -53,7 +53,9 @@ pub fn record_len(first: u8) -> Result<usize, String> {
     Ok(len)
 }
 
-/// The fields of an MBO record that carry market data.
+use crate::{Price, Quantity, Side};
+
+/// The fields of an MBO record that carry market data, in tickflow's units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MboRecord {
     /// The venue's numeric instrument id.
@@ -62,16 +64,17 @@ pub struct MboRecord {
     pub ts_event: u64,
     /// Order id.
     pub order_id: u64,
-    /// Price, 1e-9 units; [`UNDEF_PRICE`] when there is none.
-    pub price: i64,
+    /// Price (DBN's 1e-9 units are tickflow's); zero where the record has none
+    /// ([`UNDEF_PRICE`]).
+    pub price: Price,
     /// Size in contracts or shares.
-    pub size: u32,
+    pub size: Quantity,
     /// Databento's flag bits (`F_LAST` 0x80, `F_SNAPSHOT` 0x20, ...).
     pub flags: u8,
     /// `A` add, `C` cancel, `M` modify, `R` clear, `F` fill, `T` trade, `N` none.
     pub action: u8,
-    /// `B` bid, `A` ask, `N` none.
-    pub side: u8,
+    /// `B` bid → buy, `A` ask → sell, anything else none.
+    pub side: Side,
     /// Receive time, ns since the epoch.
     pub ts_recv: u64,
 }
@@ -100,11 +103,18 @@ impl MboRecord {
             instrument_id: u32_at(4),
             ts_event: u64_at(8),
             order_id: u64_at(16),
-            price: u64_at(24) as i64,
-            size: u32_at(32),
+            price: match u64_at(24) as i64 {
+                UNDEF_PRICE => Price::ZERO,
+                raw => Price::from_raw(raw),
+            },
+            size: Quantity::from_raw(i64::from(u32_at(32)) * 1_000_000_000),
             flags: rec[36],
             action: rec[38],
-            side: rec[39],
+            side: match rec[39] {
+                b'B' => Side::Buy,
+                b'A' => Side::Sell,
+                _ => Side::None,
+            },
             ts_recv: u64_at(40),
         }))
     }
@@ -154,14 +164,18 @@ mod tests {
             instrument_id: 7,
             ts_event: 1_000,
             order_id: 11,
-            price: -5,
-            size: 3,
+            price: Price::from_raw(-5),
+            size: Quantity::from_int(3).unwrap(),
             flags: 0x80,
             action: b'A',
-            side: b'B',
+            side: Side::Buy,
             ts_recv: 1_010,
         };
         assert_eq!(MboRecord::parse(&r), Ok(Some(want)));
+        r[24..32].copy_from_slice(&UNDEF_PRICE.to_le_bytes());
+        r[39] = b'N';
+        let none = MboRecord::parse(&r).unwrap().unwrap();
+        assert_eq!((none.price, none.side), (Price::ZERO, Side::None));
         assert!(
             MboRecord::parse(&r[..52])
                 .unwrap_err()

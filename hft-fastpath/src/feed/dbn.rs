@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use tickflow_core::dbn::{self as layout, MboRecord, UNDEF_PRICE};
-use tickflow_core::{Price, Quantity, Side};
+use tickflow_core::dbn::{self as layout, MboRecord};
 
 use super::{Feed, FeedError, bad, read};
 use crate::msg::{Action, FeedMsg};
@@ -85,11 +84,6 @@ pub fn decode(b: &[u8]) -> Result<Decoded, (String, String)> {
             skipped += 1;
             continue;
         };
-        let side = match side {
-            b'B' => Side::Buy,
-            b'A' => Side::Sell,
-            _ => Side::None,
-        };
         let msgs = out.entry(instrument).or_default();
         let (action, extra) = match action {
             b'A' => (Action::Add, 0),
@@ -114,15 +108,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, (String, String)> {
                 ));
             }
         };
-        let size = Quantity::from_raw(i64::from(size) * 1_000_000_000);
         msgs.push(FeedMsg {
             ts_ns: ts_event,
             order_id,
-            price: if price == UNDEF_PRICE {
-                Price::ZERO
-            } else {
-                Price::from_raw(price)
-            },
+            price,
             size,
             instrument,
             action,
@@ -136,6 +125,8 @@ pub fn decode(b: &[u8]) -> Result<Decoded, (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickflow_core::dbn::UNDEF_PRICE;
+    use tickflow_core::{Price, Quantity, Side};
 
     fn record(action: u8, side: u8, id: u64, price: i64, size: u32, flags: u8) -> Vec<u8> {
         let mut r = vec![0u8; layout::MBO_LEN];

@@ -20,10 +20,10 @@ use std::path::Path;
 
 use dbn::decode::dbn::MetadataDecoder;
 use dbn::{Metadata, Schema};
-use tickflow_core::dbn::{self as dbn_layout, MboRecord, UNDEF_PRICE};
+use tickflow_core::dbn::{self as dbn_layout, MboRecord};
 use tickflow_core::{
     BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
-    Quantity, RejectReason, SeqNo, Side, Timestamp, Trade,
+    Quantity, RejectReason, SeqNo, Timestamp, Trade,
 };
 
 use super::text::bad_row;
@@ -273,14 +273,6 @@ impl DbnReader {
     }
 }
 
-fn side_of(c: u8) -> Side {
-    match c {
-        b'B' => Side::Buy,
-        b'A' => Side::Sell,
-        _ => Side::None,
-    }
-}
-
 impl PartReader for DbnReader {
     fn next_item(&mut self) -> Option<SourceItem> {
         while !self.done {
@@ -314,13 +306,9 @@ impl PartReader for DbnReader {
             let ts_recv = i64::try_from(rec.ts_recv)
                 .map(Timestamp)
                 .unwrap_or(ts_event);
-            let price = if rec.price == UNDEF_PRICE {
-                Price::ZERO
-            } else {
-                Price::from_raw(rec.price)
-            };
-            let size = Quantity::from_raw(i64::from(rec.size) * 1_000_000_000);
-            let side = side_of(rec.side);
+            let MboRecord {
+                price, size, side, ..
+            } = rec;
             let book = |action| {
                 Some(SourceItem::Event(MarketEvent::Book(BookEvent {
                     instrument,

@@ -110,8 +110,10 @@ fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let builder = guarded(|| ParquetRecordBatchReaderBuilder::try_new(file))
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
-    // The parquet crate asserts (panics) on a column chunk placed at a negative offset, which
-    // only a damaged footer gives: such a file is refused before any chunk is read.
+    // Only a damaged footer places a column chunk outside the file. The crate panics on a
+    // negative offset (`guarded` would catch it) but reads on with a length past the file's
+    // end: without this check, 30,000 damaged files of the property test took 208 s instead
+    // of 7 s. Such a file is refused before any chunk is read.
     for (g, group) in builder.metadata().row_groups().iter().enumerate() {
         for column in group.columns() {
             let start = column
