@@ -74,6 +74,117 @@ fn run_replays_a_file_and_prints_a_summary() {
     assert!(out_dir.join("bars.parquet").exists());
 }
 
+/// What a reader of the replay source gives for a file: its records and its rejects' details.
+fn read_replay(path: &std::path::Path) -> (usize, Vec<String>) {
+    use tickflow_sources::{ReplayFormat, SourceConfig, SourceItem, plan};
+    let planned = plan(&[SourceConfig::Replay {
+        path: path.to_path_buf(),
+        format: ReplayFormat::Auto,
+        quote_size: None,
+    }])
+    .unwrap();
+    let mut reader = planned.parts[0].open(&planned.registry).unwrap();
+    let (mut records, mut rejects) = (0, Vec::new());
+    while let Some(item) = reader.next_item() {
+        match item {
+            SourceItem::Event(_) => records += 1,
+            SourceItem::Bad(r) => rejects.push(r.detail),
+        }
+    }
+    (records, rejects)
+}
+
+#[test]
+fn a_parquet_file_its_decoder_panics_on_is_a_reject_and_the_run_goes_on_quietly() {
+    use tickflow_core::{
+        ArrowRecord, InstrumentRegistry, InstrumentSpec, Price, Quantity, SeqNo, Side, Timestamp,
+        Trade,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = InstrumentRegistry::new();
+    let abc = reg.register(InstrumentSpec {
+        symbol: "ABC".into(),
+        venue: "XNAS".into(),
+        tick_size: Price::from_raw(10_000_000),
+        lot_size: Quantity::from_raw(1_000_000_000),
+        currency: "USD".into(),
+    });
+    let trades: Vec<Trade> = (0..20u64)
+        .map(|i| Trade {
+            instrument: abc,
+            ts_event: Timestamp(1_700_000_000_000_000_000 + i as i64 * 1_000_000_000),
+            ts_recv: Timestamp(1_700_000_000_000_000_000 + i as i64 * 1_000_000_000),
+            price: Price::from_raw(100_000_000_000 + (i as i64 % 3) * 10_000_000),
+            size: Quantity::from_raw(1_000_000_000),
+            aggressor: Side::Buy,
+            trade_id: Some(i + 1),
+            suspicious: false,
+            seq: SeqNo::new(0, i),
+        })
+        .collect();
+    let batch = Trade::to_record_batch(&trades, &reg).unwrap();
+    let mut whole = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut whole, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    // The parquet crate panics on some damaged pages instead of returning an error. Find a
+    // byte that, set to 0 or 1, makes it do so: the reader gives that as the file's error.
+    let probe = dir.path().join("probe.parquet");
+    std::fs::write(&probe, &whole).unwrap();
+    assert_eq!(read_replay(&probe), (20, vec![]));
+    let failed = "the Parquet decoder failed on damaged data";
+    let damaged = (0..whole.len())
+        .flat_map(|at| [0u8, 1].map(|v| (at, v)))
+        .find_map(|(at, v)| {
+            let mut bytes = whole.clone();
+            bytes[at] = v;
+            std::fs::write(&probe, &bytes).unwrap();
+            let (_, rejects) = read_replay(&probe);
+            rejects.iter().any(|r| r.contains(failed)).then_some(bytes)
+        })
+        .expect("no one-byte damage makes the parquet crate panic any more: its guard may go");
+
+    // A run over that file and a good one: the file is a reject, the other file's trades go
+    // through, and no panic is printed.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("trades.parquet"), damaged).unwrap();
+    std::fs::write(
+        data.join("trades.csv"),
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         binance-futures,BTCUSDT,1582329602111000,1582329602418379,1,buy,9682,0.132\n\
+         binance-futures,BTCUSDT,1582329662116000,1582329662418420,2,sell,9681,0.5\n",
+    )
+    .unwrap();
+    let out = tickflow()
+        .args(["run", "-q", "--output"])
+        .arg(dir.path().join("out"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let reject = stdout
+        .lines()
+        .find(|l| l.contains(failed))
+        .unwrap_or_else(|| panic!("no reject names the damage: {stdout}"));
+    assert!(
+        reject.starts_with("reject ") && reject.contains("trades.parquet:"),
+        "{reject}"
+    );
+    assert!(
+        stdout.contains("accepted                     2"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn mid_bars_carry_fx_quotes_through_the_default_chain() {
     let dir = tempfile::tempdir().unwrap();

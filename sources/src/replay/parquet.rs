@@ -7,9 +7,11 @@
 //! `parquet`). Records are numbered by their row (1-based), which is what a reject names;
 //! a row that cannot be read is a reject and the rows around it are kept.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::path::Path;
+use std::sync::Once;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
@@ -82,19 +84,67 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("no message")
 }
 
+thread_local! {
+    /// Whether this thread is inside [`guarded`], whose panics are errors, not news.
+    static GUARDING: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic inside [`guarded`] on this thread happened.
+    static PANICKED_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Puts a panic hook before the process's own, once: a panic inside [`guarded`] is noted
+/// (where it happened) instead of printed, since it becomes the file's error; any other
+/// panic goes to the hook that was there before.
+fn keep_guarded_panics_quiet() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDING.with(Cell::get) {
+                let at = info.location().map(|l| {
+                    // A crate's source lies under the registry; its name and version say
+                    // enough of where.
+                    let file = l.file();
+                    let file = file
+                        .find("/registry/src/")
+                        .and_then(|i| {
+                            let rest = &file[i + "/registry/src/".len()..];
+                            rest.find('/').map(|j| &rest[j + 1..])
+                        })
+                        .unwrap_or(file);
+                    format!("{file}:{}", l.line())
+                });
+                PANICKED_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                before(info);
+            }
+        }));
+    });
+}
+
 /// Runs a step of the parquet crate over a file's bytes. The crate panics on some damaged
 /// data (a data page whose dictionary is missing, a footer that does not hold together)
 /// where it should return an error; such a panic is taken as that error, and what panicked
-/// (a reader, a builder) is not used again.
+/// (a reader, a builder) is not used again. The panic is not printed: the error says what
+/// it said and where.
 fn guarded<T, E: std::fmt::Display>(
     step: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+    keep_guarded_panics_quiet();
+    let outer = GUARDING.with(|g| g.replace(true));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step));
+    GUARDING.with(|g| g.set(outer));
+    match caught {
         Ok(result) => result.map_err(|e| e.to_string()),
-        Err(panic) => Err(format!(
-            "the Parquet decoder failed on damaged data ({})",
-            panic_text(&*panic)
-        )),
+        Err(panic) => {
+            let at = PANICKED_AT
+                .with(|p| p.borrow_mut().take())
+                .map(|at| format!(", at {at}"))
+                .unwrap_or_default();
+            Err(format!(
+                "the Parquet decoder failed on damaged data ({}{at})",
+                panic_text(&*panic)
+            ))
+        }
     }
 }
 
@@ -403,5 +453,35 @@ impl PartReader for ParquetReader {
                 None => self.done = true,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_guarded_is_the_error_it_should_have_been() {
+        assert_eq!(guarded(|| Ok::<_, String>(3)), Ok(3));
+        assert_eq!(guarded(|| Err::<u8, _>("bad page")), Err("bad page".into()));
+        let line = line!() + 1;
+        let err = guarded(|| -> std::result::Result<u8, String> { panic!("page {} lost", 4) })
+            .unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the Parquet decoder failed on damaged data (page 4 lost, at {}:{line})",
+                file!()
+            )
+        );
+        // Guarding ends with the step, also when it was nested in another.
+        let inner = guarded(|| {
+            let e = guarded(|| -> std::result::Result<(), String> { panic!("inner") });
+            assert!(GUARDING.with(Cell::get));
+            Ok::<_, String>(e)
+        });
+        assert!(inner.unwrap().unwrap_err().contains("(inner, at "));
+        assert!(!GUARDING.with(Cell::get));
+        assert_eq!(PANICKED_AT.with(|p| p.borrow().clone()), None);
     }
 }
