@@ -72,12 +72,40 @@ pub struct Architecture {
     pub hidden: Vec<usize>,
 }
 
+/// The most weights a model may have: 2^26, 256 MiB of f32. A model meant to answer a batch of
+/// instruments within a watermark step is orders of magnitude smaller; the bound keeps a
+/// damaged or mistaken `model.json` from asking for more memory than the machine has.
+pub const MAX_PARAMETERS: usize = 1 << 26;
+
+/// The longest window of a sequence model: each instrument keeps this many past vectors.
+pub const MAX_WINDOW: usize = 4096;
+
 impl Architecture {
-    /// Checks the shape makes sense for the kind.
+    /// Checks the shape makes sense for the kind, and that it is not beyond
+    /// [`MAX_PARAMETERS`] and [`MAX_WINDOW`].
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.features == 0 {
             return bad("a model needs at least one feature".into());
+        }
+        if self.window > MAX_WINDOW {
+            return bad(format!(
+                "a window of {} vectors; at most {MAX_WINDOW} are kept",
+                self.window
+            ));
+        }
+        match self.parameters() {
+            Some(n) if n <= MAX_PARAMETERS => {}
+            n => {
+                return bad(format!(
+                    "a {} model of {} features and hidden widths {:?} has {} weights; at most \
+                     {MAX_PARAMETERS} are loaded",
+                    self.kind.as_str(),
+                    self.features,
+                    self.hidden,
+                    n.map_or("more than 2^64".to_string(), |n| n.to_string())
+                ));
+            }
         }
         match self.kind {
             ModelKind::Linear | ModelKind::Mlp if self.window != 1 => bad(format!(
@@ -96,6 +124,33 @@ impl Architecture {
                 ))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// How many weights (scalars) [`Net::build`] makes for this shape; `None` past `usize`.
+    pub fn parameters(&self) -> Option<usize> {
+        // A linear layer of `i` inputs and `o` outputs: its matrix and its bias.
+        let layer = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
+        let out = |i: usize| layer(i, 2);
+        match self.kind {
+            ModelKind::Linear => out(self.features),
+            ModelKind::Mlp => {
+                let mut total = 0usize;
+                let mut width = self.features;
+                for &h in &self.hidden {
+                    total = total.checked_add(layer(width, h)?)?;
+                    width = h;
+                }
+                total.checked_add(out(width)?)
+            }
+            ModelKind::Gru => {
+                let h = *self.hidden.first()?;
+                let gates = h.checked_mul(3)?;
+                // Input and hidden matrices, each with its bias.
+                layer(self.features, gates)?
+                    .checked_add(layer(h, gates)?)?
+                    .checked_add(out(h)?)
+            }
         }
     }
 
@@ -265,6 +320,48 @@ mod tests {
         assert!(spread > 1.0, "states span {spread}");
         let diff = scalar((a - b).unwrap().abs().unwrap().max_all().unwrap());
         assert!(diff < 1e-6, "largest difference {diff}");
+    }
+
+    #[test]
+    fn the_parameter_count_is_what_a_built_model_holds_and_is_bounded() {
+        let arch = |kind, features, window, hidden: &[usize]| Architecture {
+            kind,
+            features,
+            window,
+            hidden: hidden.to_vec(),
+        };
+        for a in [
+            arch(ModelKind::Linear, 7, 1, &[]),
+            arch(ModelKind::Mlp, 7, 1, &[32, 16]),
+            arch(ModelKind::Mlp, 3, 1, &[5]),
+            arch(ModelKind::Gru, 7, 12, &[16]),
+        ] {
+            let map = VarMap::new();
+            Net::build(&a, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu)).unwrap();
+            let held: usize = map.all_vars().iter().map(|v| v.elem_count()).sum();
+            assert_eq!(a.parameters(), Some(held), "{a:?}");
+        }
+        // Refused before anything is built: too many weights, a product past usize, too long
+        // a window.
+        let e = arch(ModelKind::Mlp, 40, 1, &[1 << 20, 64])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hidden widths [1048576, 64] has 110100674 weights; at most 67108864"),
+            "{e}"
+        );
+        let e = arch(ModelKind::Gru, 40, 8, &[1 << 62])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 2^64"), "{e}");
+        let e = arch(ModelKind::Gru, 40, 5000, &[16])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window of 5000 vectors; at most 4096"), "{e}");
+        assert!(arch(ModelKind::Gru, 40, 4096, &[1024]).validate().is_ok());
     }
 
     #[test]

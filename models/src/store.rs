@@ -207,7 +207,8 @@ impl Predictor {
         if !wpath.is_file() {
             return Err(bad(format!("no {WEIGHTS}")));
         }
-        let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&wpath, &device)
+        // Read on the CPU, where every value is checked, then put on the device.
+        let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&wpath, &Device::Cpu)
             .map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
         let mut problems = Vec::new();
         let expected = expected_weights(&meta.architecture)?;
@@ -222,7 +223,18 @@ impl Predictor {
                     "weight `{name}` is {:?}, the model needs f32",
                     t.dtype()
                 )),
-                Some(_) => {}
+                Some(t) => {
+                    // A NaN or an infinity in a weight makes every prediction through it one.
+                    let values = t.flatten_all()?.to_vec1::<f32>()?;
+                    let bad_values = values.iter().filter(|v| !v.is_finite()).count();
+                    if bad_values > 0 {
+                        problems.push(format!(
+                            "weight `{name}` holds {bad_values} of {} values that are NaN or \
+                             infinite",
+                            values.len()
+                        ));
+                    }
+                }
             }
         }
         let mut extra: Vec<&String> = weights
@@ -242,6 +254,10 @@ impl Predictor {
                 problems.join("; ")
             )));
         }
+        let weights = weights
+            .into_iter()
+            .map(|(name, t)| Ok((name, t.to_device(&device)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
         let net = Net::build(
             &meta.architecture,
             VarBuilder::from_tensors(weights, DType::F32, &device),

@@ -191,6 +191,29 @@ fn bad_model_files_are_refused_with_what_does_not_match() {
     let d = copy("garbage");
     std::fs::write(d.join(WEIGHTS), b"garbage").unwrap();
     assert!(load(&d).contains("model.safetensors"), "{}", load(&d));
+    // Weights with a NaN and an infinity, which every prediction through them would carry.
+    let d = copy("not-finite");
+    let mut w = candle_core::safetensors::load(d.join(WEIGHTS), &candle_core::Device::Cpu).unwrap();
+    let t = &w["hidden1.weight"];
+    let mut values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    values[3] = f32::NAN;
+    values[40] = f32::NEG_INFINITY;
+    let t = candle_core::Tensor::from_vec(values, t.dims(), &candle_core::Device::Cpu).unwrap();
+    w.insert("hidden1.weight".into(), t);
+    candle_core::safetensors::save(&w, d.join(WEIGHTS)).unwrap();
+    let e = load(&d);
+    assert!(
+        e.contains("weight `hidden1.weight` holds 2 of 512 values that are NaN or infinite"),
+        "{e}"
+    );
+    // Metadata asking for a model too large to be meant (a damaged width): refused before
+    // anything of that size is made.
+    let d = copy("too-large");
+    let mut m = meta.clone();
+    m.architecture.hidden = vec![1 << 40, 16];
+    store::write_meta(&d, &m).unwrap();
+    let e = load(&d);
+    assert!(e.contains("at most 67108864 are loaded"), "{e}");
 }
 
 /// Runs where this build has CUDA and a GPU is present; elsewhere it says so and passes
