@@ -68,6 +68,36 @@ impl TrainConfig {
             val_fraction: 0.2,
         }
     }
+
+    /// Checks what can be checked before any data is read: the shape of the kind (its number of
+    /// features is the data's; one is taken here, the least any data gives), the batch, the
+    /// epochs and the split fractions.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 || self.max_epochs == 0 {
+            return Err(Error::Config("batch and epochs must be at least 1".into()));
+        }
+        let (train, val) = (self.train_fraction, self.val_fraction);
+        if !(train > 0.0 && val > 0.0 && train + val < 1.0) {
+            return Err(Error::Config(format!(
+                "split fractions train {train} and validation {val} must be positive and leave room for a test part"
+            )));
+        }
+        self.architecture(1).validate()
+    }
+
+    /// The shape of a model of this configuration over `features` features.
+    fn architecture(&self, features: usize) -> Architecture {
+        Architecture {
+            kind: self.kind,
+            features,
+            window: if self.kind.is_sequence() {
+                self.window
+            } else {
+                1
+            },
+            hidden: self.hidden.clone(),
+        }
+    }
 }
 
 /// A trained model with its evaluation.
@@ -178,6 +208,7 @@ fn batch_loss(net: &Net, p: &Part, batch: usize) -> Result<f64> {
 /// Trains a model on `data` and evaluates it on the held-out parts. `source` says where the data
 /// came from, for the metadata.
 pub fn train(data: &Dataset, cfg: &TrainConfig, source: &str) -> Result<Trained> {
+    cfg.validate()?;
     let split = data.split(cfg.train_fraction, cfg.val_fraction)?;
     if split.train.len() < 10 || split.val.is_empty() || split.test.is_empty() {
         return Err(Error::Data(format!(
@@ -186,9 +217,6 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, source: &str) -> Result<Trained>
             split.val.len(),
             split.test.len()
         )));
-    }
-    if cfg.batch == 0 || cfg.max_epochs == 0 {
-        return Err(Error::Config("batch and epochs must be at least 1".into()));
     }
     let spec = FeatureSpec::fit(
         &data.columns,
@@ -210,16 +238,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, source: &str) -> Result<Trained>
         / (train_returns.len() - 1) as f64)
         .sqrt();
     let ts = if ts > 0.0 { ts } else { 1.0 };
-    let arch = Architecture {
-        kind: cfg.kind,
-        features: spec.len(),
-        window: if cfg.kind.is_sequence() {
-            cfg.window
-        } else {
-            1
-        },
-        hidden: cfg.hidden.clone(),
-    };
+    let arch = cfg.architecture(spec.len());
     arch.validate()?;
     let tr = part(data, &spec, &arch, &split.train, (tm, ts))?;
     let va = part(data, &spec, &arch, &split.val, (tm, ts))?;

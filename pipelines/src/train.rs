@@ -146,6 +146,11 @@ pub fn collect_dataset(
 
 /// Trains, evaluates and saves a model.
 pub fn train(job: &TrainJob) -> Result<TrainOutcome, RunError> {
+    // Refuse a bad setting before the features of a recorded day are computed, not after.
+    if job.horizon == 0 {
+        return Err(tickflow_models::Error::Config("horizon must be at least 1 bar".into()).into());
+    }
+    job.config.validate()?;
     let data = collect_dataset(
         &job.pipeline,
         job.features.as_deref(),

@@ -193,6 +193,39 @@ fn the_predict_operator_batches_each_step_and_signals_trade_on_it() {
 }
 
 #[test]
+fn bad_training_settings_are_refused_before_the_data_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // Data that cannot be read: a refusal naming it would mean the feature run came first.
+    let missing = dir.path().join("no-such-day.csv");
+    let text = market_text(1.0, 1, "[1, 5]").replace(
+        "kind = \"synthetic\"\ninstruments = 16\nseed = 1\nduration = \"6h30m\"\nevents_per_second = 120\nsignal = 1\n",
+        &format!("kind = \"replay\"\npath = \"{}\"\n", missing.display()),
+    );
+    assert!(text.contains("replay"), "{text}");
+    let pipeline = Pipeline::parse(&text, "ml-missing.toml").unwrap();
+    let refused = |edit: &dyn Fn(&mut TrainJob)| {
+        let mut j = job(pipeline.clone(), ModelKind::Gru, &dir.path().join("model"));
+        edit(&mut j);
+        train(&j).err().expect("trained").to_string()
+    };
+    let e = refused(&|j| j.config.window = 100_000);
+    assert!(
+        e.contains("a window of 100000 vectors; at most 4096"),
+        "{e}"
+    );
+    let e = refused(&|j| j.config.hidden = vec![1 << 40]);
+    assert!(e.contains("at most 67108864 are loaded"), "{e}");
+    let e = refused(&|j| j.horizon = 0);
+    assert!(e.contains("horizon must be at least 1 bar"), "{e}");
+    let e = refused(&|j| j.config.val_fraction = 0.5);
+    assert!(e.contains("leave room for a test part"), "{e}");
+    // With good settings, it is the data that is refused.
+    let e = refused(&|_| {});
+    assert!(e.contains("no-such-day.csv"), "{e}");
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
 fn bad_models_stop_the_pipeline_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("mlp");
