@@ -84,6 +84,18 @@ pub struct Split {
     pub purged: usize,
 }
 
+/// Checks the fractions of a split: the train and validation parts positive, room left for the
+/// test part.
+pub(crate) fn check_fractions(train: f64, val: f64) -> Result<()> {
+    if train > 0.0 && val > 0.0 && train + val < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "split fractions train {train} and validation {val} must be positive and leave room for a test part"
+        )))
+    }
+}
+
 impl Dataset {
     /// Builds the dataset; rows may come in any order.
     pub fn new(columns: Vec<String>, mut rows: Vec<Row>, horizon: usize) -> Result<Self> {
@@ -147,11 +159,7 @@ impl Dataset {
     /// `val` fraction for validation, the rest for testing; samples whose targets reach into the
     /// next part are purged.
     pub fn split(&self, train: f64, val: f64) -> Result<Split> {
-        if !(train > 0.0 && val > 0.0 && train + val < 1.0) {
-            return Err(Error::Config(format!(
-                "split fractions train {train} and validation {val} must be positive and leave room for a test part"
-            )));
-        }
+        check_fractions(train, val)?;
         let n = self.samples.len();
         if n < 30 {
             return Err(Error::Data(format!(

@@ -76,12 +76,7 @@ impl TrainConfig {
         if self.batch == 0 || self.max_epochs == 0 {
             return Err(Error::Config("batch and epochs must be at least 1".into()));
         }
-        let (train, val) = (self.train_fraction, self.val_fraction);
-        if !(train > 0.0 && val > 0.0 && train + val < 1.0) {
-            return Err(Error::Config(format!(
-                "split fractions train {train} and validation {val} must be positive and leave room for a test part"
-            )));
-        }
+        crate::data::check_fractions(self.train_fraction, self.val_fraction)?;
         self.architecture(1).validate()
     }
 
