@@ -94,19 +94,6 @@ impl Architecture {
                 self.window
             ));
         }
-        match self.parameters() {
-            Some(n) if n <= MAX_PARAMETERS => {}
-            n => {
-                return bad(format!(
-                    "a {} model of {} features and hidden widths {:?} has {} weights; at most \
-                     {MAX_PARAMETERS} are loaded",
-                    self.kind.as_str(),
-                    self.features,
-                    self.hidden,
-                    n.map_or("more than 2^64".to_string(), |n| n.to_string())
-                ));
-            }
-        }
         match self.kind {
             ModelKind::Linear | ModelKind::Mlp if self.window != 1 => bad(format!(
                 "a {} model reads one vector, not a window of {}",
@@ -123,7 +110,18 @@ impl Architecture {
                     self.hidden, self.window
                 ))
             }
-            _ => Ok(()),
+            // The kind's shape holds together: now its size.
+            _ => match self.parameters() {
+                Some(n) if n <= MAX_PARAMETERS => Ok(()),
+                n => bad(format!(
+                    "a {} model of {} features and hidden widths {:?} has {} weights; at most \
+                     {MAX_PARAMETERS} are loaded",
+                    self.kind.as_str(),
+                    self.features,
+                    self.hidden,
+                    n.map_or("more than 2^64".to_string(), |n| n.to_string())
+                )),
+            },
         }
     }
 
@@ -361,6 +359,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("window of 5000 vectors; at most 4096"), "{e}");
+        // A shape that does not hold together is told as such, not as a size.
+        let e = arch(ModelKind::Gru, 40, 8, &[])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gru needs one state size"), "{e}");
         assert!(arch(ModelKind::Gru, 40, 4096, &[1024]).validate().is_ok());
     }
 

@@ -297,34 +297,15 @@ mod tests {
     fn histories_spread_over_another_number_of_workers_are_the_ones_of_one() {
         let dir = tempfile::tempdir().unwrap();
         make_model(ModelKind::Gru, dir.path()).unwrap();
-        let columns: Vec<String> = (0..FEATURES).map(|i| format!("f{i}")).collect();
-        let names: Arc<[String]> = columns.clone().into();
-        let make = || {
-            Predict::new(
-                PredictConfig {
-                    model: dir.path().to_path_buf(),
-                    device: DeviceChoice::Cpu,
-                    from: None,
-                },
-                &columns,
-            )
-            .unwrap()
-        };
+        let make = || open(dir.path()).unwrap();
         // Five instruments, each with a history of its own length.
         let mut whole = make();
         let mut out = Emitter::default();
         for m in 1..12i64 {
-            let mut rows: Vec<IndicatorRow> = (0..5u32)
-                .filter(|i| m > i64::from(*i) * 2)
-                .map(|i| IndicatorRow {
-                    instrument: InstrumentId(i),
-                    end: Timestamp(m * 60),
-                    names: names.clone(),
-                    values: (0..FEATURES)
-                        .map(|f| Some((m * 7 + f as i64 * 3 + i64::from(i)) as f64 / 10.0))
-                        .collect(),
-                })
-                .collect();
+            let mut rows = rows(m, 5, |i, f| {
+                (m * 7 + f as i64 * 3 + i64::from(i)) as f64 / 10.0
+            });
+            rows.retain(|r| m > i64::from(r.instrument.0) * 2);
             whole.on_batch(Timestamp(m * 60), &mut rows, &mut out);
         }
         assert!(!out.items().is_empty());
@@ -383,22 +364,6 @@ mod tests {
                 values: (0..FEATURES).map(|f| Some(value(i, f))).collect(),
             })
             .collect()
-    }
-
-    fn rewrite_weights(
-        dir: &std::path::Path,
-        f: impl Fn(&str, candle_core::Tensor) -> candle_core::Tensor,
-    ) {
-        let path = dir.join(tickflow_models::store::WEIGHTS);
-        let weights = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
-        let weights: std::collections::HashMap<String, candle_core::Tensor> = weights
-            .into_iter()
-            .map(|(name, t)| {
-                let t = f(&name, t);
-                (name, t)
-            })
-            .collect();
-        candle_core::safetensors::save(&weights, &path).unwrap();
     }
 
     #[test]
@@ -486,13 +451,16 @@ mod tests {
         make_model(ModelKind::Linear, dir.path()).unwrap();
         // Finite weights, so the model loads, but large enough that ten standard deviations
         // above the mean of every feature overflow f32.
-        rewrite_weights(dir.path(), |name, t| {
-            if name == "out.weight" {
+        let path = dir.path().join(tickflow_models::store::WEIGHTS);
+        let mut weights = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+        for (name, t) in weights.iter_mut() {
+            *t = if name == "out.weight" {
                 (t.ones_like().unwrap() * 3e38).unwrap()
             } else {
                 t.zeros_like().unwrap()
-            }
-        });
+            };
+        }
+        candle_core::safetensors::save(&weights, &path).unwrap();
         let mut p = open(dir.path()).unwrap();
         let spec = p.predictor.meta().spec.clone();
         let mut batch = rows(1, 2, |i, f| {
