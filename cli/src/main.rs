@@ -46,7 +46,8 @@ enum Command {
     Hft(HftCommand),
     /// Train a price-prediction model on a pipeline's features and print its evaluation.
     Train(TrainArgs),
-    /// Model inference on a device: latency per batch size, CPU-vs-device agreement.
+    /// Model tools: inference latency per batch size, CPU-vs-device agreement, stamping edited
+    /// weights.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Ask a running job a question in SQL over Arrow Flight SQL and print the answer.
@@ -108,6 +109,12 @@ enum ModelCommand {
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
     },
+    /// Records the weights now in a model directory as the model's own (its version in
+    /// model.json), after they were changed on purpose; then checks that the model loads.
+    Stamp {
+        /// The model directory.
+        dir: PathBuf,
+    },
 }
 
 fn model_command(cmd: ModelCommand) -> Result<bool> {
@@ -161,6 +168,13 @@ fn model_command(cmd: ModelCommand) -> Result<bool> {
                 );
             }
             Ok(ok)
+        }
+        ModelCommand::Stamp { dir } => {
+            let (before, after) = tickflow_models::store::stamp(&dir)?;
+            println!("{}: version {after} (was {before})", dir.display());
+            tickflow_models::Predictor::load(&dir, DeviceChoice::Cpu)?;
+            println!("{}: loads", dir.display());
+            Ok(true)
         }
     }
 }

@@ -440,6 +440,42 @@ fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
             .contains("\"model_version\":\"linear-")
     );
 
+    // Weights changed after training are not run under the version model.json names; stamped
+    // as the model's own, they run under a new one.
+    let weights = dir.path().join("models/mlp/model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last_weight = bytes.len() - 4; // little-endian f32: its lowest mantissa bit
+    bytes[last_weight] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let out = tickflow()
+        .current_dir(dir.path())
+        .args(["run", pipeline, "-q", "-o", "out2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not the weights file model.json was saved with")
+            && err.contains("tickflow model stamp models/mlp"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out2/predictions.jsonl").exists());
+    let out = tickflow()
+        .current_dir(dir.path())
+        .args(["model", "stamp", "models/mlp"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let first = preds.split("\"model_version\":\"").nth(1).unwrap();
+    let was = &first[..first.find('"').unwrap()];
+    assert!(
+        stdout.contains(&format!("(was {was})")) && stdout.contains("models/mlp: loads"),
+        "{stdout}"
+    );
+    let stamped = std::fs::read_to_string(dir.path().join("models/mlp/model.json")).unwrap();
+    assert!(!stamped.contains(was), "{stamped}");
+
     // Bad requests are named.
     let out = tickflow()
         .args(["train", "--model", "transformer", "--out"])

@@ -4,7 +4,8 @@
 //! the architecture, the feature spec, the target's scale, the horizon, the data range, the
 //! training settings and seed, and the evaluation). Loading checks everything against
 //! everything: a missing file, unparsable metadata, a spec without statistics, a weight missing
-//! or of the wrong shape is refused with what does not match.
+//! or of the wrong shape, weights that are not the ones the metadata's version names, is
+//! refused with what does not match.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::metrics::Evaluation;
-use crate::net::{Architecture, Net};
+use crate::net::{Architecture, ModelKind, Net};
 use crate::spec::FeatureSpec;
 
 /// Version of the metadata layout.
@@ -102,27 +103,115 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The version of a model of `kind` whose weights file holds `weights`: the kind and a hash of
+/// the file's bytes. `model.json` records it; loading checks the weights against it.
+pub fn version_of(kind: ModelKind, weights: &[u8]) -> String {
+    format!("{}-{:016x}", kind.as_str(), fnv1a(weights))
+}
+
+/// Makes `dir` ready to take a model (created if missing), so that a training run whose output
+/// cannot be written is refused before it starts, not after. Returns the topmost directory it
+/// created, if any, for [`remove_created`] when the run fails.
+pub fn prepare_dir(dir: &Path) -> Result<Option<PathBuf>> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Model {
+            path: dir.display().to_string(),
+            reason: "exists and is not a directory".into(),
+        });
+    }
+    let top = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .last();
+    let top = top.map(Path::to_path_buf);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = dir.join(format!(".{WEIGHTS}.tmp"));
+    let writable = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = writable {
+        if let Some(top) = &top {
+            remove_created(dir, top);
+        }
+        return Err(Error::io(&probe, e));
+    }
+    Ok(top)
+}
+
+/// Removes the directories [`prepare_dir`] created for `dir`, up to `top`, where they are still
+/// empty.
+pub fn remove_created(dir: &Path, top: &Path) {
+    for d in dir.ancestors() {
+        if std::fs::remove_dir(d).is_err() || d == top {
+            break;
+        }
+    }
+}
+
+/// Puts the finished temporary file `tmp` in place as `dir/name`: synced, then renamed over the
+/// file it replaces. A crash leaves the previous file or the new one, never part of one.
+fn commit(dir: &Path, tmp: &Path, name: &str) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(tmp, e))?;
+    let path = dir.join(name);
+    std::fs::rename(tmp, &path).map_err(|e| Error::io(&path, e))?;
+    // The rename itself, durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Writes the weights and the metadata into `dir` (created if missing); fills in the version.
+///
+/// Each file is replaced whole, the weights first. A model saved over another one, cut short
+/// between the two, leaves new weights beside the old `model.json`, which loading refuses (the
+/// version does not match), never a model that runs on weights it does not describe.
 pub fn save(dir: &Path, meta: &mut ModelMeta, weights: &VarMap) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let wpath = dir.join(WEIGHTS);
-    weights.save(&wpath).map_err(|e| Error::Model {
-        path: wpath.display().to_string(),
+    let tmp = dir.join(format!(".{WEIGHTS}.tmp"));
+    weights.save(&tmp).map_err(|e| Error::Model {
+        path: tmp.display().to_string(),
         reason: e.to_string(),
     })?;
-    let bytes = std::fs::read(&wpath).map_err(|e| Error::io(&wpath, e))?;
-    meta.version = format!("{}-{:016x}", meta.architecture.kind.as_str(), fnv1a(&bytes));
+    let bytes = std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    commit(dir, &tmp, WEIGHTS)?;
+    meta.version = version_of(meta.architecture.kind, &bytes);
     write_meta(dir, meta)
 }
 
-/// Rewrites `model.json` (after the evaluation is known).
+/// Rewrites `model.json` (after the evaluation is known), whole.
 pub fn write_meta(dir: &Path, meta: &ModelMeta) -> Result<()> {
-    let mpath = dir.join(META);
     let text = serde_json::to_string_pretty(meta).map_err(|e| Error::Model {
-        path: mpath.display().to_string(),
+        path: dir.join(META).display().to_string(),
         reason: e.to_string(),
     })?;
-    std::fs::write(&mpath, text + "\n").map_err(|e| Error::io(&mpath, e))
+    let tmp = dir.join(format!(".{META}.tmp"));
+    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+    commit(dir, &tmp, META)
+}
+
+/// Records the weights now in `dir` as the model's own: sets the version in `model.json` to
+/// theirs. For weights changed on purpose after training (made or edited by hand); loading
+/// refuses weights that do not match the version otherwise. Returns the versions before and
+/// after.
+pub fn stamp(dir: &Path) -> Result<(String, String)> {
+    let bad = |reason: String| Error::Model {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let mpath = dir.join(META);
+    let text =
+        std::fs::read_to_string(&mpath).map_err(|e| bad(format!("cannot read {META}: {e}")))?;
+    let mut meta: ModelMeta =
+        serde_json::from_str(&text).map_err(|e| bad(format!("{META}: {e}")))?;
+    let wpath = dir.join(WEIGHTS);
+    let bytes = std::fs::read(&wpath).map_err(|e| bad(format!("cannot read {WEIGHTS}: {e}")))?;
+    let before = std::mem::replace(
+        &mut meta.version,
+        version_of(meta.architecture.kind, &bytes),
+    );
+    write_meta(dir, &meta)?;
+    Ok((before, meta.version))
 }
 
 /// The names and shapes of the weights a model of `arch` has.
@@ -208,8 +297,11 @@ impl Predictor {
             return Err(bad(format!("no {WEIGHTS}")));
         }
         // Read on the CPU, where every value is checked, then put on the device.
-        let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&wpath, &Device::Cpu)
-            .map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
+        let bytes =
+            std::fs::read(&wpath).map_err(|e| bad(format!("cannot read {WEIGHTS}: {e}")))?;
+        let weights: HashMap<String, Tensor> =
+            candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+                .map_err(|e| bad(format!("{WEIGHTS}: {e}")))?;
         let mut problems = Vec::new();
         let expected = expected_weights(&meta.architecture)?;
         for (name, shape) in &expected {
@@ -252,6 +344,19 @@ impl Predictor {
             return Err(bad(format!(
                 "{WEIGHTS} does not match {META}: {}",
                 problems.join("; ")
+            )));
+        }
+        // Weights of the right shapes that are not the ones the model was saved with: changed
+        // by hand, damaged, or from another training (one cut short while saving over this
+        // one). Predictions would carry a version that does not name the weights behind them.
+        let found = version_of(meta.architecture.kind, &bytes);
+        if found != meta.version {
+            return Err(bad(format!(
+                "{WEIGHTS} is not the weights file {META} was saved with: {META} names version \
+                 `{}`, the file's content is version `{found}` (damaged, changed, or written by \
+                 another training; if it was changed on purpose, `tickflow model stamp {path}` \
+                 records it)",
+                meta.version
             )));
         }
         let weights = weights

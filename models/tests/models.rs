@@ -127,6 +127,30 @@ fn a_saved_model_loads_and_predicts_what_it_predicted_in_memory() {
     );
     let e = p.predict(&input[1..], 2).unwrap_err().to_string();
     assert!(e.contains("expected"), "{e}");
+
+    // Saved again over itself, the directory holds the two files and nothing left from the
+    // writing; other files in it stay.
+    std::fs::write(dir.path().join("notes.txt"), "kept").unwrap();
+    store::prepare_dir(dir.path()).unwrap();
+    store::save(dir.path(), &mut meta.clone(), &t.weights).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["model.json", "model.safetensors", "notes.txt"]);
+    Predictor::load(dir.path(), DeviceChoice::Cpu).unwrap();
+    // A directory that cannot take a model is refused before training.
+    let file = dir.path().join("notes.txt");
+    let e = store::prepare_dir(&file).unwrap_err().to_string();
+    assert!(
+        e.contains("notes.txt") && e.contains("exists and is not a directory"),
+        "{e}"
+    );
+    let e = store::prepare_dir(&file.join("sub"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("notes.txt/sub"), "{e}");
 }
 
 #[test]
@@ -206,6 +230,43 @@ fn bad_model_files_are_refused_with_what_does_not_match() {
         e.contains("weight `hidden1.weight` holds 2 of 512 values that are NaN or infinite"),
         "{e}"
     );
+    // Weights of the right shapes and finite, but not the ones the model was saved with: one
+    // value changed by hand, or the weights of another training of the same shape beside this
+    // model.json (a save over this model cut short between its two files).
+    let d = copy("changed");
+    let mut w = candle_core::safetensors::load(d.join(WEIGHTS), &candle_core::Device::Cpu).unwrap();
+    let t = &w["out.bias"];
+    let bumped = (t + 0.25).unwrap();
+    w.insert("out.bias".into(), bumped);
+    candle_core::safetensors::save(&w, d.join(WEIGHTS)).unwrap();
+    let e = load(&d);
+    assert!(
+        e.contains(&format!(
+            "model.safetensors is not the weights file model.json was saved with: model.json \
+             names version `{}`",
+            meta.version
+        )) && e.contains(&format!("tickflow model stamp {}", d.display())),
+        "{e}"
+    );
+    let mut other_cfg = cfg.clone();
+    other_cfg.seed += 1;
+    let other = train(&dataset(200, None), &other_cfg, "test").unwrap();
+    let d2 = dir.path().join("half-saved");
+    let mut other_meta = other.predictor.meta().clone();
+    store::save(&d2, &mut other_meta, &other.weights).unwrap();
+    assert_ne!(other_meta.version, meta.version);
+    std::fs::copy(good.join(META), d2.join(META)).unwrap();
+    assert!(
+        load(&d2).contains("is not the weights file"),
+        "{}",
+        load(&d2)
+    );
+    // Stamped, the changed weights are the model's own: a new version, and it loads.
+    let (before, after) = store::stamp(&d).unwrap();
+    assert_eq!(before, meta.version);
+    assert!(after.starts_with("mlp-") && after != before, "{after}");
+    let stamped = Predictor::load(&d, DeviceChoice::Cpu).unwrap();
+    assert_eq!(stamped.meta().version, after);
     // Metadata asking for a model too large to be meant (a damaged width): refused before
     // anything of that size is made.
     let d = copy("too-large");

@@ -151,6 +151,18 @@ pub fn train(job: &TrainJob) -> Result<TrainOutcome, RunError> {
         return Err(tickflow_models::Error::Config("horizon must be at least 1 bar".into()).into());
     }
     job.config.validate()?;
+    // And an output directory that cannot take the model; one made for a run that fails is
+    // removed again.
+    let created = store::prepare_dir(&job.out)?;
+    let outcome = train_into(job);
+    if let (Err(_), Some(top)) = (&outcome, &created) {
+        store::remove_created(&job.out, top);
+    }
+    outcome
+}
+
+/// [`train`], its settings and output directory checked.
+fn train_into(job: &TrainJob) -> Result<TrainOutcome, RunError> {
     let data = collect_dataset(
         &job.pipeline,
         job.features.as_deref(),

@@ -219,9 +219,15 @@ fn bad_training_settings_are_refused_before_the_data_is_read() {
     assert!(e.contains("horizon must be at least 1 bar"), "{e}");
     let e = refused(&|j| j.config.val_fraction = 0.5);
     assert!(e.contains("leave room for a test part"), "{e}");
-    // With good settings, it is the data that is refused.
-    let e = refused(&|_| {});
+    // And so is an output directory that cannot take the model.
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let e = refused(&|j| j.out = dir.path().join("a-file"));
+    assert!(e.contains("a-file: exists and is not a directory"), "{e}");
+    // With good settings, it is the data that is refused; the output directory made for the
+    // run is removed again.
+    let e = refused(&|j| j.out = dir.path().join("models/new/model"));
     assert!(e.contains("no-such-day.csv"), "{e}");
+    assert!(!dir.path().join("models").exists());
     assert!(!dir.path().join("model").exists());
 }
 
