@@ -248,6 +248,26 @@ pub enum StreamType {
     Portfolio,
 }
 
+impl fmt::Display for StreamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StreamType::Trades => "trades",
+            StreamType::Quotes => "quotes",
+            StreamType::Book => "order-book events",
+            StreamType::Rejects => "rejected records",
+            StreamType::Bars => "bars",
+            StreamType::Indicators => "rows of indicators or features",
+            StreamType::Predictions => "predictions",
+            StreamType::Signals => "signals",
+            StreamType::Orders => "orders",
+            StreamType::RiskRejects => "orders refused by risk",
+            StreamType::Fills => "fills",
+            StreamType::Positions => "positions",
+            StreamType::Portfolio => "portfolio totals",
+        })
+    }
+}
+
 /// An output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SinkDef {
@@ -1134,7 +1154,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
                 w.err(
                     op.input_span.clone(),
                     format!(
-                        "operator `{}` reads {:?} but stream `{}` carries {:?}{hint}",
+                        "operator `{}` reads {} but stream `{}` carries {}{hint}",
                         op.name,
                         wanted.unwrap_or(*ty),
                         op.input,
@@ -1166,7 +1186,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             match known.iter().find(|(n, _)| n == extra) {
                 Some((_, Some(have))) if *have != ty => w.err(
                     op.name_span.clone(),
-                    format!("operator `{}` reads {ty:?} from `{extra}`, which carries {have:?}", op.name),
+                    format!("operator `{}` reads {ty} from `{extra}`, which carries {have}", op.name),
                 ),
                 Some(_) => {}
                 None => w.err(
@@ -1202,7 +1222,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
         for (stream, span) in &op.deferred {
             match known.iter().find(|(n, _)| n == stream) {
                 Some((_, Some(StreamType::Fills))) | Some((_, None)) => {}
-                Some((_, Some(ty))) => w.err(span.clone(), format!("`fills` of `{}` must be the fills of an exchange operator; `{stream}` carries {ty:?}", op.name)),
+                Some((_, Some(ty))) => w.err(span.clone(), format!("`fills` of `{}` must be the fills of an exchange operator; `{stream}` carries {ty}", op.name)),
                 None => w.err(span.clone(), format!("`fills` of `{}` names unknown stream `{stream}`; add an exchange operator with that name", op.name)),
             }
         }
@@ -2259,6 +2279,22 @@ streams = ["bars", "nope"]
     }
 
     #[test]
+    fn a_stream_of_the_wrong_kind_is_named_in_words() {
+        let text = include_str!("../ml.toml")
+            .replace("input = \"features\"", "input = \"bars\"")
+            .replace("prices = \"bars\"", "prices = \"quotes\"")
+            .replace("fills = \"fills\"", "fills = \"bars\"");
+        let shown = Pipeline::parse(&text, "ml.toml").unwrap_err().to_string();
+        for want in [
+            "operator `predictions` reads rows of indicators or features but stream `bars` carries bars",
+            "operator `orders` reads bars from `quotes`, which carries quotes",
+            "`fills` of `orders` must be the fills of an exchange operator; `bars` carries bars",
+        ] {
+            assert!(shown.contains(want), "{want}: {shown}");
+        }
+    }
+
+    #[test]
     fn time_bars_may_read_quotes_and_volume_bars_may_not() {
         let text = "[[source]]\nkind = \"synthetic\"\n[[operator]]\nname = \"mid\"\nkind = \"time_bars\"\ninput = \"quotes\"\ninterval = \"1m\"\n[[operator]]\nname = \"ind\"\nkind = \"indicators\"\ninput = \"mid\"\n";
         let p = Pipeline::parse(text, "m.toml").unwrap();
@@ -2268,7 +2304,7 @@ streams = ["bars", "nope"]
             .replace("interval = \"1m\"", "volume = 100");
         let shown = Pipeline::parse(&volume, "v.toml").unwrap_err().to_string();
         assert!(
-            shown.contains("v.toml:6:9: operator `mid` reads Trades but stream `quotes` carries Quotes (quotes record no traded volume; time_bars over quotes builds bars of mid prices)"),
+            shown.contains("v.toml:6:9: operator `mid` reads trades but stream `quotes` carries quotes (quotes record no traded volume; time_bars over quotes builds bars of mid prices)"),
             "{shown}"
         );
 
