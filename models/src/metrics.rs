@@ -13,6 +13,41 @@ pub struct Scores {
     pub auc: f64,
     /// Mean negative log-likelihood of the outcomes (natural log).
     pub log_loss: f64,
+    /// Samples whose move was up (absent in models saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<usize>,
+}
+
+impl Scores {
+    /// How far the AUC lies above no skill (0.5), in standard errors of the AUC of a forecast
+    /// without skill on these outcomes: the normal approximation of the Mann–Whitney test,
+    /// `sqrt((up + down + 1) / (12 · up · down))` (ties counted as if there were none, which
+    /// overstates the error slightly). `None` where one direction is absent or not recorded.
+    pub fn auc_z(&self) -> Option<f64> {
+        let up = self.up? as f64;
+        let down = self.n as f64 - up;
+        (up > 0.0 && down > 0.0).then(|| {
+            let se = ((up + down + 1.0) / (12.0 * up * down)).sqrt();
+            (self.auc - 0.5) / se
+        })
+    }
+}
+
+/// P(Z > z) for a standard normal Z, within 1.5e-7 (Abramowitz and Stegun 7.1.26).
+pub fn normal_upper_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    // erfc(x) for x >= 0.
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
 }
 
 /// Probabilities are clipped to [EPS, 1 − EPS] for the log-loss.
@@ -36,6 +71,7 @@ pub fn scores(p: &[f64], up: &[bool]) -> Scores {
         accuracy: hits as f64 / n.max(1) as f64,
         auc: auc(p, up),
         log_loss,
+        up: Some(up.iter().filter(|u| **u).count()),
     }
 }
 
@@ -129,6 +165,28 @@ impl std::fmt::Display for Evaluation {
             "  model on validation        {:>9.4} {:>7.4} {:>9.4}",
             self.validation.accuracy, self.validation.auc, self.validation.log_loss
         )?;
+        if let Some(z) = self.model.auc_z() {
+            let p = normal_upper_tail(z);
+            let verdict = if p < 0.01 {
+                "skill at the 1 % level"
+            } else if p < 0.05 {
+                "skill at the 5 % level, not at 1 %"
+            } else {
+                "not told apart from chance at 5 %"
+            };
+            // The tail is good to 1.5e-7, absolute: a smaller one is told as a bound.
+            let p = if p < 1e-6 {
+                "< 1e-6".to_string()
+            } else if p < 1e-3 {
+                format!("= {p:.1e}")
+            } else {
+                format!("= {p:.3}")
+            };
+            writeln!(
+                f,
+                "  model AUC {z:+.2} standard errors from no skill (one-sided p {p}): {verdict}"
+            )?;
+        }
         writeln!(
             f,
             "  training up-rate {:.4}; expected vs realized return correlation {:.4}",
@@ -185,6 +243,38 @@ mod tests {
         // One of four pairs misordered.
         assert_eq!(auc(&[0.1, 0.6, 0.5, 0.9], &up), 0.75);
         assert_eq!(auc(&[0.1, 0.2], &[true, true]), 0.5);
+    }
+
+    #[test]
+    fn the_auc_is_told_in_standard_errors_from_no_skill() {
+        // 10 up and 10 down, perfectly ordered: AUC 1, standard error sqrt(21 / 1200).
+        let up: Vec<bool> = (0..20).map(|i| i >= 10).collect();
+        let p: Vec<f64> = (0..20).map(|i| f64::from(i) / 20.0).collect();
+        let s = scores(&p, &up);
+        assert_eq!(s.up, Some(10));
+        let z = s.auc_z().unwrap();
+        assert!((z - 0.5 / (21.0f64 / 1200.0).sqrt()).abs() < 1e-12, "{z}");
+        // Without skill, or one direction only.
+        assert_eq!(
+            scores(&[0.5; 4], &[true, false, true, false]).auc_z(),
+            Some(0.0)
+        );
+        assert_eq!(scores(&[0.3, 0.7], &[true, true]).auc_z(), None);
+        // Not recorded (a model saved before): none.
+        let old: Scores =
+            serde_json::from_str(r#"{"n":4,"accuracy":0.5,"auc":0.5,"log_loss":0.69}"#).unwrap();
+        assert_eq!(old.auc_z(), None);
+        // The normal tail at known points.
+        for (z, tail) in [
+            (0.0, 0.5),
+            (1.0, 0.158_655_25),
+            (1.96, 0.024_997_9),
+            (-2.326_347_9, 0.99),
+            (5.0, 2.866_515_7e-7),
+        ] {
+            let got = normal_upper_tail(z);
+            assert!((got - tail).abs() < 1.5e-7, "{z}: {got} vs {tail}");
+        }
     }
 
     #[test]

@@ -98,6 +98,10 @@ fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
         assert!(e.model.accuracy > best_baseline + 0.04, "{kind:?}: {e}");
         assert!(e.model.auc > 0.6, "{kind:?}: {e}");
         assert!(
+            e.to_string().contains("skill at the 1 % level"),
+            "{kind:?}: {e}"
+        );
+        assert!(
             e.model.log_loss < e.majority.log_loss.min(e.last_sign.log_loss) - 0.01,
             "{kind:?}: {e}"
         );
@@ -118,6 +122,13 @@ fn without_a_signal_the_evaluation_shows_no_skill() {
     assert!((e.model.auc - 0.5).abs() < 0.04, "{e}");
     assert!((e.model.accuracy - 0.5).abs() < 0.04, "{e}");
     assert!(e.model.log_loss > e.majority.log_loss - 0.01, "{e}");
+    // And says so: its AUC is not told apart from chance.
+    let z = e.model.auc_z().unwrap();
+    assert!(z < 1.645, "{e}");
+    assert!(
+        e.to_string().contains("not told apart from chance at 5 %"),
+        "{e}"
+    );
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
