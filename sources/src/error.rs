@@ -42,6 +42,14 @@ impl Error {
             source,
         }
     }
+    /// What is wrong, without the path (for a message that names the file already).
+    pub(crate) fn reason(self) -> String {
+        match self {
+            Error::Io { source, .. } => source.to_string(),
+            Error::Format { reason, .. } => reason,
+            e => e.to_string(),
+        }
+    }
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Format {
             path: path.into(),

@@ -901,7 +901,8 @@ fn a_damaged_parquet_file_is_refused_with_its_path() {
     std::fs::write(&path, b"PAR1 this is not a parquet file").unwrap();
     let e = plan_err(path);
     assert!(
-        e.contains("trades.parquet") && e.contains("not a readable Parquet file"),
+        e.contains("trades.parquet: cannot replay an unreadable Parquet file (")
+            && !e.contains("trades.parquet: cannot replay /"),
         "{e}"
     );
 }
@@ -1215,7 +1216,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
             ),
             (
                 "notes.csv".into(),
-                "a CSV file in no supported layout".into()
+                "a CSV file in no supported layout (its first line: `a,b`)".into()
             ),
             (
                 "usdjpy-ticks.csv".into(),
@@ -1236,6 +1237,37 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
         )
     );
     assert_eq!(left(&tardis).len(), 4);
+
+    // A directory of nothing readable says what it looked at, and why each was left out.
+    for f in ["trades.csv", "depth.csv", "usdjpy-ticks.csv"] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    write("empty.csv", "");
+    write("more-notes.csv", "a,b\n3,4\n");
+    let e = plan(&[SourceConfig::Replay {
+        path: dir.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+        quote_size: None,
+    }])
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "no market-data files found here",
+        "README.md: not a supported market-data file",
+        "empty.csv: a CSV file in no supported layout (its first line is empty)",
+        "more-notes.csv and 1 more: a CSV file in no supported layout (its first line: `a,b`)",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let e = plan(&[SourceConfig::Replay {
+        path: empty.path().to_path_buf(),
+        format: ReplayFormat::Auto,
+        quote_size: None,
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(e.ends_with("it holds no files"), "{e}");
 }
 
 /// The file name, header and twelve good rows of each CSV layout fuzzed: the three order-book

@@ -69,7 +69,10 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
         } else if truefx::detect(path, &header)? {
             Ok(ReplayFormat::TrueFx)
         } else {
-            Err("a CSV file in no supported layout".into())
+            Err(format!(
+                "a CSV file in no supported layout ({})",
+                first_line_shown(&header)
+            ))
         };
     }
     if name.ends_with(".gz") {
@@ -86,13 +89,26 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
 fn first_line(path: &Path) -> Result<Vec<u8>, String> {
     let mut head = Vec::with_capacity(512);
     text::stream_file(path)
-        .map_err(|e| e.to_string())?
+        .map_err(Error::reason)?
         .reader
         .take(512)
         .read_to_end(&mut head)
         .map_err(|e| e.to_string())?;
     let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
     Ok(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
+}
+
+/// A first line as an error shows it: quoted, cut at 80 characters.
+fn first_line_shown(line: &[u8]) -> String {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return "its first line is empty".into();
+    }
+    let text = String::from_utf8_lossy(line);
+    let mut shown: String = text.chars().take(80).collect();
+    if text.chars().nth(80).is_some() {
+        shown.push('…');
+    }
+    format!("its first line: `{shown}`")
 }
 
 /// A file under a replayed directory that is not read, and why.
@@ -152,9 +168,16 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Expanded> {
         }
     }
     if out.files.is_empty() {
+        let why = if out.left_out.is_empty() {
+            "it holds no files".to_string()
+        } else {
+            format!("left out: {}", describe_left_out(&out.left_out).join("; "))
+        };
         return Err(Error::format(
             path,
-            "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis, LOBSTER or TrueFX CSV or .csv.gz, DBN, Parquet of trades, quotes or book events)",
+            format!(
+                "no market-data files found here (Lean tick zips, Binance .gz captures or depth CSV, Tardis, LOBSTER or TrueFX CSV or .csv.gz, DBN, Parquet of trades, quotes or book events); {why}"
+            ),
         ));
     }
     Ok(out)
