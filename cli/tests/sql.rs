@@ -170,18 +170,18 @@ fn tickflow_sql_queries_a_running_job() {
     let _ = job.kill();
     let _ = job.wait();
 
+    let nobody = format!("127.0.0.1:{}", free_port());
     let out = tickflow()
-        .args([
-            "sql",
-            "--connect",
-            &format!("127.0.0.1:{}", free_port()),
-            "SELECT 1",
-        ])
+        .args(["sql", "--connect", &nobody, "SELECT 1"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to {nobody}"))
+            && err.contains(&format!("--sql-listen {nobody}")),
+        "{err}"
+    );
 }
 
 /// A query whose results are a stream: one-minute VWAP and close per instrument, read by a

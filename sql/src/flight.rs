@@ -266,7 +266,8 @@ impl Client {
             .await
             .map_err(|e| {
                 SqlError::Transport(format!(
-                    "cannot connect to {addr}: {}",
+                    "cannot connect to {addr}: {} (is a job running there with its SQL endpoint \
+                     open: `tickflow run ... --sql-listen {addr}`?)",
                     tickflow_core::describe(&e)
                 ))
             })?;
