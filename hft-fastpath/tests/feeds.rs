@@ -154,6 +154,22 @@ fn at_a_depth_gap_the_fast_path_clears_its_book_as_the_replay_does() {
 fn unknown_feed_names_are_refused_with_the_formats_listed() {
     let e = feed::load(std::path::Path::new("/tmp/prices.parquet")).unwrap_err();
     assert!(e.to_string().contains("unknown feed format"), "{e}");
+    // A directory: one file is wanted, and the feeds in it are named.
+    let dir = tempfile::tempdir().unwrap();
+    let e = feed::load(dir.path()).unwrap_err().to_string();
+    assert!(e.ends_with("(Binance capture))"), "{e}");
+    for f in ["b_20240808.gz", "a.dbn.zst", "notes.txt"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    let e = feed::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("a directory; the fast path replays one feed file")
+            && e.ends_with(&format!(
+                ", such as {} (and 1 more)",
+                dir.path().join("a.dbn.zst").display()
+            )),
+        "{e}"
+    );
     let e = feed::load(std::path::Path::new(
         "/no/such/AMZN_2012-06-21_1_2_message_1.csv",
     ))

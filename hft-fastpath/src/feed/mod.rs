@@ -40,6 +40,11 @@ pub enum FeedError {
         "{0}: unknown feed format (expected *.dbn[.zst] (Databento MBO), *_message_*.csv (LOBSTER) or *.gz (Binance capture))"
     )]
     UnknownFormat(PathBuf),
+    /// A directory where one feed file is wanted.
+    #[error(
+        "{0}: a directory; the fast path replays one feed file (*.dbn[.zst] (Databento MBO), *_message_*.csv (LOBSTER) or *.gz (Binance capture)){1}"
+    )]
+    Directory(PathBuf, String),
     /// A record could not be parsed.
     #[error("{path}: {at}: {reason}")]
     Bad {
@@ -107,20 +112,56 @@ pub fn infer_tick(msgs: &[FeedMsg]) -> Price {
     Price::from_raw(g.max(1))
 }
 
-/// Loads a recorded feed, choosing the reader from the file name.
-pub fn load(path: &Path) -> Result<Feed, FeedError> {
+/// The recorded feed formats, told by file name.
+#[derive(Clone, Copy)]
+enum FeedKind {
+    Dbn,
+    Lobster,
+    Binance,
+}
+
+fn kind_of(path: &Path) -> Option<FeedKind> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     if name.ends_with(".dbn") || name.ends_with(".dbn.zst") {
-        dbn::load(path)
+        Some(FeedKind::Dbn)
     } else if name.contains("_message_") && name.ends_with(".csv") {
-        lobster::load(path)
+        Some(FeedKind::Lobster)
     } else if name.ends_with(".gz") {
-        binance::load(path)
+        Some(FeedKind::Binance)
     } else {
-        Err(FeedError::UnknownFormat(path.to_path_buf()))
+        None
+    }
+}
+
+/// Loads a recorded feed, choosing the reader from the file name.
+pub fn load(path: &Path) -> Result<Feed, FeedError> {
+    match kind_of(path) {
+        Some(FeedKind::Dbn) => dbn::load(path),
+        Some(FeedKind::Lobster) => lobster::load(path),
+        Some(FeedKind::Binance) => binance::load(path),
+        None if path.is_dir() => Err(FeedError::Directory(path.to_path_buf(), feeds_in(path))),
+        None => Err(FeedError::UnknownFormat(path.to_path_buf())),
+    }
+}
+
+/// The feed files directly in `dir`, as a hint: ", such as NAME (and N more)", or nothing.
+fn feeds_in(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && kind_of(p).is_some())
+        .map(|p| p.display().to_string())
+        .collect();
+    names.sort();
+    match names.len() {
+        0 => String::new(),
+        1 => format!(", such as {}", names[0]),
+        n => format!(", such as {} (and {} more)", names[0], n - 1),
     }
 }
 
