@@ -82,6 +82,12 @@ pub struct ModelMeta {
     pub architecture: Architecture,
     /// Forecast horizon, in bars.
     pub horizon: usize,
+    /// The bars the features were computed over ("time bars of 30s over trades"): a pipeline
+    /// whose features are of other bars is refused, since the same columns and horizon mean
+    /// other things there. Absent in models saved before it was recorded, and in models not
+    /// trained on a pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<String>,
     /// Features and their normalization.
     pub spec: FeatureSpec,
     /// Mean of the training targets (forward log returns).

@@ -305,6 +305,7 @@ pub fn train(data: &Dataset, cfg: &TrainConfig, source: &str) -> Result<Trained>
         version: format!("{}-unsaved", arch.kind.as_str()),
         architecture: arch,
         horizon: data.horizon,
+        bars: None,
         spec,
         target_mean: tm,
         target_std: ts,

@@ -125,6 +125,11 @@ impl Predict {
         })
     }
 
+    /// The loaded model.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
     /// The histories of a snapshot this predictor can go on with: none if another model kept
     /// them; otherwise those whose vectors have the model's length, cut to its window.
     fn usable(&self, kept: Kept) -> Histories {

@@ -481,6 +481,32 @@ impl Pipeline {
             .map(|o| o.input.clone())
     }
 
+    /// The bars under `stream`: the first bar operator up its chain of inputs, described as a
+    /// model records the bars it learned from ("time bars of 30s over trades", "time bars of 1m
+    /// over quotes (mid prices)", "volume bars of 500 over trades"). `None` where the chain
+    /// reaches no bar operator (a query stream, a source stream).
+    pub fn bar_basis(&self, stream: &str) -> Option<String> {
+        let mut name = stream;
+        // Inputs are defined before their readers, so the chain ends; the bound is a guard.
+        for _ in 0..=self.operators.len() {
+            let op = self.operators.iter().find(|o| o.name == name)?;
+            match &op.kind {
+                OperatorKind::TimeBars { interval } => {
+                    let over = match self.stream_type(&op.input) {
+                        Some(StreamType::Quotes) => "quotes (mid prices)",
+                        _ => "trades",
+                    };
+                    return Some(format!("time bars of {interval} over {over}"));
+                }
+                OperatorKind::VolumeBars { volume } => {
+                    return Some(format!("volume bars of {} over trades", volume.to_f64()));
+                }
+                _ => name = &op.input,
+            }
+        }
+        None
+    }
+
     /// Makes the time bars that read the `trades` stream read `quotes` instead, building them
     /// from mid prices: for data that records quotes and no trades (FX). Returns the names of
     /// the operators changed.
@@ -636,6 +662,16 @@ impl Walker<'_> {
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A decimal as written (a string, or a number's own digits, never through f64): `None` for a
+/// value of another type.
+fn decimal_text(value: &DeValue<'_>) -> Option<String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| value.as_integer().map(|i| i.as_str().replace('_', "")))
+        .or_else(|| value.as_float().map(|f| f.as_str().replace('_', "")))
+}
 
 /// A table being read: remembers which keys were used so the rest can be reported.
 struct TableReader<'a, 'i> {
@@ -808,13 +844,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
         nonneg: impl Fn(&T) -> bool,
     ) -> Option<T> {
         let v = self.get(key)?;
-        let value = v.get_ref();
-        let text = value
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| value.as_integer().map(|i| i.as_str().replace('_', "")))
-            .or_else(|| value.as_float().map(|f| f.as_str().replace('_', "")));
-        match text.map(|t| parse(&t)) {
+        match decimal_text(v.get_ref()).map(|t| parse(&t)) {
             Some(Ok(x)) if nonneg(&x) => Some(x),
             Some(Ok(_)) => {
                 w.err(
@@ -1544,8 +1574,7 @@ fn parse_operator(
         "volume_bars" => {
             let volume = match r.get("volume") {
                 Some(v) => {
-                    let text = v.get_ref().as_str().map(str::to_owned).or_else(|| v.get_ref().as_integer().map(|i| i.as_str().to_owned()));
-                    match text.map(|t| Quantity::parse(&t)) {
+                    match decimal_text(v.get_ref()).map(|t| Quantity::parse(&t)) {
                         Some(Ok(q)) if q.is_positive() => Some(q),
                         Some(Ok(q)) => {
                             w.err(v.span(), format!("`volume` in [[operator]] #{n} must be positive, found {q}"));
@@ -2276,6 +2305,33 @@ streams = ["bars", "nope"]
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_bars_under_a_stream_are_told_as_a_model_records_them() {
+        let mut p = Pipeline::parse(include_str!("../ml.toml"), "ml.toml").unwrap();
+        for stream in ["bars", "indicators", "features", "predictions", "signals"] {
+            assert_eq!(
+                p.bar_basis(stream).as_deref(),
+                Some("time bars of 30s over trades"),
+                "{stream}"
+            );
+        }
+        assert_eq!(p.bar_basis("trades"), None);
+        assert_eq!(p.bar_basis("nothing"), None);
+        p.mid_bars();
+        assert_eq!(
+            p.bar_basis("features").as_deref(),
+            Some("time bars of 30s over quotes (mid prices)")
+        );
+        let volume = include_str!("../ml.toml")
+            .replace("kind = \"time_bars\"", "kind = \"volume_bars\"")
+            .replace("interval = \"30s\"", "volume = 250.5");
+        let p = Pipeline::parse(&volume, "v.toml").unwrap();
+        assert_eq!(
+            p.bar_basis("features").as_deref(),
+            Some("volume bars of 250.5 over trades")
+        );
     }
 
     #[test]

@@ -515,6 +515,24 @@ pub fn check_operators(pipeline: &Pipeline) -> Result<BTreeMap<String, Predict>,
             }
             OperatorKind::Predict { config } => {
                 let predict = Predict::new(config.clone(), &pipeline.columns(&op.input))?;
+                // The same columns over other bars (another interval, volume bars, mid-price
+                // bars) mean other things, and so does a horizon counted in bars.
+                let learned = predict.predictor().meta().bars.as_deref();
+                let here = pipeline.bar_basis(&op.input);
+                if let (Some(learned), Some(here)) = (learned, here.as_deref())
+                    && learned != here
+                {
+                    return Err(tickflow_models::Error::Model {
+                        path: config.model.display().to_string(),
+                        reason: format!(
+                            "it was trained on features of {learned}; operator `{}` reads \
+                             features of {here} (train it on this pipeline, or build its bars as \
+                             the model's)",
+                            op.name
+                        ),
+                    }
+                    .into());
+                }
                 predictors.insert(op.name.clone(), predict);
             }
             OperatorKind::Risk { config, .. } => drop(Risk::new(config.clone())?),

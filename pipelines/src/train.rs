@@ -171,6 +171,8 @@ fn train_into(job: &TrainJob) -> Result<TrainOutcome, RunError> {
     )?;
     let trained = tickflow_models::train::train(&data, &job.config, &job.source)?;
     let mut meta = trained.predictor.meta().clone();
+    let (_, features, _) = features_pipeline(&job.pipeline, job.features.as_deref())?;
+    meta.bars = job.pipeline.bar_basis(&features);
     store::save(&job.out, &mut meta, &trained.weights)?;
     if job.strategy {
         let result = strategy_pnl(
@@ -327,8 +329,13 @@ pub fn strategy_pnl(
 /// The evaluation report as text.
 pub fn report_text(meta: &ModelMeta) -> String {
     let d = &meta.data;
+    let bars = meta
+        .bars
+        .as_ref()
+        .map(|b| format!(" of {b}"))
+        .unwrap_or_default();
     let mut s = format!(
-        "model {} ({} features, horizon {} bar{}), trained on {}\n\
+        "model {} ({} features{bars}, horizon {} bar{}), trained on {}\n\
          data {} .. {}: {} rows; {} train, {} validation (from {}), {} test (from {}), {} purged\n\
          training: seed {}, {} epochs, best epoch {} (validation loss {:.5})\n",
         meta.version,

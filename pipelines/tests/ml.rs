@@ -248,7 +248,16 @@ fn bad_models_stop_the_pipeline_before_it_starts() {
     let model = dir.path().join("mlp");
     let mut j = job(market(1.0, 11), ModelKind::Mlp, &model);
     j.config.max_epochs = 1;
-    train(&j).unwrap();
+    let trained = train(&j).unwrap();
+    assert_eq!(
+        trained.meta.bars.as_deref(),
+        Some("time bars of 30s over trades")
+    );
+    assert!(
+        report_text(&trained.meta).contains("(14 features of time bars of 30s over trades, "),
+        "{}",
+        report_text(&trained.meta)
+    );
     let start = |p: &Pipeline| {
         let opts = RunOptions {
             output_dir: dir.path().join("out"),
@@ -265,6 +274,28 @@ fn bad_models_stop_the_pipeline_before_it_starts() {
     let e = start(&with_model(12, "[1, 5]", &dir.path().join("missing"), ""));
     assert!(
         e.contains("missing") && e.contains("no such model directory"),
+        "{e}"
+    );
+    // The same features over other bars: another interval, or mid-price bars of the quotes.
+    let mut minute = with_model(12, "[1, 5]", &model, "");
+    for op in &mut minute.operators {
+        if let tickflow_pipelines::config::OperatorKind::TimeBars { interval } = &mut op.kind {
+            *interval = tickflow_core::Duration::from_secs(60);
+        }
+    }
+    let e = start(&minute);
+    assert!(
+        e.contains(
+            "it was trained on features of time bars of 30s over trades; operator \
+             `predictions` reads features of time bars of 1m over trades"
+        ),
+        "{e}"
+    );
+    let mut mid = with_model(12, "[1, 5]", &model, "");
+    assert_eq!(mid.mid_bars(), ["bars"]);
+    let e = start(&mid);
+    assert!(
+        e.contains("reads features of time bars of 30s over quotes (mid prices)"),
         "{e}"
     );
     // A device this build cannot open.
