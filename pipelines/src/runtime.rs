@@ -522,12 +522,19 @@ pub fn check_operators(pipeline: &Pipeline) -> Result<BTreeMap<String, Predict>,
                 if let (Some(learned), Some(here)) = (learned, here.as_deref())
                     && learned != here
                 {
+                    let hint = if learned.ends_with("over quotes (mid prices)")
+                        && here.ends_with("over trades")
+                    {
+                        "; `tickflow run --mid-bars` builds the time bars from quotes"
+                    } else {
+                        ""
+                    };
                     return Err(tickflow_models::Error::Model {
                         path: config.model.display().to_string(),
                         reason: format!(
                             "it was trained on features of {learned}; operator `{}` reads \
                              features of {here} (train it on this pipeline, or build its bars as \
-                             the model's)",
+                             the model's{hint})",
                             op.name
                         ),
                     }

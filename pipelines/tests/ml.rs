@@ -295,7 +295,20 @@ fn bad_models_stop_the_pipeline_before_it_starts() {
     assert_eq!(mid.mid_bars(), ["bars"]);
     let e = start(&mid);
     assert!(
-        e.contains("reads features of time bars of 30s over quotes (mid prices)"),
+        e.contains("reads features of time bars of 30s over quotes (mid prices)")
+            && !e.contains("--mid-bars"),
+        "{e}"
+    );
+    // A model of mid-price bars (quotes-only data) run on trade bars is told how to build them.
+    let mut quotes_only = market(1.0, 11);
+    quotes_only.mid_bars();
+    let mut j = job(quotes_only, ModelKind::Linear, &dir.path().join("fx"));
+    j.config.max_epochs = 1;
+    train(&j).unwrap();
+    let e = start(&with_model(12, "[1, 5]", &dir.path().join("fx"), ""));
+    assert!(
+        e.contains("trained on features of time bars of 30s over quotes (mid prices)")
+            && e.contains("`tickflow run --mid-bars` builds the time bars from quotes"),
         "{e}"
     );
     // A device this build cannot open.
