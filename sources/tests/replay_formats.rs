@@ -1244,13 +1244,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
     }
     write("empty.csv", "");
     write("more-notes.csv", "a,b\n3,4\n");
-    let e = plan(&[SourceConfig::Replay {
-        path: dir.path().to_path_buf(),
-        format: ReplayFormat::Auto,
-        quote_size: None,
-    }])
-    .unwrap_err()
-    .to_string();
+    let e = plan_err(dir.path().to_path_buf());
     for want in [
         "no market-data files found here",
         "README.md: not a supported market-data file",
@@ -1260,13 +1254,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
         assert!(e.contains(want), "{want}: {e}");
     }
     let empty = tempfile::tempdir().unwrap();
-    let e = plan(&[SourceConfig::Replay {
-        path: empty.path().to_path_buf(),
-        format: ReplayFormat::Auto,
-        quote_size: None,
-    }])
-    .unwrap_err()
-    .to_string();
+    let e = plan_err(empty.path().to_path_buf());
     assert!(e.ends_with("it holds no files"), "{e}");
 }
 
