@@ -110,7 +110,8 @@ enum ModelCommand {
         tolerance: f64,
     },
     /// Records the weights now in a model directory as the model's own (its version in
-    /// model.json), after they were changed on purpose; then checks that the model loads.
+    /// model.json), after they were changed on purpose; weights that would not load for another
+    /// reason (a shape, a NaN) are refused and nothing is written.
     Stamp {
         /// The model directory.
         dir: PathBuf,
@@ -171,9 +172,10 @@ fn model_command(cmd: ModelCommand) -> Result<bool> {
         }
         ModelCommand::Stamp { dir } => {
             let (before, after) = tickflow_models::store::stamp(&dir)?;
-            println!("{}: version {after} (was {before})", dir.display());
-            tickflow_models::Predictor::load(&dir, DeviceChoice::Cpu)?;
-            println!("{}: loads", dir.display());
+            println!(
+                "{}: version {after} (was {before}); it loads",
+                dir.display()
+            );
             Ok(true)
         }
     }

@@ -470,7 +470,7 @@ fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
     let first = preds.split("\"model_version\":\"").nth(1).unwrap();
     let was = &first[..first.find('"').unwrap()];
     assert!(
-        stdout.contains(&format!("(was {was})")) && stdout.contains("models/mlp: loads"),
+        stdout.contains(&format!("(was {was}); it loads")),
         "{stdout}"
     );
     let stamped = std::fs::read_to_string(dir.path().join("models/mlp/model.json")).unwrap();

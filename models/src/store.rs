@@ -198,26 +198,18 @@ pub fn write_meta(dir: &Path, meta: &ModelMeta) -> Result<()> {
 
 /// Records the weights now in `dir` as the model's own: sets the version in `model.json` to
 /// theirs. For weights changed on purpose after training (made or edited by hand); loading
-/// refuses weights that do not match the version otherwise. Returns the versions before and
-/// after.
+/// refuses weights that do not match the version otherwise. Weights that would be refused for
+/// anything else (a shape, a NaN) are refused here too, and nothing is written. Returns the
+/// versions before and after.
 pub fn stamp(dir: &Path) -> Result<(String, String)> {
-    let bad = |reason: String| Error::Model {
-        path: dir.display().to_string(),
-        reason,
-    };
-    let mpath = dir.join(META);
-    let text =
-        std::fs::read_to_string(&mpath).map_err(|e| bad(format!("cannot read {META}: {e}")))?;
-    let mut meta: ModelMeta =
-        serde_json::from_str(&text).map_err(|e| bad(format!("{META}: {e}")))?;
-    let wpath = dir.join(WEIGHTS);
-    let bytes = std::fs::read(&wpath).map_err(|e| bad(format!("cannot read {WEIGHTS}: {e}")))?;
-    let before = std::mem::replace(
-        &mut meta.version,
-        version_of(meta.architecture.kind, &bytes),
-    );
-    write_meta(dir, &meta)?;
-    Ok((before, meta.version))
+    let before = std::fs::read_to_string(dir.join(META))
+        .ok()
+        .and_then(|t| serde_json::from_str::<ModelMeta>(&t).ok())
+        .map(|m| m.version)
+        .unwrap_or_default();
+    let model = Predictor::open(dir, DeviceChoice::Cpu, true)?;
+    write_meta(dir, model.meta())?;
+    Ok((before, model.meta().version.clone()))
 }
 
 /// The names and shapes of the weights a model of `arch` has.
@@ -261,6 +253,13 @@ pub struct Output {
 impl Predictor {
     /// Loads and checks a model directory, and puts the weights on `device`.
     pub fn load(dir: &Path, device: DeviceChoice) -> Result<Self> {
+        Self::open(dir, device, false)
+    }
+
+    /// [`Predictor::load`]; with `take_weights`, weights that pass every other check are taken
+    /// as the model's own (the version becomes theirs) instead of refused for not being the
+    /// ones the version names.
+    fn open(dir: &Path, device: DeviceChoice, take_weights: bool) -> Result<Self> {
         let path = dir.display().to_string();
         let bad = |reason: String| Error::Model {
             path: path.clone(),
@@ -272,7 +271,7 @@ impl Predictor {
         let mpath = dir.join(META);
         let text =
             std::fs::read_to_string(&mpath).map_err(|e| bad(format!("cannot read {META}: {e}")))?;
-        let meta: ModelMeta =
+        let mut meta: ModelMeta =
             serde_json::from_str(&text).map_err(|e| bad(format!("{META}: {e}")))?;
         if meta.format != FORMAT {
             return Err(bad(format!(
@@ -356,7 +355,9 @@ impl Predictor {
         // by hand, damaged, or from another training (one cut short while saving over this
         // one). Predictions would carry a version that does not name the weights behind them.
         let found = version_of(meta.architecture.kind, &bytes);
-        if found != meta.version {
+        if take_weights {
+            meta.version = found;
+        } else if found != meta.version {
             return Err(bad(format!(
                 "{WEIGHTS} is not the weights file {META} was saved with: {META} names version \
                  `{}`, the file's content is version `{found}` (damaged, changed, or written by \

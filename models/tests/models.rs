@@ -230,6 +230,11 @@ fn bad_model_files_are_refused_with_what_does_not_match() {
         e.contains("weight `hidden1.weight` holds 2 of 512 values that are NaN or infinite"),
         "{e}"
     );
+    // Stamping them as the model's own is refused for the same reason, and writes nothing.
+    let before = std::fs::read(d.join(META)).unwrap();
+    let e = store::stamp(&d).unwrap_err().to_string();
+    assert!(e.contains("NaN or infinite"), "{e}");
+    assert_eq!(std::fs::read(d.join(META)).unwrap(), before);
     // Weights of the right shapes and finite, but not the ones the model was saved with: one
     // value changed by hand, or the weights of another training of the same shape beside this
     // model.json (a save over this model cut short between its two files).

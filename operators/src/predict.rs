@@ -508,8 +508,8 @@ mod tests {
         /// A model whose files are damaged anywhere (bytes set to anything, or to the high byte
         /// of a NaN or an infinity) is refused when the operator is made, or it predicts: never
         /// a NaN or an infinity, and a probability within [0, 1]. Damaged weights are refused
-        /// by their version alone; in half the cases the damage is stamped as the model's own,
-        /// so that what comes after that check meets it too.
+        /// by their version alone; in half the cases the damage is stamped as the model's own
+        /// (where stamping takes it), so that what comes after that check meets it too.
         #[test]
         fn a_damaged_model_is_refused_or_predicts_finite_values(
             kind in 0..3usize,
@@ -539,7 +539,8 @@ mod tests {
             std::fs::write(dir.path().join(tickflow_models::store::WEIGHTS), &weights).unwrap();
             let weights_changed = weights != model_files()[kind].1;
             if stamped {
-                // Fails only where the damage left model.json unreadable.
+                // Refused, writing nothing, where the model would be refused for another
+                // reason (model.json unreadable, a shape, a NaN).
                 let _ = tickflow_models::store::stamp(dir.path());
             } else if weights_changed {
                 proptest::prop_assert!(open(dir.path()).is_err());
