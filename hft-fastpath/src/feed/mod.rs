@@ -24,6 +24,10 @@ use tickflow_core::Price;
 
 use crate::msg::{Action, FeedMsg};
 
+/// The file names [`load`] reads, as errors list them.
+const FEED_NAMES: &str =
+    "*.dbn[.zst] (Databento MBO), *_message_*.csv (LOBSTER) or *.gz (Binance capture)";
+
 /// A feed that could not be loaded: which file, where, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -36,14 +40,10 @@ pub enum FeedError {
         source: std::io::Error,
     },
     /// The file's name says no format this crate reads.
-    #[error(
-        "{0}: unknown feed format (expected *.dbn[.zst] (Databento MBO), *_message_*.csv (LOBSTER) or *.gz (Binance capture))"
-    )]
+    #[error("{0}: unknown feed format (expected {FEED_NAMES})")]
     UnknownFormat(PathBuf),
     /// A directory where one feed file is wanted.
-    #[error(
-        "{0}: a directory; the fast path replays one feed file (*.dbn[.zst] (Databento MBO), *_message_*.csv (LOBSTER) or *.gz (Binance capture)){1}"
-    )]
+    #[error("{0}: a directory; the fast path replays one feed file ({FEED_NAMES}){1}")]
     Directory(PathBuf, String),
     /// A record could not be parsed.
     #[error("{path}: {at}: {reason}")]
