@@ -57,7 +57,9 @@ fn every_recorded_tick_is_accounted_for() {
         out.path(),
     );
     eprintln!("{summary}");
-    assert!(summary.read > 2_200_000, "{summary}");
+    // 2.21 M rows: 1.16 M trades and 1.05 M quote rows, whose bid and ask rows of one instant
+    // are read as one quote.
+    assert!(summary.read > 1_650_000, "{summary}");
     assert!(summary.accounted(), "{summary}");
     let reject_lines = std::fs::read_to_string(out.path().join("rejects.jsonl"))
         .unwrap()

@@ -385,6 +385,63 @@ fn trade_only_data_fills_on_trades_only_when_asked() {
 }
 
 #[test]
+fn recorded_equity_quotes_fill_sells_as_well_as_buys() {
+    // A recorded Lean day: each quote row sets one side of the top of book. Read as quotes of
+    // one side each, the book the exchange saw after every ask row had no bid, so no sell ever
+    // filled and a position once long stayed long.
+    let Some(data) = tickflow_sources::sample_data() else {
+        return;
+    };
+    let day = tempfile::tempdir().unwrap();
+    for f in ["ibm_20131008_trade.zip", "ibm_20131008_quote.zip"] {
+        std::fs::copy(data.join("us-equities/tick").join(f), day.path().join(f)).unwrap();
+    }
+    let source = format!("kind = \"replay\"\npath = {:?}\n", day.path());
+    let text = pipeline_with("position_size = 100\nallow_short = true", "", "");
+    let (start, end) = (
+        text.find("kind = \"synthetic\"").unwrap(),
+        text.find("events_per_second = 200").unwrap() + "events_per_second = 200".len(),
+    );
+    let text = format!("{}{source}{}", &text[..start], &text[end..]);
+    let o = run_pipeline(&text, 1);
+    let orders = o.jsonl("orders");
+    let fills = o.parquet::<Fill>("fills");
+    for side in ["buy", "sell"] {
+        let sent = orders.iter().filter(|r| r["side"] == side).count();
+        // Orders that executed, in whole or in part (the ask or bid shows 100 where a
+        // reversal asks for 200).
+        let executed: std::collections::BTreeSet<u64> = fills
+            .iter()
+            .filter(|f| f.quantity.is_positive() && f.side.as_str() == side)
+            .map(|f| f.order_id)
+            .collect();
+        assert!(sent >= 20, "{side}: {sent} orders");
+        assert!(
+            executed.len() * 10 >= sent * 9,
+            "{side}: {} of {sent} orders executed",
+            executed.len()
+        );
+    }
+    // Every execution is at the quote that stood when the order arrived: near the last trade.
+    let reference: HashMap<u64, f64> = orders
+        .iter()
+        .map(|r| {
+            (
+                r["order_id"].as_u64().unwrap(),
+                r["reference_price"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for f in fills.iter().filter(|f| f.quantity.is_positive()) {
+        let r = reference[&f.order_id];
+        assert!(
+            (f.price.to_f64() / r - 1.0).abs() < 0.005,
+            "{f:?}: reference {r}"
+        );
+    }
+}
+
+#[test]
 fn gtc_orders_still_working_at_the_end_are_reported() {
     let o = run_with(
         "position_size = 100\norder_type = \"limit\"\ntime_in_force = \"gtc\"\nlimit_offset_bps = -300",

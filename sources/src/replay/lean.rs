@@ -4,7 +4,17 @@
 //!
 //! - trade row: `ms, price, size, exchange, sale_condition, suspicious`
 //! - quote row: `ms, bid, bid_size, ask, ask_size, exchange, condition, suspicious`; a zero
-//!   price means that side is absent.
+//!   price means the row does not set that side.
+//!
+//! A quote row sets one side of the best bid and offer: each change of the top of book is a
+//! bid row and an ask row of the same millisecond. Read as they stand, rows would be quotes
+//! of one side each, and every consumer that needs both sides (the simulated exchange, the
+//! quote features, mid-price bars) would see a book with half of it missing after every
+//! row. So the reader keeps the file's top of book: the bid row and the ask row of one instant
+//! make one quote, and a row that sets one side alone is a quote whose other side is the one
+//! last set. Until a side has been set, quotes lack it. A row that normalization will refuse
+//! (flagged suspicious, a price or size that is not positive) is passed on as it was read and
+//! sets nothing, so one bad row never spoils the quotes after it.
 
 use std::io::Read;
 use std::path::Path;
@@ -182,6 +192,67 @@ pub struct LeanReader {
     lines: LineBuffer,
     ctx: Ctx,
     seq: LineSeq,
+    /// Quote files: the top of book the rows so far have set.
+    top: TopOfBook,
+    /// Quote files: a one-sided quote waiting for the other side of its instant.
+    held: Option<Quote>,
+    /// An item read after a held quote, given out after it.
+    queued: Option<SourceItem>,
+}
+
+/// The best bid and offer as a Lean quote file sets it, side by side.
+#[derive(Default)]
+struct TopOfBook {
+    bid: Option<(Price, Quantity)>,
+    ask: Option<(Price, Quantity)>,
+}
+
+impl TopOfBook {
+    /// `q` as a quote of the whole top of book: the sides it sets, and the others as they
+    /// were last set. A quote that normalization will refuse is given back as read and sets
+    /// nothing.
+    fn settle(&mut self, mut q: Quote) -> Quote {
+        if !sound(&q) {
+            return q;
+        }
+        if let Some(p) = q.bid {
+            self.bid = Some((p, q.bid_size));
+        }
+        if let Some(p) = q.ask {
+            self.ask = Some((p, q.ask_size));
+        }
+        (q.bid, q.bid_size) = self
+            .bid
+            .map_or((None, Quantity::ZERO), |(p, s)| (Some(p), s));
+        (q.ask, q.ask_size) = self
+            .ask
+            .map_or((None, Quantity::ZERO), |(p, s)| (Some(p), s));
+        q
+    }
+}
+
+/// Whether normalization will take `q`: not flagged, and each side it has priced and sized
+/// above zero.
+fn sound(q: &Quote) -> bool {
+    let valid = |side: Option<Price>, size: Quantity| {
+        side.is_none_or(|p| p.is_positive() && size.is_positive())
+    };
+    !q.suspicious && valid(q.bid, q.bid_size) && valid(q.ask, q.ask_size)
+}
+
+/// Whether `first` and `then` are the two rows of one change of the top of book: the same
+/// instant, one side each, not the same side, both sound.
+fn one_change(first: &Quote, then: &Quote) -> bool {
+    first.ts_event == then.ts_event
+        && sound(first)
+        && sound(then)
+        && one_sided(first)
+        && one_sided(then)
+        && first.bid.is_some() != then.bid.is_some()
+}
+
+fn one_sided(q: &Quote) -> bool {
+    q.bid.is_some() != q.ask.is_some()
 }
 
 /// What every row of a file shares.
@@ -215,7 +286,70 @@ impl LeanReader {
             lines: LineBuffer::streaming(data),
             ctx,
             seq: LineSeq::new(source),
+            top: TopOfBook::default(),
+            held: None,
+            queued: None,
         })
+    }
+
+    /// The next row as read: a record or a bad row.
+    fn next_row(&mut self) -> Option<SourceItem> {
+        loop {
+            let Some((line_no, line)) = self.lines.next_line() else {
+                // A file that breaks off part-way says so once, as a reject.
+                return self.lines.cut_short(&self.ctx.origin, &mut self.seq);
+            };
+            let mut fields: [&[u8]; 9] = [&[]; 9];
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let n = split_fixed(line, &mut fields);
+            self.seq.line(line_no);
+            let seq = self.seq.seq();
+            let parsed = if n > fields.len() {
+                Err((RejectReason::Malformed, format!("too many columns ({n})")))
+            } else {
+                self.ctx.parse(&fields[..n], seq)
+            };
+            return Some(match parsed {
+                Ok(event) => SourceItem::Event(event),
+                Err((reason, detail)) => {
+                    SourceItem::Bad(bad_row(&self.ctx.origin, seq, reason, detail))
+                }
+            });
+        }
+    }
+
+    /// The quote of `q` as the top of book now stands, or `None` when `q` is one-sided and
+    /// held for the other side of its instant.
+    fn quote(&mut self, q: Quote) -> Option<SourceItem> {
+        let quote = |q| Some(SourceItem::Event(MarketEvent::Quote(q)));
+        match self.held.take() {
+            Some(first) if one_change(&first, &q) => {
+                let (bid, ask) = if first.bid.is_some() {
+                    (first, q)
+                } else {
+                    (q, first)
+                };
+                // Numbered by its first row.
+                quote(self.top.settle(Quote {
+                    ask: ask.ask,
+                    ask_size: ask.ask_size,
+                    seq: first.seq,
+                    ..bid
+                }))
+            }
+            Some(first) => {
+                let out = self.top.settle(first);
+                self.queued = self.quote(q);
+                quote(out)
+            }
+            None if one_sided(&q) && sound(&q) => {
+                self.held = Some(q);
+                None
+            }
+            None => quote(self.top.settle(q)),
+        }
     }
 }
 
@@ -312,29 +446,31 @@ impl Ctx {
 
 impl PartReader for LeanReader {
     fn next_item(&mut self) -> Option<SourceItem> {
+        if let Some(item) = self.queued.take() {
+            return Some(item);
+        }
         loop {
-            let Some((line_no, line)) = self.lines.next_line() else {
-                // A file that breaks off part-way says so once, as a reject.
-                return self.lines.cut_short(&self.ctx.origin, &mut self.seq);
-            };
-            let mut fields: [&[u8]; 9] = [&[]; 9];
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            let row = self.next_row();
+            if self.ctx.kind == Kind::Trade {
+                return row;
             }
-            let n = split_fixed(line, &mut fields);
-            self.seq.line(line_no);
-            let seq = self.seq.seq();
-            let parsed = if n > fields.len() {
-                Err((RejectReason::Malformed, format!("too many columns ({n})")))
-            } else {
-                self.ctx.parse(&fields[..n], seq)
-            };
-            return Some(match parsed {
-                Ok(event) => SourceItem::Event(event),
-                Err((reason, detail)) => {
-                    SourceItem::Bad(bad_row(&self.ctx.origin, seq, reason, detail))
+            match row {
+                Some(SourceItem::Event(MarketEvent::Quote(q))) => {
+                    if let Some(item) = self.quote(q) {
+                        return Some(item);
+                    }
                 }
-            });
+                // A bad row or the end: a held quote first, as it stands.
+                other => {
+                    let Some(first) = self.held.take() else {
+                        return other;
+                    };
+                    self.queued = other;
+                    return Some(SourceItem::Event(MarketEvent::Quote(
+                        self.top.settle(first),
+                    )));
+                }
+            }
         }
     }
 }
