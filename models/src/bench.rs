@@ -34,6 +34,7 @@ pub fn make_model(kind: ModelKind, dir: &Path) -> Result<()> {
                 instrument: format!("I{k}"),
                 time: Timestamp(t * 60_000_000_000),
                 close: price,
+                mid: true,
                 values: (0..FEATURES).map(|_| Some(rng.uniform())).collect(),
             });
         }

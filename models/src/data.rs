@@ -35,6 +35,8 @@ pub struct Row {
     pub time: Timestamp,
     /// Reference price: the quote midpoint at the bar's end, else the bar's close.
     pub close: f64,
+    /// Whether `close` is the quote midpoint.
+    pub mid: bool,
     /// One value per dataset column.
     pub values: Vec<Option<f64>>,
 }
@@ -50,6 +52,9 @@ pub struct Sample {
     pub target_end: Timestamp,
     /// Log return of the reference price over the previous bar, if there was one.
     pub last_return: Option<f64>,
+    /// Whether the forward return runs from one quote midpoint to another (else one end or
+    /// both are trade prices, whose returns carry bid-ask bounce).
+    pub mid_target: bool,
 }
 
 /// Feature rows with targets.
@@ -142,6 +147,7 @@ impl Dataset {
                     forward_return,
                     target_end: rows[j].time,
                     last_return,
+                    mid_target: rows[i].mid && rows[j].mid,
                 });
             }
         }
@@ -272,18 +278,18 @@ impl Dataset {
                 unmatched += 1;
                 return Ok(());
             };
-            let close = obj
+            let mid = obj
                 .get(PRICE_COLUMN)
                 .and_then(serde_json::Value::as_f64)
-                .filter(|m| *m > 0.0)
-                .unwrap_or(close);
+                .filter(|m| *m > 0.0);
             let time = Timestamp::parse_rfc3339(&key.1).map_err(|e| {
                 Error::Data(format!("{}:{line_no}: `end`: {e}", features.display()))
             })?;
             rows.push(Row {
                 instrument: key.0,
                 time,
-                close,
+                close: mid.unwrap_or(close),
+                mid: mid.is_some(),
                 values,
             });
             Ok(())
@@ -349,6 +355,8 @@ mod tests {
                     instrument: (*name).into(),
                     time: Timestamp(t as i64 * 60_000_000_000),
                     close: 100.0 + ((t * 7 + k * 3) % 11) as f64,
+                    // Instrument A is quoted from the fourth bar on.
+                    mid: k == 0 && t >= 3,
                     values: vec![Some(t as f64)],
                 });
             }
@@ -370,7 +378,11 @@ mod tests {
             assert_eq!(s.target_end, later.time);
             assert!((s.forward_return - (later.close / r.close).ln()).abs() < 1e-15);
             assert_ne!(s.forward_return, 0.0);
+            // Mid to mid only where both ends are quote midpoints.
+            assert_eq!(s.mid_target, r.mid && later.mid, "{s:?}");
         }
+        let mid = d.samples.iter().filter(|s| s.mid_target).count();
+        assert!(mid > 0 && mid < d.samples.len(), "{mid}");
         // The last 3 rows of each instrument have no target.
         assert!(d.samples.len() <= 2 * 37);
     }

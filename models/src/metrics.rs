@@ -137,8 +137,40 @@ pub struct Evaluation {
     pub return_correlation: f64,
     /// The model on the validation part.
     pub validation: Scores,
+    /// How many test samples have targets from one quote midpoint to another (the rest run
+    /// from or to a trade price); `None` in reports saved before it was counted.
+    #[serde(default)]
+    pub mid_targets: Option<usize>,
+    /// The model on the test samples with mid-to-mid targets, where some but not all are.
+    #[serde(default)]
+    pub model_on_mid: Option<Scores>,
     /// The strategy traded on the predictions, if it was run.
     pub strategy: Option<StrategyResult>,
+}
+
+/// How far `s`'s AUC lies from no skill, with its p-value and verdict; `None` where it cannot
+/// be told (one class only).
+fn skill(s: &Scores) -> Option<String> {
+    let z = s.auc_z()?;
+    let p = normal_upper_tail(z);
+    let verdict = if p < 0.01 {
+        "skill at the 1 % level"
+    } else if p < 0.05 {
+        "skill at the 5 % level, not at 1 %"
+    } else {
+        "not told apart from chance at 5 %"
+    };
+    // The tail is good to 1.5e-7, absolute: a smaller one is told as a bound.
+    let p = if p < 1e-6 {
+        "< 1e-6".to_string()
+    } else if p < 1e-3 {
+        format!("= {p:.1e}")
+    } else {
+        format!("= {p:.3}")
+    };
+    Some(format!(
+        "{z:+.2} standard errors from no skill (one-sided p {p}): {verdict}"
+    ))
 }
 
 impl std::fmt::Display for Evaluation {
@@ -165,27 +197,36 @@ impl std::fmt::Display for Evaluation {
             "  model on validation        {:>9.4} {:>7.4} {:>9.4}",
             self.validation.accuracy, self.validation.auc, self.validation.log_loss
         )?;
-        if let Some(z) = self.model.auc_z() {
-            let p = normal_upper_tail(z);
-            let verdict = if p < 0.01 {
-                "skill at the 1 % level"
-            } else if p < 0.05 {
-                "skill at the 5 % level, not at 1 %"
-            } else {
-                "not told apart from chance at 5 %"
-            };
-            // The tail is good to 1.5e-7, absolute: a smaller one is told as a bound.
-            let p = if p < 1e-6 {
-                "< 1e-6".to_string()
-            } else if p < 1e-3 {
-                format!("= {p:.1e}")
-            } else {
-                format!("= {p:.3}")
-            };
-            writeln!(
+        if let Some(skill) = skill(&self.model) {
+            writeln!(f, "  model AUC {skill}")?;
+        }
+        match self.mid_targets {
+            Some(m) if m == self.model.n => {
+                writeln!(f, "  targets: quote midpoint to quote midpoint")?;
+            }
+            Some(0) => writeln!(
                 f,
-                "  model AUC {z:+.2} standard errors from no skill (one-sided p {p}): {verdict}"
-            )?;
+                "  targets: trade price to trade price, no quotes (their returns carry bid-ask bounce: skill in them may not be tradeable)"
+            )?,
+            Some(m) => {
+                writeln!(
+                    f,
+                    "  targets: {m} of the {} test samples quote midpoint to midpoint; the other {} from or to a trade price, with bid-ask bounce",
+                    self.model.n,
+                    self.model.n - m
+                )?;
+                if let Some(s) = &self.model_on_mid {
+                    writeln!(
+                        f,
+                        "  {:<26} {:>9.4} {:>7.4} {:>9.4}",
+                        "model on mid-to-mid only", s.accuracy, s.auc, s.log_loss
+                    )?;
+                    if let Some(skill) = skill(s) {
+                        writeln!(f, "    its AUC {skill}")?;
+                    }
+                }
+            }
+            None => {}
         }
         writeln!(
             f,
@@ -243,6 +284,53 @@ mod tests {
         // One of four pairs misordered.
         assert_eq!(auc(&[0.1, 0.6, 0.5, 0.9], &up), 0.75);
         assert_eq!(auc(&[0.1, 0.2], &[true, true]), 0.5);
+    }
+
+    #[test]
+    fn the_report_tells_the_targets_and_the_model_on_mid_to_mid_ones_alone() {
+        let up: Vec<bool> = (0..20).map(|i| i >= 10).collect();
+        let p: Vec<f64> = (0..20).map(|i| f64::from(i) / 20.0).collect();
+        let model = scores(&p, &up);
+        let mut e = Evaluation {
+            model,
+            majority: model,
+            last_sign: model,
+            train_up_rate: 0.5,
+            return_correlation: 0.0,
+            validation: model,
+            mid_targets: Some(20),
+            model_on_mid: None,
+            strategy: None,
+        };
+        assert!(
+            e.to_string()
+                .contains("targets: quote midpoint to quote midpoint\n"),
+            "{e}"
+        );
+        e.mid_targets = Some(0);
+        assert!(
+            e.to_string()
+                .contains("targets: trade price to trade price")
+        );
+        // 8 of 20 mid to mid, on which the model has no skill.
+        e.mid_targets = Some(8);
+        e.model_on_mid = Some(scores(
+            &[0.5; 8],
+            &[true, false, true, false, true, false, true, false],
+        ));
+        let text = e.to_string();
+        assert!(
+            text.contains("targets: 8 of the 20 test samples quote midpoint to midpoint; the other 12 from or to a trade price"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  model on mid-to-mid only      0.5000  0.5000")
+                && text.contains("its AUC +0.00 standard errors from no skill (one-sided p = 0.500): not told apart from chance at 5 %"),
+            "{text}"
+        );
+        // Reports saved before the targets were counted say nothing of them.
+        e.mid_targets = None;
+        assert!(!e.to_string().contains("targets:"));
     }
 
     #[test]

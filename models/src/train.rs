@@ -354,14 +354,23 @@ fn evaluate(
     va: &Part,
     te: &Part,
 ) -> Result<Evaluation> {
-    let model_scores = |p: &Part| -> Result<(Scores, Vec<f64>)> {
+    let model_scores = |p: &Part| -> Result<(Scores, Vec<f64>, Vec<f64>)> {
         let out = predictor.outputs(&p.x)?;
         let probs: Vec<f64> = out.iter().map(|o| o.p_up).collect();
         let expected: Vec<f64> = out.iter().map(|o| o.expected_return).collect();
-        Ok((scores(&probs, &p.up), expected))
+        Ok((scores(&probs, &p.up), probs, expected))
     };
-    let (model, expected) = model_scores(te)?;
-    let (validation, _) = model_scores(va)?;
+    let (model, probs, expected) = model_scores(te)?;
+    let (validation, _, _) = model_scores(va)?;
+    // The test samples whose targets run from one quote midpoint to another.
+    let mid: Vec<usize> = (0..split.test.len())
+        .filter(|&i| data.samples[split.test[i]].mid_target)
+        .collect();
+    let model_on_mid = (!mid.is_empty() && mid.len() < probs.len()).then(|| {
+        let p: Vec<f64> = mid.iter().map(|&i| probs[i]).collect();
+        let up: Vec<bool> = mid.iter().map(|&i| te.up[i]).collect();
+        scores(&p, &up)
+    });
     let up_rate = tr.up.iter().filter(|u| **u).count() as f64 / tr.up.len() as f64;
     let constant = vec![up_rate; te.up.len()];
     let majority = scores(&constant, &te.up);
@@ -396,6 +405,8 @@ fn evaluate(
         train_up_rate: up_rate,
         return_correlation: correlation(&expected, &te.returns),
         validation,
+        mid_targets: Some(mid.len()),
+        model_on_mid,
         strategy: None,
     })
 }

@@ -29,6 +29,7 @@ fn dataset(bars: usize, perturb_from: Option<i64>) -> Dataset {
                 instrument: format!("I{k}"),
                 time,
                 close: price,
+                mid: true,
                 values: vec![Some(x), Some(uniform())],
             });
         }

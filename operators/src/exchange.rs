@@ -12,6 +12,10 @@
 //! Data without quotes (trade-only files) gives no liquidity: orders are canceled. With
 //! `fill_on_trades`, the side of the book that has no quote is stood in for by the last trade:
 //! its price, and its size as the quantity available until the next trade.
+//!
+//! A quote (or a last trade) older than `max_quote_age` when an order meets it gives no
+//! liquidity either: recorded data that stops overnight, or a feed of one instrument that goes
+//! quiet, would otherwise fill the next orders at a price of hours or days before.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +43,10 @@ pub struct ExchangeConfig {
     pub fee_per_unit: Price,
     /// Where a side has no quote, execute against the last trade (price and size).
     pub fill_on_trades: bool,
+    /// The oldest a quote (or, with `fill_on_trades`, a last trade) may be when an order
+    /// executes against it; `None`: no limit.
+    #[serde(default)]
+    pub max_quote_age: Option<Duration>,
     /// The kill switch of the risk operator that sends the orders: from this event time on,
     /// every order still working on an instrument is canceled at that instrument's first event
     /// (quote, trade or order), and a GTC rest arriving later is canceled instead of resting.
@@ -54,10 +62,15 @@ impl Default for ExchangeConfig {
             fee_bps: 0.0,
             fee_per_unit: Price::ZERO,
             fill_on_trades: false,
+            max_quote_age: Some(DEFAULT_MAX_QUOTE_AGE),
             kill_at: None,
         }
     }
 }
+
+/// The default `max_quote_age`: an hour, far beyond the life of a quote while a market is
+/// open, and short of any night or weekend a record or a feed leaves out.
+pub const DEFAULT_MAX_QUOTE_AGE: Duration = Duration::from_secs(3600);
 
 /// What the exchange reads: quotes, and orders stamped with their arrival time.
 #[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
@@ -99,8 +112,14 @@ impl Record for ExchangeInput {
 struct Book {
     bid: Option<(Price, i64)>,
     ask: Option<(Price, i64)>,
+    /// Event time of the last quote.
+    #[serde(default)]
+    quoted_at: Option<Timestamp>,
     /// Last trade: price and the size still available to orders (`fill_on_trades`).
     last_trade: Option<(Price, i64)>,
+    /// Event time of the last trade.
+    #[serde(default)]
+    traded_at: Option<Timestamp>,
     /// Working GTC orders, oldest first: (order, leaves, executions so far).
     working: Vec<(Order, i64, u32)>,
 }
@@ -136,6 +155,11 @@ impl SimExchange {
                 return bad(format!("{name} must be within [0, 1000), got {v}"));
             }
         }
+        if let Some(age) = config.max_quote_age
+            && age.nanos() <= 0
+        {
+            return bad(format!("max_quote_age must be positive, got {age}"));
+        }
         if config.fee_per_unit.raw() < 0 {
             return bad(format!(
                 "fee_per_unit must not be negative, got {}",
@@ -169,15 +193,23 @@ impl SimExchange {
         out: &mut Emitter<Fill>,
     ) {
         let buy = order.side == Side::Buy;
-        let quoted = if buy {
-            book.ask.is_some()
-        } else {
-            book.bid.is_some()
+        let fresh = |at: Option<Timestamp>| {
+            self.config.max_quote_age.is_none_or(|age| {
+                at.is_some_and(|t| ts.nanos().saturating_sub(t.nanos()) <= age.nanos())
+            })
         };
+        let quoted = fresh(book.quoted_at)
+            && if buy {
+                book.ask.is_some()
+            } else {
+                book.bid.is_some()
+            };
         let level = match (quoted, buy) {
             (true, true) => &mut book.ask,
             (true, false) => &mut book.bid,
-            (false, _) if self.config.fill_on_trades => &mut book.last_trade,
+            (false, _) if self.config.fill_on_trades && fresh(book.traded_at) => {
+                &mut book.last_trade
+            }
             (false, _) => return,
         };
         let Some((quote_px, shown)) = level.as_mut() else {
@@ -254,6 +286,7 @@ impl SimExchange {
         let book = self.books.entry(q.instrument.0).or_default();
         book.bid = q.bid.map(|p| (p, q.bid_size.raw()));
         book.ask = q.ask.map(|p| (p, q.ask_size.raw()));
+        book.quoted_at = Some(q.ts_event);
         if !book.working.is_empty() {
             self.work(q.instrument.0, q.ts_event, out);
         }
@@ -263,6 +296,7 @@ impl SimExchange {
         self.kill(t.instrument.0, t.ts_event, out);
         let book = self.books.entry(t.instrument.0).or_default();
         book.last_trade = Some((t.price, t.size.raw()));
+        book.traded_at = Some(t.ts_event);
         if !book.working.is_empty() {
             self.work(t.instrument.0, t.ts_event, out);
         }
@@ -415,6 +449,7 @@ mod tests {
             fee_bps: 5.0,
             fee_per_unit: p("0.01"),
             fill_on_trades: false,
+            max_quote_age: None,
             kill_at: None,
         })
         .unwrap();
@@ -523,21 +558,22 @@ mod tests {
         assert_eq!(fills[0].status, FillStatus::Canceled);
     }
 
+    fn trade(ts: i64, price: &str, size: &str) -> ExchangeInput {
+        ExchangeInput::Trade(Trade {
+            instrument: InstrumentId(0),
+            ts_event: Timestamp(ts),
+            ts_recv: Timestamp(ts),
+            price: p(price),
+            size: q(size),
+            aggressor: Side::None,
+            trade_id: None,
+            suspicious: false,
+            seq: SeqNo(ts as u64),
+        })
+    }
+
     #[test]
     fn without_quotes_orders_cancel_or_take_the_last_trade() {
-        let trade = |ts: i64, price: &str, size: &str| {
-            ExchangeInput::Trade(Trade {
-                instrument: InstrumentId(0),
-                ts_event: Timestamp(ts),
-                ts_recv: Timestamp(ts),
-                price: p(price),
-                size: q(size),
-                aggressor: Side::None,
-                trade_id: None,
-                suspicious: false,
-                seq: SeqNo(ts as u64),
-            })
-        };
         let mut ex = SimExchange::new(ExchangeConfig::default()).unwrap();
         let fills = run(
             &mut ex,
@@ -572,6 +608,55 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_older_than_max_quote_age_gives_no_liquidity() {
+        const S: i64 = 1_000_000_000;
+        let mut ex = SimExchange::new(ExchangeConfig {
+            max_quote_age: Some(Duration::from_secs(60)),
+            fill_on_trades: true,
+            ..ExchangeConfig::default()
+        })
+        .unwrap();
+        let fills = run(
+            &mut ex,
+            vec![
+                quote(0, "9.99", "100", "10.01", "100"),
+                // 60 s after the quote: it still stands.
+                order(1, 60 * S, Side::Buy, "10", None, TimeInForce::Ioc),
+                // 61 s after: it gives nothing, and neither does a last trade as old.
+                trade(0, "10", "100"),
+                order(2, 61 * S, Side::Sell, "10", None, TimeInForce::Ioc),
+                // A GTC order waits for a fresh quote and fills at its price.
+                order(3, 62 * S, Side::Buy, "10", None, TimeInForce::Gtc),
+                quote(63 * S, "10.49", "100", "10.51", "100"),
+            ],
+        );
+        let got: Vec<_> = fills
+            .iter()
+            .map(|f| (f.order_id, f.status, f.price, f.ts_event))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, FillStatus::Filled, p("10.01"), Timestamp(60 * S)),
+                (2, FillStatus::Canceled, Price::ZERO, Timestamp(61 * S)),
+                (3, FillStatus::Filled, p("10.51"), Timestamp(63 * S)),
+            ]
+        );
+        // A fresh last trade stands in where the quote is old.
+        let fills = run(
+            &mut ex,
+            vec![
+                trade(200 * S, "10.6", "5"),
+                order(4, 201 * S, Side::Sell, "5", None, TimeInForce::Ioc),
+            ],
+        );
+        assert_eq!(
+            (fills[0].status, fills[0].price),
+            (FillStatus::Filled, p("10.6"))
+        );
+    }
+
+    #[test]
     fn refuses_bad_costs() {
         for cfg in [
             ExchangeConfig {
@@ -584,6 +669,10 @@ mod tests {
             },
             ExchangeConfig {
                 latency: Duration(-1),
+                ..ExchangeConfig::default()
+            },
+            ExchangeConfig {
+                max_quote_age: Some(Duration::ZERO),
                 ..ExchangeConfig::default()
             },
         ] {

@@ -18,7 +18,11 @@
 //!
 //! A value is `None` until it is defined (a return needs `h + 1` closes; spread and imbalance
 //! need quotes). Within an instant, quotes come first, then the bar, then its indicator row, so
-//! a row sees every quote up to and including its bar's end.
+//! a row sees every quote up to and including its bar's end. A quote older than
+//! `max_quote_age` at the bar's end defines no `spread_bps` or `mid` (a record that stops
+//! overnight, or an instrument whose quotes stop, would otherwise give a spread and a midpoint
+//! of hours or days before), and the first quote after such a gap starts the order flow
+//! afresh instead of being set against the old one.
 
 use std::collections::VecDeque;
 
@@ -26,7 +30,7 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tickflow_core::{Bar, IndicatorRow, Quote, Timestamp};
+use tickflow_core::{Bar, Duration, IndicatorRow, Quote, Timestamp};
 
 use crate::error::{Error, Result};
 use crate::operator::{
@@ -40,6 +44,10 @@ pub struct FeatureConfig {
     pub horizons: Vec<usize>,
     /// Indicator columns to carry; `None` for the scale-free default set.
     pub indicators: Option<Vec<String>>,
+    /// The oldest the last quote may be at a bar's end to give its spread and midpoint; `None`:
+    /// no limit.
+    #[serde(default)]
+    pub max_quote_age: Option<Duration>,
 }
 
 impl Default for FeatureConfig {
@@ -47,6 +55,7 @@ impl Default for FeatureConfig {
         Self {
             horizons: vec![1, 5, 15],
             indicators: None,
+            max_quote_age: Some(crate::exchange::DEFAULT_MAX_QUOTE_AGE),
         }
     }
 }
@@ -130,6 +139,9 @@ struct Instrument {
     volume: Option<f64>,
     /// bid, bid size, ask, ask size of the last two-sided quote.
     quote: Option<(f64, f64, f64, f64)>,
+    /// Event time of that quote.
+    #[serde(default)]
+    quote_at: Option<Timestamp>,
     ofi: f64,
     depth: f64,
     updates: u32,
@@ -151,6 +163,14 @@ pub struct Features {
 impl Features {
     /// Features over an indicator stream with these columns.
     pub fn new(config: FeatureConfig, input_columns: &[String]) -> Result<Self> {
+        if let Some(age) = config.max_quote_age
+            && age.nanos() <= 0
+        {
+            return Err(Error::Config {
+                operator: "features",
+                reason: format!("max_quote_age must be positive, got {age}"),
+            });
+        }
         if config.horizons.is_empty() || config.horizons.iter().any(|&h| h == 0 || h > 10_000) {
             return Err(Error::Config {
                 operator: "features",
@@ -187,7 +207,8 @@ impl Features {
             st.imbalance.0 += (now.1 - now.3) / depth;
             st.imbalance.1 += 1;
         }
-        if let Some((b0, qb0, a0, qa0)) = st.quote {
+        let recent = fresh(self.config.max_quote_age, st.quote_at, q.ts_event);
+        if let Some((b0, qb0, a0, qa0)) = st.quote.filter(|_| recent) {
             let (b, qb, a, qa) = now;
             let mut e = 0.0;
             if b >= b0 {
@@ -207,6 +228,7 @@ impl Features {
             st.updates += 1;
         }
         st.quote = Some(now);
+        st.quote_at = Some(q.ts_event);
     }
 
     fn on_row(&mut self, row: IndicatorRow, out: &mut Emitter<IndicatorRow>) {
@@ -223,7 +245,10 @@ impl Features {
             values.push((n > h).then(|| (st.closes[n - 1] / st.closes[n - 1 - h]).ln()));
         }
         values.extend(index.iter().map(|&i| row.values.get(i).copied().flatten()));
-        values.push(st.quote.and_then(|(b, _, a, _)| {
+        let quote = st
+            .quote
+            .filter(|_| fresh(self.config.max_quote_age, st.quote_at, row.end));
+        values.push(quote.and_then(|(b, _, a, _)| {
             let mid = (a + b) / 2.0;
             (mid > 0.0).then(|| (a - b) / mid * 10_000.0)
         }));
@@ -231,7 +256,7 @@ impl Features {
         values.push((st.updates > 0 && depth > 0.0).then(|| st.ofi / depth));
         let (sum, count) = std::mem::take(&mut st.imbalance);
         values.push((count > 0).then(|| sum / f64::from(count)));
-        values.push(st.quote.map(|(b, _, a, _)| (a + b) / 2.0));
+        values.push(quote.map(|(b, _, a, _)| (a + b) / 2.0));
         values.push(st.volume.take());
         st.ofi = 0.0;
         st.depth = 0.0;
@@ -246,6 +271,12 @@ impl Features {
                 .collect(),
         });
     }
+}
+
+/// Whether a quote of time `at` is at most `max_age` old at `now`.
+fn fresh(max_age: Option<Duration>, at: Option<Timestamp>, now: Timestamp) -> bool {
+    max_age
+        .is_none_or(|age| at.is_some_and(|t| now.nanos().saturating_sub(t.nanos()) <= age.nanos()))
 }
 
 impl Operator for Features {
@@ -354,6 +385,7 @@ mod tests {
             FeatureConfig {
                 horizons: vec![1, 2],
                 indicators: None,
+                ..FeatureConfig::default()
             },
             &cols,
         )
@@ -412,12 +444,63 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_older_than_max_quote_age_gives_no_spread_midpoint_or_order_flow() {
+        let cols: Vec<String> = vec!["sma_20".into(), "rsi_14".into()];
+        let names: Arc<[String]> = cols.clone().into();
+        let mut f = Features::new(
+            FeatureConfig {
+                horizons: vec![1],
+                max_quote_age: Some(Duration(100)),
+                ..FeatureConfig::default()
+            },
+            &cols,
+        )
+        .unwrap();
+        let mut out = Emitter::default();
+        let mut feed = |f: &mut Features, items: Vec<FeatureInput>| {
+            let mut items = items;
+            items.sort_by_key(Record::order_key);
+            f.on_batch(Timestamp(0), &mut items, &mut out);
+        };
+        feed(
+            &mut f,
+            vec![
+                quote(50, "99", "10", "101", "10"),
+                bar(60, "100", "1"),
+                row(60, &names, 50.0),
+            ],
+        );
+        // 100 after the quote it still stands; 101 after, it does not.
+        feed(&mut f, vec![bar(150, "100", "1"), row(150, &names, 50.0)]);
+        feed(&mut f, vec![bar(151, "100", "1"), row(151, &names, 50.0)]);
+        // After the gap, a quote of much larger sizes is no order flow against the old one.
+        feed(
+            &mut f,
+            vec![
+                quote(400, "99", "500", "101", "10"),
+                bar(420, "100", "1"),
+                row(420, &names, 50.0),
+            ],
+        );
+        let rows = out.take_values();
+        let spread_ofi_mid = |k: usize| {
+            let v = &rows[k].values;
+            (v[2], v[3], v[5])
+        };
+        assert_eq!(spread_ofi_mid(0), (Some(200.0), None, Some(100.0)));
+        assert_eq!(spread_ofi_mid(1), (Some(200.0), None, Some(100.0)));
+        assert_eq!(spread_ofi_mid(2), (None, None, None));
+        assert_eq!(spread_ofi_mid(3), (Some(200.0), None, Some(100.0)));
+    }
+
+    #[test]
     fn unknown_indicator_columns_are_named() {
         let cols: Vec<String> = vec!["rsi_14".into()];
         let err = Features::new(
             FeatureConfig {
                 horizons: vec![1],
                 indicators: Some(vec!["rsi_7".into()]),
+                ..FeatureConfig::default()
             },
             &cols,
         )
@@ -429,7 +512,8 @@ mod tests {
             Features::new(
                 FeatureConfig {
                     horizons: vec![0],
-                    indicators: None
+                    indicators: None,
+                    ..FeatureConfig::default()
                 },
                 &cols
             )
@@ -470,6 +554,7 @@ mod tests {
         let config = FeatureConfig {
             horizons: vec![1, 2, 5],
             indicators: None,
+            ..FeatureConfig::default()
         };
         let n = crate::operator::rescale_check::rescaled_runs_as_one(
             || Features::new(config.clone(), &cols).unwrap(),

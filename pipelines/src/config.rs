@@ -1623,7 +1623,11 @@ fn parse_operator(
             }
             let indicators = r.strings(w, "indicators").map(|v| v.into_iter().map(|(s, _)| s).collect());
             let quotes = r.string(w, "quotes").map_or_else(|| "quotes".to_owned(), |(s, _)| s);
-            Some(OperatorKind::Features { config: FeatureConfig { horizons: horizons.unwrap_or(d.horizons), indicators }, quotes })
+            let max_quote_age = r.duration(w, "max_quote_age").or(d.max_quote_age);
+            if max_quote_age.is_some_and(|a| a.nanos() <= 0) {
+                w.err(span.clone(), format!("`max_quote_age` in [[operator]] #{n} must be positive"));
+            }
+            Some(OperatorKind::Features { config: FeatureConfig { horizons: horizons.unwrap_or(d.horizons), indicators, max_quote_age }, quotes })
         }
         "risk" => {
             let d = RiskConfig::default();
@@ -1679,6 +1683,7 @@ fn parse_operator(
                 slippage_bps: r.float(w, "slippage_bps", 0.0, 999.0).unwrap_or(d.slippage_bps),
                 fee_bps: r.float(w, "fee_bps", 0.0, 999.0).unwrap_or(d.fee_bps),
                 fee_per_unit: r.money(w, "fee_per_unit").unwrap_or(d.fee_per_unit),
+                max_quote_age: r.duration(w, "max_quote_age").or(d.max_quote_age),
                 // Set from the risk operator that feeds this exchange (`wire_kill_switches`).
                 kill_at: None,
             };

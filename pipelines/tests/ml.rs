@@ -85,6 +85,54 @@ fn job(pipeline: Pipeline, kind: ModelKind, out: &Path) -> TrainJob {
 }
 
 #[test]
+fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
+    // One day of IBM (trades and quotes) and of AIG (trades only): IBM's targets run from one
+    // quote midpoint to another, AIG's from trade price to trade price, with bid-ask bounce.
+    let Some(data) = tickflow_sources::sample_data() else {
+        return;
+    };
+    let day = tempfile::tempdir().unwrap();
+    for f in [
+        "ibm_20131008_trade.zip",
+        "ibm_20131008_quote.zip",
+        "aig_20131008_trade.zip",
+    ] {
+        std::fs::copy(data.join("us-equities/tick").join(f), day.path().join(f)).unwrap();
+    }
+    let synthetic = market_text(0.0, 1, "[1, 5]");
+    let (start, end) = (
+        synthetic.find("kind = \"synthetic\"").unwrap(),
+        synthetic.find("signal = 0").unwrap() + "signal = 0".len(),
+    );
+    let text = format!(
+        "{}kind = \"replay\"\npath = {:?}{}",
+        &synthetic[..start],
+        day.path(),
+        &synthetic[end..]
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut j = job(
+        Pipeline::parse(&text, "ml-lean.toml").unwrap(),
+        ModelKind::Mlp,
+        &out.path().join("m"),
+    );
+    j.source = day.path().display().to_string();
+    let outcome = train(&j).unwrap();
+    let e = outcome.meta.evaluation.as_ref().unwrap();
+    eprintln!("{e}");
+    let m = e.mid_targets.unwrap();
+    assert!(m > e.model.n / 4 && m < e.model.n * 3 / 4, "{e}");
+    let on_mid = e.model_on_mid.as_ref().unwrap();
+    assert_eq!(on_mid.n, m);
+    let text = e.to_string();
+    assert!(text.contains("model on mid-to-mid only"), "{text}");
+    assert!(
+        text.contains("from or to a trade price, with bid-ask bounce"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
     for kind in [ModelKind::Linear, ModelKind::Mlp, ModelKind::Gru] {
@@ -101,6 +149,9 @@ fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
             e.to_string().contains("skill at the 1 % level"),
             "{kind:?}: {e}"
         );
+        // The synthetic market quotes every instrument throughout: every target runs from one
+        // quote midpoint to another.
+        assert_eq!(e.mid_targets, Some(e.model.n), "{kind:?}: {e}");
         assert!(
             e.model.log_loss < e.majority.log_loss.min(e.last_sign.log_loss) - 0.01,
             "{kind:?}: {e}"
