@@ -206,7 +206,7 @@ impl std::fmt::Display for Evaluation {
             }
             Some(0) => writeln!(
                 f,
-                "  targets: trade price to trade price, no quotes (their returns carry bid-ask bounce: skill in them may not be tradeable)"
+                "  targets: trade price to trade price, no quote standing at the bars' ends (their returns carry bid-ask bounce: skill in them may not be tradeable)"
             )?,
             Some(m) => {
                 writeln!(

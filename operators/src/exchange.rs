@@ -72,6 +72,13 @@ impl Default for ExchangeConfig {
 /// open, and short of any night or weekend a record or a feed leaves out.
 pub const DEFAULT_MAX_QUOTE_AGE: Duration = Duration::from_secs(3600);
 
+/// Whether a quote (or trade) of time `at` is at most `max_age` old at `now`; with no limit,
+/// always.
+pub(crate) fn fresh(max_age: Option<Duration>, at: Option<Timestamp>, now: Timestamp) -> bool {
+    max_age
+        .is_none_or(|age| at.is_some_and(|t| now.nanos().saturating_sub(t.nanos()) <= age.nanos()))
+}
+
 /// What the exchange reads: quotes, and orders stamped with their arrival time.
 #[derive(Clone, PartialEq, Serialize, Deserialize, Debug)]
 pub enum ExchangeInput {
@@ -193,11 +200,7 @@ impl SimExchange {
         out: &mut Emitter<Fill>,
     ) {
         let buy = order.side == Side::Buy;
-        let fresh = |at: Option<Timestamp>| {
-            self.config.max_quote_age.is_none_or(|age| {
-                at.is_some_and(|t| ts.nanos().saturating_sub(t.nanos()) <= age.nanos())
-            })
-        };
+        let fresh = |at| fresh(self.config.max_quote_age, at, ts);
         let quoted = fresh(book.quoted_at)
             && if buy {
                 book.ask.is_some()

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_core::{Bar, Duration, IndicatorRow, Quote, Timestamp};
 
 use crate::error::{Error, Result};
+use crate::exchange::fresh;
 use crate::operator::{
     Emitter, Operator, Record, decode_parts, decode_state, encode_state, regroup,
 };
@@ -271,12 +272,6 @@ impl Features {
                 .collect(),
         });
     }
-}
-
-/// Whether a quote of time `at` is at most `max_age` old at `now`.
-fn fresh(max_age: Option<Duration>, at: Option<Timestamp>, now: Timestamp) -> bool {
-    max_age
-        .is_none_or(|age| at.is_some_and(|t| now.nanos().saturating_sub(t.nanos()) <= age.nanos()))
 }
 
 impl Operator for Features {
