@@ -372,6 +372,12 @@ mod tests {
         })
     }
 
+    /// One step of `items`, in the order the runtime gives them.
+    fn feed(f: &mut Features, mut items: Vec<FeatureInput>, out: &mut Emitter<IndicatorRow>) {
+        items.sort_by_key(Record::order_key);
+        f.on_batch(Timestamp(0), &mut items, out);
+    }
+
     #[test]
     fn returns_indicators_spread_imbalance_and_volume() {
         let cols: Vec<String> = vec!["sma_20".into(), "rsi_14".into()];
@@ -399,11 +405,7 @@ mod tests {
             ]
         );
         let mut out = Emitter::default();
-        let mut feed = |f: &mut Features, items: Vec<FeatureInput>| {
-            let mut items = items;
-            items.sort_by_key(Record::order_key);
-            f.on_batch(Timestamp(0), &mut items, &mut out);
-        };
+        let mut feed = |f: &mut Features, items| feed(f, items, &mut out);
         feed(&mut f, vec![bar(60, "100", "10"), row(60, &names, 50.0)]);
         feed(
             &mut f,
@@ -452,11 +454,7 @@ mod tests {
         )
         .unwrap();
         let mut out = Emitter::default();
-        let mut feed = |f: &mut Features, items: Vec<FeatureInput>| {
-            let mut items = items;
-            items.sort_by_key(Record::order_key);
-            f.on_batch(Timestamp(0), &mut items, &mut out);
-        };
+        let mut feed = |f: &mut Features, items| feed(f, items, &mut out);
         feed(
             &mut f,
             vec![
