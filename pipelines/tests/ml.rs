@@ -133,6 +133,48 @@ fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
 }
 
 #[test]
+fn trained_on_lobster_messages_the_targets_and_the_strategy_use_their_orderbook_quotes() {
+    // LOBSTER's quotes come from the orderbook file beside the messages: every target runs from
+    // one quote midpoint to another, and the strategy's orders meet the top of book.
+    let Some(data) = tickflow_sources::sample_data() else {
+        return;
+    };
+    let day = tempfile::tempdir().unwrap();
+    for f in [
+        "AMZN_2012-06-21_34200000_57600000_message_1.csv",
+        "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
+    ] {
+        std::fs::copy(data.join("lobster").join(f), day.path().join(f)).unwrap();
+    }
+    let synthetic = market_text(0.0, 1, "[1, 5]");
+    let (start, end) = (
+        synthetic.find("kind = \"synthetic\"").unwrap(),
+        synthetic.find("signal = 0").unwrap() + "signal = 0".len(),
+    );
+    let text = format!(
+        "{}kind = \"replay\"\npath = {:?}{}",
+        &synthetic[..start],
+        day.path(),
+        &synthetic[end..]
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut j = job(
+        Pipeline::parse(&text, "ml-lobster.toml").unwrap(),
+        ModelKind::Mlp,
+        &out.path().join("m"),
+    );
+    j.source = day.path().display().to_string();
+    j.strategy = true;
+    let outcome = train(&j).unwrap();
+    let e = outcome.meta.evaluation.as_ref().unwrap();
+    eprintln!("{e}");
+    assert!(e.model.n > 50, "{e}");
+    assert_eq!(e.mid_targets, Some(e.model.n), "{e}");
+    let s = e.strategy.as_ref().expect("a strategy run");
+    assert!(s.orders > 0 && s.fills == s.orders, "{s:?}");
+}
+
+#[test]
 fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
     for kind in [ModelKind::Linear, ModelKind::Mlp, ModelKind::Gru] {

@@ -384,17 +384,16 @@ fn trade_only_data_fills_on_trades_only_when_asked() {
     assert!(!filled.parquet::<PortfolioValue>("portfolio").is_empty());
 }
 
-#[test]
-fn recorded_equity_quotes_fill_sells_as_well_as_buys() {
-    // A recorded Lean day: each quote row sets one side of the top of book. Read as quotes of
-    // one side each, the book the exchange saw after every ask row had no bid, so no sell ever
-    // filled and a position once long stayed long.
+/// Trades SMA crossings (long and short) on recorded `files` (paths under the recorded data)
+/// and checks that most orders of each side execute, each near its reference price.
+fn recorded_quotes_fill_sells_as_well_as_buys(files: &[&str]) {
     let Some(data) = tickflow_sources::sample_data() else {
         return;
     };
     let day = tempfile::tempdir().unwrap();
-    for f in ["ibm_20131008_trade.zip", "ibm_20131008_quote.zip"] {
-        std::fs::copy(data.join("us-equities/tick").join(f), day.path().join(f)).unwrap();
+    for f in files {
+        let name = std::path::Path::new(f).file_name().unwrap();
+        std::fs::copy(data.join(f), day.path().join(name)).unwrap();
     }
     let source = format!("kind = \"replay\"\npath = {:?}\n", day.path());
     let text = pipeline_with("position_size = 100\nallow_short = true", "", "");
@@ -439,6 +438,28 @@ fn recorded_equity_quotes_fill_sells_as_well_as_buys() {
             "{f:?}: reference {r}"
         );
     }
+}
+
+#[test]
+fn recorded_equity_quotes_fill_sells_as_well_as_buys() {
+    // A recorded Lean day: each quote row sets one side of the top of book. Read as quotes of
+    // one side each, the book the exchange saw after every ask row had no bid, so no sell ever
+    // filled and a position once long stayed long.
+    recorded_quotes_fill_sells_as_well_as_buys(&[
+        "us-equities/tick/ibm_20131008_trade.zip",
+        "us-equities/tick/ibm_20131008_quote.zip",
+    ]);
+}
+
+#[test]
+fn recorded_lobster_messages_trade_against_the_quotes_of_their_orderbook_file() {
+    // LOBSTER's messages are book events and trades; the top of book comes from the orderbook
+    // file beside them. Without those quotes the exchange had no liquidity and canceled every
+    // order.
+    recorded_quotes_fill_sells_as_well_as_buys(&[
+        "lobster/AMZN_2012-06-21_34200000_57600000_message_1.csv",
+        "lobster/AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
+    ]);
 }
 
 #[test]

@@ -106,6 +106,8 @@ fn reads_lobster_messages() {
     let book: u64 = c.book.values().sum();
     assert!(book + c.trades >= 57_514 - 10, "{c:?}");
     assert!(c.book["add"] > 20_000);
+    // The orderbook file beside it gives the quotes.
+    assert!(c.quotes > 20_000, "{c:?}");
     assert!(c.bad.is_empty(), "{:?}", c.bad);
 }
 
@@ -151,6 +153,12 @@ fn gzipped_tardis_and_lobster_csv_read_as_the_plain_files() {
             "AMZN_2012-06-21_34200000_57600000_message_1.csv.gz",
         ),
     ];
+    // The orderbook file goes with its messages, gzipped as well.
+    gzip_copy(
+        &data.join("lobster/AMZN_2012-06-21_34200000_57600000_orderbook_1.csv"),
+        dir.path(),
+        "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv.gz",
+    );
     for (plain, name) in &copies {
         let (want, want_bad) = read_file(plain.clone());
         let (got, got_bad) = read_file(gzip_copy(plain, dir.path(), name));
@@ -811,6 +819,223 @@ fn lean_quotes_of_a_recorded_day_have_both_sides() {
     for e in &good {
         assert!(e.ts_event() >= last, "{e:?} after {last}");
         last = e.ts_event();
+    }
+}
+
+/// Writes a LOBSTER message file and, when given, its orderbook file into a new directory;
+/// the path of the message file.
+fn lobster_files(messages: &str, orderbook: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("AMZN_2012-06-21_34200000_57600000_message_1.csv");
+    std::fs::write(&path, messages).unwrap();
+    if let Some(book) = orderbook {
+        let book_path = dir
+            .path()
+            .join("AMZN_2012-06-21_34200000_57600000_orderbook_1.csv");
+        std::fs::write(book_path, book).unwrap();
+    }
+    (dir, path)
+}
+
+/// `(line, bid, bid size, ask, ask size)` of each quote.
+type QuoteRow = (
+    u64,
+    Option<tickflow_core::Price>,
+    tickflow_core::Quantity,
+    Option<tickflow_core::Price>,
+    tickflow_core::Quantity,
+);
+
+fn quote_rows(records: &[MarketEvent]) -> Vec<QuoteRow> {
+    records
+        .iter()
+        .filter_map(|e| match e {
+            MarketEvent::Quote(q) => Some((e.seq().line(), q.bid, q.bid_size, q.ask, q.ask_size)),
+            _ => None,
+        })
+        .collect()
+}
+
+const LOBSTER_MESSAGES: &str = "\
+Time,Type,OrderId,Size,Price,Direction
+34200.1,1,11,100,2238100,1
+34200.2,1,12,50,2239500,-1
+34200.3,5,0,10,2238800,-1
+34200.4,4,11,40,2238100,1
+34200.5,3,11,60,2238100,1
+34200.6,1,13,20,2238200,1
+";
+
+#[test]
+fn lobster_quotes_come_from_the_orderbook_file_where_the_top_of_book_changes() {
+    let book = "\
+BestAsk,BestAskVolume,BestBid,BestBidVolume
+9999999999,0,2238100,100
+2239500,50,2238100,100
+2239500,50,2238100,100
+2239500,50,2238100,60
+2239500,50,-9999999999,0
+2239500,50,2238200,20
+";
+    let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(book));
+    let (good, bad) = read_file(path.clone());
+    assert!(bad.is_empty(), "{bad:?}");
+    let px = |s: &str| Some(tickflow_core::Price::parse(s).unwrap());
+    let qty = |n: i64| tickflow_core::Quantity::from_int(n).unwrap();
+    assert_eq!(
+        quote_rows(&good),
+        vec![
+            // An empty side (LOBSTER's dummy price, size 0) is absent.
+            (2, px("223.81"), qty(100), None, qty(0)),
+            (3, px("223.81"), qty(100), px("223.95"), qty(50)),
+            // The hidden execution of line 4 leaves the top of book as it was: no quote.
+            (5, px("223.81"), qty(60), px("223.95"), qty(50)),
+            (6, None, qty(0), px("223.95"), qty(50)),
+            (7, px("223.82"), qty(20), px("223.95"), qty(50)),
+        ]
+    );
+    // Each quote follows the records of its message, at its time.
+    let kinds: Vec<&str> = good
+        .iter()
+        .map(|e| match e {
+            MarketEvent::Trade(_) => "trade",
+            MarketEvent::Quote(_) => "quote",
+            MarketEvent::Book(_) => "book",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "book", "quote", "book", "quote", "trade", "book", "trade", "quote", "book", "quote",
+            "book", "quote"
+        ]
+    );
+    for pair in good.windows(2) {
+        assert!(pair[0].seq() < pair[1].seq(), "{pair:?}");
+        if let MarketEvent::Quote(q) = &pair[1] {
+            assert_eq!(q.ts_event, pair[0].ts_event());
+        }
+    }
+    // Gzipped, and without a header, the orderbook file gives the same quotes.
+    let dir = path.parent().unwrap();
+    let plain = dir.join("AMZN_2012-06-21_34200000_57600000_orderbook_1.csv");
+    std::fs::remove_file(&plain).unwrap();
+    let mut gz = gzip_writer(&plain.with_extension("csv.gz"));
+    std::io::Write::write_all(&mut gz, book.split_once('\n').unwrap().1.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let (again, bad) = read_file(path.clone());
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(again, good);
+    // Without an orderbook file, the messages alone give no quotes.
+    std::fs::remove_file(plain.with_extension("csv.gz")).unwrap();
+    let (alone, bad) = read_file(path);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(quote_rows(&alone), vec![]);
+    assert_eq!(alone.len(), good.len() - 5);
+}
+
+#[test]
+fn a_bad_orderbook_row_is_refused_at_its_own_line_and_the_messages_read_on() {
+    let book = "\
+2239500,50,2238100,100
+2239500,50,2238100,100
+2239500,50,2238100,1x0
+2239500,50,2238100,60
+9999999999,7,2238100,60
+2239500,50,2238200,20,2239600,10
+";
+    let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(book));
+    let (good, bad) = read_file(path);
+    let bad: Vec<String> = bad.iter().map(|r| r.to_string()).collect();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert!(
+        bad[0].ends_with("_orderbook_1.csv:3: malformed: best bid size is not an integer: \"1x0\""),
+        "{bad:?}"
+    );
+    assert!(bad[1].contains("_orderbook_1.csv:5: malformed: the best ask is LOBSTER's empty level (9999999999) with size 7"), "{bad:?}");
+    assert!(
+        bad[2].contains(
+            "_orderbook_1.csv:6: malformed: an orderbook row has 4 columns per level, found 6"
+        ),
+        "{bad:?}"
+    );
+    // Every message is still read; the quotes are those of the good rows.
+    assert_eq!(good.len() - quote_rows(&good).len(), 7);
+    let lines: Vec<u64> = quote_rows(&good).iter().map(|q| q.0).collect();
+    assert_eq!(lines, [2, 5]);
+}
+
+#[test]
+fn an_orderbook_file_of_other_length_than_its_messages_says_so_once() {
+    // Shorter: the quotes stop where its rows do, with one reject.
+    let short = "2239500,50,2238100,100\n2239500,50,2238100,90\n";
+    let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(short));
+    let (good, bad) = read_file(path);
+    assert_eq!(quote_rows(&good).len(), 2);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].line, 3);
+    assert!(
+        bad[0]
+            .detail
+            .contains("ends before the message file (it has no row for message line 4)"),
+        "{}",
+        bad[0]
+    );
+    assert_eq!(good.len() - 2, 7, "every message is read");
+    // Longer: one reject after the last message.
+    let long = "2239500,50,2238100,100\n".repeat(8);
+    let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(&long));
+    let (good, bad) = read_file(path);
+    assert_eq!(quote_rows(&good).len(), 1);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].line, 7);
+    assert!(
+        bad[0].detail.contains("rows after the message file's last"),
+        "{}",
+        bad[0]
+    );
+    assert!(bad[0].seq > good.last().unwrap().seq());
+}
+
+#[test]
+fn lobster_quotes_of_the_recorded_day_are_its_orderbook_rows() {
+    let Some(data) = sample_data() else { return };
+    let dir = data.join("lobster");
+    let (good, bad) = read_file(dir.join("AMZN_2012-06-21_34200000_57600000_message_1.csv"));
+    assert!(bad.is_empty(), "{bad:?}");
+    let book =
+        std::fs::read_to_string(dir.join("AMZN_2012-06-21_34200000_57600000_orderbook_1.csv"))
+            .unwrap();
+    // The orderbook file's rows by line, as (bid, bid size, ask, ask size) of raw integers.
+    let rows: Vec<[i64; 4]> = book
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<i64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+            [f[2], f[3], f[0], f[1]]
+        })
+        .collect();
+    let raw = |p: Option<tickflow_core::Price>| p.map_or(0, |p| p.raw() / 100_000);
+    let quotes = quote_rows(&good);
+    // One quote for each row whose top of book differs from the row before it.
+    let changes = 1 + rows.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(quotes.len(), changes);
+    assert!(quotes.len() > 20_000, "{}", quotes.len());
+    for (line, bid, bid_size, ask, ask_size) in &quotes {
+        let row = rows[*line as usize - 2];
+        assert_eq!(
+            [
+                raw(*bid),
+                bid_size.raw() / 1_000_000_000,
+                raw(*ask),
+                ask_size.raw() / 1_000_000_000
+            ],
+            row,
+            "line {line}"
+        );
+        assert!(bid.is_some() && ask.is_some() && bid < ask, "line {line}");
     }
 }
 

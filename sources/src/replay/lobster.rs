@@ -8,15 +8,27 @@
 //! 4 visible execution → `Execute` and a [`Trade`]; 5 hidden execution and 6 cross trade →
 //! a [`Trade`] only (they do not touch the visible book); 7 trading halt → nothing (a control
 //! message, not market data).
+//!
+//! Quotes come from the message file's companion, `..._orderbook_<levels>.csv` (or `.csv.gz`)
+//! beside it: row k holds the book after message k, `ask, ask size, bid, bid size` for each
+//! level (an optional header line is skipped). The messages alone cannot rebuild the book (the
+//! orders resting when the file starts are not in it), so the top of book is taken from there:
+//! after a message that changes the best bid or ask, or the size at either, a [`Quote`] of both
+//! sides follows its records at the message's time. LOBSTER's dummy price of an empty side
+//! (±9999999999, size 0) is a side absent. Without a companion file, a message file gives no
+//! quotes.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 
 use tickflow_core::{
     BookAction, BookEvent, InstrumentId, InstrumentRegistry, InstrumentSpec, MarketEvent, Price,
-    Quantity, RejectReason, SeqNo, Side, Timestamp, Trade, fixed::parse_raw,
+    Quantity, Quote, Reject, RejectReason, SeqNo, Side, Timestamp, Trade, fixed::parse_raw,
 };
 
-use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, show, split_fixed, stream_file};
+use super::text::{
+    LineBuffer, LineSeq, bad_row, parse_i64, show, split_fields, split_fixed, stream_file,
+};
 use super::tz;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -57,19 +69,119 @@ pub fn instruments(path: &Path) -> Result<Vec<InstrumentSpec>> {
     }])
 }
 
-/// Reader of one message file.
+/// The orderbook file beside a message file (`_message_` → `_orderbook_`, plain or gzipped),
+/// if there is one.
+pub fn companion(messages: &Path) -> Option<PathBuf> {
+    let name = messages.file_name()?.to_str()?;
+    let at = name.rfind("_message_")?;
+    let rest = &name[at + "_message_".len()..];
+    let levels = rest.split('.').next().unwrap_or_default();
+    let stem = format!("{}_orderbook_{levels}", &name[..at]);
+    [".csv", ".csv.gz"]
+        .iter()
+        .map(|ext| messages.with_file_name(format!("{stem}{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// LOBSTER's price of an empty bid level.
+const NO_BID: i64 = -9_999_999_999;
+/// LOBSTER's price of an empty ask level.
+const NO_ASK: i64 = 9_999_999_999;
+
+/// The best bid and ask with their sizes, as an orderbook row gives them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Top {
+    bid: Option<Price>,
+    bid_size: Quantity,
+    ask: Option<Price>,
+    ask_size: Quantity,
+}
+
+/// The rows of an orderbook file, taken one per message row.
+struct BookRows {
+    lines: LineBuffer,
+    origin: String,
+}
+
+impl BookRows {
+    fn open(path: &Path) -> Result<Self> {
+        Ok(Self {
+            lines: LineBuffer::streaming(stream_file(path)?.reader),
+            origin: path.display().to_string(),
+        })
+    }
+
+    /// The next row with its line, `None` at the end of the file; a header line is skipped.
+    fn next_row(&mut self) -> Option<(u64, Result<Top, String>)> {
+        loop {
+            let (line_no, line) = self.lines.next_line()?;
+            if line.iter().all(u8::is_ascii_whitespace)
+                || (line_no == 1 && line.first().is_some_and(u8::is_ascii_alphabetic))
+            {
+                continue;
+            }
+            let mut fields = Vec::with_capacity(4);
+            split_fields(line, &mut fields);
+            return Some((line_no, parse_top(&fields)));
+        }
+    }
+}
+
+/// The best level of each side from an orderbook row (`ask, ask size, bid, bid size`, then
+/// the deeper levels, which are not read).
+fn parse_top(f: &[&[u8]]) -> Result<Top, String> {
+    if f.len() < 4 || !f.len().is_multiple_of(4) {
+        return Err(format!(
+            "an orderbook row has 4 columns per level, found {}",
+            f.len()
+        ));
+    }
+    let int = |i: usize, name: &str| {
+        parse_i64(f[i]).ok_or_else(|| format!("{name} is not an integer: {:?}", show(f[i])))
+    };
+    let side =
+        |price_at: usize, name: &str, dummy: i64| -> Result<(Option<Price>, Quantity), String> {
+            let price = int(price_at, &format!("best {name}"))?;
+            let size = int(price_at + 1, &format!("best {name} size"))?;
+            if price == dummy {
+                if size != 0 {
+                    return Err(format!(
+                        "the best {name} is LOBSTER's empty level ({dummy}) with size {size}"
+                    ));
+                }
+                return Ok((None, Quantity::ZERO));
+            }
+            let price = Price::from_scaled(price, 4).map_err(|e| format!("best {name}: {e}"))?;
+            let size = Quantity::from_int(size).map_err(|e| format!("best {name} size: {e}"))?;
+            Ok((Some(price), size))
+        };
+    let (ask, ask_size) = side(0, "ask", NO_ASK)?;
+    let (bid, bid_size) = side(2, "bid", NO_BID)?;
+    Ok(Top {
+        bid,
+        bid_size,
+        ask,
+        ask_size,
+    })
+}
+
+/// Reader of one message file, with its orderbook file's quotes when there is one.
 pub struct LobsterReader {
     lines: LineBuffer,
     origin: String,
     instrument: InstrumentId,
     midnight: Timestamp,
     numbering: LineSeq,
-    /// The trade of a visible execution, sent after its book event.
-    pending: Option<Trade>,
+    /// The records of the row read last that are still to be sent.
+    pending: VecDeque<SourceItem>,
+    /// The orderbook file, while it has rows.
+    book: Option<BookRows>,
+    /// The top of book of the last quote sent.
+    top: Option<Top>,
 }
 
 impl LobsterReader {
-    /// Opens a file.
+    /// Opens a file, and its orderbook file where there is one.
     pub fn open(path: &Path, source: u16, registry: &InstrumentRegistry) -> Result<Self> {
         let (symbol, (y, m, d)) = parse_name(path)?;
         let instrument = registry
@@ -80,13 +192,16 @@ impl LobsterReader {
             })?;
         let midnight = tz::new_york_midnight(y, m, d)
             .ok_or_else(|| Error::format(path, "date out of range"))?;
+        let book = companion(path).map(|p| BookRows::open(&p)).transpose()?;
         Ok(Self {
             lines: LineBuffer::streaming(stream_file(path)?.reader),
             origin: path.display().to_string(),
             instrument,
             midnight,
             numbering: LineSeq::new(source),
-            pending: None,
+            pending: VecDeque::new(),
+            book,
+            top: None,
         })
     }
 
@@ -161,10 +276,12 @@ impl LobsterReader {
                     seq: self.seq(),
                     ..book(BookAction::Execute)
                 });
-                self.pending = Some(Trade {
-                    seq: self.seq(),
-                    ..trade
-                });
+                let seq = self.seq();
+                self.pending
+                    .push_back(SourceItem::Event(MarketEvent::Trade(Trade {
+                        seq,
+                        ..trade
+                    })));
                 event
             }
             5 | 6 => MarketEvent::Trade(Trade {
@@ -175,17 +292,98 @@ impl LobsterReader {
             other => return Err(malformed(format!("unknown event type {other}"))),
         }))
     }
+
+    /// Takes the orderbook row of the message row just read and queues what it gives: a quote
+    /// at `ts` when the top of book changed (no quote when the message's time is unknown), or
+    /// a reject at the orderbook row's own line when it cannot be read. When the orderbook
+    /// file ends before the messages, one reject says so and the quotes stop there.
+    fn book_row(&mut self, ts: Option<Timestamp>, instrument: InstrumentId, message_line: u64) {
+        let Some(book) = self.book.as_mut() else {
+            return;
+        };
+        let row = book.next_row();
+        let origin = book.origin.clone();
+        // An orderbook file that ended (or broke off) is reported at the line it lacks.
+        let line = match &row {
+            Some((line, _)) => *line,
+            None => book.lines.lines_read() + 1,
+        };
+        let reject = |seq: SeqNo, detail: String| {
+            SourceItem::Bad(Reject {
+                instrument: Some(instrument),
+                ts_event: ts,
+                line,
+                ..bad_row(&origin, seq, RejectReason::Malformed, detail)
+            })
+        };
+        match row {
+            Some((_, Ok(top))) => {
+                let Some(ts) = ts else { return };
+                if self.top == Some(top) {
+                    return;
+                }
+                self.top = Some(top);
+                let seq = self.seq();
+                self.pending
+                    .push_back(SourceItem::Event(MarketEvent::Quote(Quote {
+                        instrument,
+                        ts_event: ts,
+                        ts_recv: ts,
+                        bid: top.bid,
+                        bid_size: top.bid_size,
+                        ask: top.ask,
+                        ask_size: top.ask_size,
+                        update_id: None,
+                        suspicious: false,
+                        seq,
+                    })));
+            }
+            Some((_, Err(detail))) => {
+                let seq = self.seq();
+                self.pending.push_back(reject(seq, detail));
+            }
+            None => {
+                let detail = match book.lines.take_error() {
+                    Some(e) => format!(
+                        "the orderbook file cannot be read further: {e}; no quotes from here on"
+                    ),
+                    None => format!(
+                        "the orderbook file ends before the message file (it has no row for message line {message_line}); no quotes from here on"
+                    ),
+                };
+                self.book = None;
+                let seq = self.seq();
+                self.pending.push_back(reject(seq, detail));
+            }
+        }
+    }
 }
 
 impl PartReader for LobsterReader {
     fn next_item(&mut self) -> Option<SourceItem> {
-        if let Some(t) = self.pending.take() {
-            return Some(SourceItem::Event(MarketEvent::Trade(t)));
-        }
         loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
             let Some((line_no, line)) = self.lines.next_line() else {
                 // A file that breaks off part-way says so once, as a reject.
-                return self.lines.cut_short(&self.origin, &mut self.numbering);
+                if let Some(cut) = self.lines.cut_short(&self.origin, &mut self.numbering) {
+                    return Some(cut);
+                }
+                // An orderbook file longer than its messages says so once.
+                let mut book = self.book.take()?;
+                let (line, _) = book.next_row()?;
+                let seq = self.seq();
+                return Some(SourceItem::Bad(Reject {
+                    instrument: Some(self.instrument),
+                    line,
+                    ..bad_row(
+                        &book.origin,
+                        seq,
+                        RejectReason::Malformed,
+                        "the orderbook file has rows after the message file's last; they are not read".into(),
+                    )
+                }));
             };
             if line.iter().all(u8::is_ascii_whitespace)
                 || (line_no == 1 && line.starts_with(b"Time"))
@@ -204,12 +402,22 @@ impl PartReader for LobsterReader {
             } else {
                 self.parse(&fields[..n])
             };
+            let instrument = self.instrument;
             match parsed {
-                Ok(Some(e)) => return Some(SourceItem::Event(e)),
-                Ok(None) => continue,
+                Ok(event) => {
+                    let ts = event.as_ref().map(MarketEvent::ts_event);
+                    let first = event.map(SourceItem::Event);
+                    // A halt gives no record and no quote; its orderbook row is still taken.
+                    self.book_row(ts, instrument, line_no);
+                    if let Some(first) = first {
+                        return Some(first);
+                    }
+                }
                 Err((reason, detail)) => {
                     let seq = self.seq();
-                    return Some(SourceItem::Bad(bad_row(&self.origin, seq, reason, detail)));
+                    let bad = SourceItem::Bad(bad_row(&self.origin, seq, reason, detail));
+                    self.book_row(None, instrument, line_no);
+                    return Some(bad);
                 }
             }
         }

@@ -56,7 +56,9 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
     }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") {
         if name.contains("_orderbook_") {
-            return Err("a LOBSTER order-book snapshot file (replay its _message_ file)".into());
+            return Err(
+                "a LOBSTER orderbook file (read with its _message_ file, as its quotes)".into(),
+            );
         }
         if lobster::parse_name(path).is_ok() {
             return Ok(ReplayFormat::Lobster);

@@ -87,6 +87,11 @@ impl LineBuffer {
         }
     }
 
+    /// How many lines have been taken.
+    pub fn lines_read(&self) -> u64 {
+        self.line
+    }
+
     /// Why the rest of a streamed file could not be read, once `next_line` has ended early.
     pub fn take_error(&mut self) -> Option<String> {
         self.failed.take()
