@@ -84,20 +84,18 @@ fn job(pipeline: Pipeline, kind: ModelKind, out: &Path) -> TrainJob {
     }
 }
 
-#[test]
-fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
-    // One day of IBM (trades and quotes) and of AIG (trades only): IBM's targets run from one
-    // quote midpoint to another, AIG's from trade price to trade price, with bid-ask bounce.
-    let Some(data) = tickflow_sources::sample_data() else {
-        return;
-    };
+/// Trains an MLP on recorded `files` (paths under the recorded data, copied into a directory
+/// of their own) through the features of [`market_text`], trading its predictions over the test
+/// part when `strategy` is set; `None` without the recorded data.
+fn train_on_recorded(
+    files: &[&str],
+    strategy: bool,
+) -> Option<tickflow_models::metrics::Evaluation> {
+    let data = tickflow_sources::sample_data()?;
     let day = tempfile::tempdir().unwrap();
-    for f in [
-        "ibm_20131008_trade.zip",
-        "ibm_20131008_quote.zip",
-        "aig_20131008_trade.zip",
-    ] {
-        std::fs::copy(data.join("us-equities/tick").join(f), day.path().join(f)).unwrap();
+    for f in files {
+        let name = Path::new(f).file_name().unwrap();
+        std::fs::copy(data.join(f), day.path().join(name)).unwrap();
     }
     let synthetic = market_text(0.0, 1, "[1, 5]");
     let (start, end) = (
@@ -112,14 +110,32 @@ fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
     );
     let out = tempfile::tempdir().unwrap();
     let mut j = job(
-        Pipeline::parse(&text, "ml-lean.toml").unwrap(),
+        Pipeline::parse(&text, "ml-recorded.toml").unwrap(),
         ModelKind::Mlp,
         &out.path().join("m"),
     );
     j.source = day.path().display().to_string();
+    j.strategy = strategy;
     let outcome = train(&j).unwrap();
-    let e = outcome.meta.evaluation.as_ref().unwrap();
+    let e = outcome.meta.evaluation.expect("an evaluation");
     eprintln!("{e}");
+    Some(e)
+}
+
+#[test]
+fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
+    // One day of IBM (trades and quotes) and of AIG (trades only): IBM's targets run from one
+    // quote midpoint to another, AIG's from trade price to trade price, with bid-ask bounce.
+    let Some(e) = train_on_recorded(
+        &[
+            "us-equities/tick/ibm_20131008_trade.zip",
+            "us-equities/tick/ibm_20131008_quote.zip",
+            "us-equities/tick/aig_20131008_trade.zip",
+        ],
+        false,
+    ) else {
+        return;
+    };
     let m = e.mid_targets.unwrap();
     assert!(m > e.model.n / 4 && m < e.model.n * 3 / 4, "{e}");
     let on_mid = e.model_on_mid.as_ref().unwrap();
@@ -136,38 +152,15 @@ fn trained_on_recorded_equities_the_report_tells_mid_to_mid_targets_apart() {
 fn trained_on_lobster_messages_the_targets_and_the_strategy_use_their_orderbook_quotes() {
     // LOBSTER's quotes come from the orderbook file beside the messages: every target runs from
     // one quote midpoint to another, and the strategy's orders meet the top of book.
-    let Some(data) = tickflow_sources::sample_data() else {
+    let Some(e) = train_on_recorded(
+        &[
+            "lobster/AMZN_2012-06-21_34200000_57600000_message_1.csv",
+            "lobster/AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
+        ],
+        true,
+    ) else {
         return;
     };
-    let day = tempfile::tempdir().unwrap();
-    for f in [
-        "AMZN_2012-06-21_34200000_57600000_message_1.csv",
-        "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
-    ] {
-        std::fs::copy(data.join("lobster").join(f), day.path().join(f)).unwrap();
-    }
-    let synthetic = market_text(0.0, 1, "[1, 5]");
-    let (start, end) = (
-        synthetic.find("kind = \"synthetic\"").unwrap(),
-        synthetic.find("signal = 0").unwrap() + "signal = 0".len(),
-    );
-    let text = format!(
-        "{}kind = \"replay\"\npath = {:?}{}",
-        &synthetic[..start],
-        day.path(),
-        &synthetic[end..]
-    );
-    let out = tempfile::tempdir().unwrap();
-    let mut j = job(
-        Pipeline::parse(&text, "ml-lobster.toml").unwrap(),
-        ModelKind::Mlp,
-        &out.path().join("m"),
-    );
-    j.source = day.path().display().to_string();
-    j.strategy = true;
-    let outcome = train(&j).unwrap();
-    let e = outcome.meta.evaluation.as_ref().unwrap();
-    eprintln!("{e}");
     assert!(e.model.n > 50, "{e}");
     assert_eq!(e.mid_targets, Some(e.model.n), "{e}");
     let s = e.strategy.as_ref().expect("a strategy run");
