@@ -1577,6 +1577,52 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
     assert!(e.ends_with("it holds no files"), "{e}");
 }
 
+#[test]
+fn a_lobster_orderbook_file_is_left_out_only_when_its_messages_are_not_read() {
+    let (dir, _) = lobster_files(LOBSTER_MESSAGES, Some("2239500,50,2238100,100\n"));
+    let orphan = "MSFT_2012-06-21_34200000_57600000_orderbook_1.csv";
+    std::fs::write(dir.path().join(orphan), "2239500,50,2238100,100\n").unwrap();
+    std::fs::write(
+        dir.path().join("trades.csv"),
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
+         bitmex,XBTUSD,1582329602000000,1582329602000400,1,buy,9600.5,10\n",
+    )
+    .unwrap();
+    let planned = |format| {
+        plan(&[SourceConfig::Replay {
+            path: dir.path().to_path_buf(),
+            format,
+            quote_size: None,
+        }])
+        .unwrap()
+    };
+    let left = |p: &tickflow_sources::Plan| -> Vec<(String, String)> {
+        p.left_out
+            .iter()
+            .map(|l| {
+                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, l.why.clone())
+            })
+            .collect()
+    };
+    let why = "a LOBSTER orderbook file whose _message_ file is not read here (it gives that \
+               file's quotes)";
+    let all = planned(ReplayFormat::Auto);
+    assert_eq!(all.parts.len(), 2);
+    assert_eq!(left(&all), [(orphan.to_string(), why.to_string())]);
+    // Where the messages are not read, neither is their orderbook file.
+    let tardis = planned(ReplayFormat::Tardis);
+    let names: Vec<String> = left(&tardis).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "AMZN_2012-06-21_34200000_57600000_message_1.csv",
+            "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv",
+            orphan
+        ]
+    );
+}
+
 /// The file name, header and twelve good rows of each CSV layout fuzzed: the three order-book
 /// layouts, Tardis trades and quotes, TrueFX quotes in both layouts, and Lean trades (zipped,
 /// no header).

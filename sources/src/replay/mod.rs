@@ -57,7 +57,7 @@ pub fn detect(path: &Path) -> Result<ReplayFormat, String> {
     if name.ends_with(".csv") || name.ends_with(".csv.gz") {
         if name.contains("_orderbook_") {
             return Err(
-                "a LOBSTER orderbook file (read with its _message_ file, as its quotes)".into(),
+                "a LOBSTER orderbook file whose _message_ file is not read here (it gives that file's quotes)".into(),
             );
         }
         if lobster::parse_name(path).is_ok() {
@@ -169,6 +169,15 @@ pub fn expand(path: &Path, format: ReplayFormat) -> Result<Expanded> {
             (Err(why), _) => out.left_out.push(LeftOut { path: file, why }),
         }
     }
+    // A LOBSTER orderbook file is read with its message file, as its quotes: it is left out
+    // only when that file is not read.
+    let companions: Vec<PathBuf> = out
+        .files
+        .iter()
+        .filter(|(_, f)| *f == ReplayFormat::Lobster)
+        .filter_map(|(file, _)| lobster::companion(file))
+        .collect();
+    out.left_out.retain(|l| !companions.contains(&l.path));
     if out.files.is_empty() {
         let why = if out.left_out.is_empty() {
             "it holds no files".to_string()
