@@ -1487,6 +1487,27 @@ fn binance_depth_csv_reports_gaps_in_the_update_ids_and_clears_the_book_there() 
     );
 }
 
+/// The plan of a directory read as `format`.
+fn plan_dir(dir: &std::path::Path, format: ReplayFormat) -> tickflow_sources::Plan {
+    plan(&[SourceConfig::Replay {
+        path: dir.to_path_buf(),
+        format,
+        quote_size: None,
+    }])
+    .unwrap()
+}
+
+/// `(file name, why)` of each file a plan leaves out.
+fn left(p: &tickflow_sources::Plan) -> Vec<(String, String)> {
+    p.left_out
+        .iter()
+        .map(|l| {
+            let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, l.why.clone())
+        })
+        .collect()
+}
+
 #[test]
 fn files_of_a_directory_not_read_are_left_out_with_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -1507,23 +1528,7 @@ fn files_of_a_directory_not_read_are_left_out_with_why() {
         "usdjpy-ticks.csv",
         "timestamp,bid,ask\n2013-01-01 22:00:00.295000+00:00,86.655,86.728\n",
     );
-    let planned = |format| {
-        plan(&[SourceConfig::Replay {
-            path: dir.path().to_path_buf(),
-            format,
-            quote_size: None,
-        }])
-        .unwrap()
-    };
-    let left = |p: &tickflow_sources::Plan| -> Vec<(String, String)> {
-        p.left_out
-            .iter()
-            .map(|l| {
-                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
-                (name, l.why.clone())
-            })
-            .collect()
-    };
+    let planned = |format| plan_dir(dir.path(), format);
     let all = planned(ReplayFormat::Auto);
     assert_eq!(all.parts.len(), 2);
     assert_eq!(
@@ -1588,23 +1593,7 @@ fn a_lobster_orderbook_file_is_left_out_only_when_its_messages_are_not_read() {
          bitmex,XBTUSD,1582329602000000,1582329602000400,1,buy,9600.5,10\n",
     )
     .unwrap();
-    let planned = |format| {
-        plan(&[SourceConfig::Replay {
-            path: dir.path().to_path_buf(),
-            format,
-            quote_size: None,
-        }])
-        .unwrap()
-    };
-    let left = |p: &tickflow_sources::Plan| -> Vec<(String, String)> {
-        p.left_out
-            .iter()
-            .map(|l| {
-                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
-                (name, l.why.clone())
-            })
-            .collect()
-    };
+    let planned = |format| plan_dir(dir.path(), format);
     let why = "a LOBSTER orderbook file whose _message_ file is not read here (it gives that \
                file's quotes)";
     let all = planned(ReplayFormat::Auto);
