@@ -26,9 +26,7 @@ use tickflow_core::{
     Quantity, Quote, Reject, RejectReason, SeqNo, Side, Timestamp, Trade, fixed::parse_raw,
 };
 
-use super::text::{
-    LineBuffer, LineSeq, bad_row, parse_i64, show, split_fields, split_fixed, stream_file,
-};
+use super::text::{LineBuffer, LineSeq, bad_row, parse_i64, show, split_fixed, stream_file};
 use super::tz;
 use crate::error::{Error, Result};
 use crate::{PartReader, SourceItem};
@@ -120,29 +118,30 @@ impl BookRows {
             {
                 continue;
             }
-            let mut fields = Vec::with_capacity(4);
-            split_fields(line, &mut fields);
-            return Some((line_no, parse_top(&fields)));
+            let mut fields: [&[u8]; 4] = [&[]; 4];
+            let n = split_fixed(line, &mut fields);
+            return Some((line_no, parse_top(&fields, n)));
         }
     }
 }
 
-/// The best level of each side from an orderbook row (`ask, ask size, bid, bid size`, then
-/// the deeper levels, which are not read).
-fn parse_top(f: &[&[u8]]) -> Result<Top, String> {
-    if f.len() < 4 || !f.len().is_multiple_of(4) {
+/// The best level of each side from the first fields of an orderbook row of `n` (`ask, ask
+/// size, bid, bid size`, then the deeper levels, which are not read).
+fn parse_top(f: &[&[u8]; 4], n: usize) -> Result<Top, String> {
+    if n < 4 || !n.is_multiple_of(4) {
         return Err(format!(
-            "an orderbook row has 4 columns per level, found {}",
-            f.len()
+            "an orderbook row has 4 columns per level, found {n}"
         ));
     }
-    let int = |i: usize, name: &str| {
-        parse_i64(f[i]).ok_or_else(|| format!("{name} is not an integer: {:?}", show(f[i])))
-    };
     let side =
         |price_at: usize, name: &str, dummy: i64| -> Result<(Option<Price>, Quantity), String> {
-            let price = int(price_at, &format!("best {name}"))?;
-            let size = int(price_at + 1, &format!("best {name} size"))?;
+            // The field's name is spelled out only for an error.
+            let int = |i: usize, what: &str| {
+                parse_i64(f[i])
+                    .ok_or_else(|| format!("best {name}{what} is not an integer: {:?}", show(f[i])))
+            };
+            let price = int(price_at, "")?;
+            let size = int(price_at + 1, " size")?;
             if price == dummy {
                 if size != 0 {
                     return Err(format!(
@@ -301,47 +300,31 @@ impl LobsterReader {
         let Some(book) = self.book.as_mut() else {
             return;
         };
-        let row = book.next_row();
-        let origin = book.origin.clone();
-        // An orderbook file that ended (or broke off) is reported at the line it lacks.
-        let line = match &row {
-            Some((line, _)) => *line,
-            None => book.lines.lines_read() + 1,
-        };
-        let reject = |seq: SeqNo, detail: String| {
-            SourceItem::Bad(Reject {
-                instrument: Some(instrument),
-                ts_event: ts,
-                line,
-                ..bad_row(&origin, seq, RejectReason::Malformed, detail)
-            })
-        };
-        match row {
+        let (line, detail, ended) = match book.next_row() {
             Some((_, Ok(top))) => {
-                let Some(ts) = ts else { return };
-                if self.top == Some(top) {
-                    return;
+                if let Some(ts) = ts
+                    && self.top != Some(top)
+                {
+                    self.top = Some(top);
+                    let seq = self.numbering.seq();
+                    self.pending
+                        .push_back(SourceItem::Event(MarketEvent::Quote(Quote {
+                            instrument,
+                            ts_event: ts,
+                            ts_recv: ts,
+                            bid: top.bid,
+                            bid_size: top.bid_size,
+                            ask: top.ask,
+                            ask_size: top.ask_size,
+                            update_id: None,
+                            suspicious: false,
+                            seq,
+                        })));
                 }
-                self.top = Some(top);
-                let seq = self.seq();
-                self.pending
-                    .push_back(SourceItem::Event(MarketEvent::Quote(Quote {
-                        instrument,
-                        ts_event: ts,
-                        ts_recv: ts,
-                        bid: top.bid,
-                        bid_size: top.bid_size,
-                        ask: top.ask,
-                        ask_size: top.ask_size,
-                        update_id: None,
-                        suspicious: false,
-                        seq,
-                    })));
+                return;
             }
-            Some((_, Err(detail))) => {
-                let seq = self.seq();
-                self.pending.push_back(reject(seq, detail));
-            }
+            Some((line, Err(detail))) => (line, detail, false),
+            // An orderbook file that ended (or broke off) is reported at the line it lacks.
             None => {
                 let detail = match book.lines.take_error() {
                     Some(e) => format!(
@@ -351,10 +334,19 @@ impl LobsterReader {
                         "the orderbook file ends before the message file (it has no row for message line {message_line}); no quotes from here on"
                     ),
                 };
-                self.book = None;
-                let seq = self.seq();
-                self.pending.push_back(reject(seq, detail));
+                (book.lines.lines_read() + 1, detail, true)
             }
+        };
+        let seq = self.numbering.seq();
+        let reject = Reject {
+            instrument: Some(instrument),
+            ts_event: ts,
+            line,
+            ..bad_row(&book.origin, seq, RejectReason::Malformed, detail)
+        };
+        self.pending.push_back(SourceItem::Bad(reject));
+        if ended {
+            self.book = None;
         }
     }
 }
