@@ -283,9 +283,18 @@ fn train_command(args: TrainArgs) -> Result<bool> {
         config.max_epochs = e;
     }
     if let Some(h) = args.hidden {
+        if kind == ModelKind::Linear {
+            bail!("--hidden: a linear model has no hidden layers (give --model mlp or gru)");
+        }
         config.hidden = h;
     }
     if let Some(w) = args.window {
+        if !kind.is_sequence() {
+            bail!(
+                "--window: a {} model reads one feature vector; only a gru reads a window",
+                kind.as_str()
+            );
+        }
         config.window = w;
     }
     eprintln!("tickflow: training a {} model on {source}", kind.as_str());

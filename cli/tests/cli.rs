@@ -484,6 +484,29 @@ fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("model kind `transformer`"));
+    // A shape the kind does not have is refused, not dropped from the model trained.
+    for (args, says) in [
+        (
+            ["--model", "linear", "--hidden", "8"],
+            "--hidden: a linear model has no hidden layers",
+        ),
+        (
+            ["--model", "mlp", "--window", "4"],
+            "--window: a mlp model reads one feature vector",
+        ),
+    ] {
+        let out = tickflow()
+            .arg("train")
+            .args(args)
+            .arg("--out")
+            .arg(dir.path().join("x"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(!dir.path().join("x").exists());
+    }
     let out = tickflow()
         .current_dir(dir.path().join("out"))
         .args(["run", pipeline, "-q"])

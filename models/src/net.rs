@@ -100,6 +100,10 @@ impl Architecture {
                 self.kind.as_str(),
                 self.window
             )),
+            ModelKind::Linear if !self.hidden.is_empty() => bad(format!(
+                "a linear model has no hidden layers, got hidden widths {:?}",
+                self.hidden
+            )),
             ModelKind::Mlp if self.hidden.is_empty() || self.hidden.contains(&0) => bad(format!(
                 "mlp hidden widths {:?}: at least one layer, none empty",
                 self.hidden
@@ -365,6 +369,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("gru needs one state size"), "{e}");
+        // What the kind does not have is refused, not dropped.
+        let e = arch(ModelKind::Linear, 7, 1, &[8])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a linear model has no hidden layers"), "{e}");
+        let e = arch(ModelKind::Mlp, 7, 4, &[32])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a mlp model reads one vector, not a window of 4"),
+            "{e}"
+        );
         assert!(arch(ModelKind::Gru, 40, 4096, &[1024]).validate().is_ok());
     }
 

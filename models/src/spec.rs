@@ -141,6 +141,15 @@ impl FeatureSpec {
             )));
         }
         for (i, c) in self.columns.iter().enumerate() {
+            // A column read twice is a spec edited by hand (training lists each feature once):
+            // the model would read that column in two places and never the one it learned.
+            if let Some(j) = self.columns[..i].iter().position(|d| d == c) {
+                return Err(bad(format!(
+                    "the feature spec lists column `{c}` twice (positions {} and {})",
+                    j + 1,
+                    i + 1
+                )));
+            }
             if !(self.mean[i].is_finite() && self.std[i].is_finite() && self.std[i] > 0.0) {
                 return Err(bad(format!(
                     "feature `{c}` has mean {} and standard deviation {}",
@@ -179,6 +188,12 @@ mod tests {
         let e = spec.bind(&input[..2], "m").unwrap_err().to_string();
         assert!(e.contains("column a ") && e.contains("it has: x, b"), "{e}");
         spec.validate("m").unwrap();
+        let mut twice = spec.clone();
+        twice.columns[1] = "a".into();
+        assert_eq!(
+            twice.validate("m").unwrap_err().to_string(),
+            "model m: the feature spec lists column `a` twice (positions 1 and 2)"
+        );
         let mut broken = spec.clone();
         broken.std.pop();
         assert!(

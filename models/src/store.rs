@@ -290,6 +290,11 @@ impl Predictor {
                 meta.spec.len()
             )));
         }
+        if meta.horizon == 0 {
+            return Err(bad(format!(
+                "{META} gives horizon 0; a model forecasts at least 1 bar ahead"
+            )));
+        }
         if !(meta.target_std.is_finite() && meta.target_std > 0.0 && meta.target_mean.is_finite()) {
             return Err(bad(format!(
                 "target scale mean {} std {} is not usable",

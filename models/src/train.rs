@@ -80,16 +80,14 @@ impl TrainConfig {
         self.architecture(1).validate()
     }
 
-    /// The shape of a model of this configuration over `features` features.
+    /// The shape of a model of this configuration over `features` features. A window or
+    /// hidden widths the kind does not have are kept, so that [`Architecture::validate`]
+    /// refuses them rather than a model being trained without what was asked for.
     fn architecture(&self, features: usize) -> Architecture {
         Architecture {
             kind: self.kind,
             features,
-            window: if self.kind.is_sequence() {
-                self.window
-            } else {
-                1
-            },
+            window: self.window,
             hidden: self.hidden.clone(),
         }
     }

@@ -212,6 +212,26 @@ fn bad_model_files_are_refused_with_what_does_not_match() {
     m.spec.mean.pop();
     store::write_meta(&d, &m).unwrap();
     assert!(load(&d).contains("means"), "{}", load(&d));
+    // Spec naming one column twice (edited by hand): the model would read it in two places.
+    let d = copy("column-twice");
+    let mut m = meta.clone();
+    m.spec.columns[1] = m.spec.columns[0].clone();
+    store::write_meta(&d, &m).unwrap();
+    let e = load(&d);
+    assert!(
+        e.contains(&format!(
+            "the feature spec lists column `{}` twice (positions 1 and 2)",
+            m.spec.columns[0]
+        )),
+        "{e}"
+    );
+    // A horizon of 0 bars forecasts nothing.
+    let d = copy("horizon-0");
+    let mut m = meta.clone();
+    m.horizon = 0;
+    store::write_meta(&d, &m).unwrap();
+    let e = load(&d);
+    assert!(e.contains("horizon 0"), "{e}");
     // A weights file that is not safetensors.
     let d = copy("garbage");
     std::fs::write(d.join(WEIGHTS), b"garbage").unwrap();
