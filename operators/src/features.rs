@@ -92,11 +92,31 @@ impl FeatureConfig {
         }
     }
 
-    /// Every output column, in order.
+    /// Every output column, in order, each once; errors name a missing column or one that
+    /// would come twice.
     pub fn columns(&self, input: &[String]) -> Result<Vec<String>> {
+        let chosen = self.chosen(input)?;
         let mut out: Vec<String> = self.horizons.iter().map(|h| format!("ret_{h}")).collect();
-        out.extend(self.chosen(input)?);
+        out.extend(chosen.iter().cloned());
         out.extend(["spread_bps", "ofi", "book_imbalance", "mid", "volume"].map(String::from));
+        // Two columns of one name: rows that a JSON or Parquet sink, a query or a model could
+        // read only one of.
+        for (i, name) in out.iter().enumerate() {
+            if out[..i].contains(name) {
+                let twice = |list: &[String]| list.iter().filter(|&c| c == name).count() > 1;
+                let why = if twice(&out[..self.horizons.len()]) {
+                    "`horizons` lists its horizon twice"
+                } else if twice(&chosen) {
+                    "`indicators` lists it twice"
+                } else {
+                    "an input column of that name is chosen beside the features' own"
+                };
+                return Err(Error::Config {
+                    operator: "features",
+                    reason: format!("the features stream would have two columns `{name}`: {why}"),
+                });
+            }
+        }
         Ok(out)
     }
 }
@@ -512,6 +532,37 @@ mod tests {
             )
             .is_err()
         );
+        // Every output column once: a horizon or an indicator listed twice, or an input
+        // column named as one of the features' own, is refused.
+        let twice = |horizons: Vec<usize>, indicators: &[&str], input: &[&str]| {
+            let input: Vec<String> = input.iter().map(|c| (*c).to_owned()).collect();
+            Features::new(
+                FeatureConfig {
+                    horizons,
+                    indicators: Some(indicators.iter().map(|c| (*c).to_owned()).collect()),
+                    ..FeatureConfig::default()
+                },
+                &input,
+            )
+            .err()
+            .map(|e| e.to_string())
+        };
+        let e = twice(vec![1, 5, 1], &["rsi_14"], &["rsi_14"]).unwrap();
+        assert!(
+            e.contains("two columns `ret_1`: `horizons` lists its horizon twice"),
+            "{e}"
+        );
+        let e = twice(vec![1], &["rsi_14", "rsi_14"], &["rsi_14"]).unwrap();
+        assert!(
+            e.contains("two columns `rsi_14`: `indicators` lists it twice"),
+            "{e}"
+        );
+        let e = twice(vec![1], &["spread_bps"], &["spread_bps"]).unwrap();
+        assert!(
+            e.contains("two columns `spread_bps`: an input column of that name"),
+            "{e}"
+        );
+        assert_eq!(twice(vec![1, 5], &["rsi_14"], &["rsi_14"]), None);
     }
 
     #[test]

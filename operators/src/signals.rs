@@ -120,11 +120,23 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, RuleError> {
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
                     i += 1;
                 }
+                // An exponent (`1e-4`, `2.5E3`): predicted returns are that small.
+                if matches!(b.get(i), Some(b'e' | b'E')) {
+                    i += 1 + usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
                 let t = &text[start..i];
-                Token::Number(t.parse().map_err(|_| RuleError {
+                let not_a_number = |why: &str| RuleError {
                     offset: start,
-                    message: format!("`{t}` is not a number"),
-                })?)
+                    message: format!("`{t}` is not a {why}number"),
+                };
+                let x: f64 = t.parse().map_err(|_| not_a_number(""))?;
+                if !x.is_finite() {
+                    return Err(not_a_number("finite "));
+                }
+                Token::Number(x)
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
@@ -468,6 +480,24 @@ mod tests {
                 .contains("expected `)`")
         );
         assert!(parse("", &names()).is_err());
+        // Numbers with an exponent, as small predicted returns are written; one that is not
+        // finite, or an exponent without digits, is named.
+        let e = parse("macd > 1e-4 and rsi_14 < 2.5E1 and adx_14 > 1e+1", &names()).unwrap();
+        let at = |macd, rsi, adx| vec![Some(macd), Some(adx), None, None, Some(rsi)];
+        assert!(eval(&e, &at(2e-4, 24.0, 11.0), None));
+        assert!(!eval(&e, &at(5e-5, 24.0, 11.0), None));
+        assert!(!eval(&e, &at(2e-4, 26.0, 11.0), None));
+        assert!(!eval(&e, &at(2e-4, 24.0, 9.0), None));
+        let err = parse("macd > 1e400", &names()).unwrap_err();
+        assert_eq!(
+            (err.offset, err.message.as_str()),
+            (7, "`1e400` is not a finite number")
+        );
+        let err = parse("macd > 2e", &names()).unwrap_err();
+        assert_eq!(
+            (err.offset, err.message.as_str()),
+            (7, "`2e` is not a number")
+        );
         assert!(
             parse("macd > 0 $", &names())
                 .unwrap_err()

@@ -1257,7 +1257,8 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
             }
         }
     }
-    // Signal rules name columns of their input row stream; features name indicator columns.
+    // Signal rules name columns of their input row stream; features name indicator columns,
+    // and give each of their columns once.
     let defined = operators.iter().filter_map(|o| {
         o.kind
             .as_ref()
@@ -1266,7 +1267,7 @@ fn parse_root(w: &mut Walker<'_>, root: &DeTable<'_>, span: Range<usize>) -> Opt
     for op in &operators {
         if let Some(OperatorKind::Features { config, .. }) = &op.kind
             && let Some(input) = columns_of(defined.clone(), &op.input)
-            && let Err(e) = config.chosen(&input)
+            && let Err(e) = config.columns(&input)
         {
             w.err(op.name_span.clone(), format!("operator `{}`: {e}", op.name));
         }

@@ -68,6 +68,34 @@ fn features_refuse_unknown_indicator_columns() {
 }
 
 #[test]
+fn features_refuse_a_column_that_would_come_twice_where_the_operator_is_named() {
+    // The features operator is named on line 48 of the default pipeline.
+    for (from, to, says) in [
+        (
+            "horizons = [1, 5, 15]",
+            "horizons = [1, 5, 1]",
+            "two columns `ret_1`: `horizons` lists its horizon twice",
+        ),
+        (
+            "# indicators = [\"rsi_14\", \"adx_14\"]",
+            "indicators = [\"rsi_14\", \"adx_14\", \"rsi_14\"]",
+            "two columns `rsi_14`: `indicators` lists it twice",
+        ),
+    ] {
+        let text = tickflow_pipelines::config::DEFAULT_PIPELINE.replace(from, to);
+        assert_ne!(text, tickflow_pipelines::config::DEFAULT_PIPELINE);
+        let err = Pipeline::parse(&text, "daytrade.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("daytrade.toml:48:8: operator `features`"),
+            "{err}"
+        );
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn signal_rules_can_read_feature_columns() {
     let on_features = tickflow_pipelines::config::DEFAULT_PIPELINE
         .replace(
