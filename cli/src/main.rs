@@ -87,26 +87,26 @@ enum ModelCommand {
         /// cpu, cuda:N or auto.
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Batch sizes (instruments per batch).
-        #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+        /// Batch sizes (instruments per batch, 1 to 65536).
+        #[arg(long, value_delimiter = ',', default_value = "1,64,1024", value_parser = batch_rows)]
         batches: Vec<usize>,
         /// Model kinds.
         #[arg(long, value_delimiter = ',', default_value = "linear,mlp,gru")]
         kinds: Vec<String>,
-        /// Timed batches per size.
-        #[arg(long, default_value_t = 2000)]
-        iters: usize,
+        /// Timed batches per size (1 to 1000000).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        iters: u32,
     },
     /// Runs the same models and batch on the CPU and on a device; fails if they disagree.
     Check {
         /// The device to compare with the CPU.
         #[arg(long, default_value = "cuda:0")]
         device: String,
-        /// Rows in the batch.
-        #[arg(long, default_value_t = 1024)]
+        /// Rows in the batch (1 to 65536).
+        #[arg(long, default_value_t = 1024, value_parser = batch_rows)]
         rows: usize,
-        /// Largest allowed absolute difference of an output.
-        #[arg(long, default_value_t = 1e-4)]
+        /// Largest allowed absolute difference of an output (finite, not negative).
+        #[arg(long, default_value_t = 1e-4, value_parser = tolerance)]
         tolerance: f64,
     },
     /// Records the weights now in a model directory as the model's own (its version in
@@ -131,7 +131,7 @@ fn model_command(cmd: ModelCommand) -> Result<bool> {
             iters,
         } => {
             let choice = DeviceChoice::parse(&device)?;
-            let rows = bench::latency(&kinds_of(&kinds)?, &batches, choice, iters)?;
+            let rows = bench::latency(&kinds_of(&kinds)?, &batches, choice, iters as usize)?;
             println!(
                 "device {device} ({} features per vector; gru window 8; RAYON_NUM_THREADS={})",
                 bench::FEATURES,
@@ -346,6 +346,26 @@ fn mid_bars(pipeline: &mut Pipeline, origin: &str) -> Result<()> {
 }
 
 /// A `--quote-size`: a positive decimal.
+/// Rows of one inference batch: instruments of one event-time step. The bound keeps a typo
+/// (`--batches 10000000`) from allocating gigabytes of input before the first timing.
+fn batch_rows(text: &str) -> std::result::Result<usize, String> {
+    const MAX: usize = 65_536;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} rows: a batch has 1 to {MAX}")),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
+/// A tolerance of `model check`: a difference no output may exceed.
+fn tolerance(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        Ok(t) => Err(format!("{t}: a tolerance is finite and not negative")),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
 fn positive_quantity(text: &str) -> std::result::Result<Quantity, String> {
     match Quantity::parse(text) {
         Ok(q) if q.raw() > 0 => Ok(q),

@@ -313,6 +313,35 @@ fn workers_out_of_range_is_a_usage_error() {
 }
 
 #[test]
+fn model_tools_refuse_batches_they_cannot_mean() {
+    for (args, says) in [
+        (
+            &["bench", "--batches", "1,0"][..],
+            "0 rows: a batch has 1 to 65536",
+        ),
+        (
+            &["bench", "--batches", "100000000"],
+            "100000000 rows: a batch has 1 to 65536",
+        ),
+        (&["bench", "--iters", "0"], "--iters"),
+        (&["check", "--device", "cpu", "--rows", "0"], "0 rows"),
+        (
+            &["check", "--device", "cpu", "--tolerance", "NaN"],
+            "a tolerance is finite",
+        ),
+        (
+            &["check", "--device", "cpu", "--tolerance=-1"],
+            "a tolerance is finite",
+        ),
+    ] {
+        let out = tickflow().arg("model").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn hft_replay_of_lobster_prints_orders_fills_and_pnl() {
     let Some(data) = tickflow_sources::sample_data() else {
         return;
