@@ -357,6 +357,17 @@ fn batch_rows(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// Messages of one `hft bench` run: the feed is held in memory whole (40 bytes a message, and
+/// a latency sample each), so the bound keeps a typo from asking for more than the machine has.
+fn message_count(text: &str) -> std::result::Result<usize, String> {
+    const MAX: usize = 100_000_000;
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} messages: a run has 1 to {MAX}")),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
 /// A tolerance of `model check`: a difference no output may exceed.
 fn tolerance(text: &str) -> std::result::Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -386,8 +397,9 @@ enum HftCommand {
         /// the synthetic L3 feed.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Messages per run (a recorded feed is repeated, the book cleared in between).
-        #[arg(long, default_value_t = 2_000_000)]
+        /// Messages per run, 1 to 100000000 (a recorded feed is repeated, the book cleared in
+        /// between).
+        #[arg(long, default_value_t = 2_000_000, value_parser = message_count)]
         messages: usize,
         /// fused, split or both.
         #[arg(long, default_value = "both", value_parser = ["fused", "split", "both"])]
@@ -466,9 +478,12 @@ fn hft_command(cmd: HftCommand) -> Result<bool> {
             show,
         } => {
             let qty = qty
-                .map(|q| Quantity::parse(&q))
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--qty: {e}"))?;
+                .map(|q| match Quantity::parse(&q) {
+                    Ok(q) if q.raw() > 0 => Ok(q),
+                    Ok(_) => Err(anyhow::anyhow!("--qty: {q:?} is not a positive order size")),
+                    Err(e) => Err(anyhow::anyhow!("--qty: {e}")),
+                })
+                .transpose()?;
             let report = replay(&ReplayOptions {
                 source: FeedSource::File(data),
                 strategy,

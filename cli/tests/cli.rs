@@ -313,6 +313,22 @@ fn workers_out_of_range_is_a_usage_error() {
 }
 
 #[test]
+fn hft_bench_refuses_a_run_it_cannot_hold() {
+    for n in ["0", "100000000000"] {
+        let out = tickflow()
+            .args(["hft", "bench", "--mode", "fused", "--messages", n])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{n}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{n} messages: a run has 1 to 100000000")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn model_tools_refuse_batches_they_cannot_mean() {
     for (args, says) in [
         (
@@ -411,6 +427,16 @@ fn hft_replay_names_a_file_it_cannot_read() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/file_message_1.csv"), "{err}");
+    // An order size that would send no order is refused, not run as a replay without trades.
+    for q in ["--qty=0", "--qty=-1"] {
+        let out = tickflow()
+            .args(["hft", "replay", "--data", "/no/such/file_message_1.csv", q])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a positive order size"), "{q}: {err}");
+    }
 }
 
 #[test]
