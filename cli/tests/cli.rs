@@ -329,6 +329,23 @@ fn hft_bench_refuses_a_run_it_cannot_hold() {
 }
 
 #[test]
+fn publish_refuses_a_partition_count_before_it_reaches_a_broker() {
+    for n in ["0", "20000"] {
+        let out = tickflow()
+            .args(["publish", "--data", ".", "--topic", "t", "--partitions", n])
+            .args(["--brokers", "127.0.0.1:1"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{n}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--partitions") && err.contains("1..=10000"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn model_tools_refuse_batches_they_cannot_mean() {
     for (args, says) in [
         (
