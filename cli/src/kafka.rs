@@ -39,8 +39,8 @@ pub struct PublishArgs {
     /// Bootstrap brokers (TICKFLOW_KAFKA_BROKERS overrides; default 127.0.0.1:9092).
     #[arg(long, value_name = "HOST:PORT")]
     pub brokers: Option<String>,
-    /// Partitions of a topic this command creates (1 to 10000).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    /// Partitions of a topic this command creates (1 to 100000, as a pipeline file's Kafka sink).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=100_000))]
     pub partitions: i32,
     /// Message encoding: `json` (one JSON object per record) or `binary` (the compact
     /// fixed-layout encoding, README "Kafka messages").
