@@ -346,26 +346,30 @@ fn mid_bars(pipeline: &mut Pipeline, origin: &str) -> Result<()> {
 }
 
 /// A `--quote-size`: a positive decimal.
+/// A count of 1 to `max` `units` that one `whole` holds, for a clap value parser.
+fn count_of(
+    text: &str,
+    max: usize,
+    units: &str,
+    whole: &str,
+) -> std::result::Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} {units}: {whole} has 1 to {max}")),
+        Err(e) => Err(format!("`{text}`: {e}")),
+    }
+}
+
 /// Rows of one inference batch: instruments of one event-time step. The bound keeps a typo
 /// (`--batches 10000000`) from allocating gigabytes of input before the first timing.
 fn batch_rows(text: &str) -> std::result::Result<usize, String> {
-    const MAX: usize = 65_536;
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
-        Ok(n) => Err(format!("{n} rows: a batch has 1 to {MAX}")),
-        Err(e) => Err(format!("`{text}`: {e}")),
-    }
+    count_of(text, 65_536, "rows", "a batch")
 }
 
 /// Messages of one `hft bench` run: the feed is held in memory whole (40 bytes a message, and
 /// a latency sample each), so the bound keeps a typo from asking for more than the machine has.
 fn message_count(text: &str) -> std::result::Result<usize, String> {
-    const MAX: usize = 100_000_000;
-    match text.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
-        Ok(n) => Err(format!("{n} messages: a run has 1 to {MAX}")),
-        Err(e) => Err(format!("`{text}`: {e}")),
-    }
+    count_of(text, 100_000_000, "messages", "a run")
 }
 
 /// A tolerance of `model check`: a difference no output may exceed.
