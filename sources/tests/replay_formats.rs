@@ -1000,6 +1000,86 @@ fn an_orderbook_file_of_other_length_than_its_messages_says_so_once() {
 }
 
 #[test]
+fn an_empty_line_in_either_lobster_file_ends_the_quotes_once_and_the_messages_read_on() {
+    let book = "\
+2239500,50,2238100,100
+2239500,40,2238100,100
+2239600,50,2238100,100
+2239500,50,2238200,70
+2239400,30,2238100,60
+2239500,50,2238300,20
+";
+    let messages: Vec<&str> = LOBSTER_MESSAGES.lines().collect();
+    let non_quotes = |good: &[MarketEvent]| good.len() - quote_rows(good).len();
+    // An empty line among the messages (a lost message, or a line put in: which, the files do
+    // not say): the quotes end there, with one reject at that line, not paired one row off.
+    let with_gap = [&messages[..3], &[""], &messages[3..]].concat().join("\n") + "\n";
+    let (_dir, path) = lobster_files(&with_gap, Some(book));
+    let (good, bad) = read_file(path);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].line, 4);
+    assert!(
+        bad[0].to_string().contains(
+            "_message_1.csv:4: malformed: an empty line among the messages: the rows of "
+        ) && bad[0].detail.contains(
+            "_orderbook_1.csv after it cannot be paired with their messages; no quotes from here on"
+        ),
+        "{}",
+        bad[0]
+    );
+    let lines: Vec<u64> = quote_rows(&good).iter().map(|q| q.0).collect();
+    assert_eq!(lines, [2, 3]);
+    assert_eq!(non_quotes(&good), 7, "every message is read");
+    let seqs: Vec<_> = good
+        .iter()
+        .map(MarketEvent::seq)
+        .chain([bad[0].seq])
+        .collect();
+    assert!(
+        bad[0].seq > good[3].seq() && bad[0].seq < good[4].seq(),
+        "{seqs:?}"
+    );
+    // An empty orderbook line: the same, at the orderbook file's line.
+    let book_gap = book.replacen("2239600,50,2238100,100\n", "\n", 1);
+    let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(&book_gap));
+    let (good, bad) = read_file(path);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].to_string().contains(
+            "_orderbook_1.csv:3: malformed: an empty line where the row of message line 4 should be"
+        ),
+        "{}",
+        bad[0]
+    );
+    let lines: Vec<u64> = quote_rows(&good).iter().map(|q| q.0).collect();
+    assert_eq!(lines, [2, 3]);
+    assert_eq!(non_quotes(&good), 7);
+    // A first row damaged into words is a row that does not read, not a header: skipped as
+    // one, it would pair every later row with the message before its own.
+    for first in ["a,50,2238100,100", "Ask"] {
+        let damaged = book.replacen("2239500,50,2238100,100", first, 1);
+        let (_dir, path) = lobster_files(LOBSTER_MESSAGES, Some(&damaged));
+        let (good, bad) = read_file(path);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].to_string().contains("_orderbook_1.csv:1: malformed"),
+            "{}",
+            bad[0]
+        );
+        let lines: Vec<u64> = quote_rows(&good).iter().map(|q| q.0).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7], "{first}");
+    }
+    // Empty lines at the end of either file are nothing.
+    let (_dir, path) = lobster_files(
+        &(LOBSTER_MESSAGES.to_owned() + "\n\n"),
+        Some(&(book.to_owned() + "\n \n")),
+    );
+    let (good, bad) = read_file(path);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(quote_rows(&good).len(), 6);
+}
+
+#[test]
 fn lobster_quotes_of_the_recorded_day_are_its_orderbook_rows() {
     let Some(data) = sample_data() else { return };
     let dir = data.join("lobster");
@@ -2372,6 +2452,126 @@ fn binance_captures_replay_the_book_binance_says_a_local_book_holds() {
             got == want,
             "{name}: the replayed book differs from Binance's"
         );
+    }
+}
+
+mod lobster_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// One orderbook row per message of [`LOBSTER_MESSAGES`], each top of book unlike every
+    /// other, so a quote paired with another message's row shows.
+    const BOOK: [&str; 6] = [
+        "2239500,50,2238100,100",
+        "2239500,40,2238100,100",
+        "2239600,50,2238100,100",
+        "2239500,50,2238200,70",
+        "2239400,30,2238100,60",
+        "2239500,50,2238300,20",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Messages and orderbook rows with fields replaced by arbitrary text or cut short
+        /// (down to an empty line): reading never fails; a rejected line is one that was
+        /// edited, and is refused once; a message line gives its records or one reject (an
+        /// empty one gives no records); a quote is never paired with a row other than its
+        /// message's (it carries that row's values wherever the row was left alone); and where
+        /// a message and its row were both left alone, before any empty line in either file,
+        /// the quote is there.
+        #[test]
+        fn lobster_rows_stay_paired_with_their_messages(
+            edits in prop::collection::vec((any::<bool>(), 0usize..6, 0usize..6, "\\PC{0,8}", any::<bool>()), 0..8),
+        ) {
+            let mut messages: Vec<String> = LOBSTER_MESSAGES.lines().skip(1).map(str::to_owned).collect();
+            let mut book: Vec<String> = BOOK.map(str::to_owned).to_vec();
+            let (mut edited_messages, mut edited_rows) = (BTreeSet::new(), BTreeSet::new());
+            for (in_book, row, field, text, cut) in &edits {
+                let (rows, edited) = if *in_book {
+                    (&mut book, &mut edited_rows)
+                } else {
+                    (&mut messages, &mut edited_messages)
+                };
+                let mut fields: Vec<String> = rows[*row].split(',').map(str::to_owned).collect();
+                if *cut {
+                    fields.truncate(field % fields.len());
+                } else {
+                    let at = field % fields.len();
+                    fields[at] = text.clone();
+                }
+                rows[*row] = fields.join(",");
+                edited.insert(*row);
+            }
+            let header = LOBSTER_MESSAGES.lines().next().unwrap();
+            let text = format!("{header}\n{}\n", messages.join("\n"));
+            let (_dir, path) = lobster_files(&text, Some(&(book.join("\n") + "\n")));
+            let (good, bad) = read_file(path);
+
+            // Message k is on line k + 2 of its file (after the header), its row on line k + 1.
+            let mut refused = BTreeSet::new();
+            for r in &bad {
+                let in_book = r.origin.ends_with("_orderbook_1.csv");
+                let k = if in_book { r.line.checked_sub(1) } else { r.line.checked_sub(2) };
+                let k = k.map(|k| k as usize);
+                let edited = if in_book { &edited_rows } else { &edited_messages };
+                // The last message emptied leaves its row after the last message read.
+                let after_last = in_book
+                    && messages[5].trim().is_empty()
+                    && r.detail.contains("rows after the message file's last");
+                prop_assert!(after_last || k.is_some_and(|k| edited.contains(&k)), "{} (edits {:?})", r, edits);
+                prop_assert!(refused.insert((in_book, r.line)), "refused twice: {}", r);
+            }
+            let mut records: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut quotes: BTreeMap<u64, QuoteRow> = BTreeMap::new();
+            for e in &good {
+                match e {
+                    MarketEvent::Quote(_) => {
+                        let q = quote_rows(std::slice::from_ref(e))[0];
+                        prop_assert!(quotes.insert(q.0, q).is_none(), "two quotes at line {}", q.0);
+                    }
+                    _ => *records.entry(e.seq().line()).or_default() += 1,
+                }
+            }
+            for pair in good.windows(2) {
+                prop_assert!(pair[0].seq() < pair[1].seq(), "{:?}", pair);
+            }
+            // LOBSTER prices are in units of 1/10,000.
+            let px = |raw: &str| Some(tickflow_core::Price::from_raw(raw.parse::<i64>().unwrap() * 100_000));
+            let qty = |n: &str| tickflow_core::Quantity::from_int(n.parse().unwrap()).unwrap();
+            let empty = |rows: &[String], k: usize| rows[k].trim().is_empty();
+            let first_empty = (0..6).find(|&k| empty(&messages, k) || empty(&book, k)).unwrap_or(6);
+            for (k, original) in BOOK.iter().enumerate() {
+                let line = k as u64 + 2;
+                let has_records = records.contains_key(&line);
+                let is_refused = refused.contains(&(false, line));
+                if empty(&messages, k) {
+                    prop_assert!(!has_records, "empty message line {} gave records", line);
+                } else {
+                    prop_assert!(has_records != is_refused, "message line {}: records {} refused {}", line, has_records, is_refused);
+                }
+                if !edited_messages.contains(&k) {
+                    prop_assert!(has_records, "message line {} was left alone", line);
+                }
+                let f: Vec<&str> = original.split(',').collect();
+                let row = (line, px(f[2]), qty(f[3]), px(f[0]), qty(f[1]));
+                match quotes.get(&line) {
+                    // A row left alone gives its own values, never another's.
+                    Some(q) if !edited_rows.contains(&k) => prop_assert_eq!(*q, row),
+                    Some(_) => {}
+                    // Every row is unlike every other row left alone, so a message and its row
+                    // both left alone give a quote, unless an edit made another row this one.
+                    None => prop_assert!(
+                        edited_messages.contains(&k)
+                            || edited_rows.contains(&k)
+                            || k >= first_empty
+                            || book.iter().enumerate().any(|(j, b)| j != k && b == original),
+                        "no quote at line {} (edits {:?})", line, edits
+                    ),
+                }
+            }
+        }
     }
 }
 

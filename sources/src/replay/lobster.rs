@@ -17,6 +17,12 @@
 //! sides follows its records at the message's time. LOBSTER's dummy price of an empty side
 //! (±9999999999, size 0) is a side absent. Without a companion file, a message file gives no
 //! quotes.
+//!
+//! Rows pair with messages by their place in the files, so a row that cannot be paired ends
+//! the quotes, saying so once, and the messages read on: an orderbook file that ends first, or
+//! an empty line in either file before its last row (a lost row or an inserted line cannot be
+//! told apart, and pairing on past it could give each message the book after another one).
+//! Empty lines at the end of either file are nothing.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -95,6 +101,16 @@ struct Top {
     ask_size: Quantity,
 }
 
+/// An orderbook row.
+enum BookRow {
+    /// Its best levels.
+    Top(Top),
+    /// Why it does not read.
+    Bad(String),
+    /// An empty line.
+    Empty,
+}
+
 /// The rows of an orderbook file, taken one per message row.
 struct BookRows {
     lines: LineBuffer,
@@ -109,18 +125,38 @@ impl BookRows {
         })
     }
 
-    /// The next row with its line, `None` at the end of the file; a header line is skipped.
-    fn next_row(&mut self) -> Option<(u64, Result<Top, String>)> {
+    /// The next row with its line, `None` at the end of the file; a header line (a first line
+    /// of four names per level) is skipped. A first row damaged into a word or two is a row
+    /// that does not read, not a header: skipping it would pair every later row with the
+    /// message before its own.
+    fn next_row(&mut self) -> Option<(u64, BookRow)> {
+        let (mut line_no, mut line) = self.lines.next_line()?;
+        let name = |f: &[u8]| f.first().is_some_and(u8::is_ascii_alphabetic);
+        let fields = line.split(|&b| b == b',').count();
+        if line_no == 1 && fields.is_multiple_of(4) && line.split(|&b| b == b',').all(name) {
+            (line_no, line) = self.lines.next_line()?;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Some((line_no, BookRow::Empty));
+        }
+        let mut fields: [&[u8]; 4] = [&[]; 4];
+        let n = split_fixed(line, &mut fields);
+        Some((
+            line_no,
+            match parse_top(&fields, n) {
+                Ok(top) => BookRow::Top(top),
+                Err(detail) => BookRow::Bad(detail),
+            },
+        ))
+    }
+
+    /// The next row that is not an empty line, `None` at the end of the file.
+    fn next_filled_row(&mut self) -> Option<u64> {
         loop {
-            let (line_no, line) = self.lines.next_line()?;
-            if line.iter().all(u8::is_ascii_whitespace)
-                || (line_no == 1 && line.first().is_some_and(u8::is_ascii_alphabetic))
-            {
-                continue;
+            match self.next_row()? {
+                (_, BookRow::Empty) => continue,
+                (line, _) => return Some(line),
             }
-            let mut fields: [&[u8]; 4] = [&[]; 4];
-            let n = split_fixed(line, &mut fields);
-            return Some((line_no, parse_top(&fields, n)));
         }
     }
 }
@@ -177,6 +213,8 @@ pub struct LobsterReader {
     book: Option<BookRows>,
     /// The top of book of the last quote sent.
     top: Option<Top>,
+    /// The first empty line since the last message read, while an orderbook file is paired.
+    empty_since: Option<u64>,
 }
 
 impl LobsterReader {
@@ -201,6 +239,7 @@ impl LobsterReader {
             pending: VecDeque::new(),
             book,
             top: None,
+            empty_since: None,
         })
     }
 
@@ -295,13 +334,14 @@ impl LobsterReader {
     /// Takes the orderbook row of the message row just read and queues what it gives: a quote
     /// at `ts` when the top of book changed (no quote when the message's time is unknown), or
     /// a reject at the orderbook row's own line when it cannot be read. When the orderbook
-    /// file ends before the messages, one reject says so and the quotes stop there.
+    /// file ends before the messages, or gives an empty line, one reject says so and the
+    /// quotes stop there.
     fn book_row(&mut self, ts: Option<Timestamp>, instrument: InstrumentId, message_line: u64) {
         let Some(book) = self.book.as_mut() else {
             return;
         };
         let (line, detail, ended) = match book.next_row() {
-            Some((_, Ok(top))) => {
+            Some((_, BookRow::Top(top))) => {
                 if let Some(ts) = ts
                     && self.top != Some(top)
                 {
@@ -323,7 +363,14 @@ impl LobsterReader {
                 }
                 return;
             }
-            Some((line, Err(detail))) => (line, detail, false),
+            Some((line, BookRow::Bad(detail))) => (line, detail, false),
+            Some((line, BookRow::Empty)) => (
+                line,
+                format!(
+                    "an empty line where the row of message line {message_line} should be: the rows after it cannot be paired with their messages; no quotes from here on"
+                ),
+                true,
+            ),
             // An orderbook file that ended (or broke off) is reported at the line it lacks.
             None => {
                 let detail = match book.lines.take_error() {
@@ -364,7 +411,7 @@ impl PartReader for LobsterReader {
                 }
                 // An orderbook file longer than its messages says so once.
                 let mut book = self.book.take()?;
-                let (line, _) = book.next_row()?;
+                let line = book.next_filled_row()?;
                 let seq = self.seq();
                 return Some(SourceItem::Bad(Reject {
                     instrument: Some(self.instrument),
@@ -377,13 +424,40 @@ impl PartReader for LobsterReader {
                     )
                 }));
             };
-            if line.iter().all(u8::is_ascii_whitespace)
-                || (line_no == 1 && line.starts_with(b"Time"))
-            {
+            if line_no == 1 && line.starts_with(b"Time") {
                 continue;
             }
-            self.numbering.line(line_no);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                if self.book.is_some() {
+                    self.empty_since.get_or_insert(line_no);
+                }
+                continue;
+            }
             let line = line.to_vec();
+            // Empty lines before this message: its row and those after it can no longer be
+            // told from the rows of the lines that are gone; the quotes end, saying so once.
+            if let Some(empty) = self.empty_since.take()
+                && let Some(book) = self.book.take()
+            {
+                self.numbering.line(empty);
+                let seq = self.seq();
+                self.pending.push_back(SourceItem::Bad(Reject {
+                    instrument: Some(self.instrument),
+                    line: empty,
+                    ..bad_row(
+                        &self.origin,
+                        seq,
+                        RejectReason::Malformed,
+                        format!(
+                            "an empty line among the messages: the rows of {} after it cannot be paired with their messages; no quotes from here on",
+                            book.origin
+                        ),
+                    )
+                }));
+            }
+            self.numbering.line(line_no);
+            // What is queued before this message's records (that reject, if any).
+            let before = self.pending.len();
             let mut fields: [&[u8]; 6] = [&[]; 6];
             let n = split_fixed(&line, &mut fields);
             let parsed = if n > 6 {
@@ -395,22 +469,25 @@ impl PartReader for LobsterReader {
                 self.parse(&fields[..n])
             };
             let instrument = self.instrument;
-            match parsed {
+            let first = match parsed {
                 Ok(event) => {
                     let ts = event.as_ref().map(MarketEvent::ts_event);
-                    let first = event.map(SourceItem::Event);
                     // A halt gives no record and no quote; its orderbook row is still taken.
                     self.book_row(ts, instrument, line_no);
-                    if let Some(first) = first {
-                        return Some(first);
-                    }
+                    event.map(SourceItem::Event)
                 }
                 Err((reason, detail)) => {
                     let seq = self.seq();
                     let bad = SourceItem::Bad(bad_row(&self.origin, seq, reason, detail));
                     self.book_row(None, instrument, line_no);
-                    return Some(bad);
+                    Some(bad)
                 }
+            };
+            // The message's first item goes out now, or after what was queued before it.
+            match first {
+                Some(first) if before == 0 => return Some(first),
+                Some(first) => self.pending.insert(before, first),
+                None => {}
             }
         }
     }
