@@ -131,9 +131,12 @@ impl BookRows {
     /// message before its own.
     fn next_row(&mut self) -> Option<(u64, BookRow)> {
         let (mut line_no, mut line) = self.lines.next_line()?;
-        let name = |f: &[u8]| f.first().is_some_and(u8::is_ascii_alphabetic);
-        let fields = line.split(|&b| b == b',').count();
-        if line_no == 1 && fields.is_multiple_of(4) && line.split(|&b| b == b',').all(name) {
+        let header = |l: &[u8]| {
+            let mut fields = l.split(|&b| b == b',');
+            l.split(|&b| b == b',').count().is_multiple_of(4)
+                && fields.all(|f| f.first().is_some_and(u8::is_ascii_alphabetic))
+        };
+        if line_no == 1 && header(line) {
             (line_no, line) = self.lines.next_line()?;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
