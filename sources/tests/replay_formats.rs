@@ -1823,6 +1823,19 @@ fn csv_layout(layout: usize) -> (&'static str, Option<String>, Vec<String>) {
     }
 }
 
+/// A CSV row with its field `field` (modulo the row's width) replaced by `text`, or, with
+/// `cut`, the row cut short before that field.
+fn edit_row(row: &mut String, field: usize, text: &str, cut: bool) {
+    let mut fields: Vec<&str> = row.split(',').collect();
+    if cut {
+        fields.truncate(field % fields.len());
+    } else {
+        let at = field % fields.len();
+        fields[at] = text;
+    }
+    *row = fields.join(",");
+}
+
 mod csv_fuzz {
     use super::*;
     use proptest::prelude::*;
@@ -1846,14 +1859,7 @@ mod csv_fuzz {
             let first = if header.is_some() { 2 } else { 1 };
             let mut edited = BTreeSet::new();
             for (row, field, text, cut) in &edits {
-                let mut fields: Vec<String> = rows[*row].split(',').map(str::to_owned).collect();
-                if *cut {
-                    fields.truncate(field % fields.len());
-                } else {
-                    let at = field % fields.len();
-                    fields[at] = text.clone();
-                }
-                rows[*row] = fields.join(",");
+                edit_row(&mut rows[*row], *field, text, *cut);
                 edited.insert(*row as u64 + first);
             }
             let text = header.map_or(String::new(), |h| h + "\n") + &rows.join("\n") + "\n";
@@ -2494,14 +2500,7 @@ mod lobster_fuzz {
                 } else {
                     (&mut messages, &mut edited_messages)
                 };
-                let mut fields: Vec<String> = rows[*row].split(',').map(str::to_owned).collect();
-                if *cut {
-                    fields.truncate(field % fields.len());
-                } else {
-                    let at = field % fields.len();
-                    fields[at] = text.clone();
-                }
-                rows[*row] = fields.join(",");
+                edit_row(&mut rows[*row], *field, text, *cut);
                 edited.insert(*row);
             }
             let header = LOBSTER_MESSAGES.lines().next().unwrap();
