@@ -131,10 +131,15 @@ impl BookRows {
     /// message before its own.
     fn next_row(&mut self) -> Option<(u64, BookRow)> {
         let (mut line_no, mut line) = self.lines.next_line()?;
+        // Fields counted while each is checked to be a name; `None` at the first that is not.
         let header = |l: &[u8]| {
-            let mut fields = l.split(|&b| b == b',');
-            l.split(|&b| b == b',').count().is_multiple_of(4)
-                && fields.all(|f| f.first().is_some_and(u8::is_ascii_alphabetic))
+            l.split(|&b| b == b',')
+                .try_fold(0usize, |n, f| {
+                    f.first()
+                        .is_some_and(u8::is_ascii_alphabetic)
+                        .then_some(n + 1)
+                })
+                .is_some_and(|n| n.is_multiple_of(4))
         };
         if line_no == 1 && header(line) {
             (line_no, line) = self.lines.next_line()?;
