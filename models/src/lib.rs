@@ -14,7 +14,8 @@
 //!   standardized forward return.
 //! - [`train`]: deterministic training on the CPU (seeded initialization and batch order), AdamW,
 //!   early stopping on the validation loss.
-//! - [`metrics`]: accuracy, AUC and log-loss beside naive baselines.
+//! - [`metrics`]: accuracy, AUC and log-loss beside naive baselines; how far the AUC lies from
+//!   chance, its standard error drawn from blocks of time.
 //! - [`store`]: saving and loading a model directory; [`Predictor`] runs batches on a device.
 //! - [`bench`]: inference latency per batch size, and CPU-vs-device agreement.
 

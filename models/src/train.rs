@@ -13,7 +13,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
-use crate::metrics::{Evaluation, Scores, correlation, scores};
+use crate::metrics::{Evaluation, Timeline, correlation, scores, scores_over};
 use crate::net::{Architecture, ModelKind, Net};
 use crate::rng::Rng;
 use crate::spec::{CLIP, FeatureSpec};
@@ -352,14 +352,22 @@ fn evaluate(
     va: &Part,
     te: &Part,
 ) -> Result<Evaluation> {
-    let model_scores = |p: &Part| -> Result<(Scores, Vec<f64>, Vec<f64>)> {
+    let model_outputs = |p: &Part| -> Result<(Vec<f64>, Vec<f64>)> {
         let out = predictor.outputs(&p.x)?;
         let probs: Vec<f64> = out.iter().map(|o| o.p_up).collect();
         let expected: Vec<f64> = out.iter().map(|o| o.expected_return).collect();
-        Ok((scores(&probs, &p.up), probs, expected))
+        Ok((probs, expected))
     };
-    let (model, probs, expected) = model_scores(te)?;
-    let (validation, _, _) = model_scores(va)?;
+    let (probs, expected) = model_outputs(te)?;
+    // The test samples lie in time: the model's AUC is told from chance with that in mind.
+    let timeline = |samples: &[usize]| {
+        let rows = samples.iter().map(|&k| &data.rows[data.samples[k].row]);
+        let times: Vec<_> = rows.clone().map(|r| r.time).collect();
+        let names: Vec<&str> = rows.map(|r| r.instrument.as_str()).collect();
+        Timeline::new(&times, &names, data.horizon)
+    };
+    let model = scores_over(&probs, &te.up, &timeline(&split.test));
+    let validation = scores(&model_outputs(va)?.0, &va.up);
     // The test samples whose targets run from one quote midpoint to another.
     let mid: Vec<usize> = (0..split.test.len())
         .filter(|&i| data.samples[split.test[i]].mid_target)
@@ -367,7 +375,8 @@ fn evaluate(
     let model_on_mid = (!mid.is_empty() && mid.len() < probs.len()).then(|| {
         let p: Vec<f64> = mid.iter().map(|&i| probs[i]).collect();
         let up: Vec<bool> = mid.iter().map(|&i| te.up[i]).collect();
-        scores(&p, &up)
+        let samples: Vec<usize> = mid.iter().map(|&i| split.test[i]).collect();
+        scores_over(&p, &up, &timeline(&samples))
     });
     let up_rate = tr.up.iter().filter(|u| **u).count() as f64 / tr.up.len() as f64;
     let constant = vec![up_rate; te.up.len()];
