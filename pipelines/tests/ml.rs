@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use tickflow_models::ModelKind;
+use tickflow_core::Timestamp;
 use tickflow_models::metrics::MIN_BLOCKS;
 use tickflow_models::train::TrainConfig;
-use tickflow_pipelines::train::{TrainJob, report_text, train};
+use tickflow_models::{DeviceChoice, ModelKind, Predictor};
+use tickflow_pipelines::train::{TrainJob, collect_dataset, report_text, train};
 use tickflow_pipelines::{Pipeline, RunOptions, run};
 
 /// A synthetic market with a planted signal of the given strength, rolled into 30-second bars.
@@ -291,6 +292,82 @@ fn the_predict_operator_batches_each_step_and_signals_trade_on_it() {
 }
 
 #[test]
+fn the_predict_operator_gives_what_training_evaluated_on_the_same_rows() {
+    // No skew between training and serving: on another day, the predictions of the dataflow
+    // (features computed beside the rest of the pipeline, windows kept per instrument, rows
+    // batched per step on 3 workers) are the model's outputs on that day's feature rows as
+    // training builds and evaluates them (its own feature run, windows from the dataset).
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [ModelKind::Mlp, ModelKind::Gru] {
+        let model = dir.path().join(kind.as_str());
+        let mut j = job(market(1.0, 11), kind, &model);
+        j.config.max_epochs = 2;
+        train(&j).unwrap();
+        let out = dir.path().join(format!("run-{}", kind.as_str()));
+        let summary = run(
+            &with_model(12, "[1, 5]", &model, ""),
+            &RunOptions {
+                workers: 3,
+                output_dir: out.clone(),
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        let served = lines(&out.join("predictions.jsonl"));
+
+        let data = collect_dataset(&market(1.0, 12), None, 1, 1).unwrap();
+        let predictor = Predictor::load(&model, DeviceChoice::Cpu).unwrap();
+        let mut x = Vec::new();
+        for row in 0..data.rows.len() {
+            data.window_into(&predictor.meta().spec, row, predictor.window(), &mut x);
+        }
+        let offline = predictor.predict(&x, data.rows.len()).unwrap();
+        // Every feature row is predicted, the first of each instrument included (its missing
+        // history is the training mean, as in training).
+        assert_eq!(served.len(), data.rows.len(), "{kind:?}");
+        let mut rows: Vec<(&str, Timestamp, usize)> = data
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.instrument.as_str(), r.time, i))
+            .collect();
+        rows.sort();
+        let mut served: Vec<(String, Timestamp, f64, f64)> = served
+            .iter()
+            .map(|p| {
+                (
+                    p["instrument"].as_str().unwrap().to_string(),
+                    Timestamp::parse_rfc3339(p["ts_event"].as_str().unwrap()).unwrap(),
+                    p["p_up"].as_f64().unwrap(),
+                    p["expected_return"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        served.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut largest = 0.0f64;
+        for ((name, time, i), (s_name, s_time, p_up, expected)) in rows.iter().zip(&served) {
+            assert_eq!((*name, *time), (s_name.as_str(), *s_time), "{kind:?}");
+            let o = offline[*i];
+            largest = largest.max((o.p_up - p_up).abs());
+            assert!(
+                (o.p_up - p_up).abs() <= 1e-6,
+                "{kind:?} {name} {time}: {o:?} vs {p_up}"
+            );
+            // The standardized return's last bits of f32, in units of the returns' deviation.
+            assert!(
+                (o.expected_return - expected).abs() <= 1e-6 * predictor.meta().target_std,
+                "{kind:?} {name} {time}: {o:?} vs {expected}"
+            );
+        }
+        println!(
+            "{kind:?}: {} predictions, p_up within {largest:e}",
+            served.len()
+        );
+    }
+}
+
+#[test]
 fn bad_training_settings_are_refused_before_the_data_is_read() {
     let dir = tempfile::tempdir().unwrap();
     // Data that cannot be read: a refusal naming it would mean the feature run came first.
@@ -399,7 +476,7 @@ fn bad_models_stop_the_pipeline_before_it_starts() {
         "{e}"
     );
     // A device this build cannot open.
-    if tickflow_models::DeviceChoice::Cuda(0).open().is_err() {
+    if DeviceChoice::Cuda(0).open().is_err() {
         let e = start(&with_model(12, "[1, 5]", &model, "device = \"cuda:0\""));
         assert!(e.contains("cuda:0"), "{e}");
     }
