@@ -330,7 +330,8 @@ fn skill(s: &Scores) -> Option<String> {
         return match s.blocks {
             Some(b) if both_ways && b < MIN_BLOCKS => Some(format!(
                 "not told from chance: the test part spans {b} block{} of time, fewer than the \
-                 {MIN_BLOCKS} a standard error needs",
+                 {MIN_BLOCKS} a standard error needs (more days of data, or a shorter horizon, \
+                 give more)",
                 if b == 1 { "" } else { "s" }
             )),
             _ => None,
@@ -565,7 +566,7 @@ mod tests {
         assert_eq!((few.auc_z(), few.auc_p()), (None, None));
         assert_eq!(
             skill(&few).unwrap(),
-            "not told from chance: the test part spans 9 blocks of time, fewer than the 10 a standard error needs"
+            "not told from chance: the test part spans 9 blocks of time, fewer than the 10 a standard error needs (more days of data, or a shorter horizon, give more)"
         );
         let one = Scores {
             blocks: Some(1),
