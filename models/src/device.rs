@@ -37,25 +37,37 @@ impl DeviceChoice {
 
     /// The candle device; an error says why CUDA cannot be used.
     pub fn open(self) -> Result<Device> {
+        self.open_named().map(|(device, _)| device)
+    }
+
+    /// [`Self::open`], with the name of the device opened: `cpu`, `cuda:N`, and for `auto`
+    /// which one it took and, where it is the CPU, why (a run on `auto` that falls back to the
+    /// CPU says so rather than running slower in silence).
+    pub fn open_named(self) -> Result<(Device, String)> {
         match self {
-            Self::Cpu => Ok(Device::Cpu),
+            Self::Cpu => Ok((Device::Cpu, "cpu".into())),
             Self::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
                     return Err(Error::Config(format!(
                         "device cuda:{n}: this build has no CUDA support (build with `--features cuda`)"
                     )));
                 }
-                Device::new_cuda(n)
-                    .map_err(|e| Error::Config(format!("device cuda:{n} cannot be opened: {e}")))
+                let device = Device::new_cuda(n)
+                    .map_err(|e| Error::Config(format!("device cuda:{n} cannot be opened: {e}")))?;
+                Ok((device, format!("cuda:{n}")))
             }
             Self::Auto => {
-                if cfg!(feature = "cuda")
-                    && candle_core::utils::cuda_is_available()
-                    && let Ok(d) = Device::new_cuda(0)
-                {
-                    return Ok(d);
-                }
-                Ok(Device::Cpu)
+                let why = if !cfg!(feature = "cuda") {
+                    "this build has no CUDA support".to_string()
+                } else if !candle_core::utils::cuda_is_available() {
+                    "no CUDA device".to_string()
+                } else {
+                    match Device::new_cuda(0) {
+                        Ok(device) => return Ok((device, "cuda:0 (auto)".into())),
+                        Err(e) => format!("cuda:0 cannot be opened: {e}"),
+                    }
+                };
+                Ok((Device::Cpu, format!("cpu (auto: {why})")))
             }
         }
     }
@@ -86,9 +98,17 @@ mod tests {
         let e = DeviceChoice::parse("gpu").unwrap_err().to_string();
         assert!(e.contains("`gpu`") && e.contains("cuda:N"), "{e}");
         assert!(DeviceChoice::Auto.open().is_ok());
+        assert_eq!(DeviceChoice::Cpu.open_named().unwrap().1, "cpu");
+        let (device, name) = DeviceChoice::Auto.open_named().unwrap();
+        if device.is_cpu() {
+            assert!(name.starts_with("cpu (auto: "), "{name}");
+        } else {
+            assert_eq!(name, "cuda:0 (auto)");
+        }
         if !cfg!(feature = "cuda") {
             let e = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
+            assert_eq!(name, "cpu (auto: this build has no CUDA support)");
         }
     }
 }

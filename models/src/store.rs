@@ -237,6 +237,8 @@ pub struct Predictor {
     meta: ModelMeta,
     net: Net,
     device: Device,
+    /// The device's name, as [`DeviceChoice::open_named`] gives it.
+    device_name: String,
     /// Positions of the spec's columns in the input rows, once bound.
     index: Option<Vec<usize>>,
 }
@@ -301,7 +303,7 @@ impl Predictor {
                 meta.target_mean, meta.target_std
             )));
         }
-        let device = device.open()?;
+        let (device, device_name) = device.open_named()?;
         let wpath: PathBuf = dir.join(WEIGHTS);
         if !wpath.is_file() {
             return Err(bad(format!("no {WEIGHTS}")));
@@ -384,6 +386,7 @@ impl Predictor {
             meta,
             net,
             device,
+            device_name,
             index: None,
         })
     }
@@ -395,6 +398,7 @@ impl Predictor {
             meta,
             net,
             device: Device::Cpu,
+            device_name: "cpu".into(),
             index: None,
         }
     }
@@ -409,6 +413,23 @@ impl Predictor {
     /// The metadata.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
+    }
+
+    /// Where the model runs: `cpu`, `cuda:N`, or what `auto` took (and why the CPU, if it did).
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// The model, its kind and horizon, and where it runs, in a line.
+    pub fn describe(&self) -> String {
+        let h = self.meta.horizon;
+        format!(
+            "{} ({}, horizon {h} bar{}) on {}",
+            self.meta.version,
+            self.meta.architecture.kind.as_str(),
+            if h == 1 { "" } else { "s" },
+            self.device_name
+        )
     }
 
     /// The metadata, to add the evaluation once it is known.

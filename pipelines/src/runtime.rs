@@ -647,6 +647,10 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     // Refuse bad operator parameters before any thread starts.
     Normalize::new(normalize_config(pipeline, &origins))?;
     let predictors = check_operators(pipeline)?;
+    let models: Vec<(String, String)> = predictors
+        .iter()
+        .map(|(op, p)| (op.clone(), p.predictor().describe()))
+        .collect();
     let mut sinks = create_sinks(
         pipeline,
         opts,
@@ -763,6 +767,7 @@ pub fn run(pipeline: &Pipeline, opts: &RunOptions) -> Result<Summary, RunError> 
     }
     let mut summary = Summary::collect(&stats, &pipeline.name, opts.workers, started.elapsed());
     summary.left_out = committed.left_out.clone();
+    summary.models = models;
     if let (Some(store), Some(c)) = (&checkpoints, &pipeline.checkpoint) {
         let (written, newest) = store.written();
         summary.checkpoints = Some(CheckpointSummary {

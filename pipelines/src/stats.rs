@@ -129,6 +129,8 @@ pub struct Summary {
     pub checkpoints: Option<CheckpointSummary>,
     /// Files under replayed directories that were not read, and why.
     pub left_out: Vec<tickflow_sources::LeftOut>,
+    /// The models of the predict operators: operator name, and the model and where it ran.
+    pub models: Vec<(String, String)>,
 }
 
 /// What a job with checkpoints resumed from and wrote.
@@ -194,6 +196,7 @@ impl Summary {
             stopped: stats.stopped.load(Ordering::SeqCst),
             checkpoints: None,
             left_out: Vec::new(),
+            models: Vec::new(),
         }
     }
 
@@ -257,6 +260,9 @@ impl fmt::Display for Summary {
             for line in tickflow_sources::describe_left_out(&self.left_out) {
                 writeln!(f, "  {line}")?;
             }
+        }
+        for (op, model) in &self.models {
+            writeln!(f, "model           {op}: {model}")?;
         }
         writeln!(f, "records read    {:>14}", thousands(self.read))?;
         writeln!(
@@ -373,6 +379,7 @@ mod tests {
             stopped: false,
             checkpoints: None,
             left_out: Vec::new(),
+            models: Vec::new(),
         }
     }
 

@@ -235,7 +235,15 @@ fn the_predict_operator_batches_each_step_and_signals_trade_on_it() {
     j.config.max_epochs = 3;
     let meta = train(&j).unwrap().meta;
     let from = "2024-01-02T15:00:00Z";
-    let p = with_model(12, "[1, 5]", &model, &format!("from = \"{from}\""));
+    let p = with_model(
+        12,
+        "[1, 5]",
+        &model,
+        &format!("from = \"{from}\"\ndevice = \"auto\""),
+    );
+    // The summary names the model and the device `auto` took, and why, where it is the CPU.
+    let (_, device) = DeviceChoice::Auto.open_named().unwrap();
+    let described = format!("{} (gru, horizon 1 bar) on {device}", meta.version);
     let mut outputs = Vec::new();
     for workers in [1, 3] {
         let out = dir.path().join(format!("out{workers}"));
@@ -249,6 +257,16 @@ fn the_predict_operator_batches_each_step_and_signals_trade_on_it() {
         )
         .unwrap();
         assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+        assert_eq!(
+            summary.models,
+            vec![("predictions".to_string(), described.clone())]
+        );
+        assert!(
+            summary
+                .to_string()
+                .contains(&format!("\nmodel           predictions: {described}\n")),
+            "{summary}"
+        );
         outputs.push((
             lines(&out.join("predictions.jsonl")),
             lines(&out.join("signals.jsonl")),
