@@ -3,7 +3,8 @@
 # benches/gpu-build.sh), point it at the driver's and the python wheels' CUDA libraries, then
 #   1. check that every model kind gives the same outputs on the GPU as on the CPU;
 #   2. run pipelines/ml.toml's predict operator on the CPU and on the GPU (a model trained here
-#      on the CPU) and compare the predictions and signals the two runs write;
+#      on the CPU) and compare the predictions and signals the two runs write; then once with
+#      `device = "auto"`, whose summary says which device it took;
 #   3. time inference per batch of 1, 64 and 1024 instruments on the GPU, then on the CPU.
 # Everything it prints also goes to $OUT/gpu-results.txt. Takes a few minutes.
 #
@@ -38,7 +39,7 @@ W=$(mktemp -d)
 timeout 120 $BIN train pipelines/ml.toml --model gru --epochs 5 --no-strategy --out "$W/gru" \
   | grep -E '^model|^  model  '
 echo "train rc=${PIPESTATUS[0]}"
-for dev in cpu "$DEVICE"; do
+for dev in cpu "$DEVICE" auto; do
   sed -e "s#^model = .*#model = \"$W/gru\"#" -e "s#^device = .*#device = \"$dev\"#" \
     pipelines/ml.toml > "$W/ml-$dev.toml"
   grep -E '^(model|device) =' "$W/ml-$dev.toml"
