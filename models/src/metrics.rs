@@ -309,6 +309,11 @@ pub struct Evaluation {
     pub train_up_rate: f64,
     /// Correlation of the expected return with the realized forward return (test part).
     pub return_correlation: f64,
+    /// Out-of-sample R² of the expected return against the training part's mean return:
+    /// `1 − Σ(r − r̂)² / Σ(r − r̄_train)²` over the test part; below 0 where the forecast's
+    /// errors are larger than those of the mean. Absent in reports saved before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_r2: Option<f64>,
     /// The model on the validation part.
     pub validation: Scores,
     /// How many test samples have targets from one quote midpoint to another (the rest run
@@ -421,6 +426,12 @@ impl std::fmt::Display for Evaluation {
             "  training up-rate {:.4}; expected vs realized return correlation {:.4}",
             self.train_up_rate, self.return_correlation
         )?;
+        if let Some(r2) = self.return_r2 {
+            writeln!(
+                f,
+                "  expected return out-of-sample R² {r2:.4} (against the training mean return)"
+            )?;
+        }
         if let Some(s) = &self.strategy {
             writeln!(f, "strategy `{}` from {}:", s.rule, s.from)?;
             writeln!(
@@ -437,6 +448,18 @@ impl std::fmt::Display for Evaluation {
         }
         Ok(())
     }
+}
+
+/// Out-of-sample R² of `forecast` for `realized` against the constant forecast `mean`; `None`
+/// without samples or where every realized value is the mean.
+pub fn r_squared(forecast: &[f64], realized: &[f64], mean: f64) -> Option<f64> {
+    let base: f64 = realized.iter().map(|r| (r - mean).powi(2)).sum();
+    let err: f64 = forecast
+        .iter()
+        .zip(realized)
+        .map(|(f, r)| (r - f).powi(2))
+        .sum();
+    (base > 0.0).then(|| 1.0 - err / base)
 }
 
 /// Pearson correlation; 0 when either side is constant.
@@ -485,6 +508,7 @@ mod tests {
             last_sign: model,
             train_up_rate: 0.5,
             return_correlation: 0.0,
+            return_r2: None,
             validation: model,
             mid_targets: Some(20),
             model_on_mid: None,
@@ -724,5 +748,18 @@ mod tests {
         let ll = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln()) / 3.0;
         assert!((s.log_loss - ll).abs() < 1e-12);
         assert!((correlation(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]) - 1.0).abs() < 1e-12);
+        // R² against a mean: perfect, the mean itself, worse than the mean.
+        let realized = [1.0, -1.0, 2.0, 0.0];
+        assert_eq!(r_squared(&realized, &realized, 0.5), Some(1.0));
+        assert_eq!(r_squared(&[0.5; 4], &realized, 0.5), Some(0.0));
+        // Perfectly correlated but twice too large: correlation 1, R² below 0.
+        let doubled: Vec<f64> = realized.iter().map(|r| 2.0 * r).collect();
+        assert!((correlation(&doubled, &realized) - 1.0).abs() < 1e-12);
+        let r2 = r_squared(&doubled, &realized, 0.0).unwrap();
+        assert!((r2 - (1.0 - 6.0 / 6.0)).abs() < 1e-12, "{r2}");
+        let tripled: Vec<f64> = realized.iter().map(|r| 3.0 * r).collect();
+        assert!((r_squared(&tripled, &realized, 0.0).unwrap() + 3.0).abs() < 1e-12);
+        assert_eq!(r_squared(&[], &[], 0.0), None);
+        assert_eq!(r_squared(&[1.0], &[2.0], 2.0), None);
     }
 }

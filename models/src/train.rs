@@ -13,7 +13,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
-use crate::metrics::{Evaluation, Timeline, correlation, scores, scores_over};
+use crate::metrics::{Evaluation, Timeline, correlation, r_squared, scores, scores_over};
 use crate::net::{Architecture, ModelKind, Net};
 use crate::rng::Rng;
 use crate::spec::{CLIP, FeatureSpec};
@@ -411,6 +411,11 @@ fn evaluate(
         last_sign,
         train_up_rate: up_rate,
         return_correlation: correlation(&expected, &te.returns),
+        return_r2: r_squared(
+            &expected,
+            &te.returns,
+            tr.returns.iter().sum::<f64>() / tr.returns.len().max(1) as f64,
+        ),
         validation,
         mid_targets: Some(mid.len()),
         model_on_mid,

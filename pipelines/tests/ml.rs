@@ -182,6 +182,8 @@ fn every_model_kind_learns_a_planted_signal_and_beats_the_baselines() {
         let best_baseline = e.majority.accuracy.max(e.last_sign.accuracy);
         assert!(e.model.accuracy > best_baseline + 0.04, "{kind:?}: {e}");
         assert!(e.model.auc > 0.6, "{kind:?}: {e}");
+        // The size of the return is learned too: better than the training mean out of sample.
+        assert!(e.return_r2.unwrap() > 0.05, "{kind:?}: {e}");
         assert!(
             e.to_string().contains("skill at the 1 % level"),
             "{kind:?}: {e}"
@@ -210,6 +212,7 @@ fn without_a_signal_the_evaluation_shows_no_skill() {
     assert!((e.model.auc - 0.5).abs() < 0.04, "{e}");
     assert!((e.model.accuracy - 0.5).abs() < 0.04, "{e}");
     assert!(e.model.log_loss > e.majority.log_loss - 0.01, "{e}");
+    assert!(e.return_r2.unwrap() < 0.01, "{e}");
     // And says so: its AUC is not told apart from chance, over blocks of time enough to tell.
     assert!(e.model.blocks.unwrap() >= MIN_BLOCKS, "{e}");
     assert!(e.model.auc_p().unwrap() > 0.05, "{e}");
