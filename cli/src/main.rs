@@ -718,7 +718,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command(args),
         Command::Validate { pipeline } => load(pipeline.as_ref()).and_then(|(mut p, origin)| {
             sql::check_queries(&mut p, &origin)?;
-            tickflow_pipelines::check_operators(&p).with_context(|| origin.clone())?;
+            let models = tickflow_pipelines::check_operators(&p).with_context(|| origin.clone())?;
             println!(
                 "{origin}: ok ({} source(s), {} operator(s), {} sink(s), {} quer{})",
                 p.sources.len(),
@@ -727,6 +727,10 @@ fn main() -> ExitCode {
                 p.queries.len(),
                 if p.queries.len() == 1 { "y" } else { "ies" }
             );
+            // The models loaded and checked, and the devices they would run on.
+            for (op, predict) in &models {
+                println!("  model {op}: {}", predict.predictor().describe());
+            }
             Ok(true)
         }),
         Command::Sql {

@@ -491,6 +491,26 @@ fn train_writes_a_model_that_the_ml_pipeline_trades_on() {
     for f in ["model.safetensors", "model.json", "report.txt"] {
         assert!(dir.path().join("models/mlp").join(f).is_file(), "{f}");
     }
+    // Validating the pipeline loads the model and says where it would run.
+    let out = tickflow()
+        .current_dir(dir.path())
+        .args(["validate", pipeline])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let version = stdout
+        .split("  model predictions: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(version.starts_with("linear-"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "  model predictions: {version} (linear, horizon 1 bar) on cpu\n"
+        )),
+        "{stdout}"
+    );
     // pipelines/ml.toml reads models/mlp, relative to where it runs; another day of the market.
     let out = tickflow()
         .current_dir(dir.path())

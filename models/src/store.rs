@@ -415,12 +415,8 @@ impl Predictor {
         &self.meta
     }
 
-    /// Where the model runs: `cpu`, `cuda:N`, or what `auto` took (and why the CPU, if it did).
-    pub fn device_name(&self) -> &str {
-        &self.device_name
-    }
-
-    /// The model, its kind and horizon, and where it runs, in a line.
+    /// The model, its kind and horizon, and where it runs (`cpu`, `cuda:N`, or what `auto` took
+    /// and, where it is the CPU, why), in a line.
     pub fn describe(&self) -> String {
         let h = self.meta.horizon;
         format!(
