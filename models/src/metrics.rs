@@ -143,8 +143,7 @@ fn block_se(p: &[f64], up: &[bool], time: &Timeline, rounds: usize) -> Option<f6
     if time.blocks() < MIN_BLOCKS {
         return None;
     }
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let order = score_order(p);
     let mut rng = Rng::new(0xB10C);
     let mut weight = vec![0u32; p.len()];
     let mut aucs = Vec::with_capacity(rounds);
@@ -175,7 +174,7 @@ fn weighted_auc(order: &[usize], p: &[f64], up: &[bool], weight: &[u32]) -> Opti
     let mut i = 0;
     while i < order.len() {
         let (mut up_w, mut down_w) = (0.0, 0.0);
-        // The samples tied with sample `i` (a NaN ties with nothing, as in [`auc`]).
+        // The samples tied with sample `i` (a NaN ties with nothing).
         let mut j = i;
         loop {
             let w = f64::from(weight[order[j]]);
@@ -284,25 +283,14 @@ pub fn scores(p: &[f64], up: &[bool]) -> Scores {
 /// Area under the ROC curve (the Mann–Whitney statistic, ties counted half); 0.5 when one class
 /// is absent.
 pub fn auc(score: &[f64], up: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..score.len()).collect();
-    idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
-            j += 1;
-        }
-        // Ranks i+1 ..= j+1 share their mean.
-        let mean_rank = (i + j + 2) as f64 / 2.0;
-        rank_sum += mean_rank * idx[i..=j].iter().filter(|&&k| up[k]).count() as f64;
-        i = j + 1;
-    }
-    let pos = up.iter().filter(|u| **u).count() as f64;
-    let neg = up.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return 0.5;
-    }
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    weighted_auc(&score_order(score), score, up, &vec![1; score.len()]).unwrap_or(0.5)
+}
+
+/// The samples' indices sorted by score.
+fn score_order(score: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+    order
 }
 
 /// The PnL of a simple strategy trading on the predictions through the simulated exchange.
@@ -667,10 +655,32 @@ mod tests {
             .collect();
         p[17] = f64::NAN;
         let up: Vec<bool> = (0..200).map(|_| rng.uniform() < 0.45).collect();
-        let mut order: Vec<usize> = (0..p.len()).collect();
-        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        // The AUC by counting every pair of an up and a down sample, ties half (a NaN above
+        // every number, as it sorts).
+        let by_pairs = |p: &[f64], up: &[bool]| {
+            let (mut pairs, mut n) = (0.0, 0.0);
+            for i in (0..p.len()).filter(|&i| up[i]) {
+                for j in (0..p.len()).filter(|&j| !up[j]) {
+                    n += 1.0;
+                    pairs += if p[i] == p[j] {
+                        0.5
+                    } else if p[i].total_cmp(&p[j]).is_gt() {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            pairs / n
+        };
+        let order = score_order(&p);
         let w = weighted_auc(&order, &p, &up, &[1; 200]).unwrap();
-        assert!((w - auc(&p, &up)).abs() < 1e-12, "{w} vs {}", auc(&p, &up));
+        assert!(
+            (w - by_pairs(&p, &up)).abs() < 1e-12,
+            "{w} vs {}",
+            by_pairs(&p, &up)
+        );
+        assert_eq!(auc(&p, &up), w);
         // Weights are repeats: samples drawn twice, and ones not drawn at all.
         let weight: Vec<u32> = (0..200).map(|i| (i % 3) as u32).collect();
         let (mut rp, mut rup) = (Vec::new(), Vec::new());
@@ -681,7 +691,7 @@ mod tests {
             }
         }
         let w = weighted_auc(&order, &p, &up, &weight).unwrap();
-        assert!((w - auc(&rp, &rup)).abs() < 1e-12);
+        assert!((w - by_pairs(&rp, &rup)).abs() < 1e-12);
         // One direction drawn only.
         let downs: Vec<u32> = up.iter().map(|u| u32::from(!u)).collect();
         assert_eq!(weighted_auc(&order, &p, &up, &downs), None);

@@ -411,11 +411,7 @@ fn evaluate(
         last_sign,
         train_up_rate: up_rate,
         return_correlation: correlation(&expected, &te.returns),
-        return_r2: r_squared(
-            &expected,
-            &te.returns,
-            tr.returns.iter().sum::<f64>() / tr.returns.len().max(1) as f64,
-        ),
+        return_r2: r_squared(&expected, &te.returns, predictor.meta().target_mean),
         validation,
         mid_targets: Some(mid.len()),
         model_on_mid,
