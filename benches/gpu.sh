@@ -32,7 +32,8 @@ else
 fi
 
 echo "== 1. cpu vs $DEVICE agreement, model by model"
-timeout 120 $BIN model check --device "$DEVICE" --rows 1024 --tolerance 1e-4; echo "check rc=$?"
+# Timed: the first use of the device (opening it, candle's kernels loaded) is most of it.
+time timeout 120 $BIN model check --device "$DEVICE" --rows 1024 --tolerance 1e-4; echo "check rc=$?"
 
 echo "== 2. the predict operator in pipelines/ml.toml, on cpu and on $DEVICE"
 W=$(mktemp -d)
@@ -71,6 +72,7 @@ PY
 echo "compare rc=$?"
 
 echo "== 3. $DEVICE latency"
-timeout 200 $BIN model bench --device "$DEVICE" --iters 1000; echo "bench rc=$?"
+# Batches of 8: what each of the pipeline's 2 workers predicts per step (16 instruments).
+timeout 200 $BIN model bench --device "$DEVICE" --batches 1,8,64,1024 --iters 1000; echo "bench rc=$?"
 echo "== cpu latency (this machine)"
-timeout 200 $BIN model bench --device cpu --iters 500; echo "bench rc=$?"
+timeout 200 $BIN model bench --device cpu --batches 1,8,64,1024 --iters 500; echo "bench rc=$?"
