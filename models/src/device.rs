@@ -52,7 +52,7 @@ impl DeviceChoice {
                         "device cuda:{n}: this build has no CUDA support (build with `--features cuda`)"
                     )));
                 }
-                let device = Device::new_cuda(n)
+                let device = open_cuda(n)
                     .map_err(|e| Error::Config(format!("device cuda:{n} cannot be opened: {e}")))?;
                 Ok((device, format!("cuda:{n}")))
             }
@@ -62,7 +62,7 @@ impl DeviceChoice {
                 } else if !candle_core::utils::cuda_is_available() {
                     "no CUDA device".to_string()
                 } else {
-                    match Device::new_cuda(0) {
+                    match open_cuda(0) {
                         Ok(device) => return Ok((device, "cuda:0 (auto)".into())),
                         Err(e) => format!("cuda:0 cannot be opened: {e}"),
                     }
@@ -71,6 +71,34 @@ impl DeviceChoice {
             }
         }
     }
+}
+
+/// CUDA device `n`, without cudarc's event tracking. With it on, every tensor the device
+/// allocates creates two CUDA events and destroys them when it is dropped: four driver calls
+/// for each operation's output. cudarc records them only in a context that has made streams of
+/// its own, to order those streams; candle's device never makes one (it issues everything on
+/// the calling thread's default stream), so the events were made and never used. Without them
+/// a GRU batch on an H200 took 8–41 % less in each of three alternating rounds, a linear one
+/// 1–12 % (`benches/RESULTS.md`, "The CUDA device without event tracking").
+#[cfg_attr(
+    feature = "cuda",
+    allow(
+        unsafe_code,
+        reason = "candle's switch for event tracking is an unsafe fn"
+    )
+)]
+fn open_cuda(n: usize) -> candle_core::Result<Device> {
+    let device = Device::new_cuda(n)?;
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(cuda) = &device
+        && !cuda.cuda_stream().context().is_in_multi_stream_mode()
+    {
+        // SAFETY: the context has made no streams of its own (checked just above; nothing in
+        // tickflow makes one), so the events would order nothing: turning them off changes no
+        // synchronization.
+        unsafe { cuda.disable_event_tracking() }
+    }
+    Ok(device)
 }
 
 impl std::fmt::Display for DeviceChoice {
