@@ -5,7 +5,7 @@
 #   2. run pipelines/ml.toml's predict operator on the CPU and on the GPU (a model trained here
 #      on the CPU) and compare the predictions and signals the two runs write; then once with
 #      `device = "auto"`, whose summary says which device it took;
-#   3. time inference per batch of 1, 64 and 1024 instruments on the GPU, then on the CPU.
+#   3. time inference per batch of 1, 8, 64 and 1024 instruments on the GPU, then on the CPU.
 # Everything it prints also goes to $OUT/gpu-results.txt. Takes a few minutes.
 #
 # A dry run of the same steps on any machine, with a CPU build and the CPU as the "device":
